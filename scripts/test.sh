@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need beyond the Rust
+# toolchain (kubernetes-validate from PyPI; kubectl comes with the machine image), then runs
+# every test. Usage: bash scripts/test.sh [extra cargo test args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "installing kubernetes-validate (PyPI) for the schema tests" >&2
+    python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+    echo "warning: kubectl is not installed; the kubectl tests will fail and say so" >&2
+fi
+
+cargo test --all-targets "$@"

@@ -1,0 +1,36 @@
+//! Woodpecker's Kubernetes backend: the workflow types the server sends, the agent options,
+//! pure builders for every object (no I/O), and the step lifecycle on one shared watch.
+//! Speaks to the cluster only through `crate::kube`.
+
+pub mod types;
+
+use std::future::Future;
+
+use tokio::sync::mpsc;
+
+pub use types::{Config, Stage, State, Step};
+
+/// A step's output: one item per line (stdout and stderr merged, no trailing newline).
+/// The backend may add lines of its own (warnings, why a pod is still pending).
+pub type LogLines = mpsc::Receiver<bytes::Bytes>;
+
+/// Errors of the backend. Each variant names the object or step concerned.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The backend contract (Woodpecker's `pipeline/backend/types.Backend`): one instance per agent,
+/// shared by every workflow and step at once, isolated by the task id (the workflow id).
+///
+/// Order per workflow: `setup_workflow`, then per step `start_step`, `tail_step` (read to its
+/// end), `wait_step`, `destroy_step`; finally `destroy_workflow`, which also stops detached
+/// steps and services and must work after a failed setup.
+pub trait Backend: Send + Sync + 'static {
+    fn setup_workflow(&self, conf: &Config, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn start_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// A stream of the step's log lines that ends when the container ends.
+    fn tail_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<LogLines, Error>> + Send;
+    /// Blocks until the step finishes.
+    fn wait_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<State, Error>> + Send;
+    /// Idempotent; safe when `start_step` failed or never ran.
+    fn destroy_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn destroy_workflow(&self, conf: &Config, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}

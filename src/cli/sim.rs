@@ -1,0 +1,7 @@
+//! The `sim` subcommand.
+
+use std::ffi::OsString;
+
+pub fn run(_args: Vec<OsString>) -> super::Result {
+    Err("`sim` is not implemented yet".into())
+}
