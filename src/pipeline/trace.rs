@@ -1,0 +1,52 @@
+//! What the runtime reports while it runs a workflow: step states and log lines. The agent
+//! forwards them to the server (Update, Log); `exec` prints them.
+//!
+//! CONTRACT: shared by `pipeline::runtime` (produces) and `agent` / `cli::exec` (consume).
+//! Extend, do not rename, without telling both sides.
+
+use crate::backend::Step;
+
+/// Woodpecker's log entry types (`rpc.LogEntryType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogKind {
+    Stdout = 0,
+    ExitCode = 1,
+    Metadata = 2,
+    Progress = 3,
+}
+
+/// One line of a step's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub step_uuid: String,
+    /// 0-based, per step, without gaps.
+    pub line: u32,
+    /// Seconds since the step started.
+    pub time: i64,
+    pub kind: LogKind,
+    /// The line without its trailing newline.
+    pub data: bytes::Bytes,
+}
+
+/// A step's state as the server's `Update` carries it (`rpc.StepState`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepState {
+    pub step_uuid: String,
+    /// Unix seconds; 0 when not started.
+    pub started: i64,
+    /// Unix seconds; 0 while running.
+    pub finished: i64,
+    pub exited: bool,
+    pub exit_code: i32,
+    pub error: String,
+    pub canceled: bool,
+    pub skipped: bool,
+}
+
+/// Receives the runtime's reports. Called from many tasks at once; must not block for long.
+pub trait Tracer: Send + Sync + 'static {
+    /// A step changed state (started, finished, skipped, canceled).
+    fn step_state(&self, step: &Step, state: &StepState);
+    /// A step wrote a line (lines of one step arrive in order).
+    fn log_line(&self, step: &Step, line: LogLine);
+}

@@ -1,0 +1,1 @@
+//! Shared test helpers (`start_sim()` and friends).
