@@ -110,7 +110,7 @@ pub struct LogFollower {
     delay: Option<Duration>,
     ready: VecDeque<Bytes>,
     dedup: Dedup,
-    /// The current stream produced at least one line.
+    /// The current stream delivered at least one new line.
     got_lines: bool,
     /// The container is done but the last stream broke: one non-follow read remains.
     final_pass: bool,
@@ -231,8 +231,9 @@ impl LogFollower {
     }
 
     fn accept(&mut self, piece: Piece) {
-        self.got_lines = true;
         if let Some(line) = self.dedup.accept(piece) {
+            // Only new lines count: a reconnect that merely repeats backs off.
+            self.got_lines = true;
             self.ready.push_back(line);
         }
     }
