@@ -78,13 +78,22 @@ pub fn describe(config: &Config) -> Value {
         "namespace": config.namespace,
         "tls": {
             "ca": config.tls.ca_source,
+            "ca_sha256": config.tls.ca_pem.as_deref().map(sha256_hex),
             "insecure": config.tls.insecure_skip_verify,
             "server_name": config.tls.server_name,
             "client_certificate": config.tls.client_cert_pem.is_some(),
+            "client_certificate_sha256": config.tls.client_cert_pem.as_deref().map(sha256_hex),
         },
         "proxy": config.proxy_url.as_ref().map(proxy_without_userinfo),
         "auth": auth,
     })
+}
+
+/// A fingerprint of public material (CA bundle, client certificate), to compare without
+/// printing it.
+fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `scheme://host:port`: a proxy URL may carry a password in its userinfo.

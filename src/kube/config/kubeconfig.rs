@@ -219,6 +219,7 @@ pub fn load(env: &impl Env, explicit: Option<&Path>) -> Result<Option<Loaded>, C
             Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => continue,
             Err(source) => return Err(ConfigError::ReadKubeconfig { path, source }),
         };
+        let path = super::select::clean(&env.absolute(&path));
         let config = parse(&text, &path)?;
         match &mut loaded {
             None => {

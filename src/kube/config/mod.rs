@@ -158,6 +158,11 @@ pub trait Env {
     fn var(&self, name: &str) -> Option<String>;
     fn home_dir(&self) -> Option<PathBuf>;
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// `path` made absolute against the current directory (client-go records each
+    /// kubeconfig's absolute location). The default leaves it as it is.
+    fn absolute(&self, path: &Path) -> PathBuf {
+        path.to_owned()
+    }
     /// The service-account directory (`/var/run/secrets/kubernetes.io/serviceaccount`).
     fn service_account_dir(&self) -> PathBuf {
         PathBuf::from(incluster::SERVICE_ACCOUNT_DIR)
@@ -179,6 +184,10 @@ impl Env for ProcessEnv {
 
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+
+    fn absolute(&self, path: &Path) -> PathBuf {
+        std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
     }
 }
 

@@ -72,13 +72,36 @@ pub fn select(env: &impl Env, loaded: &Loaded, overrides: &Overrides) -> Result<
 }
 
 /// A path as written in a kubeconfig, made absolute against the directory of the file that
-/// named it (client-go `ResolveLocalPaths`).
+/// named it (client-go `ResolveLocalPaths`, which joins and cleans).
 pub fn resolve(origin: &Path, path: &str) -> PathBuf {
     let path = Path::new(path);
     if path.is_absolute() {
-        return path.to_owned();
+        return clean(path);
     }
-    origin.parent().unwrap_or(Path::new("")).join(path)
+    clean(&origin.parent().unwrap_or(Path::new("")).join(path))
+}
+
+/// Lexical clean-up like Go's `filepath.Clean`: drops `.` and folds `dir/..`.
+pub fn clean(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {

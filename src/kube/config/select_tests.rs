@@ -341,7 +341,7 @@ fn exec_plugin_fields() {
         panic!("{:?}", config.auth)
     };
     assert_eq!(exec.api_version, "client.authentication.k8s.io/v1");
-    assert_eq!(exec.command, "/k/./bin/plugin");
+    assert_eq!(exec.command, "/k/bin/plugin");
     assert_eq!(exec.args, ["get-token"]);
     assert_eq!(exec.env, [("A".to_owned(), "b".to_owned())]);
     assert_eq!(exec.install_hint.as_deref(), Some("install it"));
@@ -431,14 +431,28 @@ fn paths_in_a_merged_file_resolve_against_that_file() {
         .file("/a/first", first)
         .file("/b/sub/second", second)
         .file("/b/sub/ca.crt", CA_PEM)
-        .file("/b/sub/../tok", "t");
+        .file("/b/tok", "t");
     let config = infer(&env, &Overrides::default()).unwrap();
     assert_eq!(config.tls.ca_source.as_deref(), Some("/b/sub/ca.crt"));
-    assert!(matches!(&config.auth, AuthConfig::TokenFile(p) if p == Path::new("/b/sub/../tok")));
+    assert!(matches!(&config.auth, AuthConfig::TokenFile(p) if p == Path::new("/b/tok")));
     match config.origin {
         Origin::Kubeconfig { files, .. } => {
             assert_eq!(files, [PathBuf::from("/a/first"), PathBuf::from("/b/sub/second")])
         }
         other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn clean_folds_dots_like_go() {
+    for (raw, want) in [
+        ("/a/b/../c", "/a/c"),
+        ("/a/./b/", "/a/b"),
+        ("/../x", "/x"),
+        ("a/../../b", "../b"),
+        ("./", "."),
+        ("a/b/../..", "."),
+    ] {
+        assert_eq!(clean(Path::new(raw)), PathBuf::from(want), "{raw}");
     }
 }
