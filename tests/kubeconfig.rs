@@ -420,3 +420,56 @@ fn namespace_flag_and_home_config() {
     assert_eq!(ours["files"][0], dir.join(".kube/config").display().to_string());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn invalid_corpus_fails_in_both_tools_and_we_say_where() {
+    let cases = [
+        (
+            "invalid/duplicate-cluster.yaml",
+            "cluster `c`: `name` is defined twice in this file",
+        ),
+        ("invalid/missing-ca.yaml", "cluster `c`: `certificate-authority` file"),
+    ];
+    for (file, want) in cases {
+        let case = Case {
+            name: file,
+            env: None,
+            flag: Some(file),
+            context: None,
+            auth: "",
+        };
+        let home = home(file);
+        let view = ["config", "view", "--minify", "--raw", "--flatten", "-o", "json"];
+        let kubectl = run("kubectl", &view, &case, &home);
+        assert!(!kubectl.status.success(), "{file}: kubectl accepted it");
+        let ours = run(BIN, &["kubeconfig"], &case, &home);
+        assert!(!ours.status.success(), "{file}: we accepted it");
+        let stderr = String::from_utf8_lossy(&ours.stderr);
+        let path = corpus().join(file);
+        assert!(
+            stderr.contains(&format!("kubeconfig `{}`: {want}", path.display())),
+            "{file}: {stderr}"
+        );
+        std::fs::remove_dir_all(&home).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_relative_exec_command_runs_from_the_kubeconfig_directory() {
+    use woodpecker_k8s_agent::kube::auth::Credentials;
+    use woodpecker_k8s_agent::kube::config::{AuthConfig, Overrides, ProcessEnv, infer};
+    let overrides = Overrides {
+        kubeconfig: Some(corpus().join("relative/conf/config")),
+        context: Some("rel-exec".into()),
+        namespace: None,
+    };
+    let config = infer(&ProcessEnv, &overrides).unwrap();
+    let AuthConfig::Exec(exec) = &config.auth else {
+        panic!("{:?}", config.auth)
+    };
+    assert_eq!(Path::new(&exec.command), corpus().join("relative/conf/bin/plugin"));
+    let creds = Credentials::new(&config.auth).unwrap();
+    let header = creds.authorization().await.unwrap().unwrap();
+    assert_eq!(header.to_str().unwrap(), "Bearer relative-plugin-token");
+    assert!(header.is_sensitive());
+}

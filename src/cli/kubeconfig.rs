@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::kube::config::{AuthConfig, Config, Origin, Overrides};
+use crate::kube::config::{AuthConfig, Config, Origin, Overrides, redact_userinfo};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent kubeconfig [--kubeconfig FILE] [--context NAME] [--namespace NS]
@@ -84,7 +84,7 @@ pub fn describe(config: &Config) -> Value {
             "client_certificate": config.tls.client_cert_pem.is_some(),
             "client_certificate_sha256": config.tls.client_cert_pem.as_deref().map(sha256_hex),
         },
-        "proxy": config.proxy_url.as_ref().map(proxy_without_userinfo),
+        "proxy": config.proxy_url.as_ref().map(redact_userinfo),
         "auth": auth,
     })
 }
@@ -94,13 +94,4 @@ pub fn describe(config: &Config) -> Value {
 fn sha256_hex(bytes: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `scheme://host:port`: a proxy URL may carry a password in its userinfo.
-fn proxy_without_userinfo(uri: &http::Uri) -> String {
-    let host = uri.host().unwrap_or_default();
-    match uri.port_u16() {
-        Some(port) => format!("{}://{host}:{port}", uri.scheme_str().unwrap_or("http")),
-        None => format!("{}://{host}", uri.scheme_str().unwrap_or("http")),
-    }
 }

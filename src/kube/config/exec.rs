@@ -53,6 +53,9 @@ pub fn exec_info(config: &ExecConfig) -> String {
         if let Some(proxy) = &config.cluster_proxy_url {
             cluster["proxy-url"] = proxy.clone().into();
         }
+        if let Some(extra) = &config.cluster_config {
+            cluster["config"] = extra.clone();
+        }
         spec["cluster"] = cluster;
     }
     serde_json::json!({

@@ -73,6 +73,10 @@ fn exec_info_has_cluster_only_when_asked() {
     assert_eq!(cluster["certificate-authority-data"], "Q0E=");
     assert_eq!(cluster["tls-server-name"], "api");
     assert_eq!(cluster["proxy-url"], "http://p:3128");
+    assert!(cluster.get("config").is_none());
+    c.cluster_config = Some(serde_json::json!({"audience": "ci"}));
+    let info: serde_json::Value = serde_json::from_str(&exec_info(&c)).unwrap();
+    assert_eq!(info["spec"]["cluster"]["config"]["audience"], "ci");
 }
 
 #[test]

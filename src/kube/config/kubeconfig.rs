@@ -70,7 +70,21 @@ pub struct Cluster {
     pub insecure_skip_tls_verify: bool,
     pub tls_server_name: Option<String>,
     pub proxy_url: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub extensions: Vec<NamedExtension>,
 }
+
+/// `clusters[].cluster.extensions[]`; the one named [`EXEC_EXTENSION`] is handed to exec
+/// plugins as `spec.cluster.config`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NamedExtension {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub extension: serde_json::Value,
+}
+
+pub const EXEC_EXTENSION: &str = "client.authentication.k8s.io/exec";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Context {
@@ -161,6 +175,17 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Kubeconfig, ConfigError> {
     let text = std::str::from_utf8(text).map_err(|e| parse_err(e.into()))?;
     let parsed: Option<Kubeconfig> = serde_yaml::from_str(text).map_err(|e| parse_err(e.into()))?;
     let mut config = parsed.unwrap_or_default();
+    // kubectl refuses a file that defines one name twice (its list-to-map conversion fails).
+    let dup = |entry: super::Entry| ConfigError::field(path, entry, "name", "is defined twice in this file");
+    if let Some(name) = duplicate(config.clusters.iter().map(|c| &c.name)) {
+        return Err(dup(super::Entry::Cluster(name)));
+    }
+    if let Some(name) = duplicate(config.users.iter().map(|u| &u.name)) {
+        return Err(dup(super::Entry::User(name)));
+    }
+    if let Some(name) = duplicate(config.contexts.iter().map(|c| &c.name)) {
+        return Err(dup(super::Entry::Context(name)));
+    }
     for c in &mut config.clusters {
         c.origin = path.to_owned();
     }
@@ -171,6 +196,11 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Kubeconfig, ConfigError> {
         c.origin = path.to_owned();
     }
     Ok(config)
+}
+
+fn duplicate<'a>(names: impl Iterator<Item = &'a String>) -> Option<String> {
+    let mut seen = HashSet::new();
+    names.into_iter().find(|n| !seen.insert(*n)).cloned()
 }
 
 impl Kubeconfig {

@@ -175,3 +175,31 @@ fn exec_env_debug_redacts_values() {
     let debug = format!("{kc:?}");
     assert!(debug.contains("AWS_SECRET") && !debug.contains("s3cr3t"), "{debug}");
 }
+
+#[test]
+fn a_name_defined_twice_in_one_file_is_an_error_like_kubectl() {
+    for (kind, yaml) in [
+        ("cluster `c`", "clusters:\n- name: c\n- name: c\n"),
+        ("user `u`", "users:\n- name: u\n- name: v\n- name: u\n"),
+        ("context `x`", "contexts:\n- name: x\n- name: x\n"),
+    ] {
+        let err = parse(yaml.as_bytes(), Path::new("/k/dup")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("kubeconfig `/k/dup`: {kind}: `name` is defined twice in this file")
+        );
+    }
+}
+
+#[test]
+fn cluster_extensions_are_kept() {
+    let kc = parse(
+        b"clusters:\n- name: c\n  cluster:\n    server: https://x\n    extensions:\n    - name: client.authentication.k8s.io/exec\n      extension: {audience: ci, n: 1}\n",
+        Path::new("/k/ext"),
+    )
+    .unwrap();
+    let ext = &kc.clusters[0].cluster.extensions[0];
+    assert_eq!(ext.name, EXEC_EXTENSION);
+    assert_eq!(ext.extension["audience"], "ci");
+    assert_eq!(ext.extension["n"], 1);
+}

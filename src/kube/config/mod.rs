@@ -18,6 +18,7 @@ pub mod incluster;
 pub mod kubeconfig;
 pub mod select;
 
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,8 @@ pub use error::{ConfigError, Entry};
 use crate::secret::Secret;
 
 /// Everything the transport needs to reach and authenticate to one apiserver.
-#[derive(Debug, Clone)]
+/// `Debug` is written by hand: a proxy URL may carry a password.
+#[derive(Clone)]
 pub struct Config {
     /// `https://host:port[/prefix]` (or `http://` for a plain-HTTP simulated cluster), no
     /// trailing `/`.
@@ -39,6 +41,29 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Where this came from, for reports and errors.
     pub origin: Origin,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("server", &self.server)
+            .field("namespace", &self.namespace)
+            .field("tls", &self.tls)
+            .field("proxy_url", &self.proxy_url.as_ref().map(redact_userinfo))
+            .field("auth", &self.auth)
+            .field("origin", &self.origin)
+            .finish()
+    }
+}
+
+/// `scheme://host[:port]`: what can be shown of a URL that may carry `user:password@`.
+pub fn redact_userinfo(uri: &http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let host = uri.host().unwrap_or_default();
+    match uri.port_u16() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -109,7 +134,8 @@ impl AuthConfig {
 }
 
 /// An exec credential plugin (client.authentication.k8s.io v1 / v1beta1).
-#[derive(Debug, Clone, Default)]
+/// `Debug` is written by hand: `env` values may be credentials.
+#[derive(Clone, Default)]
 pub struct ExecConfig {
     pub api_version: String,
     /// As written, or made absolute against `base_dir` when it holds a path separator.
@@ -129,6 +155,25 @@ pub struct ExecConfig {
     pub base_dir: Option<PathBuf>,
     /// The cluster's `proxy-url`, also handed to the plugin.
     pub cluster_proxy_url: Option<String>,
+    /// The cluster extension named `client.authentication.k8s.io/exec`, handed to the plugin
+    /// as `spec.cluster.config`.
+    pub cluster_config: Option<serde_json::Value>,
+}
+
+impl fmt::Debug for ExecConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env: Vec<String> = self.env.iter().map(|(k, _)| format!("{k}=[REDACTED]")).collect();
+        f.debug_struct("ExecConfig")
+            .field("api_version", &self.api_version)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &env)
+            .field("install_hint", &self.install_hint)
+            .field("provide_cluster_info", &self.provide_cluster_info)
+            .field("interactive_mode", &self.interactive_mode)
+            .field("cluster_server", &self.cluster_server)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -223,3 +268,7 @@ pub fn infer(env: &impl Env, overrides: &Overrides) -> Result<Config, ConfigErro
 
 #[cfg(test)]
 pub(crate) mod testenv;
+
+#[cfg(test)]
+#[path = "infer_tests.rs"]
+mod tests;

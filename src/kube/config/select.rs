@@ -381,6 +381,12 @@ fn exec_config(
         cluster_server_name: tls.server_name.clone(),
         base_dir: file.parent().map(Path::to_owned),
         cluster_proxy_url: non_empty(&cluster.cluster.proxy_url).map(str::to_owned),
+        cluster_config: cluster
+            .cluster
+            .extensions
+            .iter()
+            .find(|e| e.name == super::kubeconfig::EXEC_EXTENSION)
+            .map(|e| e.extension.clone()),
     })
 }
 

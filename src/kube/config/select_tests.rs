@@ -350,6 +350,16 @@ fn exec_plugin_fields() {
     assert_eq!(exec.cluster_server, "https://k.example:6443");
     assert_eq!(exec.cluster_ca_data.as_deref(), Some(b64(CA_PEM).as_str()));
     assert_eq!(exec.cluster_server_name.as_deref(), Some("api"));
+    assert!(exec.cluster_config.is_none());
+}
+
+#[test]
+fn exec_gets_the_cluster_exec_extension() {
+    let cluster = "    extensions:\n    - name: other\n      extension: {x: 1}\n    - name: client.authentication.k8s.io/exec\n      extension: {audience: ci}\n";
+    let AuthConfig::Exec(exec) = resolve(cluster, EXEC_V1).unwrap().auth else {
+        panic!()
+    };
+    assert_eq!(exec.cluster_config.unwrap()["audience"], "ci");
 }
 
 #[test]
