@@ -16,6 +16,7 @@ mod error;
 pub mod exec;
 pub mod incluster;
 pub mod kubeconfig;
+pub mod pem;
 pub mod select;
 
 use std::fmt;

@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::kubeconfig::{Exec, Loaded, NamedCluster, NamedUser, User};
+pub use super::pem::{check_certificates, check_key, decode_base64};
 use super::{AuthConfig, Config, ConfigError, Entry, Env, ExecConfig, Origin, Overrides, TlsConfig};
 use crate::secret::Secret;
 
@@ -388,33 +387,6 @@ fn exec_config(
             .find(|e| e.name == super::kubeconfig::EXEC_EXTENSION)
             .map(|e| e.extension.clone()),
     })
-}
-
-/// Decodes a `-data` field; whitespace and line breaks are ignored as Go's decoder does.
-pub fn decode_base64(data: &str) -> Option<Vec<u8>> {
-    let compact: String = data.chars().filter(|c| !c.is_whitespace()).collect();
-    STANDARD.decode(compact).ok()
-}
-
-/// At least one PEM certificate, and every certificate block well formed.
-pub fn check_certificates(pem: &[u8]) -> Result<(), String> {
-    let mut count = 0;
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        cert.map_err(|e| format!("holds a malformed PEM certificate ({e})"))?;
-        count += 1;
-    }
-    if count == 0 {
-        return Err("holds no PEM certificate".into());
-    }
-    Ok(())
-}
-
-/// A private key rustls can use: PKCS#1 (`RSA PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`) or
-/// PKCS#8 (`PRIVATE KEY`). The parser's own error is not kept: it could quote key bytes.
-pub fn check_key(pem: &[u8]) -> Result<(), &'static str> {
-    PrivateKeyDer::from_pem_slice(pem)
-        .map(drop)
-        .map_err(|_| "holds no PEM private key (want RSA, EC or PKCS#8)")
 }
 
 #[cfg(test)]
