@@ -68,6 +68,11 @@ pub enum ConfigError {
         problem: String,
         source: Option<Cause>,
     },
+    /// `HTTPS_PROXY`/`HTTP_PROXY` cannot be used (its value is never shown).
+    ProxyEnv {
+        var: &'static str,
+        problem: String,
+    },
     /// The in-cluster service account is incomplete or malformed.
     InCluster {
         what: String,
@@ -155,6 +160,9 @@ impl fmt::Display for ConfigError {
                 problem,
                 ..
             } => write!(f, "kubeconfig `{}`: {entry}: `{field}` {problem}", file.display()),
+            ConfigError::ProxyEnv { var, problem } => {
+                write!(f, "environment variable `{var}` {problem}")
+            }
             ConfigError::InCluster { what, problem, .. } => {
                 write!(f, "in-cluster configuration: {what} {problem}")
             }

@@ -68,6 +68,7 @@ pub fn load(env: &impl Env, overrides: &Overrides) -> Result<Option<Config>, Con
             })
             .unwrap_or_else(|| "default".to_owned()),
     };
+    let proxy_url = super::proxy::from_env(env, &server)?;
     Ok(Some(Config {
         server,
         namespace,
@@ -76,7 +77,7 @@ pub fn load(env: &impl Env, overrides: &Overrides) -> Result<Option<Config>, Con
             ca_source: Some(ca_path.display().to_string()),
             ..TlsConfig::default()
         },
-        proxy_url: None,
+        proxy_url,
         auth: AuthConfig::InCluster { token_file },
         origin: Origin::InCluster,
     }))
@@ -138,6 +139,15 @@ mod tests {
         assert_eq!(config.namespace, "ci-jobs");
         assert_eq!(config.tls.ca_source.as_deref(), Some("/sa/ca.crt"));
         assert!(matches!(&config.auth, AuthConfig::InCluster { token_file } if token_file == Path::new("/sa/token")));
+    }
+
+    #[test]
+    fn environment_proxy_honours_no_proxy_cidr() {
+        let env = cluster_env().var("HTTPS_PROXY", "http://p:3128");
+        let config = load(&env, &Overrides::default()).unwrap().unwrap();
+        assert_eq!(config.proxy_url.unwrap().host(), Some("p"));
+        let env = env.var("NO_PROXY", "fd00::/8");
+        assert!(load(&env, &Overrides::default()).unwrap().unwrap().proxy_url.is_none());
     }
 
     #[test]

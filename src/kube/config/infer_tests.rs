@@ -68,6 +68,20 @@ fn an_explicit_kubeconfig_never_falls_back_to_in_cluster() {
 }
 
 #[test]
+fn a_context_flag_without_any_kubeconfig_is_an_error_even_in_cluster() {
+    let env = in_cluster(TestEnv::new().home("/h"));
+    let over = Overrides {
+        context: Some("prod".into()),
+        ..Overrides::default()
+    };
+    let err = infer(&env, &over).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "kubeconfig `/h/.kube/config`: context `prod` is not defined"
+    );
+}
+
+#[test]
 fn nothing_at_all_lists_what_was_tried() {
     let env = TestEnv::new().home("/h");
     let err = infer(&env, &Overrides::default()).unwrap_err();

@@ -17,6 +17,7 @@ pub mod exec;
 pub mod incluster;
 pub mod kubeconfig;
 pub mod pem;
+pub mod proxy;
 pub mod select;
 
 use std::fmt;
@@ -247,23 +248,32 @@ impl Config {
 /// Resolves the configuration as kubectl does (see the module doc for the order).
 pub fn infer(env: &impl Env, overrides: &Overrides) -> Result<Config, ConfigError> {
     let loaded = kubeconfig::load(env, overrides.kubeconfig.as_deref())?;
-    let selects_context = overrides.context.is_some()
+    let chosen = overrides.context.is_some()
         || loaded
             .as_ref()
             .is_some_and(|kc| kc.config.current_context.as_deref().is_some_and(|c| !c.is_empty()));
+    if let Some(kc) = &loaded
+        && (chosen || overrides.kubeconfig.is_some())
+    {
+        return select::select(env, kc, overrides);
+    }
+    if let Some(context) = &overrides.context {
+        // No kubeconfig at all, yet a context was asked for: kubectl says it does not exist.
+        return Err(ConfigError::ContextNotFound {
+            files: kubeconfig::candidate_paths(env, None),
+            context: context.clone(),
+        });
+    }
+    // client-go: an empty merged kubeconfig (no context chosen) falls back to in-cluster when
+    // that is possible, and otherwise reports the kubeconfig's own error.
+    if let Some(config) = incluster::load(env, overrides)? {
+        return Ok(config);
+    }
     match loaded {
-        Some(kc) if selects_context || overrides.kubeconfig.is_some() => select::select(env, &kc, overrides),
-        // client-go: an empty merged kubeconfig (no context chosen) falls back to in-cluster
-        // when that is possible, and otherwise reports the kubeconfig's own error.
-        loaded => match incluster::load(env, overrides)? {
-            Some(config) => Ok(config),
-            None => match loaded {
-                Some(kc) => select::select(env, &kc, overrides),
-                None => Err(ConfigError::NoConfiguration {
-                    tried: kubeconfig::candidate_paths(env, None),
-                }),
-            },
-        },
+        Some(kc) => select::select(env, &kc, overrides),
+        None => Err(ConfigError::NoConfiguration {
+            tried: kubeconfig::candidate_paths(env, None),
+        }),
     }
 }
 

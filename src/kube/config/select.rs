@@ -177,7 +177,8 @@ fn cluster_parts(
     let tls_hint = tls.ca_pem.is_some() || tls.insecure_skip_verify;
     let server = parse_server(server, tls_hint).map_err(|p| err("server", p))?;
     let proxy = match non_empty(&c.proxy_url) {
-        None => None,
+        // client-go: without `proxy-url`, the environment's proxy (and NO_PROXY) applies.
+        None => super::proxy::from_env(env, &server)?,
         Some(raw) => {
             // Never echo the URL: it may carry a password.
             let uri: http::Uri = raw.parse().map_err(|_| err("proxy-url", "is not a valid URL".into()))?;

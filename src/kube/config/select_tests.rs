@@ -466,3 +466,16 @@ fn clean_folds_dots_like_go() {
         assert_eq!(clean(Path::new(raw)), PathBuf::from(want), "{raw}");
     }
 }
+
+#[test]
+fn environment_proxy_applies_only_without_proxy_url() {
+    let env = env_with(&kubeconfig("", "")).var("HTTPS_PROXY", "http://env-proxy:3128");
+    assert_eq!(resolve_with(&env).unwrap().proxy_url.unwrap().host(), Some("env-proxy"));
+    let env =
+        env_with(&kubeconfig("    proxy-url: http://kc-proxy:3128\n", "")).var("HTTPS_PROXY", "http://env-proxy:3128");
+    assert_eq!(resolve_with(&env).unwrap().proxy_url.unwrap().host(), Some("kc-proxy"));
+    let env = env_with(&kubeconfig("", ""))
+        .var("HTTPS_PROXY", "http://env-proxy:3128")
+        .var("no_proxy", "example");
+    assert!(resolve_with(&env).unwrap().proxy_url.is_none());
+}
