@@ -12,9 +12,14 @@
 //!   re-runs the exec plugin;
 //! - exec plugins may return a client certificate instead of (or beside) a token. Call
 //!   `authorization()` first (it runs the plugin when needed), then
-//!   [`Credentials::exec_client_identity`] gives the current certificate and key; a rustls
-//!   `ResolvesClientCert` that asks it at each handshake picks up renewed certificates on new
-//!   connections (drop pooled connections after `invalidate()`).
+//!   [`Credentials::exec_client_identity`] gives the current certificate and key, and
+//!   [`Credentials::exec_cert_resolver`] is a rustls `ResolvesClientCert` that asks for it at
+//!   each handshake, so renewed certificates are used on new connections (drop pooled
+//!   connections after `invalidate()`, as client-go does).
+
+mod identity;
+
+pub use identity::{ExecCertResolver, certified_key};
 
 use std::io;
 use std::path::PathBuf;
@@ -277,6 +282,13 @@ impl Credentials {
     /// True when an exec plugin provides the credentials (and so maybe a client certificate).
     pub fn uses_exec(&self) -> bool {
         matches!(self.inner.source, Source::Exec(_))
+    }
+
+    /// For exec plugins, a client-certificate resolver to install in the rustls config
+    /// (`with_client_cert_resolver`); `None` for every other kind of credential.
+    pub fn exec_cert_resolver(&self) -> Option<Arc<dyn rustls::client::ResolvesClientCert>> {
+        self.uses_exec()
+            .then(|| Arc::new(ExecCertResolver::new(self.clone())) as Arc<_>)
     }
 
     /// The client certificate and key of the last exec credential, if it carried them.

@@ -228,6 +228,17 @@ async fn exec_client_certificate_is_exposed_for_the_transport() {
     assert_eq!(id.certificate_pem, CERT_PEM.as_bytes());
     assert_eq!(id.key_pem.expose(), EC_KEY_PEM);
     assert!(!format!("{id:?}").contains("PRIVATE KEY"));
+
+    let resolver = creds.exec_cert_resolver().unwrap();
+    let p256 = [rustls::SignatureScheme::ECDSA_NISTP256_SHA256];
+    let key = resolver.resolve(&[], &p256).expect("a certified key for ECDSA P-256");
+    assert_eq!(key.cert.len(), 1);
+    assert!(resolver.has_certs());
+    let rsa_only = [rustls::SignatureScheme::RSA_PSS_SHA256];
+    assert!(
+        resolver.resolve(&[], &rsa_only).is_none(),
+        "an EC key cannot sign RSA-PSS"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
