@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use super::*;
-use crate::kube::config::testenv::{CA_PEM, CERT_PEM, EC_KEY_PEM, PKCS8_KEY_PEM, RSA_KEY_PEM, TestEnv, b64};
+use crate::kube::config::testenv::{
+    CA_PEM, CERT_PEM, EC_CERT_PEM, EC_KEY_PEM, PKCS8_CERT_PEM, PKCS8_KEY_PEM, RSA_KEY_PEM, TestEnv, b64,
+};
 use crate::kube::config::{ConfigError, infer};
 
 /// A kubeconfig at `/k/config` with one context `c` over cluster `cl` and user `u`.
@@ -261,15 +263,29 @@ fn client_certificate_files_and_data_with_every_key_format() {
     assert!(matches!(config.auth, AuthConfig::ClientCertificate));
     assert_eq!(config.tls.client_cert_pem.as_deref(), Some(CERT_PEM.as_bytes()));
     assert_eq!(config.tls.client_key_pem.unwrap().expose(), RSA_KEY_PEM);
-    for key in [RSA_KEY_PEM, EC_KEY_PEM, PKCS8_KEY_PEM] {
+    for (cert, key) in [
+        (CERT_PEM, RSA_KEY_PEM),
+        (EC_CERT_PEM, EC_KEY_PEM),
+        (PKCS8_CERT_PEM, PKCS8_KEY_PEM),
+    ] {
         let user = format!(
             "    client-certificate: missing\n    client-certificate-data: {}\n    client-key-data: {}\n",
-            b64(CERT_PEM),
+            b64(cert),
             b64(key)
         );
         let config = resolve("", &user).unwrap();
         assert_eq!(config.tls.client_key_pem.unwrap().expose(), key);
     }
+    let user = format!(
+        "    client-certificate-data: {}\n    client-key-data: {}\n",
+        b64(CERT_PEM),
+        b64(EC_KEY_PEM)
+    );
+    let e = err("", &user);
+    assert_eq!(
+        e,
+        "kubeconfig `/k/config`: user `u`: `client-key-data` does not match the client certificate"
+    );
 }
 
 #[test]
@@ -478,4 +494,38 @@ fn environment_proxy_applies_only_without_proxy_url() {
         .var("HTTPS_PROXY", "http://env-proxy:3128")
         .var("no_proxy", "example");
     assert!(resolve_with(&env).unwrap().proxy_url.is_none());
+}
+
+#[test]
+fn resolved_material_builds_a_rustls_client_config_for_every_key_format() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let pairs = [
+        (CERT_PEM, RSA_KEY_PEM),
+        (EC_CERT_PEM, EC_KEY_PEM),
+        (PKCS8_CERT_PEM, PKCS8_KEY_PEM),
+    ];
+    for (cert, key) in pairs {
+        let user = format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(cert),
+            b64(key)
+        );
+        let config = resolve("    certificate-authority: pki/ca.crt\n", &user).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(config.tls.ca_pem.as_deref().unwrap()) {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(config.tls.client_cert_pem.as_deref().unwrap())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key_der = PrivateKeyDer::from_pem_slice(config.tls.client_key_pem.unwrap().expose().as_bytes()).unwrap();
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key_der)
+            .unwrap_or_else(|e| panic!("rustls refused the key: {e}"));
+    }
 }
