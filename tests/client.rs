@@ -544,3 +544,25 @@ async fn events_of_one_pod_by_field_selector() {
     assert_eq!(found.involved_object.name, "stuck");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn pump_feeds_a_channel_until_the_log_ends() {
+    let sim = start_sim().await;
+    let want: Vec<String> = (0..50).map(|i| format!("pumped {i}")).collect();
+    sim.script(ScriptRule::name("pump-1").logs(want.clone()));
+    let api = pods(&sim);
+    api.create(&pod("pump-1", "p")).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let follower = api.follow_log("pump-1", "step", FollowOptions::default());
+    let task = tokio::spawn(follower.pump(tx, woodpecker_k8s_agent::Shutdown::never()));
+    let mut got = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("pump stalled")
+    {
+        got.push(String::from_utf8(line.to_vec()).unwrap());
+    }
+    task.await.unwrap().unwrap();
+    assert_eq!(got, want);
+    sim.shutdown().await;
+}
