@@ -288,6 +288,14 @@ impl Options {
         super::names::namespace(&self.namespace, self.namespace_per_org, org_id)
     }
 
+    /// The options of every delete: `STOP_TIMEOUT` grace, background propagation.
+    pub fn delete_options(&self) -> crate::kube::types::DeleteOptions {
+        crate::kube::types::DeleteOptions {
+            grace_period_seconds: Some(self.stop_timeout),
+            propagation_policy: Some("Background".into()),
+        }
+    }
+
     /// The pod `activeDeadlineSeconds`: the configured value (0 = none), else the workflow
     /// timeout plus a margin, else [`DEFAULT_ACTIVE_DEADLINE`].
     pub fn active_deadline(&self, workflow_timeout_secs: Option<i64>) -> Option<i64> {

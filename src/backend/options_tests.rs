@@ -95,6 +95,11 @@ fn every_variable_parses() {
     assert!(o.allow_native_secrets && o.service_account_name_allow_from_step);
     assert_eq!(o.priority_class, "ci-low");
     assert_eq!(o.stop_timeout, 5);
+    let d = o.delete_options();
+    assert_eq!(
+        (d.grace_period_seconds, d.propagation_policy.as_deref()),
+        (Some(5), Some("Background"))
+    );
     assert_eq!(o.permission_init_image, "busybox:1");
     assert_eq!(o.active_deadline(Some(60)), Some(7200));
 }
