@@ -81,6 +81,18 @@ pub fn ownership_labels(task: &str, agent: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The label selector for every object of a task (`woodpecker-ci.org/task-uuid=<task>`).
+pub fn task_selector(task: &str) -> String {
+    format!("{TASK_LABEL}={}", names::task_label_value(task))
+}
+
+/// The label selector for every object this agent created, or `None` without an agent id
+/// (then objects carry no agent label and cannot be told apart from other agents').
+pub fn agent_selector(agent: &str) -> Option<String> {
+    let value = names::to_label_value(agent);
+    (!value.is_empty()).then(|| format!("{AGENT_LABEL}={value}"))
+}
+
 /// Pod annotations: step annotations (if allowed), then the agent's, which win.
 pub fn pod_annotations(opts: &Options, step_opts: &StepOptions) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -153,6 +165,17 @@ mod tests {
         assert!(!r.contains_key("a"), "no agent pod labels on registry secrets");
         assert_eq!(r["service"], "wp-svc-01abc-build-test");
         assert_eq!(r[TASK_LABEL], "7");
+    }
+
+    #[test]
+    fn selectors_match_the_labels() {
+        let l = ownership_labels("42", "Agent One");
+        assert_eq!(task_selector("42"), format!("{TASK_LABEL}={}", l[TASK_LABEL]));
+        assert_eq!(
+            agent_selector("Agent One").unwrap(),
+            format!("{AGENT_LABEL}={}", l[AGENT_LABEL])
+        );
+        assert_eq!(agent_selector("!!!"), None);
     }
 
     #[test]

@@ -360,6 +360,14 @@ mod tests {
     }
 
     #[test]
+    fn validators() {
+        assert!(is_dns_label("a-1") && !is_dns_label("a.b") && !is_dns_label("-a") && !is_dns_label("A"));
+        assert!(!is_dns_label(&"a".repeat(64)) && is_dns_label(&"a".repeat(63)));
+        assert!(is_dns_subdomain("a.b-c.d") && !is_dns_subdomain("a..b") && !is_dns_subdomain("a.-b"));
+        assert!(is_label_value("") && is_label_value("A_b.C") && !is_label_value("a b") && !is_label_value("_a"));
+    }
+
+    #[test]
     fn task_label_values() {
         assert_eq!(task_label_value("11301"), "11301");
         assert_eq!(task_label_value("invalid task!"), "invalid-task");

@@ -162,6 +162,19 @@ mod tests {
     }
 
     #[test]
+    fn default_task_from_the_volume_name() {
+        let c = |v: &str| Config {
+            volume: v.into(),
+            ..Default::default()
+        };
+        assert_eq!(default_task(&c("wp_01hz_11301_default")), "11301");
+        assert_eq!(default_task(&c("wp_01hz_11301_default:/woodpecker")), "11301");
+        assert_eq!(default_task(&c("custom")), "1");
+        assert_eq!(default_task(&c("wp_01hz_x1_default")), "1");
+        assert_eq!(default_task(&Config::default()), "1");
+    }
+
+    #[test]
     fn order_anchor_and_redaction() {
         let conf = conf();
         assert_eq!(default_task(&conf), "42");
