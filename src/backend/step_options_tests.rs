@@ -116,22 +116,6 @@ fn unknown_and_bad_values_warn_and_keep_the_rest() {
 }
 
 #[test]
-fn weak_conversions() {
-    assert_eq!(weak_string(&json!(true)).as_deref(), Some("1"));
-    assert_eq!(weak_string(&json!(1.25)).as_deref(), Some("1.25"));
-    assert_eq!(weak_string(&json!(-3)).as_deref(), Some("-3"));
-    assert_eq!(weak_string(&json!([1])), None);
-    assert_eq!(weak_bool(&json!("T")), Some(true));
-    assert_eq!(weak_bool(&json!("no")), None);
-    assert_eq!(weak_bool(&json!(2)), Some(true));
-    assert_eq!(weak_int(&json!("0b101")), Some(5));
-    assert_eq!(weak_int(&json!("-0o17")), Some(-15));
-    assert_eq!(weak_int(&json!("1_000")), Some(1000));
-    assert_eq!(weak_int(&json!(true)), Some(1));
-    assert_eq!(weak_int(&json!("12abc")), None);
-}
-
-#[test]
 fn each_gate_on_and_off() {
     let all = json!({
         "labels": {"a": "b"}, "annotations": {"a": "b"}, "nodeSelector": {"a": "b"},
