@@ -173,6 +173,16 @@ fn parse_map(var: &str, text: &str) -> Result<BTreeMap<String, String>, OptionsE
     }
 }
 
+/// A map of labels (or annotations) whose keys and values the apiserver would accept: a bad one
+/// fails at start-up here instead of failing every pod later.
+fn parse_labels(var: &str, text: &str, values_are_labels: bool) -> Result<BTreeMap<String, String>, OptionsError> {
+    let map = parse_map(var, text)?;
+    match super::names::check_keys_values(&map, values_are_labels) {
+        Some(why) => Err(err(var, why)),
+        None => Ok(map),
+    }
+}
+
 fn parse_yaml(var: &str, text: &str) -> Result<Value, OptionsError> {
     if text.trim().is_empty() {
         return Ok(Value::Null);
@@ -247,9 +257,9 @@ impl Options {
                 self.volume_size = quantity::canonical(text).map_err(|e| err(var, e.to_string()))?;
             }
             "STORAGE_CLASS" => self.storage_class = text.to_string(),
-            "POD_LABELS" => self.pod_labels = parse_map(var, text)?,
-            "POD_ANNOTATIONS" => self.pod_annotations = parse_map(var, text)?,
-            "POD_NODE_SELECTOR" => self.pod_node_selector = parse_map(var, text)?,
+            "POD_LABELS" => self.pod_labels = parse_labels(var, text, true)?,
+            "POD_ANNOTATIONS" => self.pod_annotations = parse_labels(var, text, false)?,
+            "POD_NODE_SELECTOR" => self.pod_node_selector = parse_labels(var, text, true)?,
             "POD_TOLERATIONS" => {
                 let value = parse_yaml(var, text)?;
                 let mut warnings = Vec::new();

@@ -247,6 +247,24 @@ fn decode_secrets(d: &mut Dec, v: &Value, path: &str) -> Vec<NativeSecret> {
     out
 }
 
+/// Drops (with a warning each) the entries the apiserver would reject, so one bad label does not
+/// fail the whole pod. Label maps check values too; annotations only keys.
+fn valid_entries(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str, labels: bool) -> BTreeMap<String, String> {
+    map_field(d, m, key, path)
+        .into_iter()
+        .filter(|(k, v)| {
+            let single = BTreeMap::from([(k.clone(), v.clone())]);
+            match super::names::check_keys_values(&single, labels) {
+                Some(why) => {
+                    d.warn(&format!("{path}.{key}"), format!("{why}, ignored"));
+                    false
+                }
+                None => true,
+            }
+        })
+        .collect()
+}
+
 impl StepOptions {
     /// Decodes `backend_options.kubernetes` (absent or null gives all-unset options).
     pub fn decode(raw: Option<&Value>) -> (StepOptions, Vec<String>) {
@@ -269,9 +287,9 @@ impl StepOptions {
         }
         o.runtime_class_name = string_field(&mut d, m, "runtimeClassName", path).filter(|s| !s.is_empty());
         o.service_account_name = string_field(&mut d, m, "serviceAccountName", path).filter(|s| !s.is_empty());
-        o.labels = map_field(&mut d, m, "labels", path);
-        o.annotations = map_field(&mut d, m, "annotations", path);
-        o.node_selector = map_field(&mut d, m, "nodeSelector", path);
+        o.labels = valid_entries(&mut d, m, "labels", path, true);
+        o.annotations = valid_entries(&mut d, m, "annotations", path, false);
+        o.node_selector = valid_entries(&mut d, m, "nodeSelector", path, true);
         if let Some(t) = get(m, "tolerations") {
             o.tolerations = decode_tolerations(t, &format!("{path}.tolerations"), d.warnings);
         }

@@ -87,7 +87,8 @@ fn unknown_and_bad_values_warn_and_keep_the_rest() {
         "securityContext": {"runAsUser": "root", "capabilities": {"add": ["NET_ADMIN"]}, "fsGroupChangePolicy": "Sometimes"},
         "tolerations": [{"operator": "Maybe", "effect": "Never"}, "x"],
         "secrets": [{"key": "k"}],
-        "annotations": {"ok": "yes", "bad": {"nested": 1}},
+        "annotations": {"ok": "yes", "bad": {"nested": 1}, "bad key": "x"},
+        "nodeSelector": {"pool": "has space"},
         "serviceAccountName": "kept"
     }));
     let joined = w.join("\n");
@@ -103,11 +104,14 @@ fn unknown_and_bad_values_warn_and_keep_the_rest() {
         "tolerations[1]: expected a map",
         "secrets[0].name",
         "annotations.bad: expected a string",
+        "annotations: \"bad key\" is not a valid key",
+        "nodeSelector: pool: \"has space\" is not a valid label value",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
     assert_eq!(o.service_account_name.as_deref(), Some("kept"));
-    assert_eq!(o.annotations["ok"], "yes");
+    assert_eq!(o.annotations, BTreeMap::from([("ok".to_string(), "yes".to_string())]));
+    assert!(o.node_selector.is_empty());
     assert!(o.secrets.is_empty());
     assert_eq!(
         decode(json!("string")).1,
