@@ -147,7 +147,7 @@ pub fn check_keys_values(map: &std::collections::BTreeMap<String, String>, value
             ))
         } else if values_are_labels && !is_label_value(v) {
             Some(format!(
-                "{k}: {v:?} is not a valid label value (at most 63 of [-A-Za-z0-9_.], alphanumeric at both ends)"
+                "value {v:?} of {k:?} is not a valid label value (at most 63 of [-A-Za-z0-9_.], alphanumeric at both ends)"
             ))
         } else {
             None

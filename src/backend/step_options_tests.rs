@@ -105,7 +105,7 @@ fn unknown_and_bad_values_warn_and_keep_the_rest() {
         "secrets[0].name",
         "annotations.bad: expected a string",
         "annotations: \"bad key\" is not a valid key",
-        "nodeSelector: pool: \"has space\" is not a valid label value",
+        "nodeSelector: value \"has space\" of \"pool\" is not a valid label value",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
