@@ -325,3 +325,35 @@ fn bad_options_and_inputs_are_clear_errors() {
     );
     assert!(text.contains("\"wp-hsvc-99\""));
 }
+
+#[test]
+fn usage_and_argument_errors() {
+    let bin = env!("CARGO_BIN_EXE_woodpecker-k8s-agent");
+    let out = Command::new(bin).args(["render", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        help.contains("--task-uuid") && help.contains("--backend-k8s-pod-image-pull-secret-names"),
+        "{help}"
+    );
+    assert!(help.contains("$WOODPECKER_BACKEND_K8S_PULL_SECRET_NAMES"), "{help}");
+    let wf = root().join("testdata/workflows/basic.json");
+    for (args, needle) in [
+        (vec!["-o", "xml"], "unknown output format \"xml\""),
+        (vec!["--backend-k8s-no-such"], "--backend-k8s-no-such"),
+        (vec!["extra.json"], "extra.json"),
+    ] {
+        let out = Command::new(bin)
+            .arg("render")
+            .arg(&wf)
+            .args(&args)
+            .env_clear()
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = Command::new(bin).arg("render").env_clear().output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing WORKFLOW.json"));
+}
