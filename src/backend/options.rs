@@ -265,7 +265,7 @@ impl Options {
                 let mut warnings = Vec::new();
                 self.pod_tolerations = step_options::decode_tolerations(&value, var, &mut warnings);
                 if let Some(w) = warnings.into_iter().next() {
-                    return Err(err(var, w));
+                    return Err(err(var, w.trim_end_matches(", ignored").to_string()));
                 }
             }
             "POD_AFFINITY" => {
@@ -273,7 +273,7 @@ impl Options {
                 let mut warnings = Vec::new();
                 self.pod_affinity = step_options::decode_affinity(&value, var, &mut warnings);
                 if let Some(w) = warnings.into_iter().next() {
-                    return Err(err(var, w));
+                    return Err(err(var, w.trim_end_matches(", ignored").to_string()));
                 }
             }
             "PULL_SECRET_NAMES" => {

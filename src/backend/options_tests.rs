@@ -52,7 +52,7 @@ fn every_variable_parses() {
         ("POD_NODE_SELECTOR_ALLOW_FROM_STEP", "TRUE"),
         (
             "POD_TOLERATIONS",
-            "- key: ci\n  operator: Exists\n  effect: NoSchedule\n  tolerationSeconds: 30",
+            "- key: ci\n  operator: Exists\n  effect: NoExecute\n  tolerationSeconds: 30",
         ),
         ("POD_TOLERATIONS_ALLOW_FROM_STEP", "false"),
         (
@@ -86,7 +86,7 @@ fn every_variable_parses() {
     assert_eq!(o.pod_tolerations[0].toleration_seconds, Some(30));
     assert_eq!(
         o.pod_tolerations[0].to_value(),
-        serde_json::json!({"key": "ci", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 30})
+        serde_json::json!({"key": "ci", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30})
     );
     assert!(!o.pod_tolerations_allow_from_step);
     assert!(o.pod_affinity.as_ref().unwrap()["nodeAffinity"].is_object());
@@ -116,6 +116,11 @@ fn bad_values_name_the_variable() {
         ("POD_NODE_SELECTOR", "bad key: x", "not a valid key"),
         ("POD_ANNOTATIONS", "\"a/b/c\": x", "not a valid key"),
         ("POD_TOLERATIONS", "- operator: Sometimes", "not Exists or Equal"),
+        (
+            "POD_TOLERATIONS",
+            "- {key: a, effect: NoSchedule, tolerationSeconds: 9}",
+            "needs effect NoExecute",
+        ),
         ("POD_TOLERATIONS", "- keys: x", "unknown option"),
         ("POD_AFFINITY", "[]", "expected a map"),
         ("POD_AFFINITY", "nodeAffinty: {}", "unknown option"),

@@ -120,21 +120,36 @@ pub fn decode_tolerations(v: &Value, path: &str, warnings: &mut Vec<String>) -> 
             effect: string_field(&mut d, m, "effect", &p).unwrap_or_default(),
             toleration_seconds: int_field(&mut d, m, "tolerationSeconds", &p),
         };
-        if !matches!(t.operator.as_str(), "" | "Exists" | "Equal") {
-            d.warn(
-                &format!("{p}.operator"),
-                format!("{:?} is not Exists or Equal", t.operator),
-            );
-        }
-        if !matches!(t.effect.as_str(), "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-            d.warn(
-                &format!("{p}.effect"),
-                format!("{:?} is not NoSchedule, PreferNoSchedule or NoExecute", t.effect),
-            );
+        if let Some(problem) = toleration_problem(&t) {
+            d.warn(&p, format!("{problem}, ignored"));
+            continue;
         }
         out.push(t);
     }
     out
+}
+
+/// Why the apiserver would reject a toleration, if it would.
+fn toleration_problem(t: &Toleration) -> Option<String> {
+    if !matches!(t.operator.as_str(), "" | "Exists" | "Equal") {
+        return Some(format!("operator {:?} is not Exists or Equal", t.operator));
+    }
+    if !matches!(t.effect.as_str(), "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Some(format!(
+            "effect {:?} is not NoSchedule, PreferNoSchedule or NoExecute",
+            t.effect
+        ));
+    }
+    if t.operator == "Exists" && !t.value.is_empty() {
+        return Some("a value needs operator Equal".into());
+    }
+    if t.key.is_empty() && t.operator != "Exists" {
+        return Some("an empty key needs operator Exists".into());
+    }
+    if t.toleration_seconds.is_some() && t.effect != "NoExecute" {
+        return Some("tolerationSeconds needs effect NoExecute".into());
+    }
+    None
 }
 
 /// An `Affinity` object, copied verbatim; only its top-level keys are checked.
@@ -152,14 +167,32 @@ fn decode_profile(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) ->
         type_: string_field(d, pm, "type", &p).unwrap_or_default(),
         localhost_profile: string_field(d, pm, "localhostProfile", &p).unwrap_or_default(),
     };
-    if !matches!(
-        profile.type_.as_str(),
-        "" | "RuntimeDefault" | "Localhost" | "Unconfined"
-    ) {
-        d.warn(
-            &format!("{p}.type"),
-            format!("{:?} is not RuntimeDefault, Localhost or Unconfined", profile.type_),
-        );
+    let path_type = format!("{p}.type");
+    match profile.type_.as_str() {
+        "" => return None,
+        "RuntimeDefault" | "Unconfined" if !profile.localhost_profile.is_empty() => {
+            d.warn(
+                &format!("{p}.localhostProfile"),
+                "only allowed with type Localhost, ignored",
+            );
+            return Some(Profile {
+                localhost_profile: String::new(),
+                ..profile
+            });
+        }
+        "RuntimeDefault" | "Unconfined" => {}
+        "Localhost" if profile.localhost_profile.is_empty() => {
+            d.warn(&p, "type Localhost needs a localhostProfile, ignored");
+            return None;
+        }
+        "Localhost" => {}
+        other => {
+            d.warn(
+                &path_type,
+                format!("{other:?} is not RuntimeDefault, Localhost or Unconfined, ignored"),
+            );
+            return None;
+        }
     }
     Some(profile)
 }
@@ -205,13 +238,15 @@ fn decode_security_context(d: &mut Dec, v: &Value, path: &str) -> Option<Securit
         allow_privilege_escalation: bool_field(d, m, "allowPrivilegeEscalation", path),
         capabilities_drop: drop,
     };
+    let mut sc = sc;
     if let Some(p) = &sc.fs_group_change_policy
         && !matches!(p.as_str(), "OnRootMismatch" | "Always")
     {
         d.warn(
             &format!("{path}.fsGroupChangePolicy"),
-            format!("{p:?} is not OnRootMismatch or Always"),
+            format!("{p:?} is not OnRootMismatch or Always, ignored"),
         );
+        sc.fs_group_change_policy = None;
     }
     Some(sc)
 }
