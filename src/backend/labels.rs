@@ -14,12 +14,22 @@ const INTERNAL_PREFIX: &str = "woodpecker-ci.org";
 
 /// Rule 1: workflow labels (internal ones always, the others only if step labels are allowed),
 /// values sanitised with `toLabelValue`, keys verbatim.
+/// Keys the apiserver would refuse are skipped ([`skipped_workflow_labels`] names them).
 fn workflow_labels(step: &Step, opts: &Options, out: &mut BTreeMap<String, String>) {
     for (k, v) in &step.workflow_labels {
-        if k.starts_with(INTERNAL_PREFIX) || opts.pod_labels_allow_from_step {
+        if (k.starts_with(INTERNAL_PREFIX) || opts.pod_labels_allow_from_step) && names::is_qualified_name(k) {
             out.insert(k.clone(), names::to_label_value(v));
         }
     }
+}
+
+/// Warnings for workflow labels that would be copied but have a key the apiserver refuses.
+pub fn skipped_workflow_labels(step: &Step, opts: &Options) -> Vec<String> {
+    step.workflow_labels
+        .keys()
+        .filter(|k| (k.starts_with(INTERNAL_PREFIX) || opts.pod_labels_allow_from_step) && !names::is_qualified_name(k))
+        .map(|k| format!("workflow label {k:?}: not a valid label key, not copied to the pod"))
+        .collect()
 }
 
 /// Rules 4 and 5: `service` for service steps, then `step` and `woodpecker-ci.org/step`.
@@ -148,6 +158,21 @@ mod tests {
         assert_eq!(l["only-step"], "agent-wins");
         assert_eq!(l["step"], "build-test", "rule 5 beats workflow labels");
         assert!(!l.contains_key(AGENT_LABEL));
+    }
+
+    #[test]
+    fn invalid_workflow_label_keys_are_skipped_and_named() {
+        let mut s = step();
+        s.workflow_labels.insert("bad key".into(), "x".into());
+        let mut opts = Options::default();
+        assert!(
+            skipped_workflow_labels(&s, &opts).is_empty(),
+            "not copied anyway with the gate off"
+        );
+        opts.pod_labels_allow_from_step = true;
+        let l = pod_labels(&s, "wp-01abc", &opts, &StepOptions::default(), "42", "");
+        assert!(!l.contains_key("bad key"));
+        assert_eq!(skipped_workflow_labels(&s, &opts).len(), 1);
     }
 
     #[test]

@@ -299,6 +299,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
 
     let mut metadata = ctx.meta(pod_name.clone());
     metadata.labels = labels::pod_labels(step, &pod_name, opts, &so, &ctx.task, &ctx.agent);
+    warnings.extend(labels::skipped_workflow_labels(step, opts));
     metadata.annotations = labels::pod_annotations(opts, &so);
 
     let spec = PodSpec {
