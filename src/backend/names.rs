@@ -212,6 +212,14 @@ pub fn to_dns_label(name: &str) -> String {
     truncate_with_hash(dashed.trim_matches('-'), name, DNS_LABEL_MAX, &['-'])
 }
 
+/// A DNS label that always carries the hash of `name`: `<label form, cut to 46>-<hash>`. Used
+/// when two different names would otherwise share one label form (`a.b` and `a-b`).
+pub fn hashed_label(name: &str) -> String {
+    let base = to_dns_label(name);
+    let cut = &base[..floor_char_boundary(&base, DNS_LABEL_MAX - 17)];
+    format!("{}-{}", cut.trim_end_matches('-'), short_hash(name))
+}
+
 /// The step's pod name: `wp-<uuid>`, or `wp-svc-<uuid>-<name>` for services.
 pub fn pod_name(step: &Step) -> Result<String, InvalidName> {
     if step.is_service() {
@@ -432,6 +440,14 @@ mod tests {
                 .unwrap()
                 .contains("not a valid key")
         );
+    }
+
+    #[test]
+    fn hashed_labels_differ_for_names_that_label_alike() {
+        assert_eq!(to_dns_label("a.b"), to_dns_label("a-b"));
+        assert_ne!(hashed_label("a.b"), hashed_label("a-b"));
+        assert!(is_dns_label(&hashed_label("a.b")) && hashed_label("a.b").starts_with("a-b-"));
+        assert!(is_dns_label(&hashed_label(&"x".repeat(300))));
     }
 
     #[test]

@@ -15,8 +15,8 @@ use super::security;
 use super::step_options::StepOptions;
 use super::types::Step;
 use crate::kube::types::{
-    Container, ContainerPort, EnvVar, LocalObjectReference, ObjectMeta, OwnerReference, Pod, PodSpec, PvcVolumeSource,
-    ResourceRequirements, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, LocalObjectReference, ObjectMeta, OwnerReference, Pod, PodSpec,
+    ResourceRequirements, VolumeMount,
 };
 
 /// What the lifecycle decides at run time and every object of a workflow shares.
@@ -149,35 +149,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
 
     // Volumes and mounts: every step volume is a PVC; services may drop the workspace.
     let drop_workspace = step.is_service() && so.workspace_volume == Some(false);
-    let mut volumes: Vec<Volume> = Vec::new();
-    let mut mounts = Vec::new();
-    for entry in &step.volumes {
-        let path = names::volume_mount_path(entry);
-        if drop_workspace && path == step.workspace_base {
-            continue;
-        }
-        let claim = names::volume_claim_name(entry).map_err(|source| BuildError::Volume {
-            step: step.name.clone(),
-            entry: entry.clone(),
-            source,
-        })?;
-        let vol_name = names::to_dns_label(&claim);
-        if !volumes.iter().any(|v| v.name == vol_name) {
-            volumes.push(Volume {
-                name: vol_name.clone(),
-                persistent_volume_claim: Some(PvcVolumeSource {
-                    claim_name: claim,
-                    read_only: false,
-                }),
-                ..Default::default()
-            });
-        }
-        mounts.push(VolumeMount {
-            name: vol_name,
-            mount_path: path.to_string(),
-            ..Default::default()
-        });
-    }
+    let (mut volumes, mut mounts) = super::volume::step_volumes(step, drop_workspace)?;
 
     // Environment: plain values, then secret references, then native secrets.
     let mut environment = step.environment.clone();
@@ -210,8 +182,18 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
                 value_from: Some(json!({"secretKeyRef": {"name": step_secret, "key": k}})),
             }),
     );
-    let native = super::secrets::native_secrets(&so.secrets, &mut warnings);
+    let mut native = super::secrets::native_secrets(&so.secrets, &mut warnings);
     env.extend(native.env);
+    // A Secret volume must not take the name of a PVC volume (`workspace` as both).
+    for v in &mut native.volumes {
+        if volumes.iter().any(|p| p.name == v.name) {
+            let renamed = names::hashed_label(&format!("secret-{}", v.name));
+            for m in native.mounts.iter_mut().filter(|m| m.name == v.name) {
+                m.name = renamed.clone();
+            }
+            v.name = renamed;
+        }
+    }
     volumes.extend(native.volumes);
     mounts.extend(native.mounts);
 
@@ -220,7 +202,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     } else {
         step.workspace_base.clone()
     };
-    let privileged_sc = so.security_context.as_ref();
+    let step_sc = so.security_context.as_ref();
     let resources = ResourceRequirements {
         requests: quantities(step, "request", &so.requests)?,
         limits: quantities(step, "limit", &so.limits)?,
@@ -243,12 +225,12 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
             .collect(),
         volume_mounts: mounts,
         resources: Some(resources),
-        security_context: security::container_security_context(step.privileged, privileged_sc, &mut warnings),
+        security_context: security::container_security_context(step.privileged, step_sc, &mut warnings),
         ..Default::default()
     };
 
     let allow_root = step.privileged || so.host_users == Some(false);
-    let pod_sc = security::pod_security_context(opts, privileged_sc, allow_root, &mut warnings);
+    let pod_sc = security::pod_security_context(opts, step_sc, allow_root, &mut warnings);
     let init = permission_init(&pod_sc, &container, opts);
 
     let task_label = names::task_label_value(&ctx.task);

@@ -190,6 +190,47 @@ fn service_pod_name_label_and_workspace_filter() {
 }
 
 #[test]
+fn volumes_are_deduplicated_by_claim_and_never_collide() {
+    let mut s = commands_step();
+    s.volumes = vec!["a.b:/one".into(), "a.b:/two".into(), "a-b:/three".into()];
+    let (p, _) = build(&s, &Options::default());
+    let vols = p["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 2, "{vols:?}");
+    assert_eq!(
+        vols[0],
+        json!({"name": "a-b", "persistentVolumeClaim": {"claimName": "a.b"}})
+    );
+    assert_eq!(vols[1]["persistentVolumeClaim"]["claimName"], "a-b");
+    let other = vols[1]["name"].as_str().unwrap();
+    assert_ne!(other, "a-b");
+    let mounts = &p["spec"]["containers"][0]["volumeMounts"];
+    assert_eq!(
+        (mounts[0]["name"].as_str(), mounts[1]["name"].as_str()),
+        (Some("a-b"), Some("a-b"))
+    );
+    assert_eq!(mounts[2]["name"], other);
+
+    // A native Secret named like a PVC volume gets its own volume name.
+    s.volumes = vec!["workspace:/w".into()];
+    s.backend_options.insert(
+        "kubernetes".into(),
+        json!({"secrets": [{"name": "workspace", "key": "k", "target": {"file": "/f"}}]}),
+    );
+    let (p, _) = build(
+        &s,
+        &Options {
+            allow_native_secrets: true,
+            ..Default::default()
+        },
+    );
+    let vols = p["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 2);
+    assert_ne!(vols[0]["name"], vols[1]["name"]);
+    assert_eq!(vols[1]["secret"]["secretName"], "workspace");
+    assert_eq!(p["spec"]["containers"][0]["volumeMounts"][1]["name"], vols[1]["name"]);
+}
+
+#[test]
 fn permission_init_container_only_below_a_mount() {
     let mut s = commands_step();
     s.commands.clear();
