@@ -196,6 +196,18 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     }
     volumes.extend(native.volumes);
     mounts.extend(native.mounts);
+    // The apiserver refuses two mounts at one path; keep the first.
+    let mut seen = std::collections::BTreeSet::new();
+    mounts.retain(|m| {
+        let first = seen.insert(m.mount_path.clone());
+        if !first {
+            warnings.push(format!(
+                "volume {:?} at {:?}: the path is already mounted, ignored",
+                m.name, m.mount_path
+            ));
+        }
+        first
+    });
 
     let working_dir = if step.commands.is_empty() {
         step.working_dir.clone()

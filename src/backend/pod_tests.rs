@@ -228,6 +228,16 @@ fn volumes_are_deduplicated_by_claim_and_never_collide() {
     assert_ne!(vols[0]["name"], vols[1]["name"]);
     assert_eq!(vols[1]["secret"]["secretName"], "workspace");
     assert_eq!(p["spec"]["containers"][0]["volumeMounts"][1]["name"], vols[1]["name"]);
+
+    // Two mounts at one path: the first wins, the second is reported.
+    s.backend_options.clear();
+    s.volumes = vec!["a:/x".into(), "b:/x".into()];
+    let (p, w) = build(&s, &Options::default());
+    assert_eq!(
+        p["spec"]["containers"][0]["volumeMounts"],
+        json!([{"name": "a", "mountPath": "/x"}])
+    );
+    assert_eq!(w, ["volume \"b\" at \"/x\": the path is already mounted, ignored"]);
 }
 
 #[test]
