@@ -56,6 +56,7 @@ pub const VARS: &[(&str, &str, bool)] = &[
     ("PERMISSION_INIT_IMAGE", "permission-init-image", false),
     // Ours (not in Woodpecker):
     ("POD_ACTIVE_DEADLINE", "pod-active-deadline", false),
+    ("POD_SECURITY_RESTRICTED", "pod-security-restricted", true),
 ];
 
 pub const ENV_PREFIX: &str = "WOODPECKER_BACKEND_K8S_";
@@ -102,6 +103,10 @@ pub struct Options {
     /// `activeDeadlineSeconds` of every pod: `Some(0)` disables it; `None` derives it from the
     /// workflow timeout (see [`Options::active_deadline`]).
     pub pod_active_deadline: Option<i64>,
+    /// Ours: Pod Security "restricted" defaults for every unprivileged pod (no privilege
+    /// escalation, all capabilities dropped, RuntimeDefault seccomp, no service-account token
+    /// unless the step names an account). Off by default, as in Woodpecker.
+    pub pod_security_restricted: bool,
 }
 
 impl Default for Options {
@@ -133,6 +138,7 @@ impl Default for Options {
             permission_init_image: "busybox:stable-musl".into(),
             fs_group: Some(1000),
             pod_active_deadline: None,
+            pod_security_restricted: false,
         }
     }
 }
@@ -244,6 +250,7 @@ impl Options {
             "SECCTX_NONROOT" => &mut self.secctx_nonroot,
             "ALLOW_NATIVE_SECRETS" => &mut self.allow_native_secrets,
             "SERVICE_ACCOUNT_NAME_ALLOW_FROM_STEP" => &mut self.service_account_name_allow_from_step,
+            "POD_SECURITY_RESTRICTED" => &mut self.pod_security_restricted,
             other => unreachable!("{other} is listed as a bool in VARS"),
         };
         *field = b;

@@ -23,6 +23,7 @@ fn defaults_match_woodpecker() {
     assert!(o.storage_rwx);
     assert!(o.pod_tolerations_allow_from_step, "tolerations are allowed by default");
     assert!(!o.pod_labels_allow_from_step && !o.allow_native_secrets && !o.secctx_nonroot);
+    assert!(!o.pod_security_restricted);
     assert_eq!(o.stop_timeout, 20);
     assert_eq!(o.permission_init_image, "busybox:stable-musl");
     assert_eq!(o.cluster_domain, "cluster.local");
@@ -69,6 +70,7 @@ fn every_variable_parses() {
         ("STOP_TIMEOUT", "5"),
         ("PERMISSION_INIT_IMAGE", "busybox:1"),
         ("POD_ACTIVE_DEADLINE", "2h"),
+        ("POD_SECURITY_RESTRICTED", "true"),
     ])
     .unwrap();
     assert_eq!(o.namespace_for(42), "ci-42");
@@ -102,6 +104,7 @@ fn every_variable_parses() {
     );
     assert_eq!(o.permission_init_image, "busybox:1");
     assert_eq!(o.active_deadline(Some(60)), Some(7200));
+    assert!(o.pod_security_restricted);
 }
 
 #[test]

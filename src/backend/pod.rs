@@ -219,7 +219,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
         requests: quantities(step, "request", &so.requests)?,
         limits: quantities(step, "limit", &so.limits)?,
     };
-    let container = Container {
+    let mut container = Container {
         name: container_name.clone(),
         image: step.image.clone(),
         image_pull_policy: if step.pull { "Always".into() } else { String::new() },
@@ -242,7 +242,11 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     };
 
     let allow_root = step.privileged || so.host_users == Some(false);
-    let pod_sc = security::pod_security_context(opts, step_sc, allow_root, &mut warnings);
+    let mut pod_sc = security::pod_security_context(opts, step_sc, allow_root, &mut warnings);
+    if opts.pod_security_restricted {
+        let (c, p) = security::restricted_defaults(container.security_context.take(), pod_sc);
+        (container.security_context, pod_sc) = (c, p);
+    }
     let init = permission_init(&pod_sc, &container, opts);
 
     let task_label = names::task_label_value(&ctx.task);
@@ -305,6 +309,8 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
         tolerations: tolerations.iter().map(|t| t.to_value()).collect(),
         affinity,
         service_account_name: so.service_account_name.clone().unwrap_or_default(),
+        automount_service_account_token: (opts.pod_security_restricted && so.service_account_name.is_none())
+            .then_some(false),
         image_pull_secrets: pull_secrets,
         hostname: names::hostname(&step.name),
         subdomain: subdomain.unwrap_or_default(),

@@ -406,3 +406,40 @@ fn dns_keeps_the_headless_search_and_anchor_and_agent_apply() {
     assert_eq!(pod.metadata.labels[names::AGENT_LABEL], "agent-1");
     assert_eq!(pod.spec.active_deadline_seconds, Some(4200));
 }
+
+#[test]
+fn restricted_mode() {
+    let opts = Options {
+        pod_security_restricted: true,
+        ..Default::default()
+    };
+    let (p, _) = build(&commands_step(), &opts);
+    assert_eq!(p["spec"]["automountServiceAccountToken"], false);
+    assert_eq!(
+        p["spec"]["securityContext"],
+        json!({"fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        p["spec"]["containers"][0]["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+    );
+    // A step with its own (allowed) service account keeps the token; privileged steps stay privileged.
+    let mut s = commands_step();
+    s.privileged = true;
+    s.backend_options
+        .insert("kubernetes".into(), json!({"serviceAccountName": "deployer"}));
+    let open = Options {
+        service_account_name_allow_from_step: true,
+        ..opts
+    };
+    let (p, _) = build(&s, &open);
+    assert!(p["spec"].get("automountServiceAccountToken").is_none());
+    assert_eq!(
+        p["spec"]["containers"][0]["securityContext"],
+        json!({"privileged": true})
+    );
+    // Off (the default): nothing of it.
+    let (p, _) = build(&commands_step(), &Options::default());
+    assert!(p["spec"].get("automountServiceAccountToken").is_none());
+    assert!(p["spec"]["containers"][0].get("securityContext").is_none());
+}
