@@ -354,3 +354,69 @@ fn usage_and_argument_errors() {
     let out = Command::new(bin).arg("render").env_clear().output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing WORKFLOW.json"));
 }
+
+/// The Pod Security Standard "restricted" rules (kubernetes.io/docs/concepts/security/
+/// pod-security-standards) that apply to what we emit, checked on the restricted fixture.
+#[test]
+fn restricted_fixture_meets_pod_security_restricted() {
+    let list: Value = serde_json::from_str(&ok_stdout("restricted", &render("restricted", &[]))).unwrap();
+    let pods: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .collect();
+    assert_eq!(pods.len(), 3);
+    for pod in pods {
+        let name = str_at(pod, "/metadata/name");
+        let spec = &pod["spec"];
+        let psc = &spec["securityContext"];
+        assert_eq!(psc["runAsNonRoot"], true, "{name}: runAsNonRoot");
+        assert_ne!(psc["runAsUser"], 0, "{name}: runAsUser 0");
+        let seccomp = str_at(psc, "/seccompProfile/type");
+        assert!(
+            seccomp == "RuntimeDefault" || seccomp == "Localhost",
+            "{name}: seccomp {seccomp:?}"
+        );
+        for (k, _) in spec.as_object().unwrap() {
+            assert!(
+                !["hostNetwork", "hostPID", "hostIPC"].contains(&k.as_str()),
+                "{name}: {k}"
+            );
+        }
+        for v in spec["volumes"].as_array().into_iter().flatten() {
+            let kinds: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "name").collect();
+            assert!(
+                kinds
+                    .iter()
+                    .all(|k| ["persistentVolumeClaim", "secret", "emptyDir"].contains(&k.as_str())),
+                "{name}: {v}"
+            );
+        }
+        let containers = spec["containers"]
+            .as_array()
+            .into_iter()
+            .chain(spec["initContainers"].as_array());
+        for c in containers.flatten() {
+            let sc = &c["securityContext"];
+            let cname = str_at(c, "/name");
+            assert_eq!(
+                sc["allowPrivilegeEscalation"], false,
+                "{name}/{cname}: allowPrivilegeEscalation"
+            );
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{name}/{cname}: drop ALL"
+            );
+            assert!(
+                sc["capabilities"].get("add").is_none() && sc.get("privileged").is_none(),
+                "{name}/{cname}"
+            );
+            assert!(
+                c.get("ports")
+                    .is_none_or(|p| p.as_array().unwrap().iter().all(|p| p.get("hostPort").is_none()))
+            );
+        }
+    }
+}
