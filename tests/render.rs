@@ -420,3 +420,17 @@ fn restricted_fixture_meets_pod_security_restricted() {
         }
     }
 }
+
+#[test]
+fn yaml_output_is_the_json_output() {
+    for name in workflows() {
+        let json: Value = serde_json::from_str(&ok_stdout(&name, &render(&name, &[]))).unwrap();
+        let yaml = ok_stdout(&name, &render(&name, &["-o", "yaml"]));
+        let docs: Vec<Value> = yaml
+            .split("---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| serde_yaml::from_str(d).unwrap_or_else(|e| panic!("{name}: {e}\n{d}")))
+            .collect();
+        assert_eq!(&Value::Array(docs), &json["items"], "{name}");
+    }
+}

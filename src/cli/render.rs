@@ -12,6 +12,9 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::backend::options::{self, Flags, Options};
+
+#[path = "render_yaml.rs"]
+mod yaml;
 use crate::backend::{Config, render};
 
 const USAGE: &str = "\
@@ -36,7 +39,6 @@ enum RenderError {
     Decode { path: PathBuf, source: serde_json::Error },
     Options(options::OptionsError),
     Build(crate::backend::BuildError),
-    Yaml(serde_yaml::Error),
 }
 
 impl fmt::Display for RenderError {
@@ -48,7 +50,6 @@ impl fmt::Display for RenderError {
             }
             RenderError::Options(_) => write!(f, "backend options"),
             RenderError::Build(_) => write!(f, "build objects"),
-            RenderError::Yaml(_) => write!(f, "write YAML"),
         }
     }
 }
@@ -60,7 +61,6 @@ impl std::error::Error for RenderError {
             RenderError::Decode { source, .. } => Some(source),
             RenderError::Options(e) => Some(e),
             RenderError::Build(e) => Some(e),
-            RenderError::Yaml(e) => Some(e),
         }
     }
 }
@@ -130,12 +130,7 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         eprintln!("warning: {w}");
     }
     let out = if args.yaml {
-        let mut s = String::new();
-        for o in &rendered.objects {
-            s.push_str("---\n");
-            s.push_str(&serde_yaml::to_string(o).map_err(RenderError::Yaml)?);
-        }
-        s
+        rendered.objects.iter().map(yaml::document).collect::<String>()
     } else {
         let list = json!({"apiVersion": "v1", "kind": "List", "items": rendered.objects});
         let mut s = serde_json::to_string_pretty(&list).expect("a Value always serialises");
