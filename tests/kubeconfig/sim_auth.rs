@@ -177,3 +177,36 @@ async fn an_exec_client_certificate_authenticates() {
     sim.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The whole path through our client: kubeconfig -> exec plugin -> client certificate offered
+/// by `Credentials::exec_cert_resolver` at the TLS handshake -> list pods.
+#[tokio::test]
+async fn our_client_authenticates_with_an_exec_client_certificate() {
+    use woodpecker_k8s_agent::kube::types::Pod;
+    use woodpecker_k8s_agent::kube::{Api, Client, ListParams};
+    let sim = start_sim().await;
+    let dir = temp_dir("client-exec-cert");
+    let (cert, key) = sim.client_certificate("ci-exec", &["system:masters"]).unwrap();
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+        "status": {"clientCertificateData": cert, "clientKeyData": key},
+    });
+    std::fs::write(dir.join("credential.json"), credential.to_string()).unwrap();
+    let user = format!(
+        "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/cat\n      args: ['{}']\n      interactiveMode: Never\n",
+        dir.join("credential.json").display()
+    );
+    let overrides = Overrides {
+        kubeconfig: Some(write_kubeconfig(&sim, &dir, &user)),
+        ..Overrides::default()
+    };
+    let config = infer(&ProcessEnv, &overrides).unwrap();
+    let client = Client::new(config).unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let list = pods.list(&ListParams::default()).await.unwrap();
+    assert!(list.items.is_empty());
+    // No bearer token exists here, so the sim let us in on the certificate, at the first try.
+    assert!(sim.requests().iter().all(|r| r.status != 401), "{:?}", sim.requests());
+    sim.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
