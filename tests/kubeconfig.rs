@@ -1,6 +1,9 @@
 //! kubeconfig resolution end to end: our `kubeconfig` command against
 //! `kubectl config view --minify --raw --flatten -o json` over the corpus in
 //! `testdata/kubeconfigs/`, plus the command's errors and its silence about secrets.
+//! `sim_auth`: the resolved credentials against the simulated cluster.
+
+mod sim_auth;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -381,4 +384,16 @@ async fn a_relative_exec_command_runs_from_the_kubeconfig_directory() {
     let header = creds.authorization().await.unwrap().unwrap();
     assert_eq!(header.to_str().unwrap(), "Bearer relative-plugin-token");
     assert!(header.is_sensitive());
+}
+
+#[test]
+fn help_and_unknown_flags() {
+    let dir = home("help");
+    let out = run_ours(&dir, &["--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--kubeconfig FILE"));
+    let out = run_ours(&dir, &["--bogus"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
