@@ -211,7 +211,7 @@ async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 #[tokio::test]
-async fn through_a_connect_proxy() {
+async fn through_a_connect_proxy_on_one_reused_connection() {
     let sim = start_sim().await;
     let (proxy, seen) = connect_proxy().await;
     let mut cfg = sim.kube_config();
@@ -219,9 +219,11 @@ async fn through_a_connect_proxy() {
     let api = pods_with(cfg);
     api.create(&pod("via-proxy", "p")).await.unwrap();
     assert_eq!(api.get("via-proxy").await.unwrap().metadata.name, "via-proxy");
+    api.list(&ListParams::labels("app=p")).await.unwrap();
+    assert!(api.get_opt("nothing").await.unwrap().is_none());
+    // Sequential calls reuse one pooled connection: one tunnel for four requests.
     let lines = seen.lock().unwrap().clone();
-    assert!(!lines.is_empty());
-    assert_eq!(lines[0], format!("CONNECT {} HTTP/1.1", sim.addr()));
+    assert_eq!(lines, [format!("CONNECT {} HTTP/1.1", sim.addr())]);
     sim.shutdown().await;
 }
 
