@@ -203,16 +203,18 @@ fn owner_uids(o: &Value) -> Vec<String> {
 }
 
 pub fn has_dependents(shared: &Shared, uid: &str) -> bool {
-    shared
+    !shared
         .store
-        .all()
-        .iter()
-        .any(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
+        .scan(|_, o| owner_uids(o).iter().any(|u| u == uid).then_some(()))
+        .is_empty()
 }
 
 fn orphan_dependents(shared: &Shared, uid: &str) {
-    for (k, o) in shared.store.all() {
-        if owner_uids(&o).iter().any(|u| u == uid) {
+    let dependents = shared
+        .store
+        .scan(|k, o| owner_uids(o).iter().any(|u| u == uid).then(|| k.clone()));
+    for k in dependents {
+        {
             shared.store.update(&k, |o| {
                 if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
                     refs.retain(|r| r["uid"] != uid);

@@ -28,8 +28,30 @@ fn terminating(o: &Value) -> bool {
 
 /// One pass over the store.
 pub fn sweep(shared: &Shared) {
-    let all = shared.store.all();
-    let uids: HashSet<&str> = all.iter().filter_map(|(_, o)| o["metadata"]["uid"].as_str()).collect();
+    // Only objects that can matter: owned, terminating, or namespaces.
+    let dying: HashSet<String> = shared
+        .store
+        .scan(|k, o| (k.plural == "namespaces" && terminating(o)).then(|| k.name.clone()))
+        .into_iter()
+        .collect();
+    let all: Vec<(Key, Value)> = shared.store.scan(|k, o| {
+        let relevant = o["metadata"]["ownerReferences"].is_array()
+            || terminating(o)
+            || k.plural == "namespaces"
+            || dying.contains(&k.namespace);
+        relevant.then(|| (k.clone(), o.clone()))
+    });
+    let wanted: HashSet<String> = all.iter().flat_map(|(_, o)| owner_uids(o)).map(String::from).collect();
+    let existing: HashSet<String> = shared
+        .store
+        .scan(|_, o| {
+            o["metadata"]["uid"]
+                .as_str()
+                .filter(|u| wanted.contains(*u))
+                .map(String::from)
+        })
+        .into_iter()
+        .collect();
     let foreground_owners: HashSet<&str> = all
         .iter()
         .filter(|(_, o)| {
@@ -47,7 +69,7 @@ pub fn sweep(shared: &Shared) {
         .collect();
     for (key, o) in &all {
         let owners = owner_uids(o);
-        let orphaned = !owners.is_empty() && owners.iter().all(|u| !uids.contains(u));
+        let orphaned = !owners.is_empty() && owners.iter().all(|u| !existing.contains(*u));
         let owner_foreground = owners.iter().any(|u| foreground_owners.contains(u));
         let in_dying_ns = !key.namespace.is_empty() && dying_namespaces.contains(key.namespace.as_str());
         if (orphaned || owner_foreground || in_dying_ns)
@@ -75,7 +97,7 @@ pub fn sweep(shared: &Shared) {
         }
     }
     for ns in dying_namespaces {
-        let left = shared.store.all().iter().any(|(k, _)| k.namespace == ns);
+        let left = !shared.store.scan(|k, _| (k.namespace == ns).then_some(())).is_empty();
         if !left {
             delete::remove_now(shared, &Key::new("namespaces", "", ns));
         }
