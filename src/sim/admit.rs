@@ -189,6 +189,13 @@ fn pod(obj: &mut Value, causes: &mut Vec<Cause>) {
 }
 
 fn pvc(obj: &mut Value, causes: &mut Vec<Cause>, default_sc: Option<&str>) {
+    // The protection controller's finalizer: a claim in use by a pod is not removed.
+    let fins = obj["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+    if !fins.iter().any(|f| f == super::storage::PVC_PROTECTION) {
+        let mut fins = fins;
+        fins.push(json!(super::storage::PVC_PROTECTION));
+        obj["metadata"]["finalizers"] = json!(fins);
+    }
     let spec = &mut obj["spec"];
     if spec["accessModes"].as_array().is_none_or(Vec::is_empty) {
         causes.push(Cause::required("spec.accessModes"));

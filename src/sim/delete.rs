@@ -193,6 +193,19 @@ pub fn finalize_if_released(shared: &Shared, key: &Key) {
     }
 }
 
+/// Removes one finalizer, then lets the object go if nothing else holds it.
+pub fn drop_finalizer(shared: &Shared, key: &Key, name: &str) {
+    shared.store.update(key, |o| {
+        if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
+            f.retain(|x| x != name);
+            if f.is_empty() {
+                o["metadata"].as_object_mut().map(|m| m.remove("finalizers"));
+            }
+        }
+    });
+    finalize_if_released(shared, key);
+}
+
 fn owner_uids(o: &Value) -> Vec<String> {
     o["metadata"]["ownerReferences"]
         .as_array()

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::Shared;
 use super::delete::{self, FOREGROUND, Options};
-use super::resources;
 use super::store::Key;
+use super::{resources, storage};
 
 fn owner_uids(o: &Value) -> Vec<&str> {
     o["metadata"]["ownerReferences"]
@@ -79,21 +79,22 @@ pub fn sweep(shared: &Shared) {
             let _ = delete::delete(shared, def, key, &Options::default());
         }
     }
+    // Terminating claims no running pod uses lose the protection finalizer (and then go).
+    for (key, o) in &all {
+        if key.plural == "persistentvolumeclaims"
+            && terminating(o)
+            && !storage::claim_in_use(shared, &key.namespace, &key.name)
+        {
+            delete::drop_finalizer(shared, key, storage::PVC_PROTECTION);
+        }
+    }
     // Foreground owners whose dependents are gone lose the finalizer (and then go).
     for (key, o) in &all {
         let Some(uid) = o["metadata"]["uid"].as_str() else {
             continue;
         };
         if foreground_owners.contains(uid) && !delete::has_dependents(shared, uid) {
-            shared.store.update(key, |o| {
-                if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
-                    f.retain(|x| x != FOREGROUND);
-                    if f.is_empty() {
-                        o["metadata"].as_object_mut().map(|m| m.remove("finalizers"));
-                    }
-                }
-            });
-            delete::finalize_if_released(shared, key);
+            delete::drop_finalizer(shared, key, FOREGROUND);
         }
     }
     for ns in dying_namespaces {
