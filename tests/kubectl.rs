@@ -137,3 +137,47 @@ async fn get_pods_watch_prints_rows_as_pods_change() {
     child.kill().await.unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_sim_command_serves_until_killed_over_plain_http_too() {
+    let dir = std::env::temp_dir().join(format!("wp-sim-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_woodpecker-k8s-agent"))
+        .args(["sim", "--http", "--runner", "scripted", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let path = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(std::path::Path::new(&path), dir.join("kubeconfig"));
+    let kc = std::fs::read_to_string(&path).unwrap();
+    assert!(kc.contains("server: http://127.0.0.1:"), "{kc}");
+    let run = tokio::process::Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()))
+        .args(["get", "ns", "-o", "name"])
+        .env("KUBECONFIG", &path)
+        .env("KUBECACHEDIR", dir.join("cache"))
+        .output()
+        .await
+        .expect("kubectl is required: install kubectl 1.32 or set KUBECTL");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "namespace/default\nnamespace/woodpecker\n",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // SIGTERM stops it cleanly.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

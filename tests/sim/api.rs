@@ -380,3 +380,41 @@ async fn authentication_tokens_and_client_certificates() {
     assert!(!format!("{:?}", sim.kube_config()).contains(sim.token()));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn deletecollection_and_legacy_watch_paths() {
+    let sim = start_sim().await;
+    let raw = Raw::new(&sim);
+    let secrets = format!("/api/v1/namespaces/{NS}/secrets");
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        raw.post(&secrets, &json!({"metadata": {"name": n, "labels": {"l": l}}}))
+            .await;
+    }
+    let (status, mut w) = raw
+        .lines(
+            &format!(
+                "/api/v1/watch/namespaces/{NS}/secrets?resourceVersion={}",
+                sim.resource_version()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let r = raw.delete(&format!("{secrets}?labelSelector=l%3Dx"), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 2);
+    let left: Vec<String> = sim
+        .objects("secrets", Some(NS))
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["c"]);
+    for name in ["a", "b"] {
+        let ev = w.event(5).await;
+        assert_eq!(
+            (ev["type"].as_str(), ev["object"]["metadata"]["name"].as_str()),
+            (Some("DELETED"), Some(name))
+        );
+    }
+    sim.shutdown().await;
+}
