@@ -149,6 +149,10 @@ pub fn delete(shared: &Shared, def: &ResourceDef, key: &Key, opts: &Options) -> 
     let held = foreground || !finalizers(&cur).is_empty();
     if grace == 0 && !held {
         let obj = remove_now(shared, key).unwrap_or(cur);
+        // Registries without `ReturnDeletedObject` answer a Success Status instead.
+        if matches!(def.plural, "secrets" | "events" | "storageclasses") {
+            return Ok((200, success(def.plural, &key.name, &uid)));
+        }
         return Ok((200, obj));
     }
     // Graceful (or held by finalizers): mark it and let the kubelet / GC finish.
@@ -191,6 +195,12 @@ pub fn finalize_if_released(shared: &Shared, key: &Key) {
     {
         remove_now(shared, key);
     }
+}
+
+/// The `Status` a delete returns for kinds that do not return the deleted object.
+fn success(plural: &str, name: &str, uid: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+           "details": {"name": name, "kind": plural, "uid": uid}})
 }
 
 /// Removes one finalizer, then lets the object go if nothing else holds it.

@@ -277,6 +277,17 @@ async fn secrets_services_and_replace_patch() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["metadata"]["labels"], json!({"z": "1"}));
+    // Secrets answer a delete with a Success Status, Services with the object.
+    let r = raw.delete(&path, None).await.json();
+    assert_eq!(
+        (r["kind"].as_str(), r["status"].as_str(), r["details"]["name"].as_str()),
+        (Some("Status"), Some("Success"), Some("s1"))
+    );
+    let r = raw
+        .delete(&format!("/api/v1/namespaces/{NS}/services/web"), None)
+        .await
+        .json();
+    assert_eq!(r["kind"], "Service");
     sim.shutdown().await;
 }
 
