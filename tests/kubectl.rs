@@ -21,6 +21,14 @@ async fn version_and_namespaces() {
     assert_eq!(rows[0], ["NAME", "STATUS", "AGE"]);
     assert_eq!((rows[1][0], rows[1][1]), ("default", "Active"));
     assert_eq!(rows[2][0], "woodpecker");
+    let (code, out, err) = kubectl(&sim, &["get", "nodes"]).await;
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[1], row[4]),
+        ("sim-node-1", "Ready", "v1.32.0-sim"),
+        "{out}"
+    );
     sim.shutdown().await;
 }
 

@@ -187,6 +187,24 @@ async fn resource(
         String::new()
     };
     let as_table = table::wants_table(accept);
+    let verb = match (method.clone(), t.name.is_some(), t.sub.as_deref()) {
+        (_, _, Some(_)) => None,
+        (Method::GET, false, _) => Some(if t.watch_path || q.flag("watch") {
+            "watch"
+        } else {
+            "list"
+        }),
+        (Method::GET, true, _) => Some("get"),
+        (Method::POST, false, _) => Some("create"),
+        (Method::PUT, true, _) => Some("update"),
+        (Method::PATCH, true, _) => Some("patch"),
+        (Method::DELETE, true, _) => Some("delete"),
+        (Method::DELETE, false, _) => Some("deletecollection"),
+        _ => None,
+    };
+    if verb.is_some_and(|v| !def.verbs.contains(&v)) {
+        return Err(ApiError::method_not_allowed());
+    }
     match (t.name.as_deref(), t.sub.as_deref()) {
         (None, None) => match *method {
             Method::GET => {

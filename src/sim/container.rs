@@ -90,6 +90,26 @@ pub(super) async fn run(
         let _ = killed(&mut kill).await;
         return None;
     }
+    let missing: Vec<String> = ctx.pod["spec"]["imagePullSecrets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .filter(|s| {
+            ctx.shared
+                .store
+                .get(&Key::new("secrets", &ctx.key.namespace, s))
+                .is_none()
+        })
+        .map(String::from)
+        .collect();
+    if !missing.is_empty() {
+        let msg = format!(
+            "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+            missing.join(", ")
+        );
+        ctx.event(true, "FailedToRetrieveImagePullSecret", &msg, None);
+    }
     ctx.event(false, "Pulling", &format!("Pulling image \"{image}\""), Some(&name));
     if pause(ctx.tick(), &mut kill).await.is_some() {
         return None;

@@ -31,6 +31,7 @@ mod podstatus;
 pub mod record;
 mod resources;
 pub mod runner;
+mod scheduler;
 mod select;
 mod server;
 mod status;
@@ -184,6 +185,10 @@ impl Sim {
         shared
             .store
             .create("storageclasses", "", storage::local_path_class())
+            .map_err(|e| io::Error::other(e.message))?;
+        shared
+            .store
+            .create("nodes", "", scheduler::node_object())
             .map_err(|e| io::Error::other(e.message))?;
         let acceptor = match &pki {
             Some(p) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(p.server_config()?))),

@@ -11,13 +11,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Shared;
-use super::delete;
 use super::events::{self, Source};
 use super::kubelet::NODE;
 use super::podstatus::{Container, PodStatus, State};
 use super::runner::{Kill, PodFault, killed, scripted};
 use super::store::{Key, random_hex};
 use super::time;
+use super::{delete, scheduler};
 
 pub(super) struct Ctx {
     pub(super) shared: Arc<Shared>,
@@ -109,22 +109,6 @@ pub(super) async fn pause(d: Duration, kill: &mut watch::Receiver<Option<Kill>>)
     }
 }
 
-fn claims_unbound(shared: &Shared, pod: &Value) -> Option<String> {
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
-    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-        if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
-            match shared.store.get(&Key::new("persistentvolumeclaims", ns, claim)) {
-                None => return Some(format!("persistentvolumeclaim \"{claim}\" not found")),
-                Some(p) if p["status"]["phase"] != "Bound" => {
-                    return Some("pod has unbound immediate PersistentVolumeClaims".into());
-                }
-                _ => {}
-            }
-        }
-    }
-    None
-}
-
 /// Runs the pod until it is finished or deleted.
 pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option<Kill>>) {
     let Some(pod) = shared.store.get(&key) else { return };
@@ -146,7 +130,7 @@ pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option
         let why = if scripted::pod_fault(&rules, &pod) == Some(PodFault::Unschedulable) {
             Some("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.".to_string())
         } else {
-            claims_unbound(&shared, &pod).map(|w| format!("0/1 nodes are available: {w}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."))
+            scheduler::blocker(&shared, &pod)
         };
         let Some(why) = why else { break };
         if !reported {
