@@ -1,0 +1,11 @@
+//! The step lifecycle on Kubernetes: the `Backend` implementation that creates step pods,
+//! follows them on one shared watch per namespace, streams their logs and cleans up.
+//!
+//! - [`classify`]: what a pod state means for the step (pure).
+//! - [`podwatch`]: the shared per-namespace watch, fanned out to per-pod waiters.
+
+pub mod classify;
+pub mod podwatch;
+
+pub use classify::{Limits, Verdict, Why, classify};
+pub use podwatch::{Input, PodWatch, Seen};
