@@ -3,8 +3,10 @@
 //!
 //! - [`classify`]: what a pod state means for the step (pure).
 //! - [`podwatch`]: the shared per-namespace watch, fanned out to per-pod waiters.
+//! - [`pending`]: what the step log says while the pod is not running (pure).
 
 pub mod classify;
+pub mod pending;
 pub mod podwatch;
 
 pub use classify::{Limits, Verdict, Why, classify};
