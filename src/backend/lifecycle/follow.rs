@@ -49,6 +49,18 @@ impl Follower {
         }
     }
 
+    /// The terminal verdict (`Finished` or `FailedToStart`), once one was returned.
+    pub fn terminal(&self) -> Option<&Verdict> {
+        self.last
+            .as_ref()
+            .filter(|v| matches!(v, Verdict::Finished { .. } | Verdict::FailedToStart(_)))
+    }
+
+    /// Whether this agent deleted the pod (its end then needs no long log drain).
+    pub fn deleted_by_us(&self) -> bool {
+        self.deleted_by_us.load(Ordering::SeqCst)
+    }
+
     /// The pod as last seen (`None` before the watch saw it).
     pub fn pod(&self) -> Option<Pod> {
         self.rx.borrow().pod().cloned()

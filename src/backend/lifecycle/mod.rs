@@ -119,6 +119,12 @@ impl KubeBackend {
         cleanup::sweep(&self.kube, ns, &self.settings.agent, &running).await
     }
 
+    /// Collects the tasks that have ended, so the set does not grow with every step.
+    fn reap(&self) {
+        let mut tasks = self.tasks.lock().unwrap();
+        while tasks.try_join_next().is_some() {}
+    }
+
     /// How many shared watches run (one per namespace in use).
     pub fn watches(&self) -> usize {
         self.registry.lock().unwrap().watches.len()
@@ -241,7 +247,7 @@ impl super::Backend for KubeBackend {
     }
 
     async fn start_step(&self, step: &Step, task: &str) -> Result<(), super::Error> {
-        self.tasks.lock().unwrap().try_join_next(); // reap one finished task per start
+        self.reap();
         let mut ctx = self.context(task, step.org_id);
         if let Some(node) = self
             .registry

@@ -18,6 +18,8 @@ use crate::backend::State;
 /// How long the log may keep streaming after the pod is known to be over: the kubelet ends a
 /// follow stream within about 5 s of the container's end (its state check period).
 const LOG_DRAIN: Duration = Duration::from_secs(15);
+/// The same after this agent deleted the pod.
+const LOG_DRAIN_DELETED: Duration = Duration::from_secs(2);
 
 /// The step's result once known: `Some(None)` when the agent stopped before it was.
 pub type Outcome = Option<Option<State>>;
@@ -77,13 +79,15 @@ impl StepTask {
         }
         // 2. Running: the log to its end, while the watch keeps the pod's state current.
         self.read_log().await;
-        // 3. The result.
+        // 3. The result (the log reader may already have seen it).
         loop {
-            match self.follower.next(&mut shutdown).await {
-                Wake::Stop => return None,
-                Wake::Verdict(Verdict::Finished { state, .. }) => return Some(state),
-                Wake::Verdict(Verdict::FailedToStart(why)) => return Some(self.failed_to_start(why).await),
-                Wake::Verdict(_) | Wake::Look => {}
+            match self.follower.terminal().cloned() {
+                Some(Verdict::Finished { state, .. }) => return Some(state),
+                Some(Verdict::FailedToStart(why)) => return Some(self.failed_to_start(why).await),
+                _ => {}
+            }
+            if self.follower.next(&mut shutdown).await == Wake::Stop {
+                return None;
             }
         }
     }
@@ -121,17 +125,19 @@ impl StepTask {
             }
         };
         let end = async {
-            loop {
-                match follower.next(&mut shutdown).await {
-                    Wake::Stop => return,
-                    Wake::Verdict(Verdict::Finished { .. } | Verdict::FailedToStart(_)) => {
-                        done_tx.send_replace(true);
-                        tokio::time::sleep(LOG_DRAIN).await;
-                        return;
-                    }
-                    Wake::Verdict(_) | Wake::Look => {}
+            while follower.terminal().is_none() {
+                if follower.next(&mut shutdown).await == Wake::Stop {
+                    return;
                 }
             }
+            done_tx.send_replace(true);
+            // Our own delete (cancel, detached steps): the rest of the log is not awaited long.
+            let drain = if follower.deleted_by_us() {
+                LOG_DRAIN_DELETED
+            } else {
+                LOG_DRAIN
+            };
+            tokio::time::sleep(drain).await;
         };
         let broke = tokio::select! {
             broke = pump => broke,
