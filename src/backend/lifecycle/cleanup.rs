@@ -128,3 +128,40 @@ pub async fn sweep(kube: &Kube, ns: Option<&str>, agent: &str, running: &HashSet
     out.into_result(format!("sweep leftovers of agent {agent}"))?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::types::Status;
+
+    fn api_error(code: u16, reason: &str) -> kube::Error {
+        kube::Error::Api {
+            what: "DELETE /api/v1/namespaces/ci/pods/wp-1".into(),
+            status: Box::new(Status {
+                code,
+                reason: reason.into(),
+                message: format!("{reason} message"),
+                ..Status::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn not_found_is_done_and_every_other_failure_is_reported() {
+        let mut f = Failures::default();
+        f.record("pod wp-1".into(), Ok(()));
+        f.record("pod wp-2".into(), Err(api_error(404, "NotFound")));
+        assert!(f.0.is_empty());
+        f.record("pod wp-3".into(), Err(api_error(403, "Forbidden")));
+        f.record("secret s".into(), Err(api_error(500, "InternalError")));
+        let err = f.into_result("destroy workflow 7").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("destroy workflow 7: 2 object(s) not deleted"),
+            "{text}"
+        );
+        assert!(text.contains("pod wp-3") && text.contains("Forbidden"), "{text}");
+        assert!(text.contains("secret s") && text.contains("InternalError"), "{text}");
+        assert!(Failures::default().into_result("x").is_ok());
+    }
+}
