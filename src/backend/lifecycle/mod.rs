@@ -21,6 +21,7 @@ pub mod kubeio;
 pub mod pending;
 pub mod podwatch;
 mod registry;
+mod settings;
 pub mod step;
 
 use std::collections::HashSet;
@@ -34,6 +35,7 @@ pub use classify::{Limits, Verdict, Why, classify};
 pub use error::Error;
 pub use kubeio::Kube;
 pub use podwatch::{Input, PodWatch, Seen};
+pub use settings::{Settings, SettingsError};
 
 use super::names::{self, AGENT_LABEL, TASK_LABEL};
 use super::options::Options;
@@ -42,30 +44,6 @@ use super::{Config, LogLines, State, Step};
 use crate::Shutdown;
 use crate::kube::types::{Namespace, Pod, Service};
 use registry::{Registry, StepRun, Workflow};
-
-/// What the lifecycle needs beyond Woodpecker's options.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// This agent's id: the value of the agent label on every object, the watch's selector and
-    /// what the start-up sweep deletes. Must be unique per agent and stable across restarts.
-    pub agent: String,
-    pub limits: Limits,
-    /// The workflow timeout, for the pods' `activeDeadlineSeconds` backstop.
-    pub workflow_timeout_secs: Option<i64>,
-    /// Log lines buffered per step before the follower waits for the reader.
-    pub log_buffer: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            agent: String::new(),
-            limits: Limits::default(),
-            workflow_timeout_secs: None,
-            log_buffer: 256,
-        }
-    }
-}
 
 /// How long `destroy_workflow` waits for its steps' followers to see their pods go.
 const FOLLOWERS_STOP: Duration = Duration::from_secs(10);
