@@ -18,6 +18,7 @@ pub mod service;
 pub mod step_options;
 pub mod types;
 pub mod volume;
+pub mod weak;
 
 use std::future::Future;
 
