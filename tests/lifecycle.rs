@@ -77,6 +77,11 @@ async fn an_image_pull_failure_fails_after_the_grace_with_its_reason() {
         "failed after the grace, not the start timeout"
     );
     assert!(lines.iter().any(|l| l.contains("could not start")), "{lines:#?}");
+    let warning = format!("[kubernetes] pod {}: Failed", pod_name(&s));
+    assert!(
+        lines.iter().any(|l| l.starts_with(&warning)),
+        "the pull's Warning event: {lines:#?}"
+    );
     h.backend.destroy_workflow(&conf, "14").await.unwrap();
     assert_clean(&h.sim, "14").await;
 }
@@ -425,4 +430,44 @@ async fn a_restarted_agent_sweeps_what_its_predecessor_left() {
     // The pod and the anchor at least; the volume may already be going with its owner.
     assert!((2..=3).contains(&swept), "{swept} objects swept");
     assert_clean(&h.sim, "50").await;
+}
+
+#[tokio::test]
+async fn a_missing_secret_fails_after_the_grace_with_the_kubelets_message() {
+    let h = harness().await;
+    let msg = "secret \"registry-token\" not found";
+    h.sim.script(ScriptRule::image("t/needs-secret").config_error(msg));
+    let s = step("deploy", "t/needs-secret", "23");
+    let conf = workflow("23", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "23").await.unwrap();
+    let (lines, state) = run_step(&h.backend, &s, "23").await;
+    let error = state.error.expect("an error");
+    assert!(
+        error.contains("CreateContainerConfigError") && error.contains(msg),
+        "{error}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("is waiting: CreateContainerConfigError")),
+        "{lines:#?}"
+    );
+    h.backend.destroy_workflow(&conf, "23").await.unwrap();
+    assert_clean(&h.sim, "23").await;
+}
+
+#[tokio::test]
+async fn the_active_deadline_backstop_is_an_error_with_its_reason() {
+    let h = harness_with(&[("STORAGE_RWX", "false"), ("POD_ACTIVE_DEADLINE", "1")]).await;
+    h.sim
+        .script(ScriptRule::image("t/forever").logs(["spinning"]).run_until_deleted());
+    let s = step("hang", "t/forever", "24");
+    let conf = workflow("24", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "24").await.unwrap();
+    let (lines, state) = run_step(&h.backend, &s, "24").await;
+    assert_eq!(lines.first().map(String::as_str), Some("spinning"));
+    let error = state.error.expect("an error");
+    assert!(error.starts_with("DeadlineExceeded"), "{error}");
+    h.backend.destroy_workflow(&conf, "24").await.unwrap();
+    assert_clean(&h.sim, "24").await;
 }
