@@ -1,7 +1,9 @@
 //! The backend's step lifecycle on the simulated cluster: results, pending explained, logs,
 //! watch recovery, deletion, cancel, RWO co-location, parallelism, cleanup and request counts.
 
+mod ends;
 mod harness;
+mod pending;
 
 use std::time::Duration;
 
@@ -39,95 +41,6 @@ async fn a_failing_step_reports_its_exit_code() {
     assert_eq!((state.exit_code, state.exited, state.error), (3, true, None));
     h.backend.destroy_workflow(&conf, "12").await.unwrap();
     assert_clean(&h.sim, "12").await;
-}
-
-#[tokio::test]
-async fn oom_killed_is_reported_as_such() {
-    let h = harness().await;
-    h.sim
-        .script(ScriptRule::image("t/oom").logs(["allocating"]).oom_killed());
-    let s = step("mem", "t/oom", "13");
-    let conf = workflow("13", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "13").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "13").await;
-    assert_eq!(lines, ["allocating"]);
-    assert!(state.oom_killed, "{state:?}");
-    assert_eq!(state.exit_code, 137);
-    h.backend.destroy_workflow(&conf, "13").await.unwrap();
-    assert_clean(&h.sim, "13").await;
-}
-
-#[tokio::test]
-async fn an_image_pull_failure_fails_after_the_grace_with_its_reason() {
-    let h = harness().await;
-    h.sim.script(ScriptRule::image("t/missing").image_pull_failure());
-    let s = step("pull", "t/missing", "14");
-    let conf = workflow("14", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "14").await.unwrap();
-    let t0 = std::time::Instant::now();
-    let (lines, state) = run_step(&h.backend, &s, "14").await;
-    let error = state.error.clone().expect("an error");
-    assert!(
-        error.contains("ErrImagePull") || error.contains("ImagePullBackOff"),
-        "{error}"
-    );
-    assert_ne!(state.exit_code, 0);
-    assert!(
-        t0.elapsed() < Duration::from_secs(3),
-        "failed after the grace, not the start timeout"
-    );
-    assert!(lines.iter().any(|l| l.contains("could not start")), "{lines:#?}");
-    let warning = format!("[kubernetes] pod {}: Failed", pod_name(&s));
-    assert!(
-        lines.iter().any(|l| l.starts_with(&warning)),
-        "the pull's Warning event: {lines:#?}"
-    );
-    h.backend.destroy_workflow(&conf, "14").await.unwrap();
-    assert_clean(&h.sim, "14").await;
-}
-
-#[tokio::test]
-async fn an_unschedulable_pod_fails_at_the_start_timeout_with_the_reason_in_the_log() {
-    let h = harness().await;
-    h.sim.script(ScriptRule::image("t/huge").unschedulable());
-    let s = step("big", "t/huge", "15");
-    let conf = workflow("15", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "15").await.unwrap();
-    let t0 = std::time::Instant::now();
-    let (lines, state) = run_step(&h.backend, &s, "15").await;
-    assert!(t0.elapsed() >= limits().start_timeout);
-    let error = state.error.expect("an error");
-    assert!(error.contains("Unschedulable"), "{error}");
-    assert!(
-        lines.iter().any(|l| l.contains("FailedScheduling")),
-        "the Warning event is in the log: {lines:#?}"
-    );
-    assert!(
-        lines.iter().any(|l| l.contains("is waiting: Unschedulable")),
-        "{lines:#?}"
-    );
-    h.backend.destroy_workflow(&conf, "15").await.unwrap();
-    assert_clean(&h.sim, "15").await;
-}
-
-#[tokio::test]
-async fn an_unbindable_volume_is_reported_not_waited_on() {
-    // Woodpecker's default RWX workspace on k3s's local-path (RWO only) never binds.
-    let h = harness_with(&[]).await;
-    h.sim.script(ScriptRule::image("t/pass").logs(["never"]));
-    let s = step("clone", "t/pass", "16");
-    let conf = workflow("16", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "16").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "16").await;
-    assert!(state.error.is_some(), "{state:?}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("persistentvolumeclaim") && l.contains("ProvisioningFailed")),
-        "the volume's events are in the log: {lines:#?}"
-    );
-    h.backend.destroy_workflow(&conf, "16").await.unwrap();
-    assert_clean(&h.sim, "16").await;
 }
 
 #[tokio::test]
@@ -190,28 +103,6 @@ async fn a_watch_reset_mid_step_misses_no_termination() {
     assert!(lists >= 2, "the watcher relisted ({lists} lists)");
     h.backend.destroy_workflow(&conf, "18").await.unwrap();
     assert_clean(&h.sim, "18").await;
-}
-
-#[tokio::test]
-async fn a_pod_deleted_from_outside_is_an_error_not_a_success() {
-    let h = harness().await;
-    h.sim
-        .script(ScriptRule::image("t/forever").logs(["started"]).run_until_deleted());
-    let s = step("victim", "t/forever", "19");
-    let conf = workflow("19", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "19").await.unwrap();
-    h.backend.start_step(&s, "19").await.unwrap();
-    let mut logs = h.backend.tail_step(&s, "19").await.unwrap();
-    let first = logs.recv().await.expect("a first line");
-    assert_eq!(&first[..], b"started");
-    h.sim.delete_pod_externally(NS, &pod_name(&s));
-    while logs.recv().await.is_some() {}
-    let state = h.backend.wait_step(&s, "19").await.unwrap();
-    h.backend.destroy_step(&s, "19").await.unwrap();
-    let error = state.error.expect("deleted from outside is an error");
-    assert!(error.starts_with("Deleted"), "{error}");
-    h.backend.destroy_workflow(&conf, "19").await.unwrap();
-    assert_clean(&h.sim, "19").await;
 }
 
 #[tokio::test]
@@ -348,21 +239,6 @@ async fn many_parallel_steps_share_one_watch() {
 }
 
 #[tokio::test]
-async fn eviction_is_an_error_with_its_reason() {
-    let h = harness().await;
-    h.sim.script(ScriptRule::image("t/evicted").logs(["working"]).evicted());
-    let s = step("evicted", "t/evicted", "22");
-    let conf = workflow("22", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "22").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "22").await;
-    assert_eq!(lines.first().map(String::as_str), Some("working"));
-    let error = state.error.expect("eviction is an error");
-    assert!(error.starts_with("Evicted"), "{error}");
-    h.backend.destroy_workflow(&conf, "22").await.unwrap();
-    assert_clean(&h.sim, "22").await;
-}
-
-#[tokio::test]
 async fn a_step_costs_one_create_one_log_stream_and_one_delete() {
     let h = harness().await;
     h.sim.script(ScriptRule::image("t/pass").logs(["ok"]));
@@ -430,44 +306,4 @@ async fn a_restarted_agent_sweeps_what_its_predecessor_left() {
     // The pod and the anchor at least; the volume may already be going with its owner.
     assert!((2..=3).contains(&swept), "{swept} objects swept");
     assert_clean(&h.sim, "50").await;
-}
-
-#[tokio::test]
-async fn a_missing_secret_fails_after_the_grace_with_the_kubelets_message() {
-    let h = harness().await;
-    let msg = "secret \"registry-token\" not found";
-    h.sim.script(ScriptRule::image("t/needs-secret").config_error(msg));
-    let s = step("deploy", "t/needs-secret", "23");
-    let conf = workflow("23", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "23").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "23").await;
-    let error = state.error.expect("an error");
-    assert!(
-        error.contains("CreateContainerConfigError") && error.contains(msg),
-        "{error}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("is waiting: CreateContainerConfigError")),
-        "{lines:#?}"
-    );
-    h.backend.destroy_workflow(&conf, "23").await.unwrap();
-    assert_clean(&h.sim, "23").await;
-}
-
-#[tokio::test]
-async fn the_active_deadline_backstop_is_an_error_with_its_reason() {
-    let h = harness_with(&[("STORAGE_RWX", "false"), ("POD_ACTIVE_DEADLINE", "1")]).await;
-    h.sim
-        .script(ScriptRule::image("t/forever").logs(["spinning"]).run_until_deleted());
-    let s = step("hang", "t/forever", "24");
-    let conf = workflow("24", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "24").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "24").await;
-    assert_eq!(lines.first().map(String::as_str), Some("spinning"));
-    let error = state.error.expect("an error");
-    assert!(error.starts_with("DeadlineExceeded"), "{error}");
-    h.backend.destroy_workflow(&conf, "24").await.unwrap();
-    assert_clean(&h.sim, "24").await;
 }
