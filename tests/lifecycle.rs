@@ -231,10 +231,17 @@ async fn many_parallel_steps_share_one_watch() {
         assert_clean(&h.sim, &task.unwrap()).await;
     }
     assert_eq!(h.backend.watches(), 1);
-    assert_eq!(
-        pod_watches(&h.sim.requests()).len(),
-        1,
-        "one watch for 20 steps in 4 workflows"
+    let reqs = h.sim.requests();
+    assert_eq!(pod_watches(&reqs).len(), 1, "one watch for 20 steps in 4 workflows");
+    let gets = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && !r.watch && !r.path.ends_with("/log"))
+        .count();
+    let logs = reqs.iter().filter(|r| r.path.ends_with("/log")).count();
+    assert_eq!(logs, 20, "one log stream per step");
+    eprintln!(
+        "lifecycle parallel: 20 steps in 4 workflows: {} requests, {gets} GET/LIST, 1 watch",
+        reqs.len()
     );
 }
 
