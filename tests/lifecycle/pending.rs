@@ -104,3 +104,25 @@ async fn a_missing_secret_fails_after_the_grace_with_the_kubelets_message() {
     h.backend.destroy_workflow(&conf, "23").await.unwrap();
     assert_clean(&h.sim, "23").await;
 }
+
+#[tokio::test]
+async fn a_watch_that_never_works_is_named_not_the_pod() {
+    use woodpecker_k8s_agent::sim::{FaultReply, RequestMatch, Times};
+    let h = harness().await;
+    h.sim.script(ScriptRule::image("t/pass").logs(["fine"]));
+    // Every list and watch of pods fails (as when RBAC forbids them); creating pods works.
+    let pods = RequestMatch::path("/namespaces/woodpecker/pods").method("GET");
+    h.sim.faults().fail(pods, FaultReply::Internal, Times::Always);
+    let s = step("blind", "t/pass", "25");
+    let conf = workflow("25", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "25").await.unwrap();
+    let (_, state) = run_step(&h.backend, &s, "25").await;
+    let error = state.error.expect("an error");
+    assert!(
+        error.contains("NotWatched") && error.contains("list and watch pods"),
+        "{error}"
+    );
+    h.sim.faults().clear();
+    h.backend.destroy_workflow(&conf, "25").await.unwrap();
+    assert_clean(&h.sim, "25").await;
+}
