@@ -168,6 +168,16 @@ async fn rwo_workspaces_keep_the_workflow_on_the_first_pods_node() {
         p["spec"]["nodeName"].is_string()
     })
     .await;
+    // Owned by the workflow's anchor, as is the workspace: one delete cascades.
+    let anchor = h.sim.object("services", NS, "wp-hsvc-21").expect("the anchor");
+    for owned in [&first, &pvc] {
+        let owner = &owned["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (&owner["kind"], &owner["uid"]),
+            (&"Service".into(), &anchor["metadata"]["uid"]),
+            "{owned}"
+        );
+    }
     let affinity = &first["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
     assert_eq!(
         affinity["labelSelector"]["matchLabels"]["woodpecker-ci.org/task-uuid"],
