@@ -4,6 +4,7 @@
 
 pub mod affinity;
 pub mod labels;
+pub mod lifecycle;
 pub mod names;
 pub mod namespace;
 pub mod options;
