@@ -2,4 +2,5 @@
 //! (`pipeline/fake.rs`) with tokio's paused clock.
 
 mod fake;
+mod frontend;
 mod runtime;
