@@ -1,6 +1,7 @@
 //! The YAML front end and the runtime. Runtime tests run on an in-test fake backend
 //! (`pipeline/fake.rs`) with tokio's paused clock.
 
+mod errors;
 mod fake;
 mod frontend;
 mod runtime;
