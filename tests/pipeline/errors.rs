@@ -12,7 +12,10 @@ fn env(_: &str) -> Option<String> {
 fn err(text: &str) -> String {
     match yaml::load("ci.yaml", "ci", text, &env) {
         Err(e) => e.to_string(),
-        Ok(w) => compile::compile(&w[0], &Options::default()).map(|_| ()).expect_err("no error").to_string(),
+        Ok(w) => compile::compile(&w[0], &Options::default())
+            .map(|_| ())
+            .expect_err("no error")
+            .to_string(),
     }
 }
 

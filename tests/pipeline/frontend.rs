@@ -327,3 +327,41 @@ fn workspace_and_clone() {
     assert_eq!(shape(&custom), [["git"], ["a"]]);
     assert_eq!(step(&custom, "git").type_, "clone");
 }
+
+#[test]
+fn when_ref_platform_and_matrix() {
+    let text = r#"
+matrix:
+  DB: [postgres, mysql]
+steps:
+  any: {image: x, commands: [x]}
+  pg-only: {image: x, commands: [x], when: {matrix: {DB: postgres}}}
+  heads: {image: x, commands: [x], when: {ref: "refs/heads/*"}}
+  tags: {image: x, commands: [x], when: {ref: "refs/tags/*"}}
+  arm: {image: x, commands: [x], when: {platform: "linux/arm*"}}
+  this-platform: {image: x, commands: [x], when: {platform: "linux/*"}}
+"#;
+    let wfs = load(text).unwrap();
+    let names = |wf: &Workflow| -> Vec<String> {
+        let c = compile::compile(wf, &Options::default()).unwrap().unwrap().config;
+        shape(&c).into_iter().flatten().collect()
+    };
+    let arm = std::env::consts::ARCH == "aarch64";
+    let mut want = vec!["any", "pg-only", "heads"];
+    if arm {
+        want.push("arm");
+    }
+    want.push("this-platform");
+    assert_eq!(names(&wfs[0]), want);
+    assert!(!names(&wfs[1]).contains(&"pg-only".to_string()));
+}
+
+#[test]
+fn services_and_clone_as_lists() {
+    let c = compile(
+        "clone:\n  - name: fetch\n    image: alpine/git\n    commands: [git init]\nservices:\n  - name: db\n    image: postgres\n    ports: [5432]\nsteps:\n  - name: a\n    image: x\n    commands: [pwd]\n",
+    );
+    assert_eq!(shape(&c), [["fetch"], ["db"], ["a"]]);
+    assert_eq!(step(&c, "db").ports[0].number, 5432);
+    assert_eq!(step(&c, "fetch").type_, "clone");
+}
