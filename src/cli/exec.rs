@@ -5,6 +5,7 @@
 //! work is in `crate::pipeline`.
 
 mod args;
+mod cluster;
 mod output;
 
 use std::ffi::OsString;
@@ -53,7 +54,30 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    Err("running on a cluster needs the Kubernetes backend, which this build does not have yet; use --dry-run".into())
+    let rt = super::runtime()?;
+    let ok = rt.block_on(async {
+        let mut tasks = JoinSet::new();
+        let cancel = signals(&mut tasks);
+        let printer = Arc::new(Printer::new(Box::new(std::io::stdout()), stdout_is_tty()));
+        let result = if args.embedded {
+            embedded(&args, plan, printer, cancel).await
+        } else {
+            cluster::on_cluster(&args, plan, printer, cancel).await
+        };
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        result
+    })?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn embedded(
+    _args: &Args,
+    _plan: Vec<Planned>,
+    _printer: Arc<Printer>,
+    _cancel: Shutdown,
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    Err("--embedded needs the simulated cluster, which this build does not have yet".into())
 }
 
 /// The workflow's name with its matrix values.
