@@ -71,13 +71,38 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// Runs on a simulated cluster started here, whose host runner runs each step's commands on
+/// this machine (no images are pulled) with the workspace volume bound at `/woodpecker`.
+#[cfg(feature = "sim")]
+async fn embedded(
+    args: &Args,
+    plan: Vec<Planned>,
+    printer: Arc<Printer>,
+    cancel: Shutdown,
+) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    use crate::sim::{RunnerKind, Sim, SimConfig};
+    let sim = Sim::start(SimConfig {
+        runner: RunnerKind::Host,
+        ..SimConfig::default()
+    })
+    .await?;
+    printer.say(&format!(
+        "embedded cluster at {} (host runner: step commands run on this machine, not in their images)",
+        sim.url()
+    ));
+    let result = cluster::with_config(sim.kube_config(), true, args, plan, printer, cancel).await;
+    sim.shutdown().await;
+    result
+}
+
+#[cfg(not(feature = "sim"))]
 async fn embedded(
     _args: &Args,
     _plan: Vec<Planned>,
     _printer: Arc<Printer>,
     _cancel: Shutdown,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    Err("--embedded needs the simulated cluster, which this build does not have yet".into())
+    Err("--embedded needs the simulated cluster; this binary was built without the `sim` feature".into())
 }
 
 /// The workflow's name with its matrix values.

@@ -29,12 +29,15 @@ pub async fn on_cluster(
         namespace: args.namespace.clone(),
     };
     let config = Config::infer(&overrides)?;
-    with_config(config, args, plan, printer, cancel).await
+    with_config(config, false, args, plan, printer, cancel).await
 }
 
-/// Runs on the cluster `config` points at.
+/// Runs on the cluster `config` points at. `single_node`: the cluster's storage offers only
+/// ReadWriteOnce volumes (the simulated cluster's `local-path`, like kind's and k3s's), so
+/// the workspace claim asks for that instead of Woodpecker's ReadWriteMany default.
 pub async fn with_config(
     config: Config,
+    single_node: bool,
     args: &Args,
     plan: Vec<Planned>,
     printer: Arc<Printer>,
@@ -44,6 +47,9 @@ pub async fn with_config(
     let mut opts = Options::from_lookup(env)?;
     if let Some(ns) = &args.namespace {
         opts.namespace = ns.clone();
+    }
+    if single_node {
+        opts.storage_rwx = false;
     }
     // A fresh agent id per run: it labels every object, and no other run sweeps them.
     let agent = format!("exec-{}", ulid::new().to_lowercase());
