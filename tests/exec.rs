@@ -213,3 +213,177 @@ fn no_pipeline_and_unsupported_keys_are_errors() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs `exec --embedded` (the simulated cluster, host runner) and returns the output.
+fn embedded(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let mut all = vec!["--embedded"];
+    all.extend_from_slice(args);
+    let out = Command::new(BIN)
+        .arg("exec")
+        .args(&all)
+        .current_dir(dir)
+        .env("WOODPECKER_BACKEND_K8S_START_TIMEOUT", "20s")
+        .output()
+        .expect("run the binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// The summary rows: step -> (result, exit).
+fn summary(text: &str) -> Vec<(String, String)> {
+    let table = text.rsplit_once("\nSTEP ").map(|(_, t)| t).unwrap_or("");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| {
+            let cols: Vec<&str> = l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+            (cols[0].to_string(), cols[1..cols.len() - 2].join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn embedded_quickstart_runs_for_real() {
+    let (code, text) = embedded(
+        &["testdata/pipelines/quickstart.yaml"],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("[cache] cache service is up"), "{text}");
+    assert!(text.contains("[count] 3\n"), "{text}");
+    assert!(text.contains("[search] 2:beta\n"), "{text}");
+    assert!(
+        text.contains("[report] step report of workflow quickstart, pipeline status success"),
+        "{text}"
+    );
+    let rows = summary(&text);
+    let want: Vec<(String, String)> = [
+        ("cache", "success"),
+        ("prepare", "success"),
+        ("count", "success"),
+        ("search", "success"),
+        ("flaky", "failure (ignored)"),
+        ("report", "success"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(rows, want, "{text}");
+    assert!(text.contains("flaky    failure (ignored)     3"), "{text}");
+}
+
+#[test]
+fn embedded_runs_every_testdata_pipeline() {
+    for name in [
+        "go.yaml",
+        "rust.yaml",
+        "node.yaml",
+        "services.yaml",
+        "matrix.yaml",
+        "detach.yaml",
+    ] {
+        let path = format!("testdata/pipelines/{name}");
+        let (code, text) = embedded(
+            &[&path, "--secret", "db_password=pg-pass-123"],
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+        );
+        assert_eq!(code, Some(0), "{name}:\n{text}");
+        let rows = summary(&text);
+        assert!(!rows.is_empty(), "{name}: no summary\n{text}");
+        for (step, result) in rows {
+            assert!(
+                result == "success" || result == "skipped",
+                "{name}: {step} is {result}\n{text}"
+            );
+        }
+        assert!(!text.contains("pg-pass-123"), "{name}: a secret was printed");
+    }
+}
+
+#[test]
+fn embedded_failure_masking_and_exit_code() {
+    let dir = tempdir("fail");
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  show:\n    image: x\n    environment:\n      TOKEN: {from_secret: token}\n    commands: [echo \"token is $TOKEN\"]\n  broken:\n    image: x\n    commands: [echo about to fail, exit 4]\n  after:\n    image: x\n    commands: [echo never]\n  cleanup:\n    image: x\n    when: {status: [failure]}\n    commands: [echo cleaning up]\n",
+    )
+    .unwrap();
+    let (code, text) = embedded(&["--secret", "token=sup3r-s3cret"], &dir);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("[show] token is ********"), "{text}");
+    assert!(!text.contains("sup3r-s3cret"), "{text}");
+    assert!(text.contains("[cleanup] cleaning up"), "{text}");
+    let rows = summary(&text);
+    let results: Vec<&str> = rows.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(results, ["success", "failure", "skipped", "success"], "{text}");
+    assert!(text.contains("broken   failure               4"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether any process runs exactly `cmdline` (space-separated).
+fn running(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn embedded_sigterm_cancels_and_stops_every_step() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir("cancel");
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "services:\n  svc:\n    image: x\n    commands: [sleep 9871]\nsteps:\n  long:\n    image: x\n    commands: [echo started, sleep 9872]\n  next:\n    image: x\n    commands: [echo never]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["exec", "--embedded"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line == "[long] started" {
+            break;
+        }
+    }
+    assert!(seen.contains("[long] started"), "{seen}");
+    // The step's process is running on this host now.
+    assert!(running("sleep 9872"), "the step's process is not running");
+    let started = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    let text = format!("{seen}{}", rest.join("\n"));
+    assert!(started.elapsed().as_secs() < 30, "cancel took {:?}", started.elapsed());
+    assert_eq!(status.code(), Some(1), "{text}");
+    let rows = summary(&text);
+    assert_eq!(
+        rows.iter().find(|(s, _)| s == "long").map(|(_, r)| r.as_str()),
+        Some("canceled"),
+        "{text}"
+    );
+    assert_eq!(
+        rows.iter().find(|(s, _)| s == "next").map(|(_, r)| r.as_str()),
+        Some("not run"),
+        "{text}"
+    );
+    assert!(
+        !running("sleep 9871") && !running("sleep 9872"),
+        "a step's process outlived exec"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
