@@ -387,3 +387,37 @@ fn embedded_sigterm_cancels_and_stops_every_step() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn embedded_workspace_starts_with_the_tracked_files() {
+    let dir = tempdir("seed");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("git is needed for this test: apt-get install git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.txt"), "tracked content\n").unwrap();
+    std::fs::write(dir.join("untracked.txt"), "not copied\n").unwrap();
+    git(&["add", "src/main.txt"]);
+    git(&["commit", "-qm", "init"]);
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  look:\n    image: x\n    commands: [cat src/main.txt, test ! -e untracked.txt]\n",
+    )
+    .unwrap();
+    let (code, text) = embedded(&[], &dir);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("workspace: 1 tracked files of"), "{text}");
+    assert!(text.contains("[look] tracked content"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

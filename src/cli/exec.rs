@@ -33,6 +33,8 @@ pub use output::Printer;
 pub struct Planned {
     pub workflow: Workflow,
     pub compiled: Option<Compiled>,
+    /// The checkout the workflow file belongs to.
+    pub repo_dir: std::path::PathBuf,
 }
 
 pub fn run(argv: Vec<OsString>) -> super::Result {
@@ -90,6 +92,16 @@ async fn embedded(
         "embedded cluster at {} (host runner: step commands run on this machine, not in their images)",
         sim.url()
     ));
+    let namespace = cluster::backend_options(args, true)?.namespace;
+    if let Some(repo) = plan.first().map(|p| p.repo_dir.clone()) {
+        let copied = cluster::seed_workspaces(&sim, &namespace, &plan, &repo)?;
+        if copied > 0 {
+            printer.say(&format!(
+                "workspace: {copied} tracked files of {} copied in",
+                repo.display()
+            ));
+        }
+    }
     let result = cluster::with_config(sim.kube_config(), true, args, plan, printer, cancel).await;
     sim.shutdown().await;
     result
@@ -178,7 +190,11 @@ pub fn plan(
             ..Default::default()
         };
         let compiled = compile::compile(&wf, &opts)?;
-        out.push(Planned { workflow: wf, compiled });
+        out.push(Planned {
+            workflow: wf,
+            compiled,
+            repo_dir: repo_dir.clone(),
+        });
     }
     Ok(out)
 }
