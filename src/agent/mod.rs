@@ -20,6 +20,7 @@ pub mod proto;
 pub mod reporter;
 pub mod tls;
 pub mod tracer;
+pub mod values;
 pub mod workflow;
 
 pub use daemon::{Agent, Error};

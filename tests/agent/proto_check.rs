@@ -13,54 +13,16 @@ use woodpecker_k8s_agent::agent::proto::*;
 type Field = (u32, &'static str, &'static str);
 
 /// message -> its fields, as in the spec.
+#[rustfmt::skip]
 const TABLE: &[(&str, &[Field])] = &[
-    (
-        "StepState",
-        &[
-            (1, "step_uuid", "string"),
-            (2, "started", "int64"),
-            (3, "finished", "int64"),
-            (4, "exited", "bool"),
-            (5, "exit_code", "int32"),
-            (6, "error", "string"),
-            (7, "canceled", "bool"),
-            (8, "skipped", "bool"),
-        ],
-    ),
-    (
-        "WorkflowState",
-        &[
-            (1, "started", "int64"),
-            (2, "finished", "int64"),
-            (3, "error", "string"),
-            (4, "canceled", "bool"),
-        ],
-    ),
-    (
-        "LogEntry",
-        &[
-            (1, "step_uuid", "string"),
-            (2, "time", "int64"),
-            (3, "line", "int32"),
-            (4, "type", "int32"),
-            (5, "data", "bytes"),
-        ],
-    ),
+    ("StepState", &[(1, "step_uuid", "string"), (2, "started", "int64"), (3, "finished", "int64"), (4, "exited", "bool"),
+        (5, "exit_code", "int32"), (6, "error", "string"), (7, "canceled", "bool"), (8, "skipped", "bool")]),
+    ("WorkflowState", &[(1, "started", "int64"), (2, "finished", "int64"), (3, "error", "string"), (4, "canceled", "bool")]),
+    ("LogEntry", &[(1, "step_uuid", "string"), (2, "time", "int64"), (3, "line", "int32"), (4, "type", "int32"), (5, "data", "bytes")]),
     ("Filter", &[(1, "labels", "map<string,string>")]),
-    (
-        "Workflow",
-        &[(1, "id", "string"), (2, "timeout", "int64"), (3, "payload", "bytes")],
-    ),
-    (
-        "AgentInfo",
-        &[
-            (1, "platform", "string"),
-            (2, "capacity", "int32"),
-            (3, "backend", "string"),
-            (4, "version", "string"),
-            (5, "customLabels", "map<string,string>"),
-        ],
-    ),
+    ("Workflow", &[(1, "id", "string"), (2, "timeout", "int64"), (3, "payload", "bytes")]),
+    ("AgentInfo", &[(1, "platform", "string"), (2, "capacity", "int32"), (3, "backend", "string"), (4, "version", "string"),
+        (5, "customLabels", "map<string,string>")]),
     ("NextRequest", &[(1, "filter", "Filter")]),
     ("InitRequest", &[(1, "id", "string"), (2, "state", "WorkflowState")]),
     ("WaitRequest", &[(1, "id", "string")]),
@@ -72,23 +34,14 @@ const TABLE: &[(&str, &[Field])] = &[
     ("ReportHealthRequest", &[(1, "status", "string")]),
     ("RegisterAgentRequest", &[(1, "info", "AgentInfo")]),
     ("AuthRequest", &[(1, "agent_token", "string"), (2, "agent_id", "int64")]),
-    (
-        "VersionResponse",
-        &[(1, "grpc_version", "int32"), (2, "server_version", "string")],
-    ),
+    ("VersionResponse", &[(1, "grpc_version", "int32"), (2, "server_version", "string")]),
     ("NextResponse", &[(1, "workflow", "Workflow")]),
     ("RegisterAgentResponse", &[(1, "agent_id", "int64")]),
     ("WaitResponse", &[(1, "canceled", "bool")]),
-    (
-        "AuthResponse",
-        &[
-            (1, "status", "string"),
-            (2, "agent_id", "int64"),
-            (3, "access_token", "string"),
-        ],
-    ),
+    ("AuthResponse", &[(1, "status", "string"), (2, "agent_id", "int64"), (3, "access_token", "string")]),
 ];
 
+#[rustfmt::skip]
 const RPCS: &[(&str, &str, &str, &str)] = &[
     ("Woodpecker", "Version", "Empty", "VersionResponse"),
     ("Woodpecker", "Next", "NextRequest", "NextResponse"),
@@ -98,12 +51,7 @@ const RPCS: &[(&str, &str, &str, &str)] = &[
     ("Woodpecker", "Extend", "ExtendRequest", "Empty"),
     ("Woodpecker", "Update", "UpdateRequest", "Empty"),
     ("Woodpecker", "Log", "LogRequest", "Empty"),
-    (
-        "Woodpecker",
-        "RegisterAgent",
-        "RegisterAgentRequest",
-        "RegisterAgentResponse",
-    ),
+    ("Woodpecker", "RegisterAgent", "RegisterAgentRequest", "RegisterAgentResponse"),
     ("Woodpecker", "UnregisterAgent", "Empty", "Empty"),
     ("Woodpecker", "ReportHealth", "ReportHealthRequest", "Empty"),
     ("WoodpeckerAuth", "Auth", "AuthRequest", "AuthResponse"),

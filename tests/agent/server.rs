@@ -2,7 +2,7 @@
 //! h2c on 127.0.0.1:0 (hyper's server side), with its own framing code. It records every call in
 //! order, hands out queued workflows on `Next`, blocks `Wait` until a cancel or `Done`, checks
 //! tokens and the proto-version header, and can expire its tokens, stop and restart on the same
-//! port with its state intact.
+//! port with its state intact. `start_tls` serves the same behind a self-signed certificate.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::convert::Infallible;
@@ -64,10 +64,31 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: Arc<State>,
     tasks: JoinSet<()>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
     pub async fn start(grpc_version: i32) -> Server {
+        Server::start_with(grpc_version, None).await
+    }
+
+    /// The same server behind TLS with a fresh self-signed certificate for 127.0.0.1.
+    pub async fn start_tls() -> Server {
+        let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+        let cert = rustls::pki_types::CertificateDer::from(key.cert.der().to_vec());
+        let pkey = rustls::pki_types::PrivateKeyDer::try_from(key.signing_key.serialize_der()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], pkey)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Server::start_with(16, Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(grpc_version: i32, tls: Option<tokio_rustls::TlsAcceptor>) -> Server {
         let state = Arc::new(State {
             inner: Mutex::new(Inner {
                 next_agent_id: 100,
@@ -83,6 +104,7 @@ impl Server {
             addr,
             state,
             tasks: JoinSet::new(),
+            tls,
         };
         server.serve(listener);
         server
@@ -90,19 +112,26 @@ impl Server {
 
     fn serve(&mut self, listener: tokio::net::TcpListener) {
         let state = self.state.clone();
+        let tls = self.tls.clone();
         self.tasks.spawn(async move {
             let mut conns = JoinSet::new();
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 let state = state.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let state = state.clone();
                         async move { Ok::<_, Infallible>(handle(&state, req).await) }
                     });
-                    let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => h2.serve_connection(TokioIo::new(stream), svc).await,
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => h2.serve_connection(TokioIo::new(stream), svc).await,
+                            Err(_) => return, // the agent refused our certificate
+                        },
+                    };
                 });
             }
         });
