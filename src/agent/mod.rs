@@ -18,10 +18,12 @@ pub mod mask;
 pub mod metrics;
 pub mod proto;
 pub mod reporter;
+pub mod runtime;
 pub mod tls;
 pub mod tracer;
 pub mod values;
 pub mod workflow;
 
 pub use daemon::{Agent, Error};
+pub use runtime::PipelineRunner;
 pub use workflow::{Outcome, WorkflowRunner};

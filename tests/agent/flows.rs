@@ -13,7 +13,7 @@ async fn full_workflow_in_order_with_exact_logs() {
         ],
         &[],
     ));
-    let runner = Arc::new(FakeRunner::default());
+    let runner = fake::runner();
     let agent = start(&server, "full", &[("WOODPECKER_AGENT_LABELS", "zone=eu")], runner).await;
     server.state.until(10, "Done", |c| done(c, "11")).await;
     let calls = server.state.calls();
@@ -69,7 +69,7 @@ async fn cancel_from_the_server_cancels_the_workflow() {
         &[("long", &["echo started", "sleep 30000"]), ("after", &["echo never"])],
         &[],
     ));
-    let runner = Arc::new(FakeRunner::default());
+    let runner = fake::runner();
     let agent = start(&server, "cancel", &[], runner.clone()).await;
     server
         .state
@@ -89,7 +89,11 @@ async fn cancel_from_the_server_cancels_the_workflow() {
             "done canceled=true error=\"\""
         ]
     );
-    assert!(runner.objects().is_empty(), "left behind: {:?}", runner.objects());
+    assert!(
+        runner.backend.objects().is_empty(),
+        "left behind: {:?}",
+        runner.backend.objects()
+    );
     agent.stop().await;
 }
 
@@ -99,7 +103,7 @@ async fn expired_token_is_refreshed_and_the_call_repeated() {
     server
         .state
         .push(workflow("31", &[("a", &["echo one", "sleep 400", "echo two"])], &[]));
-    let agent = start(&server, "token", &[], Arc::new(FakeRunner::default())).await;
+    let agent = start(&server, "token", &[], fake::runner()).await;
     server
         .state
         .until(10, "line one", |c| flow(c, "31").iter().any(|l| l == "log a 0 one"))
@@ -136,7 +140,7 @@ async fn server_restart_mid_workflow_loses_nothing() {
         )],
         &[],
     ));
-    let agent = start(&server, "restart", &[], Arc::new(FakeRunner::default())).await;
+    let agent = start(&server, "restart", &[], fake::runner()).await;
     server
         .state
         .until(10, "the first line", |c| {
@@ -173,7 +177,7 @@ async fn capacity_two_never_runs_more_than_two() {
             .state
             .push(workflow(id, &[("a", &["echo hi", "sleep 300"])], &[]));
     }
-    let runner = Arc::new(FakeRunner::default());
+    let runner = fake::runner();
     let agent = start(
         &server,
         "capacity",
@@ -186,7 +190,7 @@ async fn capacity_two_never_runs_more_than_two() {
         .until(20, "all five done", |c| ids.iter().all(|id| done(c, id)))
         .await;
     assert_eq!(server.state.max_running(), 2, "server-side Init..Done overlap");
-    assert_eq!(runner.max_running.load(SeqCst), 2);
+    assert_eq!(runner.backend.max_running.load(SeqCst), 2);
     // A permit is taken before Next: never more polls than free slots.
     assert!(
         server.state.max_polling() <= 2,
@@ -217,7 +221,7 @@ async fn secrets_are_masked_in_every_line() {
         )],
         &["hunter2-secret", key, "abc"],
     ));
-    let agent = start(&server, "mask", &[], Arc::new(FakeRunner::default())).await;
+    let agent = start(&server, "mask", &[], fake::runner()).await;
     server.state.until(10, "Done", |c| done(c, "61")).await;
     let lines: Vec<String> = flow(&server.state.calls(), "61")
         .into_iter()
@@ -243,7 +247,7 @@ async fn shutdown_drains_running_workflows_then_stops() {
         &[("a", &["echo go", "sleep 800", "echo finished"])],
         &[],
     ));
-    let runner = Arc::new(FakeRunner::default());
+    let runner = fake::runner();
     let dir = temp_dir("drain");
     // An unwritable config file makes the agent stateless: it unregisters on exit.
     let conf_dir = dir.join("ro");
@@ -277,7 +281,11 @@ async fn shutdown_drains_running_workflows_then_stops() {
             "done canceled=false error=\"\""
         ]
     );
-    assert!(runner.objects().is_empty(), "left behind: {:?}", runner.objects());
+    assert!(
+        runner.backend.objects().is_empty(),
+        "left behind: {:?}",
+        runner.backend.objects()
+    );
     assert_eq!(calls.last(), Some(&Call::Unregister));
     // No new work was asked for after the signal: the only Next is the one that got 71.
     assert_eq!(calls.iter().filter(|c| matches!(c, Call::Next(_))).count(), 1);
@@ -290,7 +298,7 @@ async fn drain_timeout_cancels_and_cleans_up() {
     server
         .state
         .push(workflow("81", &[("a", &["echo go", "sleep 60000"])], &[]));
-    let runner = Arc::new(FakeRunner::default());
+    let runner = fake::runner();
     let agent = start(
         &server,
         "drain-timeout",
@@ -315,5 +323,9 @@ async fn drain_timeout_cancels_and_cleans_up() {
             "done canceled=true error=\"\""
         ]
     );
-    assert!(runner.objects().is_empty(), "left behind: {:?}", runner.objects());
+    assert!(
+        runner.backend.objects().is_empty(),
+        "left behind: {:?}",
+        runner.backend.objects()
+    );
 }

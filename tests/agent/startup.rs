@@ -6,7 +6,7 @@ use super::*;
 async fn version_mismatch_is_a_clear_error() {
     let server = Server::start(14).await;
     let dir = temp_dir("version");
-    let err = Agent::start(settings(&server, &dir, &[]), Arc::new(FakeRunner::default()))
+    let err = Agent::start(settings(&server, &dir, &[]), fake::runner())
         .await
         .err()
         .expect("must fail");
@@ -23,10 +23,7 @@ async fn wrong_secret_fails_at_start_without_printing_it() {
     let server = Server::start(16).await;
     let dir = temp_dir("secret");
     let s = settings(&server, &dir, &[("WOODPECKER_AGENT_SECRET", "not-the-secret")]);
-    let err = Agent::start(s, Arc::new(FakeRunner::default()))
-        .await
-        .err()
-        .expect("must fail");
+    let err = Agent::start(s, fake::runner()).await.err().expect("must fail");
     let mut chain = err.to_string();
     let mut src = std::error::Error::source(&err);
     while let Some(e) = src {
@@ -43,7 +40,7 @@ async fn agent_id_is_reused_across_restarts() {
     let server = Server::start(16).await;
     let dir = temp_dir("id");
     std::fs::write(dir.join("agent.conf"), "{\"agent_id\": 42}").unwrap();
-    let agent = Agent::start(settings(&server, &dir, &[]), Arc::new(FakeRunner::default()))
+    let agent = Agent::start(settings(&server, &dir, &[]), fake::runner())
         .await
         .unwrap();
     assert_eq!(server.state.calls()[0], Call::Auth { agent_id: 42 });
@@ -72,7 +69,7 @@ async fn health_endpoint_and_metrics() {
         ("WOODPECKER_HEALTHCHECK", "true"),
         ("WOODPECKER_HEALTHCHECK_ADDR", "127.0.0.1:0"),
     ];
-    let agent = start(&server, "health", &extra, Arc::new(FakeRunner::default())).await;
+    let agent = start(&server, "health", &extra, fake::runner()).await;
     let addr = agent.health.expect("health endpoint");
     server
         .state
@@ -108,10 +105,7 @@ async fn tls_with_and_without_verification() {
     let dir = temp_dir("tls");
     // Verifying (the default): the self-signed certificate is refused, after the connect retries.
     let s = settings(&server, &dir, &[("WOODPECKER_GRPC_SECURE", "true")]);
-    let err = Agent::start(s, Arc::new(FakeRunner::default()))
-        .await
-        .err()
-        .expect("must refuse");
+    let err = Agent::start(s, fake::runner()).await.err().expect("must refuse");
     let mut chain = err.to_string();
     let mut src = std::error::Error::source(&err);
     while let Some(e) = src {
@@ -129,7 +123,7 @@ async fn tls_with_and_without_verification() {
         &server,
         "tls",
         &[("WOODPECKER_GRPC_SECURE", "true"), ("WOODPECKER_GRPC_VERIFY", "false")],
-        Arc::new(FakeRunner::default()),
+        fake::runner(),
     )
     .await;
     server.state.until(10, "Done", |c| done(c, "95")).await;
