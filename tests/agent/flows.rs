@@ -2,6 +2,7 @@
 //! the server, token expiry, a server restart, capacity, secret masking, drain on shutdown.
 
 use super::*;
+use prost::Message;
 #[tokio::test]
 async fn full_workflow_in_order_with_exact_logs() {
     let server = Server::start(16).await;
@@ -328,4 +329,66 @@ async fn drain_timeout_cancels_and_cleans_up() {
         "left behind: {:?}",
         runner.backend.objects()
     );
+}
+
+/// The lines of `id` in each Log call, in order (one inner Vec per call).
+fn log_calls(calls: &[Call], id: &str) -> Vec<Vec<proto::LogEntry>> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Log(entries) => Some(
+                entries
+                    .iter()
+                    .filter(|e| e.step_uuid.starts_with(&uuid(id, "")))
+                    .cloned()
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .filter(|v: &Vec<proto::LogEntry>| !v.is_empty())
+        .collect()
+}
+
+#[tokio::test]
+async fn steady_output_is_flushed_on_a_fixed_tick() {
+    let server = Server::start(16).await;
+    // A line every 20 ms for ~600 ms: a timer restarted by every line (Go) would never fire
+    // before the step ends; the fixed 50 ms tick of the test settings sends several batches.
+    let mut script: Vec<String> = Vec::new();
+    for i in 0..30 {
+        script.push(format!("echo line {i}"));
+        script.push("sleep 20".into());
+    }
+    let script: Vec<&str> = script.iter().map(String::as_str).collect();
+    server.state.push(workflow("101", &[("steady", &script)], &[]));
+    let agent = start(&server, "tick", &[], fake::runner()).await;
+    server.state.until(10, "Done", |c| done(c, "101")).await;
+    let batches = log_calls(&server.state.calls(), "101");
+    assert!(
+        batches.len() >= 5,
+        "expected the lines spread over many Log calls, got {}",
+        batches.len()
+    );
+    let lines: Vec<i32> = batches.iter().flatten().map(|e| e.line).collect();
+    assert_eq!(lines, (0..30).collect::<Vec<_>>());
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn big_output_is_split_into_batches_of_at_most_one_mib() {
+    let server = Server::start(16).await;
+    let line = format!("echo {}", "x".repeat(100 * 1024));
+    let script: Vec<&str> = std::iter::repeat_n(line.as_str(), 25).collect();
+    server.state.push(workflow("111", &[("big", &script)], &[]));
+    let agent = start(&server, "big", &[], fake::runner()).await;
+    server.state.until(20, "Done", |c| done(c, "111")).await;
+    let batches = log_calls(&server.state.calls(), "111");
+    let total: usize = batches.iter().flatten().map(|e| e.data.len()).sum();
+    assert_eq!(total, 25 * 100 * 1024);
+    for b in &batches {
+        let size = proto::LogRequest { log_entries: b.clone() }.encoded_len();
+        assert!(size <= 1 << 20, "a Log call of {size} bytes");
+    }
+    assert!(batches.len() >= 3, "2.5 MB in {} calls", batches.len());
+    agent.stop().await;
 }
