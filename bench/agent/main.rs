@@ -3,7 +3,7 @@
 //! `agent-bench server WORKFLOWS STEPS LINES SLEEP_MS IDLE_MS`: the in-test Woodpecker server
 //! (tests/agent/server.rs) on 127.0.0.1:0. Prints `addr <ip:port>`, waits IDLE_MS (the idle
 //! window), queues the workflows, prints `queued`, and exits once every workflow is Done,
-//! printing `done <ms>`.
+//! printing `done <ms> max_running <n>` (the most workflows between Init and Done at once).
 //!
 //! `agent-bench agent`: a real `Agent` configured from the environment like the shipped one,
 //! but running workflows on the fake backend of tests/agent/fake.rs (no cluster), so what is
@@ -77,7 +77,7 @@ fn main() {
             while server.state.done_count() < n {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            println!("done {}", start.elapsed().as_millis());
+            println!("done {} max_running {}", start.elapsed().as_millis(), server.state.max_running());
         }),
         Some("agent") => rt.block_on(async {
             let settings = Settings::from_env(|k| std::env::var(k).ok(), "bench").expect("settings");

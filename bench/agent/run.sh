@@ -52,8 +52,10 @@ kill -TERM "$APID"; wait "$APID" || true
 STEPS=500
 CPU_MS=$(( (T1 - T0) * 1000 / TCK ))
 
-echo "| measure | value |"
+mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
+RUNNING=$(awk '/^done/ {print $4}' "$TMP/twenty.server")
+echo "| measure (agent process, fake backend) | value |"
 echo "| --- | --- |"
-echo "| idle RSS (registered, polling) | $((IDLE / 1024)).$(( (IDLE % 1024) * 10 / 1024 )) MiB |"
-echo "| RSS with 20 workflows running | $((RSS20 / 1024)).$(( (RSS20 % 1024) * 10 / 1024 )) MiB (peak $((HWM20 / 1024)) MiB) |"
-echo "| CPU per step (50 log lines, fake backend) | $(( CPU_MS * 1000 / STEPS )) µs ($CPU_MS ms for $STEPS steps; $(awk '/^done/ {print $2}' "$TMP/cpu.server") ms wall) |"
+echo "| idle RSS (registered, polling) | $(mib "$IDLE") |"
+echo "| RSS with 20 workflows running ($RUNNING at once seen by the server) | $(mib "$RSS20") (peak $(mib "$HWM20")) |"
+echo "| CPU per step, 50 log lines each | $(( CPU_MS * 1000 / STEPS )) µs ($CPU_MS ms for $STEPS steps, $(awk '/^done/ {print $2}' "$TMP/cpu.server") ms wall) |"
