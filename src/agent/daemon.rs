@@ -284,24 +284,18 @@ async fn slot<R: WorkflowRunner>(
     sh.health.polling.fetch_add(1, Relaxed);
     let next = sh.client.next(labels, &shutdown).await;
     sh.health.polling.fetch_sub(1, Relaxed);
-    let failed = match next {
+    match next {
         Ok(None) => return,
         Ok(Some(wf)) => {
             let id = wf.id.clone();
             match workflow::run(sh, wf, drain).await {
                 Ok(()) => return,
-                Err(e) => {
-                    log::error(format_args!("workflow {id}: init failed, not taken: {}", e.status));
-                    e
-                }
+                Err(e) => log::error(format_args!("workflow {id}: init failed, not taken: {}", e.status)),
             }
         }
-        Err(e) => {
-            log::error(format_args!("polling for work failed: {}", e.status));
-            e
-        }
-    };
-    drop(failed);
+        Err(e) => log::error(format_args!("polling for work failed: {}", e.status)),
+    }
+    // As the Go agent: pause after a failed Next or Init before polling again.
     tokio::select! {
         _ = tokio::time::sleep(backoff) => {}
         _ = shutdown.wait() => {}
