@@ -157,3 +157,29 @@ impl Batch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> proto::LogEntry {
+        proto::LogEntry {
+            step_uuid: "s".into(),
+            line: n as i32,
+            data: vec![b'x'; 40].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn log_queue_is_bounded_by_bytes_and_updates_are_never_dropped() {
+        let r = Reporter::new(100);
+        assert!(r.log(entry(0)) && r.log(entry(1)));
+        let dropped = metrics::global().log_lines_dropped.load(Relaxed);
+        assert!(!r.log(entry(2)), "a third 40-byte line exceeds 100 bytes");
+        assert!(metrics::global().log_lines_dropped.load(Relaxed) > dropped);
+        r.update("1", proto::StepState::default());
+        let q = r.queue.lock().unwrap();
+        assert_eq!((q.events.len(), q.log_bytes), (3, 80));
+    }
+}

@@ -78,6 +78,13 @@ async fn cancel_from_the_server_cancels_the_workflow() {
             flow(c, "21").iter().any(|l| l.starts_with("log long 0"))
         })
         .await;
+    // The lease is extended while the workflow runs (every 100 ms in the test settings).
+    server
+        .state
+        .until(5, "two Extends", |c| {
+            c.iter().filter(|c| **c == Call::Extend("21".into())).count() >= 2
+        })
+        .await;
     server.state.cancel("21");
     server.state.until(10, "Done", |c| done(c, "21")).await;
     assert_eq!(
