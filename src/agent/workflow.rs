@@ -38,6 +38,11 @@ pub trait WorkflowRunner: Send + Sync + 'static {
     ) -> impl Future<Output = Outcome> + Send;
 }
 
+/// `Workflow.timeout` is in minutes; 0 (or less) means the Go agent's default of one hour.
+pub fn workflow_timeout(minutes: i64) -> Duration {
+    Duration::from_secs(60 * if minutes > 0 { minutes as u64 } else { 60 })
+}
+
 /// What every workflow of an agent shares.
 pub struct Shared<R> {
     pub client: Arc<Client>,
@@ -52,7 +57,7 @@ pub struct Shared<R> {
 /// Runs `wf` to its end. `Err` only when `Init` failed (the workflow was not taken).
 pub async fn run<R: WorkflowRunner>(sh: &Shared<R>, wf: proto::Workflow, drain: Shutdown) -> Result<(), CallError> {
     let id = wf.id.clone();
-    let timeout = Duration::from_secs(60 * if wf.timeout > 0 { wf.timeout as u64 } else { 60 });
+    let timeout = workflow_timeout(wf.timeout);
     let decoded = serde_json::from_slice::<Config>(&wf.payload);
     let (trigger, cancel) = shutdown::channel();
     let trigger = Arc::new(trigger);
@@ -187,4 +192,16 @@ pub async fn run<R: WorkflowRunner>(sh: &Shared<R>, wf: proto::Workflow, drain: 
     aux_stop_trigger.fire();
     while aux.join_next().await.is_some() {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_is_minutes_with_an_hour_default() {
+        assert_eq!(workflow_timeout(0), Duration::from_secs(3600));
+        assert_eq!(workflow_timeout(-5), Duration::from_secs(3600));
+        assert_eq!(workflow_timeout(15), Duration::from_secs(900));
+    }
 }
