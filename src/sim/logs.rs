@@ -241,8 +241,12 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
         if let Some(n) = fault.filter(|n| *n < body.len()) {
             body.truncate(n);
             let (tx, resp) = wire::stream("text/plain");
-            let _ = tx.try_send(Ok(Bytes::from(body)));
-            let _ = tx.try_send(Err(Aborted));
+            shared.spawn(async move {
+                let _ = tx.send(Ok(Bytes::from(body))).await;
+                // Let hyper flush what was sent, then break the connection.
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let _ = tx.send(Err(Aborted)).await;
+            });
             return Ok(resp);
         }
         return Ok(wire::bytes(200, "text/plain", body));
@@ -258,6 +262,7 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
                 if chunk.len() >= *b {
                     chunk.truncate(*b);
                     let _ = tx.send(Ok(Bytes::from(chunk))).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                     let _ = tx.send(Err(Aborted)).await;
                     return;
                 }

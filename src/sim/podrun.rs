@@ -3,6 +3,7 @@
 //! runner, termination; phase, conditions and Events throughout; activeDeadlineSeconds;
 //! graceful deletion (Killing, then the object is removed). restartPolicy is treated as Never.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -408,18 +409,14 @@ async fn container(
     });
     ctx.event(false, "Started", &format!("Started container {name}"), Some(&name));
     let pod = ctx.shared.store.get(&ctx.key).unwrap_or_else(|| ctx.pod.clone());
+    // "Killing" is reported when the kill starts (the runner may then wait out the grace
+    // period), or at the latest once the container is gone.
+    let announced = std::sync::atomic::AtomicBool::new(false);
+    let kill_seen = kill.clone();
     let mut watch_kill = kill.clone();
-    let killing_ctx = ctx.clone();
-    let killing_name = name.clone();
-    let announce = async move {
-        let k = killed(&mut watch_kill).await;
-        if matches!(k, Kill::Deleted { .. }) {
-            killing_ctx.event(
-                false,
-                "Killing",
-                &format!("Stopping container {killing_name}"),
-                Some(&killing_name),
-            );
+    let announce = async {
+        if matches!(killed(&mut watch_kill).await, Kill::Deleted { .. }) && !announced.swap(true, Ordering::SeqCst) {
+            ctx.event(false, "Killing", &format!("Stopping container {name}"), Some(&name));
         }
         std::future::pending::<()>().await
     };
@@ -438,6 +435,9 @@ async fn container(
         e = run => e,
         _ = announce => unreachable!("announce never completes"),
     };
+    if matches!(*kill_seen.borrow(), Some(Kill::Deleted { .. })) && !announced.swap(true, Ordering::SeqCst) {
+        ctx.event(false, "Killing", &format!("Stopping container {name}"), Some(&name));
+    }
     log.finish();
     let finished = time::now();
     let e2 = exit.clone();

@@ -98,20 +98,25 @@ pub fn handle(shared: &Arc<Shared>, spec: WatchSpec, q: &Query) -> Result<Resp, 
             async move { tx.send(Ok(b)).await.is_ok() }
         };
         let abort = |tx: tokio::sync::mpsc::Sender<Chunk>| async move {
+            // Let hyper flush what was sent, then break the connection.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             let _ = tx.send(Err(Aborted)).await;
         };
+        if cut == Some(0) {
+            return abort(tx).await;
+        }
         let mut last = match start {
             Some(rv) => rv,
             None => {
                 let (items, rv) = store.list(spec.def.plural, spec.namespace.as_deref());
                 for o in items.iter().filter(|o| spec.matches(o)) {
-                    if cut.is_some_and(|n| sent >= n) {
-                        return abort(tx).await;
-                    }
                     if !send(spec.frame("ADDED", o)).await {
                         return;
                     }
                     sent += 1;
+                    if cut.is_some_and(|n| sent >= n) {
+                        return abort(tx).await;
+                    }
                 }
                 rv
             }
@@ -134,13 +139,13 @@ pub fn handle(shared: &Arc<Shared>, spec: WatchSpec, q: &Query) -> Result<Resp, 
                     for ch in changes {
                         last = ch.rv;
                         if let Some((kind, obj)) = spec.event(&ch) {
-                            if cut.is_some_and(|n| sent >= n) {
-                                return abort(tx).await;
-                            }
                             if !send(spec.frame(kind, &obj)).await {
                                 return;
                             }
                             sent += 1;
+                            if cut.is_some_and(|n| sent >= n) {
+                                return abort(tx).await;
+                            }
                         }
                     }
                 }

@@ -66,7 +66,12 @@ struct Sandbox {
     mkdirs: Vec<CString>,
     /// (host source, target inside the new root)
     binds: Vec<(CString, CString)>,
+    /// The working directory's components inside the new root, created after the binds (as
+    /// container runtimes create a missing workingDir).
+    workdirs: Vec<CString>,
     workdir: CString,
+    /// Not root: a user namespace first, mapping us to root inside (uid_map, gid_map texts).
+    userns: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 enum Entry {
@@ -133,8 +138,15 @@ fn sandbox(run: &ContainerRun<'_>, root: &Path) -> std::io::Result<Sandbox> {
         binds.push((cstr(&src), cstr(&root.join(path.trim_start_matches('/')))));
     }
     let workdir = run.container["workingDir"].as_str().unwrap_or("/").to_string();
+    let mut workdirs = Vec::new();
+    prefixes(root, &workdir, &mut workdirs);
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let userns = (uid != 0).then(|| (format!("0 {uid} 1").into_bytes(), format!("0 {gid} 1").into_bytes()));
     Ok(Sandbox {
+        userns,
         root: cstr(root),
+        workdirs,
         entries,
         mkdirs,
         binds,
@@ -153,8 +165,33 @@ fn enter(sb: &Sandbox) -> std::io::Result<()> {
         }
     };
     let null = std::ptr::null();
+    let write = |path: &std::ffi::CStr, data: &[u8]| -> std::io::Result<()> {
+        // SAFETY: plain syscalls on a NUL-terminated path and a live buffer.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = libc::write(fd, data.as_ptr().cast(), data.len());
+            libc::close(fd);
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        }
+    };
+    // SAFETY: only async-signal-safe syscalls on data prepared before fork.
     unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
+        match &sb.userns {
+            Some((uid_map, gid_map)) => {
+                check(libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS))?;
+                write(c"/proc/self/setgroups", b"deny")?;
+                write(c"/proc/self/uid_map", uid_map)?;
+                write(c"/proc/self/gid_map", gid_map)?;
+            }
+            None => check(libc::unshare(libc::CLONE_NEWNS))?,
+        }
         check(libc::mount(
             null,
             c"/".as_ptr(),
@@ -197,6 +234,9 @@ fn enter(sb: &Sandbox) -> std::io::Result<()> {
                 MS_BIND | MS_REC,
                 std::ptr::null(),
             ))?;
+        }
+        for d in &sb.workdirs {
+            libc::mkdir(d.as_ptr(), 0o755);
         }
         check(libc::chroot(sb.root.as_ptr()))?;
         if libc::chdir(sb.workdir.as_ptr()) != 0 {
