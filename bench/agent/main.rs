@@ -77,7 +77,11 @@ fn main() {
             while server.state.done_count() < n {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            println!("done {} max_running {}", start.elapsed().as_millis(), server.state.max_running());
+            println!(
+                "done {} max_running {}",
+                start.elapsed().as_millis(),
+                server.state.max_running()
+            );
         }),
         Some("agent") => rt.block_on(async {
             let settings = Settings::from_env(|k| std::env::var(k).ok(), "bench").expect("settings");
