@@ -305,13 +305,8 @@ impl super::Backend for KubeBackend {
     }
 
     async fn wait_step(&self, step: &Step, task: &str) -> Result<State, super::Error> {
-        let mut outcome = {
-            let mut reg = self.registry.lock().unwrap();
-            reg.step_mut(task, &step.uuid)
-                .ok_or_else(|| unknown(step, task))?
-                .outcome
-                .clone()
-        };
+        let outcome = self.registry.lock().unwrap().outcome(task, &step.uuid);
+        let mut outcome = outcome.ok_or_else(|| unknown(step, task))?;
         let shutdown = || Error::Shutdown {
             step: step.name.clone(),
         };
@@ -352,7 +347,7 @@ impl super::Backend for KubeBackend {
     }
 
     async fn destroy_workflow(&self, conf: &Config, task: &str) -> Result<(), super::Error> {
-        let wf = self.registry.lock().unwrap().workflows.remove(task);
+        let wf = self.registry.lock().unwrap().end(task);
         let org = first_step(conf).map_or(0, |s| s.org_id);
         let ns = wf
             .as_ref()

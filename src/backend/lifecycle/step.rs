@@ -143,7 +143,8 @@ impl StepTask {
             broke = pump => broke,
             () = end => None,
         };
-        if let Some(e) = broke {
+        // After our own delete the log may be gone before its last read: not worth a line.
+        if let Some(e) = broke.filter(|_| !self.follower.deleted_by_us()) {
             self.say(format!("[kubernetes] the log of pod {} broke off: {e}", self.pod))
                 .await;
         }
