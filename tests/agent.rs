@@ -1,7 +1,9 @@
 //! Agent mode against an in-test Woodpecker server (`agent/server.rs`) built from our `.proto`
 //! messages: the full protocol flow, cancel, token expiry, a server restart, capacity, secret
-//! masking, drain on shutdown, the version check, and the health endpoint.
+//! masking, drain on shutdown, the version check, and the health endpoint; and end to end on the
+//! simulated cluster (`agent/e2e.rs`).
 
+mod e2e;
 mod fake;
 mod flows;
 mod proto_check;
@@ -15,10 +17,9 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fake::FakeRunner;
 use server::{Call, Server};
 use woodpecker_k8s_agent::agent::config::Settings;
-use woodpecker_k8s_agent::agent::{Agent, proto};
+use woodpecker_k8s_agent::agent::{Agent, PipelineRunner, WorkflowRunner, proto};
 use woodpecker_k8s_agent::shutdown::{self, Trigger};
 
 /// A step of a test workflow: name and its fake script.
@@ -94,7 +95,7 @@ fn settings(server: &Server, dir: &std::path::Path, extra: &[(&str, &str)]) -> S
     s
 }
 
-async fn start(server: &Server, name: &str, extra: &[(&str, &str)], runner: Arc<FakeRunner>) -> Running {
+async fn start<R: WorkflowRunner>(server: &Server, name: &str, extra: &[(&str, &str)], runner: Arc<R>) -> Running {
     let dir = temp_dir(name);
     let agent = Agent::start(settings(server, &dir, extra), runner)
         .await

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::config::Settings;
-use crate::agent::{Agent, Outcome, WorkflowRunner};
-use crate::backend::Config;
-use crate::pipeline::trace::Tracer;
-use crate::shutdown::{self, Shutdown};
+use crate::agent::{Agent, PipelineRunner};
+use crate::backend::Options;
+use crate::backend::lifecycle::{self, Kube, KubeBackend};
+use crate::kube::config::Overrides;
+use crate::shutdown;
 
 const HELP: &str = "\
 Usage: woodpecker-k8s-agent agent [ping]
@@ -43,20 +44,35 @@ pub fn run(args: Vec<OsString>) -> super::Result {
             other => return Err(other.unexpected().into()),
         }
     }
-    let settings = Settings::from_env(|k| std::env::var(k).ok(), &os_hostname())?;
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = Settings::from_env(env, &os_hostname())?;
     let rt = super::runtime()?;
     if ping {
         return rt.block_on(self::ping(&settings.healthcheck_addr));
     }
+    // Every setting is checked before anything connects.
+    let opts = Options::from_lookup(env)?;
+    // The agent label on every object this agent creates, and what the start-up sweep removes:
+    // the hostname, so run the agent with a stable one (a StatefulSet, or WOODPECKER_HOSTNAME).
+    let backend_settings = lifecycle::Settings::from_lookup(&settings.hostname, env)?;
+    let kube_config = crate::kube::Config::infer(&Overrides::default())?;
     rt.block_on(async move {
+        let client = crate::kube::Client::new(kube_config)?;
         let (trigger, shutdown) = shutdown::channel();
-        let runner = Arc::new(Unavailable);
-        let agent = Agent::start(settings, runner).await?;
+        let (stop_backend, backend_shutdown) = shutdown::channel();
+        let (backend, swept) = KubeBackend::start(Kube::new(client), opts, backend_settings, backend_shutdown).await?;
+        if swept > 0 {
+            crate::agent::log::info(format_args!(
+                "removed {swept} objects left by an earlier run of this agent"
+            ));
+        }
+        let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
         let signals = tokio::spawn(async move {
             wait_for_signal().await;
             trigger.fire();
         });
         agent.run(shutdown).await;
+        stop_backend.fire();
         signals.abort();
         Ok(ExitCode::SUCCESS)
     })
@@ -102,17 +118,4 @@ fn os_hostname() -> String {
     }
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..end]).into_owned()
-}
-
-/// Stands in until the pipeline runtime and the Kubernetes backend are wired in: every workflow
-/// fails with a clear error.
-struct Unavailable;
-
-impl WorkflowRunner for Unavailable {
-    async fn run(&self, _conf: Config, _task: String, _tracer: Arc<dyn Tracer>, _cancel: Shutdown) -> Outcome {
-        Outcome {
-            canceled: false,
-            error: Some("this build has no workflow runtime yet".into()),
-        }
-    }
 }

@@ -141,7 +141,7 @@ async fn tls_with_and_without_verification() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-fn agent_command(env: &[(&str, &str)]) -> std::process::Command {
+pub(super) fn agent_command(env: &[(&str, &str)]) -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_woodpecker-k8s-agent"));
     cmd.arg("agent")
         .env_clear()
@@ -162,43 +162,4 @@ fn binary_refuses_bad_settings_naming_the_variable() {
     assert!(err.contains("WOODPECKER_MAX_WORKFLOWS=\"many\" is not valid"), "{err}");
     let out = agent_command(&[]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("WOODPECKER_AGENT_SECRET is not set"));
-}
-
-#[tokio::test]
-async fn binary_registers_and_exits_0_on_sigterm() {
-    let server = Server::start(16).await;
-    let dir = temp_dir("binary");
-    let addr = server.addr.to_string();
-    let conf = dir.join("agent.conf").display().to_string();
-    let mut child = tokio::process::Command::from(agent_command(&[
-        ("WOODPECKER_SERVER", &addr),
-        ("WOODPECKER_AGENT_SECRET", &server.state.secret),
-        ("WOODPECKER_AGENT_CONFIG_FILE", &conf),
-        ("WOODPECKER_HEALTHCHECK_ADDR", "127.0.0.1:0"),
-    ]))
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    server
-        .state
-        .until(10, "a poll", |c| c.iter().any(|c| matches!(c, Call::Next(_))))
-        .await;
-    // SAFETY: signalling our own child by its pid.
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let calls = server.state.calls();
-    assert!(
-        matches!(
-            calls[..3],
-            [Call::Auth { agent_id: -1 }, Call::Version, Call::Register(_)]
-        ),
-        "{calls:?}"
-    );
-    // Stateful (the id file was written): no UnregisterAgent.
-    assert!(!calls.contains(&Call::Unregister));
-    let _ = std::fs::remove_dir_all(dir);
 }
