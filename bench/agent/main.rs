@@ -1,9 +1,12 @@
 //! Agent-mode benchmark driver (`bench/agent/run.sh` runs it; not a test).
 //!
 //! `agent-bench server WORKFLOWS STEPS LINES SLEEP_MS IDLE_MS`: the in-test Woodpecker server
-//! (tests/agent/server.rs) on 127.0.0.1:0. Prints `addr <ip:port>`, waits IDLE_MS (the idle
-//! window), queues the workflows, prints `queued`, and exits once every workflow is Done,
-//! printing `done <ms> max_running <n>` (the most workflows between Init and Done at once).
+//! (tests/agent/server.rs) on 127.0.0.1:0, and a simulated cluster whose scripted kubelet plays
+//! every step pod as LINES lines over SLEEP_MS. Prints `addr <ip:port>` and `kubeconfig <path>`,
+//! waits IDLE_MS (the idle window), queues the workflows, prints `queued`, and exits once every
+//! workflow is Done, printing `done <ms> max_running <n>` (the most workflows between Init and
+//! Done at once). The agent under test is either the shipped binary (`agent`, with the sim's
+//! kubeconfig: the real Kubernetes backend) or `agent-bench agent` below.
 //!
 //! `agent-bench agent`: a real `Agent` configured from the environment like the shipped one,
 //! but running workflows on the fake backend of tests/agent/fake.rs (no cluster), so what is
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use woodpecker_k8s_agent::agent::config::Settings;
 use woodpecker_k8s_agent::agent::{Agent, proto};
+use woodpecker_k8s_agent::sim::{ScriptRule, Sim, SimConfig};
 
 fn workflow(id: usize, steps: usize, lines: usize, sleep_ms: u64) -> proto::Workflow {
     let stages: Vec<_> = (0..steps)
@@ -67,7 +71,14 @@ fn main() {
                 arg(&args, 5),
             );
             let server = server::Server::start(16).await;
+            let sim = Sim::start(SimConfig::default())
+                .await
+                .expect("start the simulated cluster");
+            let every = Duration::from_millis(sleep_ms / lines.max(1) as u64);
+            let logs: Vec<String> = (0..lines).map(|l| format!("simulated step output line {l}")).collect();
+            sim.script(ScriptRule::any().logs(logs).every(every));
             println!("addr {}", server.addr);
+            println!("kubeconfig {}", sim.kubeconfig_path().display());
             tokio::time::sleep(Duration::from_millis(idle_ms)).await;
             let start = Instant::now();
             for id in 0..n {
@@ -82,6 +93,7 @@ fn main() {
                 start.elapsed().as_millis(),
                 server.state.max_running()
             );
+            sim.shutdown().await;
         }),
         Some("agent") => rt.block_on(async {
             let settings = Settings::from_env(|k| std::env::var(k).ok(), "bench").expect("settings");

@@ -1,61 +1,76 @@
 #!/usr/bin/env bash
 # Agent-mode measurements: idle RSS, RSS with 20 workflows running, CPU time per step.
-# Runs bench/agent/main.rs (release): a Woodpecker server process and an agent process on the
-# fake backend (no cluster), so the numbers are the agent's own (gRPC, runtime, log reporter),
-# not the Kubernetes client's. Linux only (/proc). Usage: bash bench/agent/run.sh
+# bench/agent/main.rs (release) plays the Woodpecker server and a simulated cluster in one
+# process; the agent under test runs in its own process and is measured from /proc:
+#   kube: the shipped binary (`woodpecker-k8s-agent agent`) with the real Kubernetes backend
+#         against the simulated cluster (scripted kubelet, no containers run);
+#   fake: `agent-bench agent`, the same agent on the fake backend of tests/agent/fake.rs (no
+#         Kubernetes client at all), to separate the agent's own cost.
+# The driver process (server + sim) is not measured. Linux only. Usage: bash bench/agent/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release --example agent-bench >&2
-BIN=target/release/examples/agent-bench
+cargo build --release --bins --example agent-bench >&2
+BENCH=target/release/examples/agent-bench
+AGENT=target/release/woodpecker-k8s-agent
 TMP=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
 TCK=$(getconf CLK_TCK)
 
-# run_case NAME WORKFLOWS STEPS LINES SLEEP_MS IDLE_MS MAX_WORKFLOWS
-run_case() {
-  local name=$1 n=$2 steps=$3 lines=$4 sleep_ms=$5 idle_ms=$6 cap=$7
-  "$BIN" server "$n" "$steps" "$lines" "$sleep_ms" "$idle_ms" >"$TMP/$name.server" &
-  local spid=$!
-  while ! grep -q '^addr' "$TMP/$name.server" 2>/dev/null; do sleep 0.05; done
-  local addr; addr=$(awk '/^addr/ {print $2}' "$TMP/$name.server")
-  WOODPECKER_SERVER=$addr WOODPECKER_AGENT_SECRET=agent-s3cret WOODPECKER_HEALTHCHECK=false \
-    WOODPECKER_MAX_WORKFLOWS=$cap WOODPECKER_AGENT_CONFIG_FILE="$TMP/$name.conf" WOODPECKER_LOG_LEVEL=warn \
-    "$BIN" agent 2>"$TMP/$name.agent.log" &
+# start MODE NAME WORKFLOWS STEPS LINES SLEEP_MS IDLE_MS MAX_WORKFLOWS: sets SPID, APID
+start() {
+  local mode=$1 name=$2 n=$3 steps=$4 lines=$5 sleep_ms=$6 idle_ms=$7 cap=$8
+  "$BENCH" server "$n" "$steps" "$lines" "$sleep_ms" "$idle_ms" >"$TMP/$name.server" 2>"$TMP/$name.server.log" &
+  SPID=$!
+  while ! grep -q '^kubeconfig' "$TMP/$name.server" 2>/dev/null; do sleep 0.05; done
+  local addr kc
+  addr=$(awk '/^addr/ {print $2}' "$TMP/$name.server")
+  kc=$(awk '/^kubeconfig/ {print $2}' "$TMP/$name.server")
+  local cmd=("$BENCH" agent)
+  [ "$mode" = kube ] && cmd=("$AGENT" agent)
+  env -i PATH="$PATH" KUBECONFIG="$kc" WOODPECKER_SERVER="$addr" WOODPECKER_AGENT_SECRET=agent-s3cret \
+    WOODPECKER_HEALTHCHECK=false WOODPECKER_MAX_WORKFLOWS="$cap" WOODPECKER_HOSTNAME="bench-$name" \
+    WOODPECKER_AGENT_CONFIG_FILE="$TMP/$name.conf" WOODPECKER_LOG_LEVEL=warn \
+    WOODPECKER_BACKEND_K8S_STORAGE_RWX=false \
+    "${cmd[@]}" 2>"$TMP/$name.agent.log" &
   APID=$!
-  SPID=$spid
 }
 
-# 1. Idle: registered, polling, nothing to do.
-run_case idle 1 1 1 10 3000 1
-sleep 2
-IDLE=$(rss_kb "$APID")
-wait "$SPID"; kill -TERM "$APID"; wait "$APID" || true
+stop() {
+  kill -TERM "$APID"; wait "$APID" || { echo "agent $1 failed:" >&2; tail -5 "$TMP/$1.agent.log" >&2; }
+}
 
-# 2. 20 workflows at once, each one step sleeping 4 s after 20 lines.
-run_case twenty 20 1 20 4000 500 20
-while ! grep -q queued "$TMP/twenty.server"; do sleep 0.05; done
-sleep 2
-RSS20=$(rss_kb "$APID")
-wait "$SPID"; HWM20=$(hwm_kb "$APID"); kill -TERM "$APID"; wait "$APID" || true
+measure() {
+  local mode=$1
+  # 1. Idle: registered, polling, nothing to do.
+  start "$mode" "idle-$mode" 1 1 1 10 3000 1
+  sleep 2.5
+  IDLE=$(rss_kb "$APID")
+  wait "$SPID"; stop "idle-$mode"
+  # 2. 20 workflows at once, each one step writing 20 lines over 6 s.
+  start "$mode" "twenty-$mode" 20 1 20 6000 500 20
+  while ! grep -q queued "$TMP/twenty-$mode.server"; do sleep 0.05; done
+  sleep 4
+  RSS20=$(rss_kb "$APID")
+  wait "$SPID"; HWM20=$(hwm_kb "$APID"); stop "twenty-$mode"
+  RUNNING=$(awk '/^done/ {print $4}' "$TMP/twenty-$mode.server")
+  # 3. CPU per step: 40 workflows x 5 steps x 50 lines, 10 at a time, no pause between lines.
+  start "$mode" "cpu-$mode" 40 5 50 0 300 10
+  while ! grep -q queued "$TMP/cpu-$mode.server"; do sleep 0.01; done
+  local t0 t1; t0=$(cpu_ticks "$APID")
+  wait "$SPID"
+  t1=$(cpu_ticks "$APID")
+  stop "cpu-$mode"
+  local steps=200 cpu_ms=$(( (t1 - t0) * 1000 / TCK ))
+  WALL=$(awk '/^done/ {print $2}' "$TMP/cpu-$mode.server")
+  echo "| $mode | $(mib "$IDLE") | $(mib "$RSS20") (peak $(mib "$HWM20"); $RUNNING at once) | $(( cpu_ms * 1000 / steps )) µs ($cpu_ms ms / $steps steps, $WALL ms wall) |"
+}
 
-# 3. CPU per step: 100 workflows x 5 steps x 50 lines, 10 at a time, no sleeping.
-run_case cpu 100 5 50 0 300 10
-while ! grep -q queued "$TMP/cpu.server"; do sleep 0.01; done
-T0=$(cpu_ticks "$APID")
-wait "$SPID"
-T1=$(cpu_ticks "$APID")
-kill -TERM "$APID"; wait "$APID" || true
-STEPS=500
-CPU_MS=$(( (T1 - T0) * 1000 / TCK ))
-
-mib() { awk -v kb="$1" 'BEGIN { printf "%.1f MiB", kb / 1024 }'; }
-RUNNING=$(awk '/^done/ {print $4}' "$TMP/twenty.server")
-echo "| measure (agent process, fake backend) | value |"
-echo "| --- | --- |"
-echo "| idle RSS (registered, polling) | $(mib "$IDLE") |"
-echo "| RSS with 20 workflows running ($RUNNING at once seen by the server) | $(mib "$RSS20") (peak $(mib "$HWM20")) |"
-echo "| CPU per step, 50 log lines each | $(( CPU_MS * 1000 / STEPS )) µs ($CPU_MS ms for $STEPS steps, $(awk '/^done/ {print $2}' "$TMP/cpu.server") ms wall) |"
+echo "| agent | idle RSS | RSS, 20 workflows running | CPU per step (50 lines) |"
+echo "| --- | --- | --- | --- |"
+measure kube
+measure fake
