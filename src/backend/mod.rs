@@ -2,6 +2,7 @@
 //! pure builders for every object (no I/O), and the step lifecycle on one shared watch.
 //! Speaks to the cluster only through `crate::kube`.
 
+pub mod preflight;
 pub mod types;
 
 use std::future::Future;
