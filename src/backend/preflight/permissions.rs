@@ -48,6 +48,8 @@ pub const NAMESPACED: &[Permission] = &[
     // Per-step secret env (`<pod>-step-secret`) and registry credentials.
     core("secrets", "create"),
     core("secrets", "delete"),
+    // Why a pod is still pending: its Warning events, listed now and then.
+    core("events", "list"),
 ];
 
 /// Only with namespace-per-organisation: the org namespaces are created on demand. Namespaces
