@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need beyond the Rust
 # toolchain (kubernetes-validate from PyPI; the musl target and musl-tools through
-# scripts/build-static.sh; kubectl comes with the machine image), then runs every test. Usage: bash scripts/test.sh [extra cargo test args]
+# scripts/build-static.sh; kubectl comes with the machine image), then runs every test.
+# Usage: bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
