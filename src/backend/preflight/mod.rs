@@ -4,14 +4,16 @@
 //! command and at agent start.
 //!
 //! The judging (which permissions, what a review or a storage class means, the report) is pure
-//! and lives in the submodules; this file only reads the few settings it needs.
+//! and lives in the submodules; `run` asks the apiserver; this file reads the settings.
 
 pub mod permissions;
 pub mod report;
+mod run;
 pub mod storage;
 
 pub use permissions::Permission;
 pub use report::{Check, Outcome, Report};
+pub use run::{SelfSubjectReview, VersionInfo, preflight};
 
 /// What to check. Built from the backend's `WOODPECKER_BACKEND_K8S_*` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::kube::types::{ObjectMeta, resource};
+
 /// One verb on one (sub)resource of one API group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Permission {
@@ -74,6 +76,7 @@ impl Permission {
         SelfSubjectAccessReview {
             api_version: "authorization.k8s.io/v1".into(),
             kind: "SelfSubjectAccessReview".into(),
+            metadata: ObjectMeta::default(),
             spec: ReviewSpec {
                 resource_attributes: ResourceAttributes {
                     namespace: namespace.to_string(),
@@ -96,10 +99,20 @@ pub struct SelfSubjectAccessReview {
     pub api_version: String,
     #[serde(default)]
     pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
     pub spec: ReviewSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ReviewStatus>,
 }
+
+resource!(
+    SelfSubjectAccessReview,
+    "authorization.k8s.io/v1",
+    "SelfSubjectAccessReview",
+    "selfsubjectaccessreviews",
+    false
+);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -163,6 +176,7 @@ mod tests {
             serde_json::json!({
                 "apiVersion": "authorization.k8s.io/v1",
                 "kind": "SelfSubjectAccessReview",
+                "metadata": {},
                 "spec": {"resourceAttributes": {
                     "namespace": "ci", "verb": "get", "group": "", "resource": "pods",
                     "subresource": "log"
