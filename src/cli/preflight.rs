@@ -3,8 +3,13 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
-use crate::backend::preflight::Options;
+use crate::backend::preflight::{Options, preflight};
+use crate::kube::config::{Overrides, redact_userinfo};
+use crate::kube::retry::RetryPolicy;
+use crate::kube::{Client, ClientOptions, Config};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent preflight [OPTIONS]
@@ -80,9 +85,35 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     let args = parse(args, |k| std::env::var(k).ok())?;
     if args.help {
         print!("{USAGE}");
-        return Ok(std::process::ExitCode::SUCCESS);
+        return Ok(ExitCode::SUCCESS);
     }
-    Err("`preflight` needs the Kubernetes client, which has not landed on this branch yet".into())
+    let overrides = Overrides {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        namespace: None,
+    };
+    let config = Config::infer(&overrides)?;
+    // Answer within seconds: preflight is run by people waiting for it, and at agent start.
+    let options = ClientOptions {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            max_retry_after: Duration::from_secs(5),
+            ..RetryPolicy::default()
+        },
+        ..ClientOptions::default()
+    };
+    let server = redact_userinfo(&config.server);
+    let client = Client::with_options(config, options)?;
+    let report = super::runtime()?.block_on(preflight(&client, &args.options));
+    println!("preflight of {server}, namespace `{}`", args.options.namespace);
+    println!("{report}");
+    Ok(if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 #[cfg(test)]
