@@ -2,6 +2,7 @@
 //! `backend::preflight`, print the report, exit non-zero when a check failed.
 
 use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -107,8 +108,9 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     let server = redact_userinfo(&config.server);
     let client = Client::with_options(config, options)?;
     let report = super::runtime()?.block_on(preflight(&client, &args.options));
-    println!("preflight of {server}, namespace `{}`", args.options.namespace);
-    println!("{report}");
+    // A closed stdout (`| head`) must not turn the verdict into a panic: the exit code carries it.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "preflight of {server}, namespace `{}`\n{report}", args.options.namespace);
     Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
