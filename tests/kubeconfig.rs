@@ -382,3 +382,15 @@ async fn a_relative_exec_command_runs_from_the_kubeconfig_directory() {
     assert_eq!(header.to_str().unwrap(), "Bearer relative-plugin-token");
     assert!(header.is_sensitive());
 }
+
+#[test]
+fn help_and_unknown_flags() {
+    let dir = home("help");
+    let out = run_ours(&dir, &["--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--kubeconfig FILE"));
+    let out = run_ours(&dir, &["--bogus"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,7 +1,66 @@
-//! The `sim` subcommand.
+//! The `sim` subcommand: runs the simulated cluster standalone (host runner by default) and
+//! prints the path of its kubeconfig, then serves until Ctrl-C / SIGTERM.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-pub fn run(_args: Vec<OsString>) -> super::Result {
-    Err("`sim` is not implemented yet".into())
+use crate::sim::{RunnerKind, Sim, SimConfig};
+
+const USAGE: &str = "\
+Usage: woodpecker-k8s-agent sim [--dir D] [--http] [--port P] [--runner host|scripted]
+
+Runs a simulated Kubernetes cluster (apiserver + one kubelet) on 127.0.0.1 and prints the
+path of a kubeconfig for it. With the host runner (the default) each container's command runs
+as a process on this machine, in its own mount namespace.
+
+Options:
+  --dir D          where to keep the kubeconfig, certificates and volumes (default: a temp dir)
+  --http           serve plain HTTP instead of HTTPS
+  --port P         listen on 127.0.0.1:P (default: a free port)
+  --runner R       host (default) or scripted (no processes; every container exits 0)
+";
+
+pub fn run(args: Vec<OsString>) -> super::Result {
+    use lexopt::prelude::*;
+    let mut cfg = SimConfig {
+        runner: RunnerKind::Host,
+        tick: std::time::Duration::from_millis(200),
+        ..SimConfig::default()
+    };
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("dir") => cfg.dir = Some(PathBuf::from(parser.value()?)),
+            Long("http") => cfg.tls = false,
+            Long("port") => cfg.port = parser.value()?.parse()?,
+            Long("runner") => {
+                cfg.runner = match parser.value()?.string()?.as_str() {
+                    "host" => RunnerKind::Host,
+                    "scripted" => RunnerKind::Scripted,
+                    other => return Err(format!("--runner: unknown runner {other:?} (host or scripted)").into()),
+                }
+            }
+            Long("help") | Short('h') => {
+                print!("{USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    super::runtime()?.block_on(async move {
+        let sim = Sim::start(cfg.clone()).await?;
+        if cfg.runner == RunnerKind::Host {
+            eprintln!("warning: the host runner runs each container's command on THIS machine (no images, no isolation beyond a mount namespace)");
+        }
+        eprintln!("simulated cluster at {}", sim.url());
+        println!("{}", sim.kubeconfig_path().display());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        sim.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -70,6 +70,7 @@ impl Api<Pod> {
             final_pass: false,
             final_failures: 0,
             finished: false,
+            done: None,
         }
     }
 }
@@ -94,6 +95,10 @@ impl Default for FollowOptions {
     }
 }
 
+/// How long a clean end of stream waits for the caller's `done` signal (see
+/// [`LogFollower::with_done`]) before it counts as a drop and reconnects.
+pub const DONE_LAG: Duration = Duration::from_secs(3);
+
 /// A log timestamp as (seconds since the epoch, nanoseconds): compared, never string-compared
 /// (older kubelets trim trailing zeros of the fraction).
 pub type Stamp = (i64, u32);
@@ -116,9 +121,20 @@ pub struct LogFollower {
     final_pass: bool,
     final_failures: u32,
     finished: bool,
+    /// Whether the container is done, as the caller already knows it (a shared watch), instead
+    /// of a GET of the pod at each stream end.
+    done: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl LogFollower {
+    /// Takes "is the container done?" from `done` instead of GETting the pod. At a clean end
+    /// of stream it waits up to [`DONE_LAG`] for `done`, as the watch may report the container's
+    /// end a moment after the kubelet closed its log.
+    pub fn with_done(mut self, done: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.done = Some(done);
+        self
+    }
+
     /// The next line without its newline and timestamp, or `None` when the container is done
     /// and everything was delivered. An `Err` is final (e.g. the pod does not exist).
     pub async fn next_line(&mut self) -> Result<Option<Bytes>> {
@@ -146,7 +162,7 @@ impl LogFollower {
                 }
                 Ok(None) => {
                     self.stream = None;
-                    if self.final_pass || self.container_done().await? {
+                    if self.final_pass || self.container_done(true).await? {
                         if let Some(piece) = self.lines.finish() {
                             self.accept(piece);
                         }
@@ -172,7 +188,7 @@ impl LogFollower {
                             self.finished = true;
                             return Err(e);
                         }
-                    } else if self.container_done().await? {
+                    } else if self.container_done(false).await? {
                         self.final_pass = true;
                     }
                 }
@@ -220,7 +236,15 @@ impl LogFollower {
     }
 
     /// Whether the container will write no more: terminated, the pod finished, or gone.
-    async fn container_done(&self) -> Result<bool> {
+    async fn container_done(&self, ended: bool) -> Result<bool> {
+        if let Some(done) = &self.done {
+            let mut done = done.clone();
+            if !ended {
+                return Ok(*done.borrow_and_update());
+            }
+            let waited = tokio::time::timeout(DONE_LAG, done.wait_for(|d| *d)).await;
+            return Ok(matches!(waited, Ok(Ok(_))));
+        }
         match self.api.get(&self.pod).await {
             Ok(pod) => Ok(container_finished(&pod, &self.container)),
             Err(e) if e.is_not_found() => Ok(true),

@@ -1,0 +1,466 @@
+//! Request routing for the REST API: parses `/api/v1/...` and `/apis/{g}/{v}/...` paths into a
+//! resource target and dispatches to list/watch/create/get/replace/patch/delete, logs, access
+//! reviews, discovery and OpenAPI. Authentication and faults happen before, in `server`.
+
+use std::sync::Arc;
+
+use ::http::{HeaderMap, HeaderValue, Method, header};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::resources::{self, ResourceDef};
+use super::select::{FieldSelector, LabelSelector};
+use super::status::ApiError;
+use super::store::Key;
+use super::watch::{self, WatchSpec};
+use super::wire::{self, Query, Resp};
+use super::{admit, delete, discovery, logs, openapi, storage, table};
+
+/// A parsed resource path.
+struct Target {
+    def: &'static ResourceDef,
+    namespace: Option<String>,
+    name: Option<String>,
+    sub: Option<String>,
+    watch_path: bool,
+}
+
+fn parse_target(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
+    let (watch_path, rest) = match rest.first() {
+        Some(&"watch") => (true, &rest[1..]),
+        _ => (false, rest),
+    };
+    let find = |p: &str| resources::find(group, version, p);
+    let t = |def, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
+        def,
+        namespace: ns.map(String::from),
+        name: name.map(String::from),
+        sub: sub.map(String::from),
+        watch_path,
+    };
+    match rest {
+        ["namespaces", ns, plural, tail @ ..] if group.is_empty() && !matches!(*plural, "status" | "finalize") => {
+            let def = find(plural).filter(|d| d.namespaced)?;
+            match tail {
+                [] => Some(t(def, Some(ns), None, None)),
+                [name] => Some(t(def, Some(ns), Some(name), None)),
+                [name, sub] => Some(t(def, Some(ns), Some(name), Some(sub))),
+                _ => None,
+            }
+        }
+        ["namespaces", ns, plural, tail @ ..] if !group.is_empty() => {
+            let def = find(plural).filter(|d| d.namespaced)?;
+            match tail {
+                [] => Some(t(def, Some(ns), None, None)),
+                [name] => Some(t(def, Some(ns), Some(name), None)),
+                [name, sub] => Some(t(def, Some(ns), Some(name), Some(sub))),
+                _ => None,
+            }
+        }
+        [plural] => Some(t(find(plural)?, None, None, None)),
+        [plural, name] => find(plural)
+            .filter(|d| !d.namespaced)
+            .map(|d| t(d, None, Some(name), None)),
+        [plural, name, sub] => find(plural)
+            .filter(|d| !d.namespaced)
+            .map(|d| t(d, None, Some(name), Some(sub))),
+        _ => None,
+    }
+}
+
+/// Answers one authenticated request.
+pub async fn route(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Resp {
+    match route_inner(shared, method, path, q, headers, body).await {
+        Ok(r) => r,
+        Err(e) => wire::error(&e),
+    }
+}
+
+async fn route_inner(
+    shared: &Arc<Shared>,
+    method: &Method,
+    path: &str,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Resp, ApiError> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let get = method == Method::GET;
+    match segs.as_slice() {
+        ["version"] if get => Ok(wire::json(200, &discovery::version())),
+        ["healthz" | "readyz" | "livez"] if get => Ok(wire::bytes(200, "text/plain", "ok")),
+        ["api"] if get => Ok(if discovery::wants_aggregated(&accept) {
+            wire::bytes(
+                200,
+                discovery::AGGREGATED_CT,
+                serde_json::to_vec(&discovery::aggregated(true)).unwrap_or_default(),
+            )
+        } else {
+            wire::json(200, &discovery::legacy_api())
+        }),
+        ["apis"] if get => Ok(if discovery::wants_aggregated(&accept) {
+            wire::bytes(
+                200,
+                discovery::AGGREGATED_CT,
+                serde_json::to_vec(&discovery::aggregated(false)).unwrap_or_default(),
+            )
+        } else {
+            wire::json(200, &discovery::legacy_apis())
+        }),
+        ["openapi", "v3"] if get => Ok(wire::json(200, &openapi::root())),
+        ["openapi", "v3", rest @ ..] if get => openapi::group_version(&rest.join("/"))
+            .map(|d| wire::json(200, &d))
+            .ok_or_else(ApiError::path_not_found),
+        ["api", v] if get => discovery::resource_list("", v)
+            .map(|d| wire::json(200, &d))
+            .ok_or_else(ApiError::path_not_found),
+        ["apis", g] if get => discovery::group(g)
+            .map(|d| wire::json(200, &d))
+            .ok_or_else(ApiError::path_not_found),
+        ["apis", g, v] if get => discovery::resource_list(g, v)
+            .map(|d| wire::json(200, &d))
+            .ok_or_else(ApiError::path_not_found),
+        ["api", v, rest @ ..] => {
+            let t = parse_target("", v, rest).ok_or_else(ApiError::path_not_found)?;
+            resource(shared, method, t, q, &accept, body).await
+        }
+        ["apis", g, v, rest @ ..] => {
+            let t = parse_target(g, v, rest).ok_or_else(ApiError::path_not_found)?;
+            resource(shared, method, t, q, &accept, body).await
+        }
+        _ => Err(ApiError::path_not_found()),
+    }
+}
+
+fn parse_body(def: &ResourceDef, body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            def.kind, def.version, def.kind
+        ))
+    })
+}
+
+fn ensure_namespace(shared: &Shared, ns: &str, creating: bool) -> Result<(), ApiError> {
+    let obj = shared
+        .store
+        .get(&Key::new("namespaces", "", ns))
+        .ok_or_else(|| ApiError::not_found("namespaces", ns))?;
+    if creating && obj["metadata"]["deletionTimestamp"].is_string() {
+        let mut e = ApiError::new(
+            403,
+            "Forbidden",
+            format!("unable to create new content in namespace {ns} because it is being terminated"),
+        );
+        e.details = Some(json!({"name": ns, "kind": "namespaces"}));
+        return Err(e);
+    }
+    Ok(())
+}
+
+async fn resource(
+    shared: &Arc<Shared>,
+    method: &Method,
+    t: Target,
+    q: &Query,
+    accept: &str,
+    body: Bytes,
+) -> Result<Resp, ApiError> {
+    let def = t.def;
+    let ns_key = if def.namespaced {
+        t.namespace.clone().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let as_table = table::wants_table(accept);
+    match (t.name.as_deref(), t.sub.as_deref()) {
+        (None, None) => match *method {
+            Method::GET => {
+                let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+                let fields = FieldSelector::parse(def.plural, q.get("fieldSelector").unwrap_or(""))?;
+                if t.watch_path || q.flag("watch") {
+                    let spec = WatchSpec {
+                        def,
+                        namespace: t.namespace.clone(),
+                        labels,
+                        fields,
+                        table: as_table,
+                    };
+                    return watch::handle(shared, spec, q);
+                }
+                let (items, rv) = shared
+                    .store
+                    .list(def.plural, t.namespace.as_deref().filter(|_| def.namespaced));
+                let items: Vec<Value> = items
+                    .into_iter()
+                    .filter(|o| labels.matches(o) && fields.matches(o))
+                    .collect();
+                if as_table {
+                    return Ok(wire::json(
+                        200,
+                        &table::table(def.plural, &items, &rv.to_string(), true),
+                    ));
+                }
+                let items: Vec<Value> = items
+                    .into_iter()
+                    .map(|mut o| {
+                        if let Some(m) = o.as_object_mut() {
+                            m.remove("kind");
+                            m.remove("apiVersion");
+                        }
+                        o
+                    })
+                    .collect();
+                Ok(wire::json(
+                    200,
+                    &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
+                                          "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+                ))
+            }
+            Method::POST => {
+                if def.plural == "selfsubjectaccessreviews" {
+                    return access_review(shared, def, &body);
+                }
+                if def.namespaced && t.namespace.is_none() {
+                    return Err(ApiError::method_not_allowed());
+                }
+                if def.namespaced {
+                    ensure_namespace(shared, &ns_key, true)?;
+                }
+                create(shared, def, &ns_key, q, &body)
+            }
+            Method::DELETE => {
+                let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+                let fields = FieldSelector::parse(def.plural, q.get("fieldSelector").unwrap_or(""))?;
+                let opts = delete::Options::parse(q, &body)?;
+                let (items, rv) = shared
+                    .store
+                    .list(def.plural, t.namespace.as_deref().filter(|_| def.namespaced));
+                let mut out = Vec::new();
+                for o in items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+                    let key = Key::new(
+                        def.plural,
+                        o["metadata"]["namespace"].as_str().unwrap_or(""),
+                        o["metadata"]["name"].as_str().unwrap_or(""),
+                    );
+                    if let Ok((_, obj)) = delete::delete(shared, def, &key, &opts) {
+                        out.push(obj);
+                    }
+                }
+                Ok(wire::json(
+                    200,
+                    &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
+                                          "metadata": {"resourceVersion": rv.to_string()}, "items": out}),
+                ))
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        (Some(name), sub) => {
+            let key = Key::new(def.plural, &ns_key, name);
+            match (method.clone(), sub) {
+                (Method::GET, Some("log")) if def.plural == "pods" => logs::handle(shared, &ns_key, name, q).await,
+                (Method::POST, Some("eviction")) if def.plural == "pods" => {
+                    let opts = delete::Options::default();
+                    delete::delete(shared, def, &key, &opts)?;
+                    Ok(wire::json(
+                        201,
+                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+                    ))
+                }
+                (Method::GET, None | Some("status")) => {
+                    if t.watch_path || q.flag("watch") {
+                        let fields = FieldSelector::parse(def.plural, &format!("metadata.name={name}"))?;
+                        let spec = WatchSpec {
+                            def,
+                            namespace: t.namespace.clone(),
+                            labels: LabelSelector::default(),
+                            fields,
+                            table: as_table,
+                        };
+                        return watch::handle(shared, spec, q);
+                    }
+                    let obj = shared
+                        .store
+                        .get(&key)
+                        .ok_or_else(|| ApiError::not_found(def.plural, name))?;
+                    if as_table {
+                        let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
+                        return Ok(wire::json(200, &table::table(def.plural, &[obj], &rv, true)));
+                    }
+                    Ok(wire::json(200, &obj))
+                }
+                (Method::PUT, None | Some("status")) => replace(shared, def, &key, &body, sub.is_some()),
+                (Method::PATCH, None | Some("status")) => patch(shared, def, &key, &body),
+                (Method::DELETE, None) => {
+                    let opts = delete::Options::parse(q, &body)?;
+                    let (code, obj) = delete::delete(shared, def, &key, &opts)?;
+                    Ok(wire::json(code, &obj))
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+        (None, Some(_)) => Err(ApiError::path_not_found()),
+    }
+}
+
+fn create(shared: &Arc<Shared>, def: &'static ResourceDef, ns: &str, q: &Query, body: &[u8]) -> Result<Resp, ApiError> {
+    let obj = parse_body(def, body)?;
+    let unknown = admit::unknown_fields(def, &obj);
+    let mut warnings = Vec::new();
+    match q.get("fieldValidation").unwrap_or("Warn") {
+        "Strict" if !unknown.is_empty() => {
+            let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+            return Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                def.kind,
+                def.version,
+                def.kind,
+                list.join(", ")
+            )));
+        }
+        "Strict" | "Ignore" => {}
+        "Warn" => warnings = unknown,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation {other:?} is invalid: must be Ignore, Warn or Strict"
+            )));
+        }
+    }
+    let default_sc = storage::default_class(shared);
+    let obj = admit::admit_create(def, ns, obj, default_sc.as_deref())?;
+    if q.get("dryRun") == Some("All") {
+        return Ok(wire::json(201, &obj));
+    }
+    let created = shared.store.create(def.plural, ns, obj)?;
+    if def.plural == "persistentvolumeclaims" {
+        storage::provision(shared, &created);
+    }
+    let mut resp = wire::json(201, &created);
+    for w in warnings {
+        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"unknown field \\\"{w}\\\"\"")) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn replace(shared: &Shared, def: &ResourceDef, key: &Key, body: &[u8], status_only: bool) -> Result<Resp, ApiError> {
+    let new = parse_body(def, body)?;
+    let cur = shared
+        .store
+        .get(key)
+        .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
+    if let Some(rv) = new["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty())
+        && Some(rv) != cur["metadata"]["resourceVersion"].as_str()
+    {
+        return Err(ApiError::conflict(
+            def.plural,
+            &key.name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
+    if new["metadata"]["name"].as_str().is_some_and(|n| n != key.name) {
+        return Err(ApiError::bad_request(
+            "the name of the object does not match the name on the URL",
+        ));
+    }
+    let updated = shared
+        .store
+        .update(key, |o| {
+            if status_only {
+                o["status"] = new["status"].clone();
+            } else {
+                let status = o["status"].clone();
+                let mut n = new.clone();
+                n["kind"] = json!(def.kind);
+                n["apiVersion"] = json!(def.api_version());
+                if !status.is_null() && def.plural != "secrets" {
+                    n["status"] = status;
+                }
+                if let Some(dt) = o["metadata"].get("deletionTimestamp").cloned() {
+                    n["metadata"]["deletionTimestamp"] = dt;
+                }
+                *o = n;
+            }
+        })
+        .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
+    delete::finalize_if_released(shared, key);
+    Ok(wire::json(200, &updated))
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => {
+            let mut v = patch.clone();
+            if let Some(p) = v.as_object_mut() {
+                p.retain(|_, x| !x.is_null());
+            }
+            *target = v;
+        }
+    }
+}
+
+fn patch(shared: &Shared, def: &ResourceDef, key: &Key, body: &[u8]) -> Result<Resp, ApiError> {
+    let p = parse_body(def, body)?;
+    if !p.is_object() {
+        return Err(ApiError::new(
+            415,
+            "UnsupportedMediaType",
+            "only JSON merge patches are supported by the simulated cluster",
+        ));
+    }
+    let updated = shared
+        .store
+        .update(key, |o| merge(o, &p))
+        .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
+    delete::finalize_if_released(shared, key);
+    Ok(wire::json(200, &updated))
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: allowed unless a fault
+/// denies the verb.
+fn access_review(shared: &Shared, def: &ResourceDef, body: &[u8]) -> Result<Resp, ApiError> {
+    let mut review = parse_body(def, body)?;
+    let attrs = &review["spec"]["resourceAttributes"];
+    let verb = attrs["verb"].as_str().unwrap_or("").to_string();
+    if attrs.is_null() && review["spec"]["nonResourceAttributes"].is_null() {
+        return Err(ApiError::invalid(
+            def.kind,
+            "",
+            vec![super::status::Cause::required("spec.resourceAttributes")],
+        ));
+    }
+    let allowed = !shared.faults.verb_denied(&verb);
+    review["kind"] = json!(def.kind);
+    review["apiVersion"] = json!(def.api_version());
+    review["metadata"] = json!({"creationTimestamp": null});
+    review["status"] = if allowed {
+        json!({"allowed": true, "reason": "the simulated cluster allows everything"})
+    } else {
+        json!({"allowed": false, "reason": format!("verb {verb:?} denied by a fault of the simulated cluster")})
+    };
+    Ok(wire::json(201, &review))
+}

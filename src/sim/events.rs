@@ -1,0 +1,71 @@
+//! Core v1 Events as the kubelet, scheduler and provisioners record them: named
+//! `<object>.<hex nanos>`, with involvedObject, reason, message, type, source and counts.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Value, json};
+
+use super::store::Store;
+use super::time;
+
+/// Who reports an event.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    Kubelet,
+    Scheduler,
+    Provisioner,
+}
+
+impl Source {
+    fn component(self) -> &'static str {
+        match self {
+            Source::Kubelet => "kubelet",
+            Source::Scheduler => "default-scheduler",
+            Source::Provisioner => "rancher.io/local-path_local-path-provisioner",
+        }
+    }
+}
+
+/// Records an event about `obj` (a stored object with kind, apiVersion and metadata).
+pub fn record(
+    store: &Store,
+    obj: &Value,
+    warning: bool,
+    reason: &str,
+    message: &str,
+    source: Source,
+    field_path: Option<&str>,
+) {
+    let m = &obj["metadata"];
+    let ns = m["namespace"].as_str().unwrap_or("default");
+    let name = m["name"].as_str().unwrap_or("");
+    let nanos = time::now_nanos();
+    let now = time::rfc3339(nanos);
+    // Strictly increasing suffixes, so two events in the same nanosecond keep distinct names.
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let n = (nanos as u64).saturating_sub(1);
+    let prev = LAST
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| Some(l.max(n) + 1))
+        .unwrap_or(0);
+    let stamp = prev.max(n) + 1;
+    let mut involved = json!({"kind": obj["kind"], "namespace": ns, "name": name, "uid": m["uid"],
+                              "apiVersion": obj["apiVersion"], "resourceVersion": m["resourceVersion"]});
+    if let Some(fp) = field_path {
+        involved["fieldPath"] = json!(fp);
+    }
+    let host = if matches!(source, Source::Kubelet) {
+        json!({"component": source.component(), "host": "sim-node-1"})
+    } else {
+        json!({"component": source.component()})
+    };
+    let ev = json!({
+        "kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": format!("{name}.{stamp:x}")},
+        "involvedObject": involved,
+        "reason": reason, "message": message, "type": if warning { "Warning" } else { "Normal" },
+        "source": host, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        "reportingComponent": source.component(), "reportingInstance": if matches!(source, Source::Kubelet) { "sim-node-1" } else { "" },
+    });
+    // Events of a namespace that is gone are dropped, as the apiserver would refuse them.
+    let _ = store.create("events", ns, ev);
+}

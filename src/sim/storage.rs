@@ -1,0 +1,110 @@
+//! Storage as on k3s: a default `local-path` StorageClass (rancher.io/local-path, RWO only),
+//! PVC provisioning (Bound with a `pvc-<uid>` volume, or Pending with a ProvisioningFailed
+//! event for an unknown class or ReadWriteMany on local-path), and the host folder that backs
+//! each claim under the sim's directory (the host runner mounts it).
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::events::{self, Source};
+use super::store::Key;
+
+pub const LOCAL_PATH: &str = "local-path";
+
+/// The StorageClass a fresh cluster has.
+pub fn local_path_class() -> Value {
+    json!({"kind": "StorageClass", "apiVersion": "storage.k8s.io/v1",
+           "metadata": {"name": LOCAL_PATH, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+           "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+           "allowVolumeExpansion": false})
+}
+
+/// The name of the class marked default, if any.
+pub fn default_class(shared: &Shared) -> Option<String> {
+    let (classes, _) = shared.store.list("storageclasses", None);
+    classes
+        .iter()
+        .find(|c| c["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true")
+        .and_then(|c| c["metadata"]["name"].as_str().map(String::from))
+}
+
+/// The host folder backing a claim.
+pub fn claim_dir(shared: &Shared, ns: &str, claim: &str) -> PathBuf {
+    shared.dir.join("volumes").join(ns).join(claim)
+}
+
+/// Binds a new claim, or leaves it Pending with the provisioner's Warning event.
+pub fn provision(shared: &Shared, pvc: &Value) {
+    let ns = pvc["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = pvc["metadata"]["name"].as_str().unwrap_or("");
+    let class = pvc["spec"]["storageClassName"].as_str().unwrap_or("");
+    let sc = shared.store.get(&Key::new("storageclasses", "", class));
+    let modes: Vec<&str> = pvc["spec"]["accessModes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let failure = match &sc {
+        None if class.is_empty() => Some((
+            "FailedBinding".to_string(),
+            "no persistent volumes available for this claim and no storage class is set".to_string(),
+        )),
+        None => Some((
+            "ProvisioningFailed".to_string(),
+            format!("storageclass.storage.k8s.io \"{class}\" not found"),
+        )),
+        Some(sc)
+            if sc["provisioner"] == "rancher.io/local-path"
+                && modes.iter().any(|m| *m != "ReadWriteOnce" && *m != "ReadWriteOncePod") =>
+        {
+            Some((
+                "ProvisioningFailed".to_string(),
+                format!(
+                    "failed to provision volume with StorageClass \"{class}\": Only support ReadWriteOnce access mode"
+                ),
+            ))
+        }
+        Some(_) => None,
+    };
+    if let Some((reason, message)) = failure {
+        events::record(&shared.store, pvc, true, &reason, &message, Source::Provisioner, None);
+        return;
+    }
+    let dir = claim_dir(shared, ns, name);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        events::record(
+            &shared.store,
+            pvc,
+            true,
+            "ProvisioningFailed",
+            &format!("create {}: {e}", dir.display()),
+            Source::Provisioner,
+            None,
+        );
+        return;
+    }
+    let uid = pvc["metadata"]["uid"].as_str().unwrap_or("").to_string();
+    let storage = pvc["spec"]["resources"]["requests"]["storage"].clone();
+    let key = Key::new("persistentvolumeclaims", ns, name);
+    let volume = format!("pvc-{uid}");
+    let bound = shared.store.update(&key, |o| {
+        o["spec"]["volumeName"] = json!(volume);
+        o["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] = json!("yes");
+        o["metadata"]["annotations"]["volume.kubernetes.io/storage-provisioner"] = json!("rancher.io/local-path");
+        o["status"] = json!({"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}});
+    });
+    if let Some(b) = bound {
+        events::record(
+            &shared.store,
+            &b,
+            false,
+            "ProvisioningSucceeded",
+            &format!("Successfully provisioned volume {volume}"),
+            Source::Provisioner,
+            None,
+        );
+    }
+}

@@ -1,0 +1,220 @@
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use woodpecker_k8s_agent::sim::ScriptRule;
+
+use super::{NS, event_reasons, phase, pod, pods_path};
+use crate::common::{Raw, start_sim, wait_pod};
+
+fn main_state(p: &Value) -> &Value {
+    &p["status"]["containerStatuses"][0]["state"]
+}
+
+fn condition<'a>(p: &'a Value, kind: &str) -> &'a str {
+    p["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == kind)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+}
+
+#[tokio::test]
+async fn a_pod_goes_pending_running_succeeded_with_statuses_conditions_and_events() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("ok").logs(["x"]).every(Duration::from_millis(150)));
+    let raw = Raw::new(&sim);
+    raw.post(&pods_path(), &pod("ok")).await;
+    let p = wait_pod(&sim, NS, "ok", "ContainerCreating", |p| {
+        main_state(p)["waiting"]["reason"] == "ContainerCreating"
+    })
+    .await;
+    assert_eq!(phase(&p), "Pending");
+    assert_eq!(condition(&p, "PodScheduled"), "True");
+    let p = wait_pod(&sim, NS, "ok", "Running", |p| phase(p) == "Running").await;
+    assert_eq!(condition(&p, "Ready"), "True");
+    assert!(main_state(&p)["running"]["startedAt"].is_string());
+    assert!(
+        p["status"]["containerStatuses"][0]["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("containerd://")
+    );
+    let p = wait_pod(&sim, NS, "ok", "Succeeded", |p| phase(p) == "Succeeded").await;
+    let t = &main_state(&p)["terminated"];
+    assert_eq!(
+        (t["exitCode"].as_i64(), t["reason"].as_str()),
+        (Some(0), Some("Completed"))
+    );
+    assert!(t["finishedAt"].is_string() && t["startedAt"].is_string());
+    assert_eq!(condition(&p, "Ready"), "False");
+    assert_eq!(
+        event_reasons(&sim, "ok"),
+        ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn exit_codes_init_containers_and_oom() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("fails").exit(3));
+    sim.script(ScriptRule::name("oom").oom_killed());
+    sim.script(ScriptRule::image("init-bad:1").exit(1));
+    let raw = Raw::new(&sim);
+    for n in ["fails", "oom"] {
+        raw.post(&pods_path(), &pod(n)).await;
+    }
+    let p = wait_pod(&sim, NS, "fails", "Failed", |p| phase(p) == "Failed").await;
+    assert_eq!(
+        (
+            main_state(&p)["terminated"]["exitCode"].as_i64(),
+            main_state(&p)["terminated"]["reason"].as_str()
+        ),
+        (Some(3), Some("Error"))
+    );
+    let p = wait_pod(&sim, NS, "oom", "Failed", |p| phase(p) == "Failed").await;
+    assert_eq!(
+        (
+            main_state(&p)["terminated"]["exitCode"].as_i64(),
+            main_state(&p)["terminated"]["reason"].as_str()
+        ),
+        (Some(137), Some("OOMKilled"))
+    );
+
+    // Init containers run first; a failing one fails the pod and the main container never starts.
+    let mut good = pod("init-ok");
+    good["spec"]["initContainers"] = json!([{"name": "setup", "image": "init:1"}]);
+    let mut bad = pod("init-bad");
+    bad["spec"]["initContainers"] = json!([{"name": "setup", "image": "init-bad:1"}]);
+    raw.post(&pods_path(), &good).await;
+    raw.post(&pods_path(), &bad).await;
+    let p = wait_pod(&sim, NS, "init-ok", "Succeeded", |p| phase(p) == "Succeeded").await;
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
+    assert_eq!(condition(&p, "Initialized"), "True");
+    let p = wait_pod(&sim, NS, "init-bad", "Failed", |p| phase(p) == "Failed").await;
+    assert_eq!(
+        p["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        1
+    );
+    assert!(main_state(&p)["waiting"].is_object(), "{p}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn image_pull_failures_and_invalid_names() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("pull").image_pull_failure());
+    sim.script(ScriptRule::name("inv").invalid_image());
+    let raw = Raw::new(&sim);
+    raw.post(&pods_path(), &pod("pull")).await;
+    raw.post(&pods_path(), &pod("inv")).await;
+    wait_pod(&sim, NS, "pull", "ErrImagePull", |p| {
+        main_state(p)["waiting"]["reason"] == "ErrImagePull"
+    })
+    .await;
+    let p = wait_pod(&sim, NS, "pull", "ImagePullBackOff", |p| {
+        main_state(p)["waiting"]["reason"] == "ImagePullBackOff"
+    })
+    .await;
+    assert_eq!(phase(&p), "Pending");
+    let reasons = event_reasons(&sim, "pull");
+    assert!(
+        reasons.contains(&"BackOff".to_string()) && reasons.contains(&"Failed".to_string()),
+        "{reasons:?}"
+    );
+    let p = wait_pod(&sim, NS, "inv", "InvalidImageName", |p| {
+        main_state(p)["waiting"]["reason"] == "InvalidImageName"
+    })
+    .await;
+    assert_eq!(phase(&p), "Pending");
+    // Stays so: the pull never succeeds.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        main_state(&sim.object("pods", NS, "pull").unwrap())["waiting"]["reason"],
+        "ImagePullBackOff"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn unschedulable_evicted_and_config_errors() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("nosched").unschedulable());
+    sim.script(ScriptRule::name("evict").logs(["working"]).evicted());
+    sim.script(ScriptRule::name("cfg").config_error("secret \"x\" not found"));
+    let raw = Raw::new(&sim);
+    for n in ["nosched", "evict", "cfg"] {
+        raw.post(&pods_path(), &pod(n)).await;
+    }
+    let p = wait_pod(&sim, NS, "nosched", "Unschedulable", |p| {
+        condition(p, "PodScheduled") == "False"
+    })
+    .await;
+    let c = p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "PodScheduled")
+        .unwrap()
+        .clone();
+    assert_eq!(c["reason"], "Unschedulable");
+    assert!(p["spec"]["nodeName"].is_null());
+    crate::common::wait_for("FailedScheduling", 5, || {
+        let r = event_reasons(&sim, "nosched");
+        async move { r.contains(&"FailedScheduling".to_string()).then_some(()) }
+    })
+    .await;
+    let p = wait_pod(&sim, NS, "evict", "Evicted", |p| phase(p) == "Failed").await;
+    assert_eq!(p["status"]["reason"], "Evicted");
+    let p = wait_pod(&sim, NS, "cfg", "CreateContainerConfigError", |p| {
+        main_state(p)["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
+    assert_eq!(main_state(&p)["waiting"]["message"], "secret \"x\" not found");
+
+    // A real missing secret blocks the start until the secret appears.
+    let mut p = pod("needs-secret");
+    p["spec"]["containers"][0]["env"] =
+        json!([{"name": "T", "valueFrom": {"secretKeyRef": {"name": "later", "key": "t"}}}]);
+    raw.post(&pods_path(), &p).await;
+    let p = wait_pod(&sim, NS, "needs-secret", "config error", |p| {
+        main_state(p)["waiting"]["reason"] == "CreateContainerConfigError"
+    })
+    .await;
+    assert_eq!(main_state(&p)["waiting"]["message"], "secret \"later\" not found");
+    raw.post(
+        &format!("/api/v1/namespaces/{NS}/secrets"),
+        &json!({"metadata": {"name": "later"}, "stringData": {"t": "v"}}),
+    )
+    .await;
+    wait_pod(&sim, NS, "needs-secret", "Succeeded", |p| phase(p) == "Succeeded").await;
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn services_run_until_deleted_and_deadlines_fail_pods() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::prefix("svc-").run_until_deleted());
+    let raw = Raw::new(&sim);
+    raw.post(&pods_path(), &pod("svc-db")).await;
+    // The default for a pod labelled `service` is the same.
+    let mut labelled = pod("wp-svc-1-cache");
+    labelled["metadata"]["labels"] = json!({"service": "cache"});
+    raw.post(&pods_path(), &labelled).await;
+    let mut dl = pod("deadline");
+    dl["spec"]["activeDeadlineSeconds"] = json!(1);
+    sim.script(ScriptRule::name("deadline").run_until_deleted());
+    raw.post(&pods_path(), &dl).await;
+    wait_pod(&sim, NS, "svc-db", "Running", |p| phase(p) == "Running").await;
+    wait_pod(&sim, NS, "wp-svc-1-cache", "Running", |p| phase(p) == "Running").await;
+    let p = wait_pod(&sim, NS, "deadline", "DeadlineExceeded", |p| phase(p) == "Failed").await;
+    assert_eq!(p["status"]["reason"], "DeadlineExceeded");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(phase(&sim.object("pods", NS, "svc-db").unwrap()), "Running");
+    sim.shutdown().await;
+}
