@@ -1,12 +1,14 @@
 //! The `preflight` subcommand: parse flags, resolve the connection, run
 //! `backend::preflight`, print the report, exit non-zero when a check failed.
 
+use std::error::Error as StdError;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::backend::options::{Flags, Options as BackendOptions};
 use crate::backend::preflight::{Options, preflight};
 use crate::kube::config::{Overrides, redact_userinfo};
 use crate::kube::retry::RetryPolicy;
@@ -27,11 +29,12 @@ Options:
                           else the cluster default)
   --storage-rwx BOOL      ReadWriteMany volumes (default: WOODPECKER_BACKEND_K8S_STORAGE_RWX or true)
   --namespace-per-org     check the per-organisation namespace mode's cluster-wide permissions
+  --backend-k8s-*         any backend flag, as for `agent` (they are all validated)
   -h, --help              print this help
 ";
 
 /// What the user asked for: where to connect, and what to check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Args {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
@@ -39,10 +42,14 @@ pub struct Args {
     pub help: bool,
 }
 
-/// Parses flags over the `WOODPECKER_BACKEND_K8S_*` settings that `env` provides.
-pub fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Result<Args, String> {
+/// Parses flags over the `WOODPECKER_BACKEND_K8S_*` settings that `env` provides. The short
+/// flags are aliases of the backend's `--backend-k8s-*` flags, which are accepted too.
+pub fn parse(
+    args: Vec<OsString>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Args, Box<dyn StdError + Send + Sync>> {
     use lexopt::prelude::*;
-    let mut options = Options::from_env(env)?;
+    let mut flags = Flags::default();
     let mut out = Args {
         kubeconfig: None,
         context: None,
@@ -56,29 +63,37 @@ pub fn parse(args: Vec<OsString>, env: impl Fn(&str) -> Option<String>) -> Resul
             .into_string()
             .map_err(|v| format!("{flag}: `{}` is not UTF-8", v.to_string_lossy()))
     };
-    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+    while let Some(arg) = parser.next()? {
         match arg {
             Long("kubeconfig") => out.kubeconfig = Some(text(&mut parser, "--kubeconfig")?.into()),
             Long("context") => out.context = Some(text(&mut parser, "--context")?),
-            Long("namespace") | Short('n') => options.namespace = text(&mut parser, "--namespace")?,
-            Long("storage-class") => options.storage_class = text(&mut parser, "--storage-class")?,
-            Long("storage-rwx") => {
-                let v = text(&mut parser, "--storage-rwx")?;
-                options.storage_rwx = match v.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    _ => return Err(format!("--storage-rwx: `{v}` is not true or false")),
-                };
-            }
-            Long("namespace-per-org") => options.namespace_per_org = true,
             Long("help") | Short('h') => out.help = true,
-            _ => return Err(format!("preflight: {}", arg.unexpected())),
+            Long(flag @ ("namespace" | "storage-class" | "storage-rwx")) => {
+                let flag = flag.to_string();
+                let value = text(&mut parser, &format!("--{flag}"))?;
+                flags.set(&flag, &value);
+            }
+            Short('n') => {
+                let value = text(&mut parser, "--namespace")?;
+                flags.set("namespace", &value);
+            }
+            Long("namespace-per-org") => {
+                flags.set("namespace-per-org", "true");
+            }
+            Long(long) => {
+                let long = long.to_string();
+                if !flags.take(&long, &mut parser)? {
+                    return Err(format!("preflight: unknown option --{long}; see --help").into());
+                }
+            }
+            _ => return Err(format!("preflight: {}", arg.unexpected()).into()),
         }
     }
-    if options.namespace.is_empty() {
+    let backend = BackendOptions::from_lookup(flags.over(env))?;
+    out.options = Options::from_backend(&backend);
+    if out.options.namespace.is_empty() {
         return Err("--namespace: the namespace must not be empty".into());
     }
-    out.options = options;
     Ok(out)
 }
 
@@ -110,7 +125,11 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     let report = super::runtime()?.block_on(preflight(&client, &args.options));
     // A closed stdout (`| head`) must not turn the verdict into a panic: the exit code carries it.
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "preflight of {server}, namespace `{}`\n{report}", args.options.namespace);
+    let _ = writeln!(
+        out,
+        "preflight of {server}, namespace `{}`\n{report}",
+        args.options.namespace
+    );
     Ok(if report.passed() {
         ExitCode::SUCCESS
     } else {
@@ -159,17 +178,17 @@ mod tests {
     #[test]
     fn bad_flags_say_which() {
         let none = |_: &str| None;
-        assert!(
-            parse(args(&["--storage-rwx", "maybe"]), none)
-                .unwrap_err()
-                .contains("--storage-rwx")
-        );
-        assert!(parse(args(&["--bogus"]), none).unwrap_err().contains("--bogus"));
-        assert!(parse(args(&["--namespace"]), none).unwrap_err().contains("--namespace"));
-        assert!(
-            parse(args(&["--namespace", ""]), none)
-                .unwrap_err()
-                .contains("must not be empty")
-        );
+        let err = |list: &[&str]| parse(args(list), none).unwrap_err().to_string();
+        assert!(err(&["--storage-rwx", "maybe"]).contains("STORAGE_RWX"));
+        assert!(err(&["--bogus"]).contains("--bogus"));
+        assert!(err(&["--namespace"]).contains("--namespace"));
+        assert!(err(&["--backend-k8s-volume-size", "ten"]).contains("VOLUME_SIZE"));
+        let per_org = parse(
+            args(&["--namespace-per-org", "--backend-k8s-storage-class", "nfs"]),
+            none,
+        )
+        .unwrap();
+        assert!(per_org.options.namespace_per_org);
+        assert_eq!(per_org.options.storage_class, "nfs");
     }
 }

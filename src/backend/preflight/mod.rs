@@ -15,7 +15,7 @@ pub use permissions::Permission;
 pub use report::{Check, Outcome, Report};
 pub use run::{SelfSubjectReview, VersionInfo, preflight};
 
-/// What to check. Built from the backend's `WOODPECKER_BACKEND_K8S_*` settings.
+/// What to check: the few backend settings ([`crate::backend::Options`]) preflight needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Where step objects go (`NAMESPACE`); with per-org on, the prefix of the org namespaces.
@@ -40,22 +40,14 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Reads the backend's settings with the same names and defaults as Woodpecker's agent.
-    /// `env` is a lookup (the process env in `main`, a map in tests).
-    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Options, String> {
-        let var = |name: &str| env(&format!("WOODPECKER_BACKEND_K8S_{name}")).filter(|v| !v.is_empty());
-        let flag = |name: &str, default: bool| match var(name) {
-            None => Ok(default),
-            Some(v) => parse_bool(&v)
-                .ok_or_else(|| format!("WOODPECKER_BACKEND_K8S_{name}: `{v}` is not a boolean (true/false/1/0)")),
-        };
-        let defaults = Options::default();
-        Ok(Options {
-            namespace: var("NAMESPACE").unwrap_or(defaults.namespace),
-            storage_class: var("STORAGE_CLASS").unwrap_or_default(),
-            storage_rwx: flag("STORAGE_RWX", true)?,
-            namespace_per_org: flag("NAMESPACE_PER_ORGANIZATION", false)?,
-        })
+    /// The settings preflight checks, out of the backend's resolved options.
+    pub fn from_backend(opts: &crate::backend::Options) -> Options {
+        Options {
+            namespace: opts.namespace.clone(),
+            storage_class: opts.storage_class.clone(),
+            storage_rwx: opts.storage_rwx,
+            namespace_per_org: opts.namespace_per_org,
+        }
     }
 
     /// The permissions to review: cluster-wide ones come with `""` as their namespace.
@@ -72,48 +64,14 @@ impl Options {
     }
 }
 
-/// Go's `strconv.ParseBool`, which Woodpecker's flags use.
-fn parse_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |k| map.get(k).cloned()
-    }
-
     #[test]
-    fn defaults_match_woodpecker() {
-        assert_eq!(Options::from_env(env(&[])).unwrap(), Options::default());
-        let opts = Options::from_env(env(&[
-            ("WOODPECKER_BACKEND_K8S_NAMESPACE", "ci"),
-            ("WOODPECKER_BACKEND_K8S_STORAGE_CLASS", "nfs"),
-            ("WOODPECKER_BACKEND_K8S_STORAGE_RWX", "F"),
-            ("WOODPECKER_BACKEND_K8S_NAMESPACE_PER_ORGANIZATION", "1"),
-        ]))
-        .unwrap();
-        assert_eq!(opts.namespace, "ci");
-        assert_eq!(opts.storage_class, "nfs");
-        assert!(!opts.storage_rwx && opts.namespace_per_org);
-    }
-
-    #[test]
-    fn a_bad_boolean_names_the_variable() {
-        let err = Options::from_env(env(&[("WOODPECKER_BACKEND_K8S_STORAGE_RWX", "yes")])).unwrap_err();
-        assert!(
-            err.contains("WOODPECKER_BACKEND_K8S_STORAGE_RWX") && err.contains("`yes`"),
-            "{err}"
-        );
+    fn defaults_match_the_backend() {
+        let backend = crate::backend::Options::default();
+        assert_eq!(Options::from_backend(&backend), Options::default());
     }
 
     #[test]

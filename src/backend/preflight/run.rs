@@ -30,7 +30,13 @@ pub struct SelfSubjectReview {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<SelfSubjectReviewStatus>,
 }
-resource!(SelfSubjectReview, "authentication.k8s.io/v1", "SelfSubjectReview", "selfsubjectreviews", false);
+resource!(
+    SelfSubjectReview,
+    "authentication.k8s.io/v1",
+    "SelfSubjectReview",
+    "selfsubjectreviews",
+    false
+);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -52,10 +58,16 @@ const ANONYMOUS: &str = "system:anonymous";
 pub async fn preflight(client: &Client, opts: &Options) -> Report {
     let mut report = Report::default();
     match client.request_json::<VersionInfo>(&Req::get("/version".into())).await {
-        Ok(v) => report.push("cluster", Outcome::Ok(format!("reachable, Kubernetes {} {}", v.git_version, v.platform))),
+        Ok(v) => report.push(
+            "cluster",
+            Outcome::Ok(format!("reachable, Kubernetes {} {}", v.git_version, v.platform)),
+        ),
         Err(e) if matches!(e, Error::Api { .. }) && !e.is_unauthorized() => {
             // Some clusters hide /version from anonymous users; an HTTP answer is still an answer.
-            report.push("cluster", Outcome::Ok(format!("reachable (/version: {})", one_line(&e))));
+            report.push(
+                "cluster",
+                Outcome::Ok(format!("reachable (/version: {})", one_line(&e))),
+            );
         }
         Err(e) if e.is_unauthorized() => report.push("cluster", Outcome::Ok("reachable".into())),
         Err(e) => {
@@ -121,7 +133,9 @@ async fn authentication(client: &Client) -> Outcome {
         }
         // The apiserver authenticates before it routes or authorizes: any other answer (404 on
         // clusters older than 1.28, 403 where reviews are locked down) means it accepted us.
-        Err(Error::Api { status, .. }) => Outcome::Ok(format!("credentials accepted (SelfSubjectReview: {})", status.code)),
+        Err(Error::Api { status, .. }) => {
+            Outcome::Ok(format!("credentials accepted (SelfSubjectReview: {})", status.code))
+        }
         Err(e) => Outcome::Fail(format!("could not ask: {}", chain(&e))),
     }
 }
@@ -140,9 +154,9 @@ async fn namespace(client: &Client, opts: &Options) -> Outcome {
         Err(e) if e.is_forbidden() && ns == client.default_namespace() => {
             Outcome::Ok(format!("`{ns}` (our own namespace; not readable with a Role)"))
         }
-        Err(e) if e.is_forbidden() => {
-            Outcome::Warn(format!("cannot tell whether `{ns}` exists (get namespaces is forbidden)"))
-        }
+        Err(e) if e.is_forbidden() => Outcome::Warn(format!(
+            "cannot tell whether `{ns}` exists (get namespaces is forbidden)"
+        )),
         Err(e) => Outcome::Fail(format!("cannot read namespace `{ns}`: {}", one_line(&e))),
     }
 }
