@@ -26,12 +26,12 @@ const fn core(resource: &'static str, verb: &'static str) -> Permission {
     }
 }
 
-/// Every call the backend makes in the agent's namespace. Keep in step with `kube::api` callers
-/// in `crate::backend`, and with `deploy/role.yaml`.
+/// Every call the backend makes in the agent's namespace (`backend::lifecycle::kubeio` and its
+/// callers). Keep in step with them, and with `deploy/role.yaml`.
 pub const NAMESPACED: &[Permission] = &[
-    // One step = one pod; one shared list+watch of the namespace's pods follows them all.
+    // One step = one pod, followed on one shared list+watch of the namespace's pods (no
+    // per-step GET); the start-up sweep lists what an earlier run left behind.
     core("pods", "create"),
-    core("pods", "get"),
     core("pods", "list"),
     core("pods", "watch"),
     core("pods", "delete"),
@@ -43,12 +43,15 @@ pub const NAMESPACED: &[Permission] = &[
     },
     // The workflow's workspace volume.
     core("persistentvolumeclaims", "create"),
+    core("persistentvolumeclaims", "list"),
     core("persistentvolumeclaims", "delete"),
-    // The headless Service that gives steps DNS names.
+    // The headless Service that gives steps DNS names (and anchors the workflow's objects).
     core("services", "create"),
+    core("services", "list"),
     core("services", "delete"),
-    // Per-step secret env (`<pod>-step-secret`) and registry credentials.
+    // Per-step secret env and registry credentials.
     core("secrets", "create"),
+    core("secrets", "list"),
     core("secrets", "delete"),
     // Why a pod is still pending: its Warning events, listed now and then.
     core("events", "list"),
