@@ -4,10 +4,12 @@
 
 pub mod affinity;
 pub mod labels;
+pub mod lifecycle;
 pub mod names;
 pub mod namespace;
 pub mod options;
 pub mod pod;
+pub mod preflight;
 pub mod quantity;
 pub mod render;
 pub mod script;
