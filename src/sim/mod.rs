@@ -312,6 +312,11 @@ impl Sim {
         self.shared.store.current_rv()
     }
 
+    /// Forgets the change history: a watch resuming from any older resourceVersion gets 410.
+    pub fn compact_history(&self) {
+        self.shared.store.compact();
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
     }
