@@ -26,6 +26,7 @@ mod gc;
 mod kubelet;
 mod logs;
 mod openapi;
+mod page;
 mod podrun;
 mod podstatus;
 pub mod record;
