@@ -328,7 +328,7 @@ async fn resource(
                     Ok(wire::json(200, &obj))
                 }
                 (Method::PUT, None | Some("status")) => replace(shared, def, &key, &body, sub.is_some()),
-                (Method::PATCH, None | Some("status")) => patch(shared, def, &key, &body),
+                (Method::PATCH, None | Some("status")) => patch(shared, def, &key, &body, sub.is_some()),
                 (Method::DELETE, None) => {
                     let opts = delete::Options::parse(q, &body)?;
                     let (code, obj) = delete::delete(shared, def, &key, &opts)?;

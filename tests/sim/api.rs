@@ -469,3 +469,37 @@ async fn lists_paginate_with_limit_and_continue() {
     assert_eq!((r.status, r.json()["reason"].as_str()), (410, Some("Expired")));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn status_is_written_only_through_the_status_subresource() {
+    let sim = start_sim().await;
+    let raw = Raw::new(&sim);
+    let secrets = format!("/api/v1/namespaces/{NS}/persistentvolumeclaims");
+    let pvc = json!({"metadata": {"name": "c"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    raw.post(&secrets, &pvc).await;
+    let path = format!("{secrets}/c");
+    let r = raw
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&json!({"metadata": {"labels": {"a": "b"}}, "status": {"phase": "Lost"}})),
+        )
+        .await;
+    assert_eq!(
+        (
+            r.json()["metadata"]["labels"]["a"].as_str(),
+            r.json()["status"]["phase"].as_str()
+        ),
+        (Some("b"), Some("Bound"))
+    );
+    let r = raw
+        .call(
+            Method::PATCH,
+            &format!("{path}/status"),
+            Some(&json!({"metadata": {"labels": {"x": "y"}}, "status": {"phase": "Lost"}})),
+        )
+        .await;
+    assert_eq!(r.json()["status"]["phase"], "Lost");
+    assert!(r.json()["metadata"]["labels"]["x"].is_null());
+    sim.shutdown().await;
+}
