@@ -2,12 +2,31 @@
 //! pure builders for every object (no I/O), and the step lifecycle on one shared watch.
 //! Speaks to the cluster only through `crate::kube`.
 
+pub mod affinity;
+pub mod labels;
+pub mod lifecycle;
+pub mod names;
+pub mod namespace;
+pub mod options;
+pub mod pod;
+pub mod preflight;
+pub mod quantity;
+pub mod render;
+pub mod script;
+pub mod secrets;
+pub mod security;
+pub mod service;
+pub mod step_options;
 pub mod types;
+pub mod volume;
+pub mod weak;
 
 use std::future::Future;
 
 use tokio::sync::mpsc;
 
+pub use options::Options;
+pub use pod::{BuildError, PodContext};
 pub use types::{Config, Stage, State, Step};
 
 /// A step's output: one item per line (stdout and stderr merged, no trailing newline).

@@ -1,0 +1,72 @@
+//! Errors of the step lifecycle. Each names the workflow or step and the object concerned;
+//! the Kubernetes error is the `source`, never repeated in the message.
+
+use std::fmt;
+
+use crate::kube;
+
+/// A boxed error from another layer (the object builders).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug)]
+pub enum Error {
+    /// The workflow has no step, so there is no namespace to run in.
+    NoSteps { task: String },
+    /// An object of the workflow could not be built from its definition.
+    Build { what: String, source: BoxError },
+    /// A request to the cluster failed. `action` is what was being done (`create pod wp-x`).
+    Kube { action: String, source: kube::Error },
+    /// `tail_step` or `wait_step` for a step this agent did not start (or already destroyed).
+    UnknownStep { step: String, task: String },
+    /// The step's log was already handed out by an earlier `tail_step`.
+    LogTaken { step: String },
+    /// The agent is shutting down; the step's result is unknown.
+    Shutdown { step: String },
+    /// Several deletes failed; every failure is listed (cleanup keeps going past each).
+    Cleanup {
+        what: String,
+        failures: Vec<(String, kube::Error)>,
+    },
+}
+
+impl Error {
+    pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
+        Error::Kube {
+            action: action.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoSteps { task } => write!(f, "workflow {task} has no steps"),
+            Error::Build { what, .. } => write!(f, "build {what}"),
+            Error::Kube { action, .. } => f.write_str(action),
+            Error::UnknownStep { step, task } => {
+                write!(f, "step {step} of workflow {task} was not started by this agent")
+            }
+            Error::LogTaken { step } => write!(f, "the log of step {step} is already being read"),
+            Error::Shutdown { step } => write!(f, "step {step}: the agent is shutting down"),
+            // The one place a message carries causes: there are several and `source()` holds one.
+            Error::Cleanup { what, failures } => {
+                write!(f, "{what}: {} object(s) not deleted", failures.len())?;
+                for (object, err) in failures {
+                    write!(f, "; {object}: {err}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Build { source, .. } => Some(source.as_ref()),
+            Error::Kube { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

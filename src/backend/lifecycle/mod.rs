@@ -1,0 +1,385 @@
+//! The step lifecycle on Kubernetes: [`KubeBackend`], the `Backend` that creates step pods,
+//! follows them on one shared watch per namespace, streams their logs and cleans up.
+//!
+//! - [`classify`]: what a pod state means for the step (pure).
+//! - [`podwatch`]: the shared per-namespace watch, fanned out to per-pod waiters.
+//! - [`follow`]: one step's pod followed on the shared watch, with its timers.
+//! - [`pending`]: what the step log says while the pod is not running (pure).
+//! - [`step`]: the task that drives one step from created pod to result.
+//! - [`cleanup`]: destroy a step, a workflow, and the start-up sweep.
+//! - [`kubeio`]: the few cluster calls all of the above make.
+//!
+//! Requests per step: create the pod (plus its Secrets when it has any), one log stream,
+//! delete. Events are listed only for a pod still pending after a moment. The state of every
+//! pod comes from the shared watch: no per-step GET, no per-step watch.
+
+pub mod classify;
+pub mod cleanup;
+pub mod error;
+pub mod follow;
+pub mod kubeio;
+pub mod pending;
+pub mod podwatch;
+mod registry;
+mod settings;
+pub mod step;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinSet;
+use tokio::time::{Duration, Instant};
+
+pub use classify::{Limits, Verdict, Why, classify};
+pub use error::Error;
+pub use kubeio::Kube;
+pub use podwatch::{Input, PodWatch, Seen};
+pub use settings::{Settings, SettingsError};
+
+use super::names::{self, TASK_LABEL};
+use super::options::Options;
+use super::pod::PodContext;
+use super::{Config, LogLines, State, Step};
+use crate::Shutdown;
+use crate::kube::types::{Namespace, Pod, Service};
+use registry::{Registry, StepRun, Workflow};
+
+/// How long `destroy_workflow` waits for its steps' followers to see their pods go.
+const FOLLOWERS_STOP: Duration = Duration::from_secs(10);
+
+pub struct KubeBackend {
+    kube: Kube,
+    opts: Options,
+    settings: Settings,
+    shutdown: Shutdown,
+    registry: Mutex<Registry>,
+    /// The shared watches and the step followers. Dropping the backend aborts them.
+    tasks: Mutex<JoinSet<()>>,
+}
+
+impl KubeBackend {
+    /// A backend with no watch yet (one starts per namespace on first use).
+    pub fn new(kube: Kube, opts: Options, settings: Settings, shutdown: Shutdown) -> Self {
+        KubeBackend {
+            kube,
+            opts,
+            settings,
+            shutdown,
+            registry: Mutex::default(),
+            tasks: Mutex::new(JoinSet::new()),
+        }
+    }
+
+    /// [`KubeBackend::new`], then [`KubeBackend::sweep`]: returns how many leftovers went.
+    pub async fn start(
+        kube: Kube,
+        opts: Options,
+        settings: Settings,
+        shutdown: Shutdown,
+    ) -> Result<(Self, usize), Error> {
+        let backend = Self::new(kube, opts, settings, shutdown);
+        let swept = backend.sweep().await?;
+        Ok((backend, swept))
+    }
+
+    /// Deletes every object carrying this agent's label whose workflow is not running here
+    /// (at start-up: everything an earlier run of this agent left behind).
+    pub async fn sweep(&self) -> Result<usize, Error> {
+        if self.settings.agent.is_empty() {
+            return Ok(0);
+        }
+        let running: HashSet<String> = {
+            let reg = self.registry.lock().unwrap();
+            reg.workflows.keys().map(|t| names::task_label_value(t)).collect()
+        };
+        let ns = (!self.opts.namespace_per_org).then_some(self.opts.namespace.as_str());
+        cleanup::sweep(&self.kube, ns, &self.settings.agent, &running).await
+    }
+
+    /// Collects the tasks that have ended, so the set does not grow with every step.
+    fn reap(&self) {
+        let mut tasks = self.tasks.lock().unwrap();
+        while tasks.try_join_next().is_some() {}
+    }
+
+    /// How many shared watches run (one per namespace in use).
+    pub fn watches(&self) -> usize {
+        self.registry.lock().unwrap().watches.len()
+    }
+
+    /// The label selector of the shared watches: this agent's pods, or every task's pods.
+    fn selector(&self) -> String {
+        super::labels::agent_selector(&self.settings.agent).unwrap_or_else(|| TASK_LABEL.to_string())
+    }
+
+    fn watch_for(&self, ns: &str) -> Arc<PodWatch> {
+        let mut reg = self.registry.lock().unwrap();
+        if let Some(w) = reg.watches.get(ns) {
+            return w.clone();
+        }
+        let w = Arc::new(PodWatch::new());
+        reg.watches.insert(ns.to_string(), w.clone());
+        let (kube, ns, selector, sink, sd) = (
+            self.kube.clone(),
+            ns.to_string(),
+            self.selector(),
+            w.clone(),
+            self.shutdown.clone(),
+        );
+        self.tasks
+            .lock()
+            .unwrap()
+            .spawn(async move { kube.watch_pods(&ns, &selector, sink, sd).await });
+        w
+    }
+
+    fn context(&self, task: &str, org_id: i64) -> PodContext {
+        let reg = self.registry.lock().unwrap();
+        match reg.workflows.get(task) {
+            Some(w) => w.context(),
+            None => {
+                let mut ctx = PodContext::new(&self.opts, task, org_id, &self.settings.agent);
+                ctx.workflow_timeout_secs = self.settings.workflow_timeout_secs;
+                ctx
+            }
+        }
+    }
+
+    /// Namespace-per-organisation: the namespace must exist (GET, then create if missing).
+    async fn ensure_namespace(&self, org_id: i64) -> Result<(), Error> {
+        let Some(obj) = super::namespace::org_namespace(&self.opts, org_id, &self.settings.agent) else {
+            return Ok(());
+        };
+        let ns = obj.metadata.name.clone();
+        let found = self.kube.get_opt::<Namespace>(None, &ns).await;
+        if found
+            .map_err(|e| Error::kube(format!("get namespace {ns}"), e))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        match self.kube.create_cluster(&obj).await {
+            Err(e) if !e.is_already_exists() => Err(Error::kube(format!("create namespace {ns}"), e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn create<K: crate::kube::types::Resource>(&self, ns: &str, obj: &K) -> Result<K, Error> {
+        let action = || format!("create {} {}", K::KIND.to_lowercase(), obj.meta().name);
+        self.kube.create(ns, obj).await.map_err(|e| Error::kube(action(), e))
+    }
+}
+
+fn first_step(conf: &Config) -> Option<&Step> {
+    conf.stages.iter().flat_map(|s| &s.steps).next()
+}
+
+fn build(what: String) -> impl FnOnce(super::pod::BuildError) -> Error {
+    move |e| Error::Build {
+        what,
+        source: Box::new(e),
+    }
+}
+
+impl super::Backend for KubeBackend {
+    async fn setup_workflow(&self, conf: &Config, task: &str) -> Result<(), super::Error> {
+        let first = first_step(conf).ok_or_else(|| Error::NoSteps { task: task.to_string() })?;
+        let mut ctx = self.context(task, first.org_id);
+        let ns = ctx.namespace.clone();
+        self.ensure_namespace(first.org_id).await?;
+        self.watch_for(&ns);
+        // The anchor first: every other object of the workflow names it as its owner.
+        let svc = super::service::headless_service(&ctx).map_err(build(format!("the service of workflow {task}")))?;
+        let svc = match self.kube.create(&ns, &svc).await {
+            Ok(s) => s,
+            Err(e) if e.is_already_exists() => self
+                .kube
+                .get_opt::<Service>(Some(&ns), &svc.metadata.name)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(svc),
+            Err(e) => return Err(Error::kube(format!("create service {}", svc.metadata.name), e).into()),
+        };
+        ctx.anchor = (!svc.metadata.uid.is_empty()).then(|| super::service::owner_ref(&svc));
+        let mut wf = Workflow::new(ctx.clone());
+        if let Some(pvc) = super::volume::workflow_pvc(conf, &self.opts, &ctx)
+            .map_err(build(format!("the volume of workflow {task}")))?
+        {
+            wf.volume = Some(pvc.metadata.name.clone());
+            self.registry.lock().unwrap().workflows.insert(task.to_string(), wf);
+            match self.kube.create(&ns, &pvc).await {
+                Err(e) if !e.is_already_exists() => {
+                    return Err(Error::kube(format!("create persistentvolumeclaim {}", pvc.metadata.name), e).into());
+                }
+                _ => {}
+            }
+        } else {
+            self.registry.lock().unwrap().workflows.insert(task.to_string(), wf);
+        }
+        Ok(())
+    }
+
+    async fn start_step(&self, step: &Step, task: &str) -> Result<(), super::Error> {
+        self.reap();
+        let mut ctx = self.context(task, step.org_id);
+        if let Some(node) = self
+            .registry
+            .lock()
+            .unwrap()
+            .workflows
+            .get_mut(task)
+            .and_then(|w| w.pinned_node(&self.opts))
+        {
+            ctx.colocation = super::affinity::Colocation::Node(node);
+        }
+        let objs = super::render::step_objects(step, &self.opts, &ctx)
+            .map_err(build(format!("the objects of step {}", step.name)))?;
+        let (pod, warnings) = (objs.pod, objs.warnings);
+        let secrets: Vec<_> = objs.registry_secret.into_iter().chain(objs.step_secret).collect();
+        let ns = ctx.namespace.clone();
+        let name = pod.metadata.name.clone();
+        let container = pod
+            .spec
+            .containers
+            .first()
+            .map(|c| c.name.clone())
+            .unwrap_or_else(|| name.clone());
+        let watch = self.watch_for(&ns);
+        // Registered before the create, so the pod's whole life is seen.
+        let seen = watch.register(&name);
+        let (run, log_tx, outcome_tx) = StepRun::new(
+            &ns,
+            &name,
+            secrets.iter().map(|s| s.metadata.name.clone()).collect(),
+            seen.clone(),
+            self.settings.log_buffer,
+        );
+        let deleted = run.deleted.clone();
+        let volume = {
+            let mut reg = self.registry.lock().unwrap();
+            let wf = reg
+                .workflows
+                .entry(task.to_string())
+                .or_insert_with(|| Workflow::new(ctx.clone()));
+            wf.steps.insert(step.uuid.clone(), run);
+            wf.volume.clone()
+        };
+        for secret in &secrets {
+            match self.kube.create(&ns, secret).await {
+                Err(e) if !e.is_already_exists() => {
+                    return Err(Error::kube(format!("create secret {}", secret.metadata.name), e).into());
+                }
+                _ => {}
+            }
+        }
+        self.create(&ns, &pod).await?;
+        let task = step::StepTask {
+            kube: self.kube.clone(),
+            namespace: ns,
+            pod: name.clone(),
+            container,
+            events_of: std::iter::once(name).chain(volume).collect(),
+            warnings,
+            follower: follow::Follower::new(seen, self.settings.limits, Instant::now(), deleted),
+            log: log_tx,
+            outcome: outcome_tx,
+            shutdown: self.shutdown.clone(),
+        };
+        self.tasks.lock().unwrap().spawn(task.run());
+        Ok(())
+    }
+
+    async fn tail_step(&self, step: &Step, task: &str) -> Result<LogLines, super::Error> {
+        let mut reg = self.registry.lock().unwrap();
+        let run = reg.step_mut(task, &step.uuid).ok_or_else(|| unknown(step, task))?;
+        Ok(run.logs.take().ok_or_else(|| Error::LogTaken {
+            step: step.name.clone(),
+        })?)
+    }
+
+    async fn wait_step(&self, step: &Step, task: &str) -> Result<State, super::Error> {
+        let outcome = self.registry.lock().unwrap().outcome(task, &step.uuid);
+        let mut outcome = outcome.ok_or_else(|| unknown(step, task))?;
+        let shutdown = || Error::Shutdown {
+            step: step.name.clone(),
+        };
+        let done = outcome.wait_for(|o| o.is_some()).await.map_err(|_| shutdown())?;
+        match &*done {
+            Some(Some(state)) => Ok(state.clone()),
+            _ => Err(shutdown().into()),
+        }
+    }
+
+    async fn destroy_step(&self, step: &Step, task: &str) -> Result<(), super::Error> {
+        let grace = Some(self.opts.stop_timeout);
+        let run = self.registry.lock().unwrap().workflows.get_mut(task).and_then(|w| {
+            w.pinned_node(&self.opts); // remember where the workflow runs before its pods go
+            w.steps.remove(&step.uuid)
+        });
+        let mut out = cleanup::Failures::default();
+        let (ns, pod, secrets) = match run {
+            Some(run) => {
+                run.deleted.store(true, Ordering::SeqCst);
+                (run.namespace, run.pod, run.secrets)
+            }
+            // Never started here (or destroyed twice): delete by name anyway, NotFound is fine.
+            None => {
+                let ctx = self.context(task, step.org_id);
+                let pod = names::pod_name(step).map_err(|e| Error::Build {
+                    what: format!("the pod name of step {}", step.name),
+                    source: Box::new(e),
+                })?;
+                (ctx.namespace, pod, Vec::new())
+            }
+        };
+        for s in &secrets {
+            cleanup::delete::<crate::kube::types::Secret>(&self.kube, &ns, s, None, &mut out).await;
+        }
+        cleanup::delete::<Pod>(&self.kube, &ns, &pod, grace, &mut out).await;
+        Ok(out.into_result(format!("destroy step {}", step.name))?)
+    }
+
+    async fn destroy_workflow(&self, conf: &Config, task: &str) -> Result<(), super::Error> {
+        let wf = self.registry.lock().unwrap().end(task);
+        let org = first_step(conf).map_or(0, |s| s.org_id);
+        let ns = wf
+            .as_ref()
+            .map_or_else(|| self.opts.namespace_for(org), |w| w.context().namespace);
+        let mut outcomes = Vec::new();
+        if let Some(wf) = &wf {
+            for run in wf.steps.values() {
+                // Detached steps and services end here, with exit 0 (Woodpecker's contract).
+                run.deleted.store(true, Ordering::SeqCst);
+                outcomes.push(run.outcome.clone());
+            }
+        }
+        let anchor = names::headless_service_name(task).ok();
+        let volume = wf.as_ref().and_then(|w| w.volume.clone()).or_else(|| {
+            names::volume_claim_name(&conf.volume)
+                .ok()
+                .filter(|_| !conf.volume.is_empty())
+        });
+        let objects = cleanup::WorkflowObjects {
+            namespace: &ns,
+            task,
+            anchor: anchor.as_deref(),
+            volume: volume.as_deref(),
+            grace: Some(self.opts.stop_timeout),
+        };
+        let result = cleanup::destroy_workflow(&self.kube, objects).await;
+        // Let the followers see their pods go, so no task outlives its workflow for long.
+        for mut o in outcomes {
+            let _ = tokio::time::timeout(FOLLOWERS_STOP, o.wait_for(|o| o.is_some())).await;
+        }
+        Ok(result?)
+    }
+}
+
+fn unknown(step: &Step, task: &str) -> Error {
+    Error::UnknownStep {
+        step: step.name.clone(),
+        task: task.to_string(),
+    }
+}

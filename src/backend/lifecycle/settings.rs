@@ -1,0 +1,125 @@
+//! What the lifecycle needs beyond Woodpecker's options: the agent's identity, the start
+//! limits and buffer sizes. Plain data.
+
+use super::classify::Limits;
+
+/// What the lifecycle needs beyond Woodpecker's options.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// This agent's id: the value of the agent label on every object, the watch's selector and
+    /// what the start-up sweep deletes. Must be unique per agent and stable across restarts.
+    pub agent: String,
+    pub limits: Limits,
+    /// The workflow timeout, for the pods' `activeDeadlineSeconds` backstop.
+    pub workflow_timeout_secs: Option<i64>,
+    /// Log lines buffered per step before the follower waits for the reader.
+    pub log_buffer: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            agent: String::new(),
+            limits: Limits::default(),
+            workflow_timeout_secs: None,
+            log_buffer: 256,
+        }
+    }
+}
+
+/// `WOODPECKER_BACKEND_K8S_START_TIMEOUT`: how long a step's pod may take to start.
+pub const START_TIMEOUT_VAR: &str = "WOODPECKER_BACKEND_K8S_START_TIMEOUT";
+/// `WOODPECKER_BACKEND_K8S_START_GRACE`: how long retryable start errors (image pulls, a
+/// missing secret) are given before the step fails.
+pub const START_GRACE_VAR: &str = "WOODPECKER_BACKEND_K8S_START_GRACE";
+
+/// A bad value of one of our variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    pub var: &'static str,
+    pub value: String,
+}
+
+impl std::fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}={:?}: expected a duration such as 300, 90s, 5m or 1h",
+            self.var, self.value
+        )
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+impl Settings {
+    /// The settings for agent `agent`, the limits read through `lookup` (the process env, or a
+    /// map in tests); unset variables keep the defaults.
+    pub fn from_lookup(agent: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let mut s = Settings {
+            agent: agent.to_string(),
+            ..Settings::default()
+        };
+        for (var, slot) in [
+            (START_TIMEOUT_VAR, &mut s.limits.start_timeout),
+            (START_GRACE_VAR, &mut s.limits.grace),
+        ] {
+            if let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) {
+                *slot = parse_duration(&value).ok_or(SettingsError { var, value })?;
+            }
+        }
+        Ok(s)
+    }
+}
+
+/// Whole seconds, or a number with `s`, `m` or `h`.
+fn parse_duration(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn limits_from_the_environment() {
+        let env = |k: &str| match k {
+            START_TIMEOUT_VAR => Some("10m".to_string()),
+            START_GRACE_VAR => Some("45".to_string()),
+            _ => None,
+        };
+        let s = Settings::from_lookup("a1", env).unwrap();
+        assert_eq!(s.agent, "a1");
+        assert_eq!(s.limits.start_timeout, Duration::from_secs(600));
+        assert_eq!(s.limits.grace, Duration::from_secs(45));
+        let d = Settings::from_lookup("a1", |_| None).unwrap();
+        assert_eq!(d.limits, Limits::default());
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_variable() {
+        let err = Settings::from_lookup("a", |k| (k == START_GRACE_VAR).then(|| "soon".to_string())).unwrap_err();
+        assert_eq!(err.var, START_GRACE_VAR);
+        assert!(
+            err.to_string()
+                .starts_with("WOODPECKER_BACKEND_K8S_START_GRACE=\"soon\""),
+            "{err}"
+        );
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration("m"), None);
+    }
+}

@@ -1,0 +1,198 @@
+//! One step from pod creation to its result: explains the wait while the pod is pending (its
+//! reason and Warning events, into the step log), follows the container log to its end, then
+//! reports the exact result. Runs as one task per step, owned by the backend's `JoinSet`.
+//!
+//! Knows the follower, the log and event calls of `kubeio`; knows nothing of other steps.
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Duration, timeout};
+
+use super::classify::{Verdict, Why};
+use super::follow::{Follower, Wake};
+use super::kubeio::Kube;
+use super::pending::PendingLog;
+use crate::Shutdown;
+use crate::backend::State;
+
+/// How long the log may keep streaming after the pod is known to be over: the kubelet ends a
+/// follow stream within about 5 s of the container's end (its state check period).
+const LOG_DRAIN: Duration = Duration::from_secs(15);
+/// The same after this agent deleted the pod.
+const LOG_DRAIN_DELETED: Duration = Duration::from_secs(2);
+
+/// The step's result once known: `Some(None)` when the agent stopped before it was.
+pub type Outcome = Option<Option<State>>;
+
+pub struct StepTask {
+    pub kube: Kube,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    /// Objects whose events explain a pending pod: the pod and the workflow volume.
+    pub events_of: Vec<String>,
+    /// The builders' warnings: the first lines of the log.
+    pub warnings: Vec<String>,
+    pub follower: Follower,
+    pub log: mpsc::Sender<Bytes>,
+    pub outcome: watch::Sender<Outcome>,
+    pub shutdown: Shutdown,
+}
+
+impl StepTask {
+    pub async fn run(mut self) {
+        let state = self.drive().await;
+        self.outcome.send_replace(Some(state));
+    }
+
+    async fn drive(&mut self) -> Option<State> {
+        for w in std::mem::take(&mut self.warnings) {
+            self.say(w).await;
+        }
+        let mut pending = PendingLog::new();
+        let mut shutdown = self.shutdown.clone();
+        // 1. Until the container runs (or the pod is over).
+        loop {
+            match self.follower.next(&mut shutdown).await {
+                Wake::Stop => return None,
+                Wake::Look => self.look(&mut pending).await,
+                Wake::Verdict(Verdict::Waiting(why)) => {
+                    if let Some(line) = pending.why_line(&self.pod, why.as_ref()) {
+                        self.say(line).await;
+                    }
+                }
+                Wake::Verdict(Verdict::Started) => break,
+                Wake::Verdict(Verdict::Finished { state, started }) => {
+                    if started {
+                        // It ran and ended between two looks: its whole log is still there.
+                        self.read_log().await;
+                    } else {
+                        self.look(&mut pending).await;
+                    }
+                    return Some(state);
+                }
+                Wake::Verdict(Verdict::FailedToStart(why)) => {
+                    self.look(&mut pending).await;
+                    let why = match self.follower.pod() {
+                        Some(_) => why,
+                        // The pod was created, yet the watch never showed it: say so, rather
+                        // than blame the pod.
+                        None => Why::new(
+                            "NotWatched",
+                            format!(
+                                "the shared pod watch of namespace {} never reported this pod; can the agent list and watch pods there?",
+                                self.namespace
+                            ),
+                        ),
+                    };
+                    return Some(self.failed_to_start(why).await);
+                }
+            }
+        }
+        // 2. Running: the log to its end, while the watch keeps the pod's state current.
+        self.read_log().await;
+        // 3. The result (the log reader may already have seen it).
+        loop {
+            match self.follower.terminal().cloned() {
+                Some(Verdict::Finished { state, .. }) => return Some(state),
+                Some(Verdict::FailedToStart(why)) => return Some(self.failed_to_start(why).await),
+                _ => {}
+            }
+            if self.follower.next(&mut shutdown).await == Wake::Stop {
+                return None;
+            }
+        }
+    }
+
+    async fn failed_to_start(&self, why: Why) -> State {
+        self.say(format!("[kubernetes] pod {} could not start: {why}", self.pod))
+            .await;
+        State {
+            exit_code: 1,
+            exited: false,
+            error: Some(format!("could not start: {why}")),
+            ..State::default()
+        }
+    }
+
+    /// Follows the container log to its end. The shared watch says when the container is
+    /// over; from then on the stream gets [`LOG_DRAIN`] to end by itself.
+    async fn read_log(&mut self) {
+        let (done_tx, done_rx) = watch::channel(false);
+        let mut lines = self
+            .kube
+            .follow_log(&self.namespace, &self.pod, &self.container, done_rx);
+        let log = &self.log;
+        let follower = &mut self.follower;
+        let mut shutdown = self.shutdown.clone();
+        let pump = async {
+            loop {
+                match lines.next_line().await {
+                    Ok(Some(line)) => {
+                        let _ = log.send(line).await;
+                    }
+                    Ok(None) => return None,
+                    Err(e) => return Some(chain(&e)),
+                }
+            }
+        };
+        let end = async {
+            while follower.terminal().is_none() {
+                if follower.next(&mut shutdown).await == Wake::Stop {
+                    return;
+                }
+            }
+            done_tx.send_replace(true);
+            // Our own delete (cancel, detached steps): the rest of the log is not awaited long.
+            let drain = if follower.deleted_by_us() {
+                LOG_DRAIN_DELETED
+            } else {
+                LOG_DRAIN
+            };
+            tokio::time::sleep(drain).await;
+        };
+        let broke = tokio::select! {
+            broke = pump => broke,
+            () = end => None,
+        };
+        // After our own delete the log may be gone before its last read: not worth a line.
+        if let Some(e) = broke.filter(|_| !self.follower.deleted_by_us()) {
+            self.say(format!("[kubernetes] the log of pod {} broke off: {e}", self.pod))
+                .await;
+        }
+    }
+
+    /// Lists the pending pod's events (and the volume's), writing the new warnings.
+    async fn look(&self, pending: &mut PendingLog) {
+        for name in &self.events_of {
+            let listed = timeout(Duration::from_secs(10), self.kube.events_for(&self.namespace, name)).await;
+            if let Ok(Ok(events)) = listed {
+                for line in pending.event_lines(&events) {
+                    self.say(line).await;
+                }
+            }
+            // A failed look is not worth failing the step for: the next one may work, and
+            // the start timeout bounds the wait anyway.
+        }
+    }
+
+    async fn say(&self, line: String) {
+        self.say_bytes(Bytes::from(line)).await;
+    }
+
+    /// A closed receiver (nobody tails) is fine: the step still runs to its result.
+    async fn say_bytes(&self, line: Bytes) {
+        let _ = self.log.send(line).await;
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,396 @@
+//! Agent-level backend options: Woodpecker's `WOODPECKER_BACKEND_K8S_*` variables and
+//! `--backend-k8s-*` flags with Woodpecker's names and defaults, plus a few of ours. Parsed from an
+//! env lookup closure (pure, testable); flags override the environment. A malformed value is a
+//! start-up error naming the variable. Knows nothing of steps or the cluster.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::Value;
+
+use super::quantity;
+use super::step_options::{self, Toleration};
+
+/// Every option: (env var suffix after `WOODPECKER_BACKEND_K8S_`, flag after `--backend-k8s-`,
+/// whether it is a bool flag).
+pub const VARS: &[(&str, &str, bool)] = &[
+    ("NAMESPACE", "namespace", false),
+    ("NAMESPACE_PER_ORGANIZATION", "namespace-per-org", true),
+    ("CLUSTER_DOMAIN", "cluster-domain", false),
+    ("VOLUME_SIZE", "volume-size", false),
+    ("STORAGE_CLASS", "storage-class", false),
+    ("STORAGE_RWX", "storage-rwx", true),
+    ("POD_LABELS", "pod-labels", false),
+    ("POD_LABELS_ALLOW_FROM_STEP", "pod-labels-allow-from-step", true),
+    ("POD_ANNOTATIONS", "pod-annotations", false),
+    (
+        "POD_ANNOTATIONS_ALLOW_FROM_STEP",
+        "pod-annotations-allow-from-step",
+        true,
+    ),
+    ("POD_NODE_SELECTOR", "pod-node-selector", false),
+    (
+        "POD_NODE_SELECTOR_ALLOW_FROM_STEP",
+        "pod-node-selector-allow-from-step",
+        true,
+    ),
+    ("POD_TOLERATIONS", "pod-tolerations", false),
+    (
+        "POD_TOLERATIONS_ALLOW_FROM_STEP",
+        "pod-tolerations-allow-from-step",
+        true,
+    ),
+    ("POD_AFFINITY", "pod-affinity", false),
+    ("POD_AFFINITY_ALLOW_FROM_STEP", "pod-affinity-allow-from-step", true),
+    ("RUNTIME_CLASS_ALLOW_FROM_STEP", "runtime-class-allow-from-step", true),
+    ("SECCTX_NONROOT", "secctx-nonroot", true),
+    ("PULL_SECRET_NAMES", "pod-image-pull-secret-names", false),
+    ("ALLOW_NATIVE_SECRETS", "allow-native-secrets", true),
+    (
+        "SERVICE_ACCOUNT_NAME_ALLOW_FROM_STEP",
+        "service-account-name-allow-from-step",
+        true,
+    ),
+    ("PRIORITY_CLASS", "priority-class", false),
+    ("STOP_TIMEOUT", "stop-timeout", false),
+    ("PERMISSION_INIT_IMAGE", "permission-init-image", false),
+    // Ours (not in Woodpecker):
+    ("POD_ACTIVE_DEADLINE", "pod-active-deadline", false),
+    ("POD_SECURITY_RESTRICTED", "pod-security-restricted", true),
+];
+
+pub const ENV_PREFIX: &str = "WOODPECKER_BACKEND_K8S_";
+pub const FLAG_PREFIX: &str = "backend-k8s-";
+
+/// Default `activeDeadlineSeconds` backstop when the workflow timeout is unknown: 4 h, above
+/// Woodpecker's default maximum repo timeout (2 h).
+pub const DEFAULT_ACTIVE_DEADLINE: i64 = 4 * 3600;
+/// Margin added to the workflow timeout for the pod deadline, so the agent's own timeout and
+/// cleanup always come first.
+pub const ACTIVE_DEADLINE_MARGIN: i64 = 600;
+
+/// The resolved agent options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub namespace: String,
+    pub namespace_per_org: bool,
+    pub cluster_domain: String,
+    /// Canonical quantity.
+    pub volume_size: String,
+    pub storage_class: String,
+    pub storage_rwx: bool,
+    pub pod_labels: BTreeMap<String, String>,
+    pub pod_labels_allow_from_step: bool,
+    pub pod_annotations: BTreeMap<String, String>,
+    pub pod_annotations_allow_from_step: bool,
+    pub pod_node_selector: BTreeMap<String, String>,
+    pub pod_node_selector_allow_from_step: bool,
+    pub pod_tolerations: Vec<Toleration>,
+    pub pod_tolerations_allow_from_step: bool,
+    pub pod_affinity: Option<Value>,
+    pub pod_affinity_allow_from_step: bool,
+    pub runtime_class_allow_from_step: bool,
+    pub secctx_nonroot: bool,
+    pub pull_secret_names: Vec<String>,
+    pub allow_native_secrets: bool,
+    pub service_account_name_allow_from_step: bool,
+    pub priority_class: String,
+    /// `gracePeriodSeconds` of every delete.
+    pub stop_timeout: i64,
+    pub permission_init_image: String,
+    /// Pod `fsGroup` unless the step sets one; Woodpecker always uses 1000 (no flag).
+    pub fs_group: Option<i64>,
+    /// `activeDeadlineSeconds` of every pod: `Some(0)` disables it; `None` derives it from the
+    /// workflow timeout (see [`Options::active_deadline`]).
+    pub pod_active_deadline: Option<i64>,
+    /// Ours: Pod Security "restricted" defaults for every unprivileged pod (no privilege
+    /// escalation, all capabilities dropped, RuntimeDefault seccomp, no service-account token
+    /// unless the step names an account). Off by default, as in Woodpecker.
+    pub pod_security_restricted: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: "woodpecker".into(),
+            namespace_per_org: false,
+            cluster_domain: "cluster.local".into(),
+            volume_size: "10G".into(),
+            storage_class: String::new(),
+            storage_rwx: true,
+            pod_labels: BTreeMap::new(),
+            pod_labels_allow_from_step: false,
+            pod_annotations: BTreeMap::new(),
+            pod_annotations_allow_from_step: false,
+            pod_node_selector: BTreeMap::new(),
+            pod_node_selector_allow_from_step: false,
+            pod_tolerations: Vec::new(),
+            pod_tolerations_allow_from_step: true,
+            pod_affinity: None,
+            pod_affinity_allow_from_step: false,
+            runtime_class_allow_from_step: false,
+            secctx_nonroot: false,
+            pull_secret_names: Vec::new(),
+            allow_native_secrets: false,
+            service_account_name_allow_from_step: false,
+            priority_class: String::new(),
+            stop_timeout: 20,
+            permission_init_image: "busybox:stable-musl".into(),
+            fs_group: Some(1000),
+            pod_active_deadline: None,
+            pod_security_restricted: false,
+        }
+    }
+}
+
+/// A bad option value. Names the variable; never echoes values of secret-like options (none of
+/// ours are secret, but YAML can be long, so only the parse error is shown).
+#[derive(Debug)]
+pub struct OptionsError {
+    pub var: String,
+    pub reason: String,
+}
+
+impl fmt::Display for OptionsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}: {}", self.var, self.reason)
+    }
+}
+impl std::error::Error for OptionsError {}
+
+/// Go's `strconv.ParseBool`.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses a YAML (or JSON) map of strings; scalars are accepted as their text.
+fn parse_map(var: &str, text: &str) -> Result<BTreeMap<String, String>, OptionsError> {
+    let value = parse_yaml(var, text)?;
+    let mut warnings = Vec::new();
+    let map = step_options::weak_string_map(&value, var, &mut warnings);
+    match (map, warnings.first()) {
+        (Some(m), None) => Ok(m),
+        (_, Some(w)) => Err(err(var, w.clone())),
+        (None, None) => Err(err(var, "expected a YAML map of strings".into())),
+    }
+}
+
+/// A map of labels (or annotations) whose keys and values the apiserver would accept: a bad one
+/// fails at start-up here instead of failing every pod later.
+fn parse_labels(var: &str, text: &str, values_are_labels: bool) -> Result<BTreeMap<String, String>, OptionsError> {
+    let map = parse_map(var, text)?;
+    match super::names::check_keys_values(&map, values_are_labels) {
+        Some(why) => Err(err(var, why)),
+        None => Ok(map),
+    }
+}
+
+fn parse_yaml(var: &str, text: &str) -> Result<Value, OptionsError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_yaml::from_str::<Value>(text).map_err(|e| err(var, format!("not valid YAML: {e}")))
+}
+
+fn err(var: &str, reason: String) -> OptionsError {
+    OptionsError {
+        var: var.to_string(),
+        reason,
+    }
+}
+
+impl Options {
+    /// Resolves the options from a lookup by full env var name (flags already folded in by the
+    /// caller, see [`Flags`]). Unset and empty values take the defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Options, OptionsError> {
+        let mut o = Options::default();
+        for &(suffix, _, is_bool) in VARS {
+            let var = format!("{ENV_PREFIX}{suffix}");
+            let Some(raw) = lookup(&var) else { continue };
+            let text = raw.trim();
+            if text.is_empty() {
+                continue;
+            }
+            if is_bool {
+                let b = parse_go_bool(text).ok_or_else(|| err(&var, format!("{text:?} is not a boolean")))?;
+                o.set_bool(suffix, b);
+                continue;
+            }
+            o.set_text(suffix, &var, text)?;
+        }
+        // Per organisation the name is lowercased and suffixed, so check a sample.
+        let sample = o.namespace_for(1);
+        if !super::names::is_dns_label(&sample) {
+            let var = format!("{ENV_PREFIX}NAMESPACE");
+            return Err(err(
+                &var,
+                format!(
+                    "{:?} does not give a valid namespace name (DNS-1123 label)",
+                    o.namespace
+                ),
+            ));
+        }
+        Ok(o)
+    }
+
+    fn set_bool(&mut self, suffix: &str, b: bool) {
+        let field = match suffix {
+            "NAMESPACE_PER_ORGANIZATION" => &mut self.namespace_per_org,
+            "STORAGE_RWX" => &mut self.storage_rwx,
+            "POD_LABELS_ALLOW_FROM_STEP" => &mut self.pod_labels_allow_from_step,
+            "POD_ANNOTATIONS_ALLOW_FROM_STEP" => &mut self.pod_annotations_allow_from_step,
+            "POD_NODE_SELECTOR_ALLOW_FROM_STEP" => &mut self.pod_node_selector_allow_from_step,
+            "POD_TOLERATIONS_ALLOW_FROM_STEP" => &mut self.pod_tolerations_allow_from_step,
+            "POD_AFFINITY_ALLOW_FROM_STEP" => &mut self.pod_affinity_allow_from_step,
+            "RUNTIME_CLASS_ALLOW_FROM_STEP" => &mut self.runtime_class_allow_from_step,
+            "SECCTX_NONROOT" => &mut self.secctx_nonroot,
+            "ALLOW_NATIVE_SECRETS" => &mut self.allow_native_secrets,
+            "SERVICE_ACCOUNT_NAME_ALLOW_FROM_STEP" => &mut self.service_account_name_allow_from_step,
+            "POD_SECURITY_RESTRICTED" => &mut self.pod_security_restricted,
+            other => unreachable!("{other} is listed as a bool in VARS"),
+        };
+        *field = b;
+    }
+
+    fn set_text(&mut self, suffix: &str, var: &str, text: &str) -> Result<(), OptionsError> {
+        match suffix {
+            "NAMESPACE" => self.namespace = text.to_string(),
+            "CLUSTER_DOMAIN" => self.cluster_domain = text.to_string(),
+            "VOLUME_SIZE" => {
+                self.volume_size = quantity::canonical(text).map_err(|e| err(var, e.to_string()))?;
+            }
+            "STORAGE_CLASS" => self.storage_class = text.to_string(),
+            "POD_LABELS" => self.pod_labels = parse_labels(var, text, true)?,
+            "POD_ANNOTATIONS" => self.pod_annotations = parse_labels(var, text, false)?,
+            "POD_NODE_SELECTOR" => self.pod_node_selector = parse_labels(var, text, true)?,
+            "POD_TOLERATIONS" => {
+                let value = parse_yaml(var, text)?;
+                let mut warnings = Vec::new();
+                self.pod_tolerations = step_options::decode_tolerations(&value, var, &mut warnings);
+                if let Some(w) = warnings.into_iter().next() {
+                    return Err(err(var, w.trim_end_matches(", ignored").to_string()));
+                }
+            }
+            "POD_AFFINITY" => {
+                let value = parse_yaml(var, text)?;
+                let mut warnings = Vec::new();
+                self.pod_affinity = step_options::decode_affinity(&value, var, &mut warnings);
+                if let Some(w) = warnings.into_iter().next() {
+                    return Err(err(var, w.trim_end_matches(", ignored").to_string()));
+                }
+            }
+            "PULL_SECRET_NAMES" => {
+                self.pull_secret_names = text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+            }
+            "PRIORITY_CLASS" => self.priority_class = text.to_string(),
+            "STOP_TIMEOUT" => self.stop_timeout = parse_seconds(var, text)?,
+            "PERMISSION_INIT_IMAGE" => self.permission_init_image = text.to_string(),
+            "POD_ACTIVE_DEADLINE" => self.pod_active_deadline = Some(parse_seconds(var, text)?),
+            other => unreachable!("{other} is listed as text in VARS"),
+        }
+        Ok(())
+    }
+
+    /// The namespace of a step of organisation `org_id`.
+    pub fn namespace_for(&self, org_id: i64) -> String {
+        super::names::namespace(&self.namespace, self.namespace_per_org, org_id)
+    }
+
+    /// The options of every delete: `STOP_TIMEOUT` grace, background propagation.
+    pub fn delete_options(&self) -> crate::kube::types::DeleteOptions {
+        crate::kube::types::DeleteOptions {
+            grace_period_seconds: Some(self.stop_timeout),
+            propagation_policy: Some("Background".into()),
+        }
+    }
+
+    /// The pod `activeDeadlineSeconds`: the configured value (0 = none), else the workflow
+    /// timeout plus a margin, else [`DEFAULT_ACTIVE_DEADLINE`].
+    pub fn active_deadline(&self, workflow_timeout_secs: Option<i64>) -> Option<i64> {
+        match self.pod_active_deadline {
+            Some(0) => None,
+            Some(s) => Some(s),
+            None => Some(workflow_timeout_secs.map_or(DEFAULT_ACTIVE_DEADLINE, |t| t + ACTIVE_DEADLINE_MARGIN)),
+        }
+    }
+}
+
+/// Seconds as a plain integer, or a Go-style duration (`90s`, `5m`, `1h`).
+fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
+    let bad = || err(var, format!("{text:?} is not a number of seconds"));
+    let (num, mult) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1),
+        Some((i, 'm')) => (&text[..i], 60),
+        Some((i, 'h')) => (&text[..i], 3600),
+        _ => (text, 1),
+    };
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    if n < 0 {
+        return Err(bad());
+    }
+    Ok(n * mult)
+}
+
+/// `--backend-k8s-*` flags given on the command line, keyed by their env var name; they win
+/// over the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Flags(BTreeMap<String, String>);
+
+impl Flags {
+    /// If `long` (without `--`) is a backend flag, takes its value from `parser` (bool flags may
+    /// stand alone, meaning true) and returns true.
+    pub fn take(&mut self, long: &str, parser: &mut lexopt::Parser) -> Result<bool, lexopt::Error> {
+        let Some(name) = long.strip_prefix(FLAG_PREFIX) else {
+            return Ok(false);
+        };
+        let Some(&(suffix, _, is_bool)) = VARS.iter().find(|(_, f, _)| *f == name) else {
+            return Ok(false);
+        };
+        let value = if is_bool {
+            parser
+                .optional_value()
+                .map(|v| v.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "true".into())
+        } else {
+            parser.value()?.to_string_lossy().into_owned()
+        };
+        self.0.insert(format!("{ENV_PREFIX}{suffix}"), value);
+        Ok(true)
+    }
+
+    /// Sets a flag by its name (without `--backend-k8s-`), for tests and callers without lexopt.
+    pub fn set(&mut self, flag: &str, value: &str) -> bool {
+        match VARS.iter().find(|(_, f, _)| *f == flag) {
+            Some((suffix, _, _)) => {
+                self.0.insert(format!("{ENV_PREFIX}{suffix}"), value.to_string());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A lookup that consults the flags first, then `env`.
+    pub fn over<'a>(&'a self, env: impl Fn(&str) -> Option<String> + 'a) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| self.0.get(k).cloned().or_else(|| env(k))
+    }
+}
+
+/// Usage lines for the `--backend-k8s-*` flags.
+pub fn usage() -> String {
+    VARS.iter()
+        .map(|(suffix, flag, _)| format!("  --{FLAG_PREFIX}{flag:<38} ${ENV_PREFIX}{suffix}\n"))
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "options_tests.rs"]
+mod tests;

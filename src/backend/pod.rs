@@ -1,0 +1,381 @@
+//! Builds a step's Pod (Woodpecker's `mkPod`, spec §6), field by field, from the step, the
+//! agent options and what the lifecycle decided at run time ([`PodContext`]). No I/O.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::affinity::{self, Colocation};
+use super::labels;
+use super::names::{self, InvalidName};
+use super::options::Options;
+use super::quantity::{self, QuantityError};
+use super::script;
+use super::security;
+use super::step_options::StepOptions;
+use super::types::Step;
+use crate::kube::types::{
+    Container, ContainerPort, EnvVar, LocalObjectReference, ObjectMeta, OwnerReference, Pod, PodSpec,
+    ResourceRequirements, VolumeMount,
+};
+
+/// What the lifecycle decides at run time and every object of a workflow shares.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PodContext {
+    /// The namespace of the workflow's objects.
+    pub namespace: String,
+    /// The task id (Woodpecker's taskUUID: the workflow id).
+    pub task: String,
+    /// The ownerReference to the workflow's anchor (the headless Service), once it exists.
+    pub anchor: Option<OwnerReference>,
+    /// Keeping the workflow on one node (RWO workspaces).
+    pub colocation: Colocation,
+    /// The agent label value (agent id or hostname); empty for none.
+    pub agent: String,
+    /// The workflow timeout, for the `activeDeadlineSeconds` backstop.
+    pub workflow_timeout_secs: Option<i64>,
+}
+
+impl PodContext {
+    /// The context for a workflow of organisation `org_id`: namespace from the options,
+    /// co-location on a task pod affinity when the workspace is ReadWriteOnce.
+    pub fn new(opts: &Options, task: &str, org_id: i64, agent: &str) -> PodContext {
+        PodContext {
+            namespace: opts.namespace_for(org_id),
+            task: task.to_string(),
+            anchor: None,
+            colocation: if opts.storage_rwx {
+                Colocation::None
+            } else {
+                Colocation::SameNodeAsTask
+            },
+            agent: agent.to_string(),
+            workflow_timeout_secs: None,
+        }
+    }
+
+    /// Metadata shared by every object of the workflow: name, namespace, task and agent labels
+    /// and the anchor ownerReference.
+    pub fn meta(&self, name: String) -> ObjectMeta {
+        ObjectMeta {
+            name,
+            namespace: self.namespace.clone(),
+            labels: labels::ownership_labels(&self.task, &self.agent),
+            owner_references: self.anchor.iter().cloned().collect(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Why an object cannot be built. Display names the step; the cause is the source.
+#[derive(Debug)]
+pub enum BuildError {
+    Name {
+        step: String,
+        source: InvalidName,
+    },
+    Quantity {
+        step: String,
+        kind: &'static str,
+        key: String,
+        source: QuantityError,
+    },
+    Volume {
+        step: String,
+        entry: String,
+        source: InvalidName,
+    },
+    Workflow {
+        what: &'static str,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Name { step, .. } => write!(f, "step {step:?}: cannot name its pod"),
+            BuildError::Quantity { step, kind, key, .. } => write!(f, "step {step:?}: resource {kind} {key:?}"),
+            BuildError::Volume { step, entry, .. } => write!(f, "step {step:?}: volume {entry:?}"),
+            BuildError::Workflow { what, .. } => write!(f, "workflow {what}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Name { source, .. } | BuildError::Volume { source, .. } => Some(source),
+            BuildError::Quantity { source, .. } => Some(source),
+            BuildError::Workflow { source, .. } => Some(source.as_ref()),
+        }
+    }
+}
+
+/// Decodes and gates the step's `backend_options.kubernetes`; the warnings go to the step log.
+pub fn step_options(step: &Step, opts: &Options) -> (StepOptions, Vec<String>) {
+    let (mut so, mut warnings) = StepOptions::decode(step.backend_options.get("kubernetes"));
+    warnings.extend(so.gate(opts));
+    (so, warnings)
+}
+
+fn quantities(
+    step: &Step,
+    kind: &'static str,
+    m: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, BuildError> {
+    m.iter()
+        .map(|(k, v)| {
+            quantity::canonical(v)
+                .map(|q| (k.clone(), q))
+                .map_err(|source| BuildError::Quantity {
+                    step: step.name.clone(),
+                    kind,
+                    key: k.clone(),
+                    source,
+                })
+        })
+        .collect()
+}
+
+/// The step's Pod and the warnings about options it ignored.
+pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, Vec<String>), BuildError> {
+    let (so, mut warnings) = step_options(step, opts);
+    let pod_name = names::pod_name(step).map_err(|source| BuildError::Name {
+        step: step.name.clone(),
+        source,
+    })?;
+    let container_name = names::container_name(&pod_name);
+
+    // Volumes and mounts: every step volume is a PVC; services may drop the workspace.
+    let drop_workspace = step.is_service() && so.workspace_volume == Some(false);
+    let (mut volumes, mut mounts) = super::volume::step_volumes(step, drop_workspace)?;
+
+    // Environment: plain values, then secret references, then native secrets.
+    let mut environment = step.environment.clone();
+    let mut command = Vec::new();
+    if !step.commands.is_empty() {
+        environment.insert("CI_SCRIPT".into(), script::ci_script(&step.working_dir, &step.commands));
+        environment.insert("SHELL".into(), script::SHELL.into());
+        command = script::COMMAND.iter().map(|s| s.to_string()).collect();
+    }
+    if !step.entrypoint.is_empty() {
+        command = step.entrypoint.clone();
+    }
+    let step_secret = names::step_secret_name(&pod_name);
+    let mut env: Vec<EnvVar> = environment
+        .iter()
+        .filter(|(k, _)| !step.secret_mapping.contains_key(*k))
+        .map(|(k, v)| EnvVar {
+            name: k.clone(),
+            value: (!v.is_empty()).then(|| v.clone()),
+            value_from: None,
+        })
+        .collect();
+    env.extend(
+        environment
+            .keys()
+            .filter(|k| step.secret_mapping.contains_key(*k))
+            .map(|k| EnvVar {
+                name: k.clone(),
+                value: None,
+                value_from: Some(json!({"secretKeyRef": {"name": step_secret, "key": k}})),
+            }),
+    );
+    let mut native = super::secrets::native_secrets(&so.secrets, &mut warnings);
+    env.extend(native.env);
+    // A Secret volume must not take the name of a PVC volume (`workspace` as both).
+    for v in &mut native.volumes {
+        if volumes.iter().any(|p| p.name == v.name) {
+            let renamed = names::hashed_label(&format!("secret-{}", v.name));
+            for m in native.mounts.iter_mut().filter(|m| m.name == v.name) {
+                m.name = renamed.clone();
+            }
+            v.name = renamed;
+        }
+    }
+    volumes.extend(native.volumes);
+    mounts.extend(native.mounts);
+    // The apiserver refuses two mounts at one path; keep the first.
+    let mut seen = std::collections::BTreeSet::new();
+    mounts.retain(|m| {
+        let first = seen.insert(m.mount_path.clone());
+        if !first {
+            warnings.push(format!(
+                "volume {:?} at {:?}: the path is already mounted, ignored",
+                m.name, m.mount_path
+            ));
+        }
+        first
+    });
+
+    let working_dir = if step.commands.is_empty() {
+        step.working_dir.clone()
+    } else {
+        step.workspace_base.clone()
+    };
+    let step_sc = so.security_context.as_ref();
+    let resources = ResourceRequirements {
+        requests: quantities(step, "request", &so.requests)?,
+        limits: quantities(step, "limit", &so.limits)?,
+    };
+    let mut container = Container {
+        name: container_name.clone(),
+        image: step.image.clone(),
+        image_pull_policy: if step.pull { "Always".into() } else { String::new() },
+        command,
+        working_dir: working_dir.clone(),
+        env,
+        env_from: native.env_from,
+        ports: step
+            .ports
+            .iter()
+            .map(|p| ContainerPort {
+                container_port: p.number,
+                protocol: p.protocol.to_uppercase(),
+            })
+            .collect(),
+        volume_mounts: mounts,
+        resources: Some(resources),
+        security_context: security::container_security_context(step.privileged, step_sc, &mut warnings),
+        ..Default::default()
+    };
+
+    let allow_root = step.privileged || so.host_users == Some(false);
+    let mut pod_sc = security::pod_security_context(opts, step_sc, allow_root, &mut warnings);
+    if opts.pod_security_restricted {
+        let (c, p) = security::restricted_defaults(container.security_context.take(), pod_sc);
+        (container.security_context, pod_sc) = (c, p);
+    }
+    let init = permission_init(&pod_sc, &container, opts);
+
+    let task_label = names::task_label_value(&ctx.task);
+    let base_affinity = so.affinity.clone().or_else(|| opts.pod_affinity.clone());
+    let affinity = affinity::with_colocation(base_affinity, &ctx.colocation, &task_label);
+    let node_selector = affinity::node_selector(
+        step.environment.get("CI_SYSTEM_PLATFORM").map(String::as_str),
+        &opts.pod_node_selector,
+        &so.node_selector,
+        &mut warnings,
+    );
+    let tolerations = if so.tolerations.is_empty() {
+        &opts.pod_tolerations
+    } else {
+        &so.tolerations
+    };
+
+    let mut pull_secrets: Vec<LocalObjectReference> = opts
+        .pull_secret_names
+        .iter()
+        .map(|n| LocalObjectReference { name: n.clone() })
+        .collect();
+    if super::secrets::has_registry_auth(step) {
+        let name = names::registry_secret_name(step).map_err(|source| BuildError::Name {
+            step: step.name.clone(),
+            source,
+        })?;
+        pull_secrets.push(LocalObjectReference { name });
+    }
+
+    let subdomain = names::headless_service_name(&ctx.task).ok();
+    let mut searches: Vec<String> = step.dns_search.clone();
+    if let Some(sub) = &subdomain {
+        let domain = if opts.cluster_domain.is_empty() {
+            "cluster.local"
+        } else {
+            &opts.cluster_domain
+        };
+        searches.push(format!("{sub}.{}.svc.{domain}", ctx.namespace));
+    }
+    let mut dns = serde_json::Map::new();
+    if !step.dns.is_empty() {
+        dns.insert("nameservers".into(), json!(step.dns));
+    }
+    if !searches.is_empty() {
+        dns.insert("searches".into(), json!(searches));
+    }
+
+    let mut metadata = ctx.meta(pod_name.clone());
+    metadata.labels = labels::pod_labels(step, &pod_name, opts, &so, &ctx.task, &ctx.agent);
+    warnings.extend(labels::skipped_workflow_labels(step, opts));
+    metadata.annotations = labels::pod_annotations(opts, &so);
+
+    let spec = PodSpec {
+        init_containers: init.into_iter().collect(),
+        containers: vec![container],
+        volumes,
+        restart_policy: "Never".into(),
+        node_selector,
+        tolerations: tolerations.iter().map(|t| t.to_value()).collect(),
+        affinity,
+        service_account_name: so.service_account_name.clone().unwrap_or_default(),
+        automount_service_account_token: (opts.pod_security_restricted && so.service_account_name.is_none())
+            .then_some(false),
+        image_pull_secrets: pull_secrets,
+        hostname: names::hostname(&step.name),
+        subdomain: subdomain.unwrap_or_default(),
+        dns_config: (!dns.is_empty()).then_some(Value::Object(dns)),
+        host_aliases: step
+            .extra_hosts
+            .iter()
+            .map(|h| json!({"ip": h.ip, "hostnames": [h.name]}))
+            .collect(),
+        security_context: pod_sc,
+        runtime_class_name: so.runtime_class_name.clone(),
+        priority_class_name: opts.priority_class.clone(),
+        active_deadline_seconds: opts.active_deadline(ctx.workflow_timeout_secs),
+        host_users: so.host_users,
+        ..Default::default()
+    };
+    let pod = Pod {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        metadata,
+        spec,
+        status: None,
+    };
+    Ok((pod, warnings))
+}
+
+/// The permission init container (Woodpecker v3.14+): when the pod runs as a non-root user and
+/// the working dir lies strictly below a mount, create it first so the user can enter it.
+fn permission_init(pod_sc: &Option<Value>, container: &Container, opts: &Options) -> Option<Container> {
+    let uid = pod_sc.as_ref()?.get("runAsUser")?.as_i64()?;
+    if uid == 0 || container.working_dir.is_empty() {
+        return None;
+    }
+    let mounts: Vec<VolumeMount> = container
+        .volume_mounts
+        .iter()
+        .filter(|m| container.working_dir.starts_with(&format!("{}/", m.mount_path)))
+        .cloned()
+        .collect();
+    if mounts.is_empty() {
+        return None;
+    }
+    let limits = BTreeMap::from([
+        ("cpu".to_string(), "5m".to_string()),
+        ("memory".to_string(), "12Mi".to_string()),
+    ]);
+    Some(Container {
+        name: names::init_container_name(&container.name),
+        image: opts.permission_init_image.clone(),
+        image_pull_policy: "Always".into(),
+        args: vec!["mkdir".into(), "-p".into(), container.working_dir.clone()],
+        resources: Some(ResourceRequirements {
+            requests: limits.clone(),
+            limits,
+        }),
+        security_context: Some(json!({"capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": false})),
+        volume_mounts: mounts,
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+#[path = "pod_tests.rs"]
+mod tests;
+
+#[cfg(test)]
+#[path = "pod_fixture_tests.rs"]
+mod fixture_tests;

@@ -1,0 +1,279 @@
+//! Exec credential plugins (client.authentication.k8s.io v1 and v1beta1): the
+//! `KUBERNETES_EXEC_INFO` we hand the plugin, running it, and reading the `ExecCredential` it
+//! prints. Knows nothing of caching or of when to run (that is `kube::auth`).
+//!
+//! Protocol (client-go `plugin/pkg/client/auth/exec/exec.go`): the plugin runs with our
+//! environment plus its `env` entries plus `KUBERNETES_EXEC_INFO`; stdin is never passed (the
+//! agent is not interactive, so `interactiveMode: Always` is refused); stdout must be an
+//! `ExecCredential` of the same apiVersion whose `status` holds a token and/or a client
+//! certificate and key, and optionally `expirationTimestamp` (RFC 3339).
+
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use super::ExecConfig;
+use crate::kube::auth::AuthError;
+use crate::secret::Secret;
+
+pub const V1: &str = "client.authentication.k8s.io/v1";
+pub const V1BETA1: &str = "client.authentication.k8s.io/v1beta1";
+
+/// How long a plugin may run. client-go waits forever; an agent should not hang on a wedged
+/// plugin, and two minutes is far above what cloud plugins take.
+pub const PLUGIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a plugin returned.
+#[derive(Debug, Clone, Default)]
+pub struct ExecCredential {
+    pub token: Option<Secret>,
+    /// PEM client certificate chain, when the plugin returns mutual-TLS material.
+    pub client_certificate_pem: Option<Vec<u8>>,
+    pub client_key_pem: Option<Secret>,
+    /// `None`: valid until the server answers 401.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// The `KUBERNETES_EXEC_INFO` JSON for this plugin. `spec.cluster` only with
+/// `provideClusterInfo`.
+pub fn exec_info(config: &ExecConfig) -> String {
+    let mut spec = serde_json::json!({ "interactive": false });
+    if config.provide_cluster_info {
+        let mut cluster = serde_json::json!({ "server": config.cluster_server });
+        if let Some(name) = &config.cluster_server_name {
+            cluster["tls-server-name"] = name.clone().into();
+        }
+        if config.cluster_insecure {
+            cluster["insecure-skip-tls-verify"] = true.into();
+        }
+        if let Some(ca) = &config.cluster_ca_data {
+            cluster["certificate-authority-data"] = ca.clone().into();
+        }
+        if let Some(proxy) = &config.cluster_proxy_url {
+            cluster["proxy-url"] = proxy.clone().into();
+        }
+        if let Some(extra) = &config.cluster_config {
+            cluster["config"] = extra.clone();
+        }
+        spec["cluster"] = cluster;
+    }
+    serde_json::json!({
+        "apiVersion": config.api_version,
+        "kind": "ExecCredential",
+        "spec": spec,
+    })
+    .to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Output {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    status: Option<Status>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    token: Option<String>,
+    client_certificate_data: Option<String>,
+    client_key_data: Option<String>,
+    expiration_timestamp: Option<String>,
+}
+
+/// Reads a plugin's stdout. The error is a problem description that never quotes the output.
+pub fn parse_output(config: &ExecConfig, stdout: &[u8]) -> Result<ExecCredential, String> {
+    let out: Output = serde_json::from_slice(stdout).map_err(|e| {
+        format!(
+            "printed something that is not ExecCredential JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    if out.kind != "ExecCredential" {
+        return Err(format!("printed kind `{}`, not `ExecCredential`", out.kind));
+    }
+    if out.api_version != config.api_version {
+        return Err(format!(
+            "printed apiVersion `{}`, but is configured for `{}`",
+            out.api_version, config.api_version
+        ));
+    }
+    let status = out.status.ok_or("printed no `status`")?;
+    let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let token = non_empty(status.token).map(|t| Secret::new(t.trim()));
+    let cert = non_empty(status.client_certificate_data);
+    let key = non_empty(status.client_key_data);
+    if cert.is_some() != key.is_some() {
+        return Err("printed only one of `clientCertificateData` and `clientKeyData`".into());
+    }
+    if token.is_none() && cert.is_none() {
+        return Err("printed neither a `token` nor a client certificate and key".into());
+    }
+    if let Some(cert) = &cert {
+        super::select::check_certificates(cert.as_bytes())
+            .map_err(|p| format!("printed `clientCertificateData` that {p}"))?;
+    }
+    if let Some(key) = &key {
+        super::select::check_key(key.as_bytes()).map_err(|p| format!("printed `clientKeyData` that {p}"))?;
+    }
+    if let (Some(cert), Some(key)) = (&cert, &key) {
+        super::pem::check_pair(cert.as_bytes(), key.as_bytes())
+            .map_err(|p| format!("printed `clientKeyData` that {p}"))?;
+    }
+    let expires_at = match non_empty(status.expiration_timestamp) {
+        None => None,
+        Some(ts) => {
+            Some(parse_rfc3339(&ts).ok_or_else(|| format!("printed `expirationTimestamp` `{ts}`, not RFC 3339"))?)
+        }
+    };
+    Ok(ExecCredential {
+        token,
+        client_certificate_pem: cert.map(String::into_bytes),
+        client_key_pem: key.map(Secret::new),
+        expires_at,
+    })
+}
+
+/// Runs the plugin once and reads its credential.
+pub async fn run(config: &ExecConfig) -> Result<ExecCredential, AuthError> {
+    let command = config.command.clone();
+    if config.interactive_mode.as_deref() == Some("Always") {
+        return Err(AuthError::ExecInteractive { command });
+    }
+    let mut cmd = tokio::process::Command::new(&config.command);
+    cmd.args(&config.args)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .env("KUBERNETES_EXEC_INFO", exec_info(config))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            AuthError::ExecNotFound {
+                command: command.clone(),
+                install_hint: config.install_hint.clone(),
+                source,
+            }
+        } else {
+            AuthError::ExecSpawn {
+                command: command.clone(),
+                source,
+            }
+        }
+    })?;
+    let output = match tokio::time::timeout(PLUGIN_TIMEOUT, child.wait_with_output()).await {
+        Err(_) => return Err(AuthError::ExecTimeout { command }),
+        Ok(Err(source)) => return Err(AuthError::ExecSpawn { command, source }),
+        Ok(Ok(output)) => output,
+    };
+    if !output.status.success() {
+        return Err(AuthError::ExecFailed {
+            command,
+            status: output.status,
+            stderr: stderr_tail(&output.stderr),
+        });
+    }
+    parse_output(config, &output.stdout).map_err(|problem| AuthError::ExecOutput { command, problem })
+}
+
+/// The last KiB of a plugin's stderr, for the error message.
+fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let text = text.trim();
+    match text.char_indices().rev().nth(1023) {
+        Some((i, _)) => format!("...{}", &text[i..]),
+        None => text.to_owned(),
+    }
+}
+
+/// Parses an RFC 3339 timestamp (`2026-11-28T01:02:03Z`, fractional seconds and `+hh:mm`
+/// offsets allowed) into a `SystemTime`. `None` for anything else or before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = s.get(from..to)?;
+        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let mut padded: String = frac[..digits.min(9)].to_owned();
+        while padded.len() < 9 {
+            padded.push('0');
+        }
+        nanos = padded.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let ob = rest.as_bytes();
+            if ob.len() != 6 || !matches!(ob[0], b'+' | b'-') || ob[3] != b':' {
+                return None;
+            }
+            let oh = num_of(&rest[1..3])?;
+            let om = num_of(&rest[4..6])?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let sign = if ob[0] == b'-' { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+fn num_of(s: &str) -> Option<i64> {
+    s.bytes().all(|c| c.is_ascii_digit()).then(|| s.parse().ok())?
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+#[path = "exec_tests.rs"]
+mod tests;

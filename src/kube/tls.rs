@@ -1,0 +1,205 @@
+//! The rustls client configuration for one apiserver: trust (cluster CA, system bundle, or
+//! insecure-skip-tls-verify), and the client identity for mutual TLS. Uses the ring provider
+//! only. Knows nothing of HTTP.
+//!
+//! Servers given by IP address work: rustls checks IP SANs (`ServerName::IpAddress`).
+
+use std::sync::Arc;
+
+use rustls::client::ResolvesClientCert;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+use super::config::TlsConfig;
+use super::error::Error;
+
+/// System CA bundles, tried when the kubeconfig names no CA (Debian, RHEL, Alpine/macOS).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+fn setup(what: impl Into<String>, source: impl Into<super::error::BoxError>) -> Error {
+    Error::Setup {
+        what: what.into(),
+        source: Some(source.into()),
+    }
+}
+
+/// Builds the client TLS configuration. `alpn` is left empty; the connector sets it.
+/// `exec_identity` is the exec plugin's certificate resolver, used when the kubeconfig itself
+/// names no client certificate (the plugin may hand one out, renewed per handshake).
+pub fn client_config(
+    tls: &TlsConfig,
+    exec_identity: Option<Arc<dyn ResolvesClientCert>>,
+) -> Result<ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| setup("choosing TLS versions", e))?;
+    let builder = if tls.insecure_skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider.signature_verification_algorithms)))
+    } else {
+        builder.with_root_certificates(roots(tls)?)
+    };
+    match (&tls.client_cert_pem, &tls.client_key_pem) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| setup("reading the client certificate PEM", e))?;
+            if chain.is_empty() {
+                return Err(setup(
+                    "reading the client certificate PEM",
+                    "no CERTIFICATE block found",
+                ));
+            }
+            // The error text of a key parse never contains the key.
+            let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
+                .map_err(|e| setup("reading the client key PEM", e))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| setup("using the client certificate and key", e))
+        }
+        (None, None) => Ok(match exec_identity {
+            Some(resolver) => builder.with_client_cert_resolver(resolver),
+            None => builder.with_no_client_auth(),
+        }),
+        _ => Err(Error::Setup {
+            what: "a client certificate needs both the certificate and the key".into(),
+            source: None,
+        }),
+    }
+}
+
+fn roots(tls: &TlsConfig) -> Result<RootCertStore, Error> {
+    let (pem, source) = match &tls.ca_pem {
+        Some(pem) => (
+            pem.clone(),
+            tls.ca_source.clone().unwrap_or_else(|| "the cluster CA".into()),
+        ),
+        None => system_bundle()?,
+    };
+    let mut store = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| setup(format!("reading CA certificates from {source}"), e))?;
+        store
+            .add(cert)
+            .map_err(|e| setup(format!("adding a CA certificate from {source}"), e))?;
+    }
+    if store.is_empty() {
+        return Err(setup(
+            format!("reading CA certificates from {source}"),
+            "no CERTIFICATE block found",
+        ));
+    }
+    Ok(store)
+}
+
+fn system_bundle() -> Result<(Vec<u8>, String), Error> {
+    for path in SYSTEM_BUNDLES {
+        if let Ok(pem) = std::fs::read(path) {
+            return Ok((pem, (*path).to_string()));
+        }
+    }
+    Err(Error::Setup {
+        what: format!(
+            "no certificate-authority is configured and no system CA bundle was found ({}); \
+             set certificate-authority(-data) or insecure-skip-tls-verify",
+            SYSTEM_BUNDLES.join(", ")
+        ),
+        source: None,
+    })
+}
+
+/// `insecure-skip-tls-verify`: any certificate is accepted, but the handshake signatures are
+/// still checked against the presented certificate, so the session is at least bound to it.
+#[derive(Debug)]
+struct AcceptAnyCert(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// The name checked against the server certificate when `tls-server-name` is set.
+pub fn server_name(name: &str) -> Result<ServerName<'static>, Error> {
+    let trimmed = name.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(trimmed.to_string()).map_err(|e| setup(format!("tls-server-name {name:?}"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ca_pem_names_its_source() {
+        let tls = TlsConfig {
+            ca_pem: Some(b"not a pem".to_vec()),
+            ca_source: Some("/tmp/ca.crt".into()),
+            ..Default::default()
+        };
+        let err = client_config(&tls, None).unwrap_err();
+        assert!(err.to_string().contains("/tmp/ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn insecure_needs_no_ca_and_half_an_identity_is_refused() {
+        let tls = TlsConfig {
+            insecure_skip_verify: true,
+            ..Default::default()
+        };
+        assert!(client_config(&tls, None).is_ok());
+        let half = TlsConfig {
+            insecure_skip_verify: true,
+            client_cert_pem: Some(b"x".to_vec()),
+            ..Default::default()
+        };
+        assert!(client_config(&half, None).is_err());
+    }
+
+    #[test]
+    fn server_names_accept_ips_and_dns() {
+        assert!(matches!(server_name("10.0.0.1").unwrap(), ServerName::IpAddress(_)));
+        assert!(matches!(server_name("[::1]").unwrap(), ServerName::IpAddress(_)));
+        assert!(matches!(
+            server_name("kubernetes.default.svc").unwrap(),
+            ServerName::DnsName(_)
+        ));
+    }
+}
