@@ -58,6 +58,11 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         }
     }
     super::runtime()?.block_on(async move {
+        if cfg.runner == RunnerKind::Host {
+            eprintln!(
+                "warning: the host runner runs each container's command on THIS machine (no images; only a private mount namespace)"
+            );
+        }
         let sim = Sim::start(cfg.clone()).await?;
         eprintln!("simulated cluster at {}", sim.url());
         println!("{}", sim.kubeconfig_path().display());

@@ -195,12 +195,6 @@ impl Sim {
             Some(p) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(p.server_config()?))),
             None => None,
         };
-        if cfg.runner == RunnerKind::Host {
-            eprintln!(
-                "warning: the simulated cluster's host runner runs each container's command on THIS machine \
-                 (no images; only a private mount namespace)"
-            );
-        }
         let mut tasks = JoinSet::new();
         tasks.spawn(server::serve(shared.clone(), listener, acceptor));
         tasks.spawn(kubelet::run(shared.clone()));
