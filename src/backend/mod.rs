@@ -9,6 +9,7 @@ pub mod names;
 pub mod namespace;
 pub mod options;
 pub mod pod;
+pub mod preflight;
 pub mod quantity;
 pub mod render;
 pub mod script;

@@ -1,5 +1,24 @@
 //! Running pipelines: the YAML front end for `exec` (what the user wrote -> a compiled
 //! `backend::Config`), and the runtime that drives a [`crate::backend::Backend`] through a
 //! workflow. Knows the backend's contract, not Kubernetes.
+//!
+//! - [`yaml`]: workflow files to what the user wrote (matrix, `${VAR}`, anchors, every key).
+//! - [`compile`]: what the user wrote to a `backend::Config` (stages, env, secrets, clone).
+//! - [`env`]: the run's metadata and the `CI_*` variables.
+//! - [`files`]: which workflow files a run reads, and their `depends_on` order.
+//! - [`error`]: the front end's error, pointing at file, line and key.
+//! - [`runtime`]: [`run_workflow`], Woodpecker's order and failure semantics.
+//! - [`trace`]: what the runtime reports (step states, log lines).
+//! - [`ulid`]: step and volume ids.
 
+pub mod compile;
+pub mod env;
+pub mod error;
+pub mod files;
+pub mod runtime;
 pub mod trace;
+pub mod ulid;
+pub mod yaml;
+
+pub use error::{Error, ErrorKind};
+pub use runtime::{RuntimeOptions, WorkflowOutcome, run_workflow};

@@ -1,0 +1,194 @@
+//! A step's log stream to numbered [`LogLine`]s: split on newlines and at 1 MiB, secrets masked,
+//! time in seconds since the stream opened (Woodpecker's `pipeline/log` line writer, spec §4.5).
+//! Knows nothing of backends or tracers beyond the line type.
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::pipeline::trace::{LogKind, LogLine};
+
+/// Lines longer than this are cut into chunks of this size.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// What a masked secret reads as.
+pub const MASK: &str = "********";
+
+/// Replaces secret values in log lines. Values are trimmed; values of 3 characters or fewer are
+/// not masked (too many false hits); multi-line secrets are masked line by line.
+#[derive(Clone, Default)]
+pub struct Masker {
+    needles: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Masker {{ {} values }}", self.needles.len())
+    }
+}
+
+impl Masker {
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut needles: Vec<Vec<u8>> = values
+            .into_iter()
+            .flat_map(|v| v.lines())
+            .map(str::trim)
+            .filter(|v| v.len() > 3)
+            .map(|v| v.as_bytes().to_vec())
+            .collect();
+        // Longest first, so a secret that contains another is masked whole.
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        Masker { needles }
+    }
+
+    pub fn mask(&self, line: Bytes) -> Bytes {
+        if self.needles.is_empty() || !self.needles.iter().any(|n| contains(&line, n)) {
+            return line;
+        }
+        let mut out = Vec::with_capacity(line.len());
+        let mut i = 0;
+        'outer: while i < line.len() {
+            for n in &self.needles {
+                if line[i..].starts_with(n) {
+                    out.extend_from_slice(MASK.as_bytes());
+                    i += n.len();
+                    continue 'outer;
+                }
+            }
+            out.push(line[i]);
+            i += 1;
+        }
+        Bytes::from(out)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Numbers one step's lines.
+#[derive(Debug)]
+pub struct LineWriter {
+    step_uuid: String,
+    next: u32,
+    opened: Instant,
+    masker: Masker,
+}
+
+impl LineWriter {
+    pub fn new(step_uuid: &str, masker: Masker) -> Self {
+        LineWriter {
+            step_uuid: step_uuid.to_owned(),
+            next: 0,
+            opened: Instant::now(),
+            masker,
+        }
+    }
+
+    /// Seconds since the stream opened.
+    pub fn elapsed(&self) -> i64 {
+        self.opened.elapsed().as_secs() as i64
+    }
+
+    /// The lines of one item from the backend (normally exactly one line).
+    pub fn lines(&mut self, item: Bytes) -> Vec<LogLine> {
+        let time = self.elapsed();
+        let mut out = Vec::new();
+        let mut rest = item;
+        if rest.last() == Some(&b'\n') {
+            rest.truncate(rest.len() - 1);
+        }
+        loop {
+            let (line, more) = match rest.iter().position(|b| *b == b'\n') {
+                Some(at) => (rest.slice(..at), Some(rest.slice(at + 1..))),
+                None => (rest.clone(), None),
+            };
+            let mut line = line;
+            loop {
+                let chunk = if line.len() > MAX_LINE {
+                    line.split_to(MAX_LINE)
+                } else {
+                    line.split_off(0)
+                };
+                out.push(self.entry(time, LogKind::Stdout, self.masker.mask(chunk)));
+                if line.is_empty() {
+                    break;
+                }
+            }
+            match more {
+                Some(m) => rest = m,
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// The closing entry carrying the exit code.
+    pub fn exit_code(&mut self, code: i32) -> LogLine {
+        let time = self.elapsed();
+        self.entry(time, LogKind::ExitCode, Bytes::from(code.to_string()))
+    }
+
+    fn entry(&mut self, time: i64, kind: LogKind, data: Bytes) -> LogLine {
+        let line = self.next;
+        self.next += 1;
+        LogLine {
+            step_uuid: self.step_uuid.clone(),
+            line,
+            time,
+            kind,
+            data,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(lines: &[LogLine]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| String::from_utf8_lossy(&l.data).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn masks_trimmed_long_values_only() {
+        let m = Masker::new(["  hunter22 \n", "abc", "line1\nline2"]);
+        let out = m.mask(Bytes::from_static(b"pw=hunter22 short=abc l=line2"));
+        assert_eq!(&out[..], b"pw=******** short=abc l=********");
+    }
+
+    #[test]
+    fn masks_the_longer_secret_first() {
+        let m = Masker::new(["secret", "secret-long"]);
+        assert_eq!(&m.mask(Bytes::from_static(b"x secret-long y"))[..], b"x ******** y");
+    }
+
+    #[tokio::test]
+    async fn numbers_lines_and_splits() {
+        let mut w = LineWriter::new("U1", Masker::default());
+        let a = w.lines(Bytes::from_static(b"one\n"));
+        let b = w.lines(Bytes::from_static(b"two\nthree"));
+        assert_eq!(texts(&a), ["one"]);
+        assert_eq!(texts(&b), ["two", "three"]);
+        assert_eq!(b.iter().map(|l| l.line).collect::<Vec<_>>(), [1, 2]);
+        let big = w.lines(Bytes::from(vec![b'x'; MAX_LINE * 2 + 5]));
+        assert_eq!(
+            big.iter().map(|l| l.data.len()).collect::<Vec<_>>(),
+            [MAX_LINE, MAX_LINE, 5]
+        );
+        let exit = w.exit_code(3);
+        assert_eq!(
+            (exit.line, exit.kind, &exit.data[..]),
+            (6, LogKind::ExitCode, &b"3"[..])
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_line_is_kept() {
+        let mut w = LineWriter::new("U1", Masker::default());
+        assert_eq!(texts(&w.lines(Bytes::new())), [""]);
+    }
+}

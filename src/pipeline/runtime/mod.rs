@@ -1,0 +1,293 @@
+//! The runtime: drives a [`Backend`] through one compiled workflow in Woodpecker's order and
+//! with its failure semantics (spec §4): setup; stages one after another; the steps of a stage
+//! in parallel (bounded by [`RuntimeOptions::parallelism`]); `when: status` decided when a stage
+//! starts; `failure: ignore`; detached steps and services in the background until
+//! `destroy_workflow`; a workflow timeout; cancel; and `destroy_workflow` always, last.
+//! Every state change and log line goes to the [`Tracer`]. Knows the backend contract, not
+//! Kubernetes, and not who reads the trace (agent or `exec`).
+
+mod env;
+pub mod logs;
+mod step;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::backend::{Backend, Config, Step};
+use crate::pipeline::trace::{StepState, Tracer};
+use crate::shutdown::{self, Shutdown};
+
+pub use env::add_runtime_env;
+pub use logs::{LineWriter, Masker};
+
+/// How a workflow runs. `Default` gives unbounded parallelism (as Woodpecker), no timeout, a
+/// 30 s cleanup deadline and no exit-code log entries.
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// The most steps of one workflow running at once; 0 means no bound.
+    pub parallelism: usize,
+    /// The workflow deadline; when it passes the workflow is canceled (reported as canceled,
+    /// as Woodpecker reports a timeout).
+    pub workflow_timeout: Option<Duration>,
+    /// The deadline of cleanup calls made after a cancel (`destroy_step`, `destroy_workflow`),
+    /// and of waiting for detached steps to report after `destroy_workflow`.
+    pub cleanup_timeout: Duration,
+    /// Close each step's log with a [`LogKind::ExitCode`](crate::pipeline::trace::LogKind)
+    /// entry holding the exit code. Woodpecker's Go runtime (v3) sends none (spec §4.5), so the
+    /// agent leaves this off; `exec` does not need it either.
+    pub exit_code_entry: bool,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            parallelism: 0,
+            workflow_timeout: None,
+            cleanup_timeout: Duration::from_secs(30),
+            exit_code_entry: false,
+        }
+    }
+}
+
+/// How a workflow ended.
+#[derive(Debug, Clone, Default)]
+pub struct WorkflowOutcome {
+    /// No step failed (ignoring `failure: ignore` steps), no backend error, not canceled.
+    pub success: bool,
+    /// Canceled by the caller's `Shutdown` or by the timeout (`Done(canceled=true)`).
+    pub canceled: bool,
+    /// The cancel came from [`RuntimeOptions::workflow_timeout`].
+    pub timed_out: bool,
+    /// A runtime or backend error (what the agent puts in `Done.error`); `None` when the only
+    /// failures were steps exiting non-zero, and when canceled.
+    pub error: Option<String>,
+    /// Unix seconds.
+    pub started: i64,
+    pub finished: i64,
+    /// The final state of every step that got one (skipped, finished or canceled), in the
+    /// workflow's order. Steps of stages never reached are absent.
+    pub steps: Vec<(Step, StepState)>,
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An error and its causes on one line, as the server shows a step error.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+/// What the step tasks share.
+pub(crate) struct Ctx<B> {
+    pub backend: Arc<B>,
+    pub task: String,
+    pub tracer: Arc<dyn Tracer>,
+    pub opts: RuntimeOptions,
+    pub masker: Masker,
+    pub workflow_started: i64,
+    /// Fires on the caller's cancel or the timeout.
+    pub cancel: Shutdown,
+    pub finals: Mutex<Vec<(Step, StepState)>>,
+}
+
+impl<B> Ctx<B> {
+    /// Sends a state to the tracer, and keeps it when it is final.
+    pub fn report(&self, step: &Step, state: StepState) {
+        self.tracer.step_state(step, &state);
+        if state.finished != 0 || state.skipped || state.canceled {
+            self.finals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((step.clone(), state));
+        }
+    }
+}
+
+/// The rest of a detached step (drain, wait, destroy, final report), run in the background.
+pub(crate) type Background = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How one step's task ended, as far as the stage is concerned.
+pub(crate) enum StepEnd {
+    /// Succeeded, skipped, or failed with `failure: ignore`.
+    Ok,
+    /// The step failed; `error` is set for a backend error (not for a non-zero exit).
+    Failed {
+        error: Option<String>,
+    },
+    Canceled,
+    /// Started; the rest runs in the background.
+    Detached(Background),
+}
+
+/// Runs one workflow to its end. Never panics on backend errors: they end up in the outcome.
+pub async fn run_workflow<B: Backend>(
+    backend: Arc<B>,
+    conf: Config,
+    task: String,
+    opts: RuntimeOptions,
+    tracer: Arc<dyn Tracer>,
+    cancel: Shutdown,
+) -> WorkflowOutcome {
+    let started = unix_now();
+    let (trigger, inner) = shutdown::channel();
+    let trigger = Arc::new(trigger);
+    let mut watchdog: JoinSet<bool> = JoinSet::new();
+    {
+        let trigger = trigger.clone();
+        let mut outer = cancel.clone();
+        let timeout = opts.workflow_timeout;
+        watchdog.spawn(async move {
+            let timed_out = tokio::select! {
+                _ = outer.wait() => false,
+                _ = sleep_or_forever(timeout) => true,
+            };
+            trigger.fire();
+            timed_out
+        });
+    }
+
+    let ctx = Arc::new(Ctx {
+        backend: backend.clone(),
+        task: task.clone(),
+        tracer,
+        masker: Masker::new(conf.secrets.iter().map(|s| s.value.as_str())),
+        opts: opts.clone(),
+        workflow_started: started,
+        cancel: inner.clone(),
+        finals: Mutex::new(Vec::new()),
+    });
+
+    let mut failed = false;
+    let mut error: Option<String> = None;
+    let mut background: JoinSet<()> = JoinSet::new();
+
+    let mut cancel_wait = inner.clone();
+    let setup = tokio::select! {
+        r = backend.setup_workflow(&conf, &task) => r.map_err(|e| error_chain(e.as_ref())),
+        _ = cancel_wait.wait() => Err("Canceled".to_string()),
+    };
+    match setup {
+        Err(_) if inner.is_fired() => {}
+        Err(e) => {
+            failed = true;
+            error = Some(format!("setup workflow: {e}"));
+        }
+        Ok(()) => {
+            let permits = if opts.parallelism == 0 {
+                Semaphore::MAX_PERMITS
+            } else {
+                opts.parallelism
+            };
+            let semaphore = Arc::new(Semaphore::new(permits));
+            for stage in &conf.stages {
+                if inner.is_fired() {
+                    break;
+                }
+                let failed_at_start = failed;
+                let mut steps = JoinSet::new();
+                for s in &stage.steps {
+                    steps.spawn(step::run(ctx.clone(), s.clone(), failed_at_start, semaphore.clone()));
+                }
+                while let Some(joined) = steps.join_next().await {
+                    match joined {
+                        Ok(StepEnd::Ok | StepEnd::Canceled) => {}
+                        Ok(StepEnd::Detached(rest)) => {
+                            background.spawn(rest);
+                        }
+                        Ok(StepEnd::Failed { error: e }) => {
+                            failed = true;
+                            if error.is_none() {
+                                error = e;
+                            }
+                        }
+                        Err(join) => {
+                            failed = true;
+                            error.get_or_insert_with(|| format!("a step task died: {join}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let canceled = inner.is_fired();
+    // DestroyWorkflow always runs, and stops detached steps and services; after a cancel it
+    // gets its own deadline.
+    let destroy = backend.destroy_workflow(&conf, &task);
+    let destroyed = if canceled {
+        tokio::time::timeout(opts.cleanup_timeout, destroy)
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()))
+    } else {
+        destroy.await
+    };
+    if let Err(e) = destroyed {
+        let msg = format!("destroy workflow: {}", error_chain(e.as_ref()));
+        if !canceled {
+            failed = true;
+            error.get_or_insert(msg);
+        }
+    }
+    // Detached steps report their final state once their pods are gone.
+    let drained = tokio::time::timeout(opts.cleanup_timeout, async {
+        while background.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        background.shutdown().await;
+    }
+
+    watchdog.abort_all();
+    let timed_out = canceled && !cancel.is_fired() && opts.workflow_timeout.is_some();
+    while let Some(r) = watchdog.join_next().await {
+        let _ = r;
+    }
+
+    let order: HashMap<&str, usize> = conf
+        .stages
+        .iter()
+        .flat_map(|s| &s.steps)
+        .enumerate()
+        .map(|(i, s)| (s.uuid.as_str(), i))
+        .collect();
+    let mut steps = std::mem::take(&mut *ctx.finals.lock().unwrap_or_else(|p| p.into_inner()));
+    steps.sort_by_key(|(s, _)| order.get(s.uuid.as_str()).copied().unwrap_or(usize::MAX));
+
+    WorkflowOutcome {
+        success: !canceled && !failed && error.is_none(),
+        canceled,
+        timed_out,
+        error: if canceled { None } else { error },
+        started,
+        finished: unix_now(),
+        steps,
+    }
+}
+
+async fn sleep_or_forever(timeout: Option<Duration>) {
+    match timeout {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,227 @@
+//! One step through the backend: skip check, start, tail, drain the logs, wait, destroy, and
+//! the final state (spec §4.2 step 3, §4.3, §4.4). Detached steps and services hand their
+//! wait/destroy to the workflow as a background future once started.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{Ctx, StepEnd, add_runtime_env, error_chain, logs::LineWriter, unix_now};
+use crate::backend::{Backend, LogLines, State, Step};
+use crate::pipeline::trace::StepState;
+
+/// What Woodpecker writes as the error of a step stopped by a cancel.
+pub const CANCELED: &str = "Canceled";
+
+/// Runs a step of a stage. `failed` is the workflow's error state when the stage started.
+pub(crate) async fn run<B: Backend>(
+    ctx: Arc<Ctx<B>>,
+    mut step: Step,
+    failed: bool,
+    semaphore: Arc<Semaphore>,
+) -> StepEnd {
+    let uuid = step.uuid.clone();
+    if (failed && !step.on_failure) || (!failed && !step.on_success) {
+        ctx.report(
+            &step,
+            StepState {
+                step_uuid: uuid,
+                skipped: true,
+                ..Default::default()
+            },
+        );
+        return StepEnd::Ok;
+    }
+    let mut cancel = ctx.cancel.clone();
+    let permit = tokio::select! {
+        p = semaphore.acquire_owned() => p.ok(),
+        _ = cancel.wait() => None,
+    };
+    let Some(permit) = permit else {
+        ctx.report(&step, canceled_state(&uuid, 0, false));
+        return StepEnd::Canceled;
+    };
+    // "Started": everything zero but the uuid, so the server stamps its own time.
+    ctx.report(
+        &step,
+        StepState {
+            step_uuid: uuid.clone(),
+            ..Default::default()
+        },
+    );
+    let now = unix_now();
+    let step_type = step.type_.clone();
+    add_runtime_env(
+        &mut step.environment,
+        &step.name.clone(),
+        &step_type,
+        failed,
+        ctx.workflow_started,
+        now,
+    );
+
+    let started = tokio::select! {
+        r = ctx.backend.start_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
+        _ = cancel.wait() => Err(CANCELED.into()),
+    };
+    let started_at = unix_now();
+    let logs = match started {
+        Ok(()) => tokio::select! {
+            r = ctx.backend.tail_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
+            _ = cancel.wait() => Err(CANCELED.into()),
+        },
+        Err(e) => Err(e),
+    };
+    let logs = match logs {
+        Ok(logs) => logs,
+        // A start or tail failure counts against the workflow even with `failure: ignore`;
+        // the pod, if any, goes with DestroyWorkflow (Woodpecker calls neither wait nor destroy).
+        Err(_) if ctx.cancel.is_fired() => {
+            ctx.report(&step, canceled_state(&uuid, started_at, false));
+            return StepEnd::Canceled;
+        }
+        Err(e) => {
+            ctx.report(
+                &step,
+                StepState {
+                    step_uuid: uuid,
+                    started: started_at,
+                    finished: unix_now(),
+                    exited: true,
+                    error: e.clone(),
+                    ..Default::default()
+                },
+            );
+            return StepEnd::Failed { error: Some(e) };
+        }
+    };
+    if step.detached {
+        drop(permit);
+        // Only a start failure of a detached step counts against the workflow.
+        return StepEnd::Detached(Box::pin(async move {
+            finish(ctx, step, logs, started_at, None).await;
+        }));
+    }
+    finish(ctx, step, logs, started_at, Some(permit)).await
+}
+
+/// Drains the logs, waits, destroys and reports the final state.
+async fn finish<B: Backend>(
+    ctx: Arc<Ctx<B>>,
+    step: Step,
+    mut logs: LogLines,
+    started_at: i64,
+    _permit: Option<OwnedSemaphorePermit>,
+) -> StepEnd {
+    let uuid = step.uuid.clone();
+    let mut cancel = ctx.cancel.clone();
+    let mut writer = LineWriter::new(&uuid, ctx.masker.clone());
+    let (drained, waited): (bool, Result<State, String>) = if step.detached {
+        // A detached step or service ends when DestroyWorkflow deletes it, and a backend may
+        // forget the workflow's steps right then: wait from the start, beside the logs.
+        let both = async {
+            let wait = ctx.backend.wait_step(&step, &ctx.task);
+            let ((), waited) = tokio::join!(drain(&ctx, &step, &mut logs, &mut writer), wait);
+            waited.map_err(|e| error_chain(e.as_ref()))
+        };
+        tokio::select! {
+            w = both => (true, w),
+            _ = cancel.wait() => (false, Err(CANCELED.into())),
+        }
+    } else {
+        // Logs are drained completely before WaitStep, so the stream must end with the container.
+        let drained = tokio::select! {
+            _ = drain(&ctx, &step, &mut logs, &mut writer) => true,
+            _ = cancel.wait() => false,
+        };
+        let waited = if drained {
+            tokio::select! {
+                r = ctx.backend.wait_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
+                _ = cancel.wait() => Err(CANCELED.into()),
+            }
+        } else {
+            Err(CANCELED.into())
+        };
+        (drained, waited)
+    };
+    drop(logs);
+    let canceled = waited.is_err() && ctx.cancel.is_fired();
+    let destroy = ctx.backend.destroy_step(&step, &ctx.task);
+    let destroyed = if ctx.cancel.is_fired() {
+        tokio::time::timeout(ctx.opts.cleanup_timeout, destroy)
+            .await
+            .unwrap_or_else(|_| Err("timed out".into()))
+    } else {
+        destroy.await
+    }
+    .map_err(|e| format!("destroy step: {}", error_chain(e.as_ref())));
+
+    if canceled {
+        ctx.report(&step, canceled_state(&uuid, started_at, drained));
+        return StepEnd::Canceled;
+    }
+    let ignore = step.failure == "ignore";
+    let mut state = StepState {
+        step_uuid: uuid,
+        started: started_at,
+        ..Default::default()
+    };
+    let end = match (waited, destroyed) {
+        (Ok(s), destroyed) => {
+            state.exited = s.exited || s.error.is_none();
+            state.exit_code = s.exit_code;
+            if let Some(e) = &s.error {
+                state.error = e.clone();
+            } else if s.oom_killed {
+                state.error = "OOM killed".into();
+            }
+            if let Err(e) = &destroyed
+                && state.error.is_empty()
+            {
+                state.error = e.clone();
+            }
+            let step_failed = s.exit_code != 0 || s.oom_killed || s.error.is_some();
+            if ctx.opts.exit_code_entry {
+                ctx.tracer.log_line(&step, writer.exit_code(s.exit_code));
+            }
+            match (ignore, step_failed, destroyed) {
+                (true, _, _) => StepEnd::Ok,
+                (false, _, Err(e)) => StepEnd::Failed { error: Some(e) },
+                (false, true, Ok(())) => StepEnd::Failed { error: s.error.clone() },
+                (false, false, Ok(())) => StepEnd::Ok,
+            }
+        }
+        (Err(e), _) => {
+            state.exited = true;
+            state.error = e.clone();
+            if ignore {
+                StepEnd::Ok
+            } else {
+                StepEnd::Failed { error: Some(e) }
+            }
+        }
+    };
+    state.finished = unix_now();
+    ctx.report(&step, state);
+    end
+}
+
+async fn drain<B>(ctx: &Ctx<B>, step: &Step, logs: &mut LogLines, writer: &mut LineWriter) {
+    while let Some(item) = logs.recv().await {
+        for line in writer.lines(item) {
+            ctx.tracer.log_line(step, line);
+        }
+    }
+}
+
+fn canceled_state(uuid: &str, started: i64, exited: bool) -> StepState {
+    StepState {
+        step_uuid: uuid.to_owned(),
+        started,
+        finished: unix_now(),
+        exited,
+        error: CANCELED.into(),
+        canceled: true,
+        ..Default::default()
+    }
+}
