@@ -19,6 +19,8 @@ async fn a_passing_step_reports_exit_0_and_its_log() {
     let s = step("build", "t/pass", "11");
     let conf = workflow("11", std::slice::from_ref(&s));
     h.backend.setup_workflow(&conf, "11").await.unwrap();
+    // A retried setup adopts what the first one made.
+    h.backend.setup_workflow(&conf, "11").await.unwrap();
     let (lines, state) = run_step(&h.backend, &s, "11").await;
     assert_eq!(lines, ["hello", "world"]);
     assert_eq!(
