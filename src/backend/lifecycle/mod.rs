@@ -377,8 +377,9 @@ impl super::Backend for KubeBackend {
         };
         let result = cleanup::destroy_workflow(&self.kube, objects).await;
         // Let the followers see their pods go, so no task outlives its workflow for long.
+        let deadline = Instant::now() + FOLLOWERS_STOP;
         for mut o in outcomes {
-            let _ = tokio::time::timeout(FOLLOWERS_STOP, o.wait_for(|o| o.is_some())).await;
+            let _ = tokio::time::timeout_at(deadline, o.wait_for(|o| o.is_some())).await;
         }
         Ok(result?)
     }
