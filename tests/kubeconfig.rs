@@ -1,6 +1,9 @@
 //! kubeconfig resolution end to end: our `kubeconfig` command against
 //! `kubectl config view --minify --raw --flatten -o json` over the corpus in
 //! `testdata/kubeconfigs/`, plus the command's errors and its silence about secrets.
+//! `sim_auth`: the resolved credentials against the simulated cluster.
+
+mod sim_auth;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -39,6 +42,9 @@ const CASES: &[Case] = &[
     Case { name: "client-cert-files", env: None, flag: Some("client-cert-files.yaml"), context: None, auth: "client-certificate" },
     Case { name: "ipv6", env: Some("ipv6.yaml"), flag: None, context: None, auth: "token" },
     Case { name: "proxy", env: Some("proxy.yaml"), flag: None, context: None, auth: "basic" },
+    Case { name: "rancher", env: Some("rancher.yaml"), flag: None, context: None, auth: "token" },
+    Case { name: "aks-kubelogin", env: None, flag: Some("aks-kubelogin.yaml"), context: None, auth: "exec" },
+    Case { name: "docker-desktop", env: Some("docker-desktop.yaml"), flag: None, context: None, auth: "client-certificate" },
     Case { name: "no-user", env: Some("no-user.yaml"), flag: None, context: None, auth: "none" },
     Case { name: "merged", env: Some("merged/01-contexts.yaml:merged/missing.yaml::merged/02-clusters.yaml"), flag: None, context: None, auth: "token" },
     Case { name: "merged --context prod", env: Some("merged/01-contexts.yaml:merged/02-clusters.yaml"), flag: None, context: Some("prod"), auth: "exec" },
@@ -378,4 +384,16 @@ async fn a_relative_exec_command_runs_from_the_kubeconfig_directory() {
     let header = creds.authorization().await.unwrap().unwrap();
     assert_eq!(header.to_str().unwrap(), "Bearer relative-plugin-token");
     assert!(header.is_sensitive());
+}
+
+#[test]
+fn help_and_unknown_flags() {
+    let dir = home("help");
+    let out = run_ours(&dir, &["--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--kubeconfig FILE"));
+    let out = run_ours(&dir, &["--bogus"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,7 +1,121 @@
-//! The `agent` subcommand.
+//! The `agent` subcommand (the default): read the `WOODPECKER_*` settings, connect to the
+//! server and run its workflows until SIGTERM/SIGINT, then drain and exit 0. `agent ping`
+//! GETs the health endpoint (the container image's healthcheck).
 
 use std::ffi::OsString;
+use std::process::ExitCode;
+use std::sync::Arc;
 
-pub fn run(_args: Vec<OsString>) -> super::Result {
-    Err("`agent` is not implemented yet".into())
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::agent::config::Settings;
+use crate::agent::{Agent, PipelineRunner};
+use crate::backend::Options;
+use crate::backend::lifecycle::{self, Kube, KubeBackend};
+use crate::kube::config::Overrides;
+use crate::shutdown;
+
+const HELP: &str = "\
+Usage: woodpecker-k8s-agent agent [ping]
+
+Connects to a Woodpecker server (protocol 16, server 3.14 or newer) and runs its workflows as
+Kubernetes pods. Configured like woodpecker-agent, by environment variables:
+  WOODPECKER_SERVER (localhost:9000), WOODPECKER_AGENT_SECRET or WOODPECKER_AGENT_SECRET_FILE,
+  WOODPECKER_GRPC_SECURE (false), WOODPECKER_GRPC_VERIFY (true), WOODPECKER_MAX_WORKFLOWS (1),
+  WOODPECKER_AGENT_LABELS (k=v,...), WOODPECKER_HOSTNAME, WOODPECKER_AGENT_CONFIG_FILE
+  (/etc/woodpecker/agent.conf), WOODPECKER_HEALTHCHECK (true), WOODPECKER_HEALTHCHECK_ADDR
+  (:3000), WOODPECKER_LOG_LEVEL (info), WOODPECKER_KEEPALIVE_TIME, WOODPECKER_KEEPALIVE_TIMEOUT,
+  WOODPECKER_RETRY_TIMEOUT (2m), WOODPECKER_DRAIN_TIMEOUT (5m), plus the backend's
+  WOODPECKER_BACKEND_K8S_* settings.
+
+`ping` exits 0 when the running agent's /healthz answers 200.
+";
+
+pub fn run(args: Vec<OsString>) -> super::Result {
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut ping = false;
+    while let Some(arg) = parser.next()? {
+        match arg {
+            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => {
+                print!("{HELP}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            lexopt::Arg::Value(v) if v == "ping" => ping = true,
+            other => return Err(other.unexpected().into()),
+        }
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let settings = Settings::from_env(env, &os_hostname())?;
+    let rt = super::runtime()?;
+    if ping {
+        return rt.block_on(self::ping(&settings.healthcheck_addr));
+    }
+    // Every setting is checked before anything connects.
+    let opts = Options::from_lookup(env)?;
+    // The agent label on every object this agent creates, and what the start-up sweep removes:
+    // the hostname, so run the agent with a stable one (a StatefulSet, or WOODPECKER_HOSTNAME).
+    let backend_settings = lifecycle::Settings::from_lookup(&settings.hostname, env)?;
+    let kube_config = crate::kube::Config::infer(&Overrides::default())?;
+    rt.block_on(async move {
+        let client = crate::kube::Client::new(kube_config)?;
+        let (trigger, shutdown) = shutdown::channel();
+        let (stop_backend, backend_shutdown) = shutdown::channel();
+        let (backend, swept) = KubeBackend::start(Kube::new(client), opts, backend_settings, backend_shutdown).await?;
+        if swept > 0 {
+            crate::agent::log::info(format_args!(
+                "removed {swept} objects left by an earlier run of this agent"
+            ));
+        }
+        let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
+        let signals = tokio::spawn(async move {
+            wait_for_signal().await;
+            trigger.fire();
+        });
+        agent.run(shutdown).await;
+        stop_backend.fire();
+        signals.abort();
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+async fn ping(addr: &str) -> super::Result {
+    let addr = if addr.starts_with(':') {
+        format!("127.0.0.1{addr}")
+    } else {
+        addr.to_owned()
+    };
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .map_err(|e| format!("connect to the health endpoint {addr}: {e}"))?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await?;
+    let status = reply.lines().next().unwrap_or_default().to_owned();
+    if status.split_whitespace().nth(1) == Some("200") {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(format!("{addr}/healthz answered `{status}`").into())
+    }
+}
+
+fn os_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most buf.len() bytes into buf.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

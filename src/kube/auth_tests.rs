@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::kube::config::exec::{V1, V1BETA1, parse_rfc3339};
-use crate::kube::config::testenv::{CERT_PEM, EC_KEY_PEM};
+use crate::kube::config::testenv::{EC_CERT_PEM, EC_KEY_PEM};
 
 /// A fresh directory under the system temp dir, unique per test.
 fn temp_dir(name: &str) -> PathBuf {
@@ -217,7 +217,7 @@ async fn exec_client_certificate_is_exposed_for_the_transport() {
     let dir = temp_dir("exec-cert");
     let body = serde_json::json!({
         "apiVersion": V1, "kind": "ExecCredential",
-        "status": {"clientCertificateData": CERT_PEM, "clientKeyData": EC_KEY_PEM},
+        "status": {"clientCertificateData": EC_CERT_PEM, "clientKeyData": EC_KEY_PEM},
     })
     .to_string();
     let creds = Credentials::new(&AuthConfig::Exec(plugin(&dir, V1, &body))).unwrap();
@@ -225,7 +225,7 @@ async fn exec_client_certificate_is_exposed_for_the_transport() {
     assert!(creds.exec_client_identity().is_none(), "nothing before the plugin ran");
     assert!(creds.authorization().await.unwrap().is_none(), "no bearer header");
     let id = creds.exec_client_identity().unwrap();
-    assert_eq!(id.certificate_pem, CERT_PEM.as_bytes());
+    assert_eq!(id.certificate_pem, EC_CERT_PEM.as_bytes());
     assert_eq!(id.key_pem.expose(), EC_KEY_PEM);
     assert!(!format!("{id:?}").contains("PRIVATE KEY"));
 
@@ -332,8 +332,9 @@ fn debug_of_credentials_and_config_shows_no_secret() {
     };
     let creds = Credentials::new(&config.auth).unwrap();
     let token_config = AuthConfig::Token(Secret::new("sekrit-token"));
+    let auth_error = Credentials::new(&AuthConfig::Token(Secret::new("sekrit-token\nx"))).unwrap_err();
     let text = format!(
-        "{config:?} {creds:?} {token_config:?} {:?}",
+        "{config:?} {creds:?} {token_config:?} {:?} {auth_error} {auth_error:?}",
         Credentials::new(&token_config).unwrap()
     );
     for secret in ["sekrit-key", "sekrit-password", "sekrit-token"] {

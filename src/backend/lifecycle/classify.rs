@@ -152,9 +152,14 @@ pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
         return finished(not_exited(why), ran);
     }
 
-    // 3. The step container ended: its exit code is the result. A system kill (eviction,
-    //    deadline) is an error even when the exit code looks harmless.
+    // 3. The step container ended: its exit code is the result, once the pod's phase is final
+    //    too (the kubelet may publish the container's end first and the pod's reason, such as
+    //    Evicted or DeadlineExceeded, in a later update). A system kill is an error even when
+    //    the exit code looks harmless.
     if let Some(t) = terminated {
+        if !matches!(status.phase.as_str(), "Succeeded" | "Failed") {
+            return Verdict::Started;
+        }
         let why = system_why(status);
         return finished(exited(t.exit_code, is_oom(&t.reason), why), true);
     }

@@ -84,11 +84,15 @@ fn oom_killed_is_reported() {
 }
 
 #[test]
-fn terminated_while_phase_still_running_counts() {
-    // restartPolicy Never: the container's end is final even before the phase catches up.
+fn terminated_waits_for_the_final_phase_which_carries_the_reason() {
+    // The kubelet may publish the container's end before the pod's phase and reason.
     let p = pod(json!({"phase": "Running",
-        "containerStatuses": [{"name": "wp-01", "state": {"terminated": {"exitCode": 2}}}]}));
-    assert_eq!(state_of(run(&p, 0)).exit_code, 2);
+        "containerStatuses": [{"name": "wp-01", "state": {"terminated": {"exitCode": 137}}}]}));
+    assert_eq!(run(&p, 0), Verdict::Started);
+    let p = pod(json!({"phase": "Failed", "reason": "Evicted", "message": "low memory",
+        "containerStatuses": [{"name": "wp-01", "state": {"terminated": {"exitCode": 137}}}]}));
+    let s = state_of(run(&p, 0));
+    assert_eq!((s.exit_code, s.error.as_deref()), (137, Some("Evicted: low memory")));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! workflow's context (namespace, anchor, pinned node) and each step's handles (its log, its
 //! outcome, whether we deleted it). Plain data behind the backend's mutex; no I/O.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -22,11 +22,37 @@ pub struct Registry {
     pub watches: HashMap<String, Arc<PodWatch>>,
     /// By task id.
     pub workflows: HashMap<String, Workflow>,
+    /// The outcomes of recently destroyed workflows' steps, by task and step uuid: the runtime
+    /// waits for detached steps and services in the background, possibly after DestroyWorkflow.
+    ended: VecDeque<(String, HashMap<String, watch::Receiver<Outcome>>)>,
 }
+
+/// How many destroyed workflows keep their steps' outcomes for late `wait_step` calls.
+const ENDED_KEPT: usize = 64;
 
 impl Registry {
     pub fn step_mut(&mut self, task: &str, uuid: &str) -> Option<&mut StepRun> {
         self.workflows.get_mut(task)?.steps.get_mut(uuid)
+    }
+
+    /// A step's outcome, while its workflow runs or shortly after it was destroyed.
+    pub fn outcome(&self, task: &str, uuid: &str) -> Option<watch::Receiver<Outcome>> {
+        if let Some(run) = self.workflows.get(task).and_then(|w| w.steps.get(uuid)) {
+            return Some(run.outcome.clone());
+        }
+        let (_, steps) = self.ended.iter().rev().find(|(t, _)| t == task)?;
+        steps.get(uuid).cloned()
+    }
+
+    /// Removes a workflow, keeping its steps' outcomes for a while.
+    pub fn end(&mut self, task: &str) -> Option<Workflow> {
+        let wf = self.workflows.remove(task)?;
+        let outcomes = wf.steps.iter().map(|(u, r)| (u.clone(), r.outcome.clone())).collect();
+        if self.ended.len() == ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((task.to_string(), outcomes));
+        Some(wf)
     }
 }
 

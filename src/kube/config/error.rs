@@ -119,13 +119,18 @@ impl fmt::Display for ConfigError {
             ConfigError::ParseKubeconfig { path, .. } => {
                 write!(f, "kubeconfig `{}` is not a valid kubeconfig", path.display())
             }
-            ConfigError::NoConfiguration { tried } => write!(
-                f,
-                "no Kubernetes configuration: no kubeconfig at `{}` and not running in a cluster \
-                 (KUBERNETES_SERVICE_HOST/PORT unset or no service-account token); \
-                 pass --kubeconfig or set KUBECONFIG",
-                paths(tried)
-            ),
+            ConfigError::NoConfiguration { tried } => {
+                f.write_str("no Kubernetes configuration: ")?;
+                if tried.is_empty() {
+                    f.write_str("no kubeconfig (HOME is not set)")?;
+                } else {
+                    write!(f, "no kubeconfig at `{}`", paths(tried))?;
+                }
+                f.write_str(
+                    " and not running in a cluster (KUBERNETES_SERVICE_HOST/PORT unset or no \
+                     service-account token); pass --kubeconfig or set KUBECONFIG",
+                )
+            }
             ConfigError::NoContext { files } => write!(
                 f,
                 "kubeconfig `{}`: no context chosen: `current-context` is not set; pass --context",

@@ -121,6 +121,10 @@ pub fn parse_output(config: &ExecConfig, stdout: &[u8]) -> Result<ExecCredential
     if let Some(key) = &key {
         super::select::check_key(key.as_bytes()).map_err(|p| format!("printed `clientKeyData` that {p}"))?;
     }
+    if let (Some(cert), Some(key)) = (&cert, &key) {
+        super::pem::check_pair(cert.as_bytes(), key.as_bytes())
+            .map_err(|p| format!("printed `clientKeyData` that {p}"))?;
+    }
     let expires_at = match non_empty(status.expiration_timestamp) {
         None => None,
         Some(ts) => {

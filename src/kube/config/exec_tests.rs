@@ -3,7 +3,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::kube::config::testenv::{CERT_PEM, EC_KEY_PEM};
+use crate::kube::config::testenv::{EC_CERT_PEM, EC_KEY_PEM};
 
 fn config(api_version: &str) -> ExecConfig {
     ExecConfig {
@@ -94,11 +94,11 @@ fn output_with_token_and_expiry() {
 fn output_with_client_certificate() {
     let out = serde_json::json!({
         "apiVersion": V1, "kind": "ExecCredential",
-        "status": {"clientCertificateData": CERT_PEM, "clientKeyData": EC_KEY_PEM},
+        "status": {"clientCertificateData": EC_CERT_PEM, "clientKeyData": EC_KEY_PEM},
     });
     let cred = parse_output(&config(V1), out.to_string().as_bytes()).unwrap();
     assert!(cred.token.is_none() && cred.expires_at.is_none());
-    assert_eq!(cred.client_certificate_pem.as_deref(), Some(CERT_PEM.as_bytes()));
+    assert_eq!(cred.client_certificate_pem.as_deref(), Some(EC_CERT_PEM.as_bytes()));
     assert_eq!(cred.client_key_pem.unwrap().expose(), EC_KEY_PEM);
 }
 
@@ -136,6 +136,13 @@ fn output_errors_never_quote_the_output() {
             "no PEM certificate",
         ),
     ];
+    let mismatched = serde_json::json!({
+        "apiVersion": V1, "kind": "ExecCredential",
+        "status": {"clientCertificateData": crate::kube::config::testenv::CERT_PEM, "clientKeyData": EC_KEY_PEM},
+    })
+    .to_string();
+    let e = parse_output(&c, mismatched.as_bytes()).unwrap_err();
+    assert_eq!(e, "printed `clientKeyData` that does not match the client certificate");
     for (out, want) in cases {
         let e = parse_output(&c, out.as_bytes()).unwrap_err();
         assert!(e.contains(want), "{out}: {e}");

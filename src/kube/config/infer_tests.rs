@@ -87,6 +87,11 @@ fn nothing_at_all_lists_what_was_tried() {
     let err = infer(&env, &Overrides::default()).unwrap_err();
     assert!(matches!(&err, ConfigError::NoConfiguration { tried } if tried == &[PathBuf::from("/h/.kube/config")]));
     assert!(err.to_string().contains("`/h/.kube/config`"), "{err}");
+    let err = infer(&TestEnv::new(), &Overrides::default()).unwrap_err().to_string();
+    assert!(
+        err.contains("no kubeconfig (HOME is not set) and not running in a cluster"),
+        "{err}"
+    );
 }
 
 #[test]

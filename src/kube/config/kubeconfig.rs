@@ -173,7 +173,11 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Kubeconfig, ConfigError> {
         source,
     };
     let text = std::str::from_utf8(text).map_err(|e| parse_err(e.into()))?;
-    let parsed: Option<Kubeconfig> = serde_yaml::from_str(text).map_err(|e| parse_err(e.into()))?;
+    // kubectl reads the first YAML document of a file and ignores any others.
+    let parsed: Option<Kubeconfig> = match serde_yaml::Deserializer::from_str(text).next() {
+        Some(document) => Option::<Kubeconfig>::deserialize(document).map_err(|e| parse_err(e.into()))?,
+        None => None,
+    };
     let mut config = parsed.unwrap_or_default();
     // kubectl refuses a file that defines one name twice (its list-to-map conversion fails).
     let dup = |entry: super::Entry| ConfigError::field(path, entry, "name", "is defined twice in this file");

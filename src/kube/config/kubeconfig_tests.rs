@@ -203,3 +203,11 @@ fn cluster_extensions_are_kept() {
     assert_eq!(ext.extension["audience"], "ci");
     assert_eq!(ext.extension["n"], 1);
 }
+
+#[test]
+fn only_the_first_yaml_document_counts_like_kubectl() {
+    let kc = parse(b"current-context: a\n---\ncurrent-context: b\n", Path::new("/k/multi")).unwrap();
+    assert_eq!(kc.current_context.as_deref(), Some("a"));
+    let kc = parse(b"# only a comment\n", Path::new("/k/comment")).unwrap();
+    assert!(kc.current_context.is_none());
+}

@@ -34,10 +34,30 @@ pub fn check_key(pem: &[u8]) -> Result<(), &'static str> {
         .map_err(|_| "holds no PEM private key (want RSA, EC or PKCS#8)")
 }
 
+/// The key signs for the certificate's public key, as rustls checks when the transport loads
+/// them (`CertifiedKey::from_der`); failing here names the kubeconfig field instead.
+pub fn check_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<(), &'static str> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| "holds a malformed PEM certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| "holds no PEM private key")?;
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(certs, key, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => Err("does not match the client certificate"),
+        Err(rustls::Error::InvalidCertificate(_)) => {
+            Err("belongs to a client certificate rustls cannot use (want X.509 v3)")
+        }
+        Err(_) => Err("is a key type rustls cannot sign with"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::config::testenv::{CA_PEM, CERT_PEM, EC_KEY_PEM, PKCS8_KEY_PEM, RSA_KEY_PEM, b64};
+    use crate::kube::config::testenv::{
+        CA_PEM, CERT_PEM, EC_CERT_PEM, EC_KEY_PEM, PKCS8_CERT_PEM, PKCS8_KEY_PEM, RSA_KEY_PEM, b64,
+    };
 
     #[test]
     fn base64_ignores_line_breaks_and_rejects_garbage() {
@@ -59,5 +79,16 @@ mod tests {
             assert!(check_key(key.as_bytes()).is_ok(), "{key}");
         }
         assert!(check_key(CERT_PEM.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn pairs_must_match() {
+        assert_eq!(check_pair(CERT_PEM.as_bytes(), RSA_KEY_PEM.as_bytes()), Ok(()));
+        assert_eq!(check_pair(EC_CERT_PEM.as_bytes(), EC_KEY_PEM.as_bytes()), Ok(()));
+        assert_eq!(check_pair(PKCS8_CERT_PEM.as_bytes(), PKCS8_KEY_PEM.as_bytes()), Ok(()));
+        assert_eq!(
+            check_pair(CERT_PEM.as_bytes(), EC_KEY_PEM.as_bytes()),
+            Err("does not match the client certificate")
+        );
     }
 }

@@ -271,6 +271,12 @@ fn user_parts(
                 "is not set: `client-certificate` needs `client-key` or `client-key-data`".into(),
             ));
         };
+        let key_field = if u.client_key_data.as_ref().is_some_and(|d| !d.is_empty()) {
+            "client-key-data"
+        } else {
+            "client-key"
+        };
+        super::pem::check_pair(&cert, &key).map_err(|p| err(key_field, p.into()))?;
         let key = String::from_utf8(key).map_err(|_| err("client-key", "is not PEM text".into()))?;
         tls.client_cert_pem = Some(cert);
         tls.client_key_pem = Some(Secret::new(key));
@@ -393,3 +399,6 @@ fn exec_config(
 #[cfg(test)]
 #[path = "select_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "select_user_tests.rs"]
+mod user_tests;

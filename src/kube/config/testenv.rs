@@ -9,6 +9,8 @@ use super::Env;
 
 pub const CA_PEM: &str = include_str!("../../../testdata/kubeconfigs/pki/ca.crt");
 pub const CERT_PEM: &str = include_str!("../../../testdata/kubeconfigs/pki/client-rsa.crt");
+pub const EC_CERT_PEM: &str = include_str!("../../../testdata/kubeconfigs/pki/client-ec.crt");
+pub const PKCS8_CERT_PEM: &str = include_str!("../../../testdata/kubeconfigs/pki/client-pkcs8.crt");
 pub const RSA_KEY_PEM: &str = include_str!("../../../testdata/kubeconfigs/pki/client-rsa.key");
 pub const EC_KEY_PEM: &str = include_str!("../../../testdata/kubeconfigs/pki/client-ec.key");
 pub const PKCS8_KEY_PEM: &str = include_str!("../../../testdata/kubeconfigs/pki/client-pkcs8.key");

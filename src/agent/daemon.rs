@@ -1,0 +1,303 @@
+//! The agent process: start up (secret, TLS, Auth, Version check, RegisterAgent, agent-id file),
+//! then run: health reports every 10 s, token refresh, the report queue, the health endpoint,
+//! and one slot per permit of WOODPECKER_MAX_WORKFLOWS (the permit is taken *before* Next, so
+//! the agent never asks for more work than it can run). On shutdown: poll no more, let running
+//! workflows finish until the drain time is over (then cancel them), flush the reports,
+//! unregister if stateless, stop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use super::client::{CallError, Client};
+use super::config::{self, Settings};
+use super::grpc::{Channel, ChannelOptions, Code};
+use super::health;
+use super::reporter::Reporter;
+use super::workflow::{self, Shared, WorkflowRunner};
+use super::{log, proto, tls};
+use crate::shutdown::{self, Shutdown};
+
+/// Log bytes the report queue holds while the server is unreachable (then lines are dropped).
+const MAX_QUEUED_LOG_BYTES: usize = 64 << 20;
+
+#[derive(Debug)]
+pub enum Error {
+    Settings(config::Error),
+    Tls(tls::Error),
+    HealthBind { addr: String, source: std::io::Error },
+    Connect(CallError),
+    VersionMismatch { server: i32, server_version: String },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Settings(_) => write!(f, "agent settings"),
+            Error::Tls(_) => write!(f, "TLS for the gRPC connection"),
+            Error::HealthBind { addr, .. } => write!(f, "listen on WOODPECKER_HEALTHCHECK_ADDR {addr}"),
+            Error::Connect(_) => write!(f, "connect to the Woodpecker server"),
+            Error::VersionMismatch { server, server_version } => write!(
+                f,
+                "GRPC version mismatch: the server (Woodpecker {server_version}) speaks protocol {server}, this agent speaks {} (Woodpecker 3.14 or newer)",
+                proto::VERSION
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Settings(e) => Some(e),
+            Error::Tls(e) => Some(e),
+            Error::HealthBind { source, .. } => Some(source),
+            Error::Connect(e) => Some(e),
+            Error::VersionMismatch { .. } => None,
+        }
+    }
+}
+
+/// A connected, registered agent, ready to [`Agent::run`].
+pub struct Agent<R> {
+    settings: Settings,
+    shared: Arc<Shared<R>>,
+    stateful: bool,
+    health_listener: Option<TcpListener>,
+}
+
+impl<R: WorkflowRunner> Agent<R> {
+    /// Everything up to RegisterAgent; a failure here is a clear error at start.
+    pub async fn start(settings: Settings, runner: Arc<R>) -> Result<Agent<R>, Error> {
+        log::set_level(settings.log_level);
+        let secret = settings.secret.load().map_err(Error::Settings)?;
+        let tls = match settings.grpc_secure {
+            true => Some(tls::client_config(settings.grpc_verify, None).map_err(Error::Tls)?),
+            false => None,
+        };
+        let channel = Channel::new(ChannelOptions {
+            address: settings.server.clone(),
+            tls,
+            keepalive_time: settings.keepalive_time,
+            keepalive_timeout: settings.keepalive_timeout,
+        });
+        let agent_id = config::read_agent_id(&settings.config_file);
+        let client = Arc::new(Client::new(
+            channel,
+            secret,
+            settings.hostname.clone(),
+            agent_id,
+            settings.retry_timeout,
+        ));
+        let health_listener = match settings.healthcheck {
+            true => Some(
+                health::bind(&settings.healthcheck_addr)
+                    .await
+                    .map_err(|source| Error::HealthBind {
+                        addr: settings.healthcheck_addr.clone(),
+                        source,
+                    })?,
+            ),
+            false => None,
+        };
+        let mut attempt = 0;
+        let stateful = loop {
+            match handshake(&client, &settings).await {
+                Ok(stateful) => break stateful,
+                Err(Error::Connect(e))
+                    if matches!(e.status.code, Code::Unavailable | Code::DeadlineExceeded)
+                        && attempt < settings.connect_retry_count =>
+                {
+                    attempt += 1;
+                    log::warn(format_args!(
+                        "cannot reach {} ({}), retry {attempt} of {} in {:?}",
+                        settings.server, e.status, settings.connect_retry_count, settings.connect_retry_delay
+                    ));
+                    tokio::time::sleep(settings.connect_retry_delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        log::info(format_args!(
+            "registered as agent {} with {} (capacity {})",
+            client.agent_id(),
+            settings.server,
+            settings.max_workflows
+        ));
+        let shared = Arc::new(Shared {
+            client,
+            reporter: Arc::new(Reporter::new(MAX_QUEUED_LOG_BYTES)),
+            runner,
+            health: Arc::new(health::State::default()),
+            hostname: settings.hostname.clone(),
+            platform: settings.platform.clone(),
+            extend_interval: settings.extend_interval,
+        });
+        Ok(Agent {
+            settings,
+            shared,
+            stateful,
+            health_listener,
+        })
+    }
+
+    pub fn agent_id(&self) -> i64 {
+        self.shared.client.agent_id()
+    }
+
+    /// Where the health endpoint listens (`None` when WOODPECKER_HEALTHCHECK=false).
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Runs until `shutdown` fires and every running workflow has ended.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let Agent {
+            settings,
+            shared,
+            stateful,
+            health_listener,
+        } = self;
+        let (stop_trigger, stop) = shutdown::channel();
+        let mut background = JoinSet::new();
+        if let Some(listener) = health_listener {
+            background.spawn(health::serve(listener, shared.health.clone(), stop.clone()));
+        }
+        let (sh, mut st, every) = (shared.clone(), stop.clone(), settings.health_interval);
+        background.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        if let Err(e) = sh.client.report_health(&st).await {
+                            log::warn(format_args!("health report failed: {}", e.status));
+                        }
+                    }
+                    _ = st.wait() => return,
+                }
+            }
+        });
+        let (sh, st, every) = (shared.clone(), stop.clone(), settings.token_refresh);
+        background.spawn(async move { sh.client.refresh_loop(every, st).await });
+        let (sh, st, every) = (shared.clone(), stop.clone(), settings.log_flush_interval);
+        background.spawn(async move { sh.reporter.run(&sh.client, every, st).await });
+
+        let labels = filter_labels(&settings);
+        let (drain_trigger, drain) = shutdown::channel();
+        let permits = Arc::new(Semaphore::new(settings.max_workflows as usize));
+        let mut slots = JoinSet::new();
+        loop {
+            let permit = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = shutdown.wait() => break,
+            };
+            while slots.try_join_next().is_some() {}
+            let (sh, labels, sd, drain) = (shared.clone(), labels.clone(), shutdown.clone(), drain.clone());
+            let backoff = settings.error_backoff;
+            slots.spawn(async move {
+                slot(&sh, &labels, sd, drain, backoff).await;
+                drop(permit);
+            });
+        }
+
+        let running = shared.health.running_count();
+        log::info(format_args!(
+            "shutting down: no new work; waiting up to {:?} for {running} running workflow(s)",
+            settings.drain_timeout
+        ));
+        let drained = tokio::time::timeout(settings.drain_timeout, async {
+            while slots.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            drain_trigger.fire();
+            while slots.join_next().await.is_some() {}
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), shared.reporter.flush()).await;
+        if !stateful {
+            match shared.client.unregister().await {
+                Ok(()) => log::info(format_args!("unregistered agent {}", shared.client.agent_id())),
+                Err(e) => log::warn(format_args!("unregister failed: {}", e.status)),
+            }
+        }
+        stop_trigger.fire();
+        while background.join_next().await.is_some() {}
+        log::info(format_args!("stopped"));
+    }
+}
+
+/// Auth, persist the id, check the version, register, persist again. `Ok(stateful)`.
+async fn handshake(client: &Client, settings: &Settings) -> Result<bool, Error> {
+    let id = client.auth().await.map_err(Error::Connect)?;
+    let mut stateful = config::write_agent_id(&settings.config_file, id).is_ok();
+    let version = client.version().await.map_err(Error::Connect)?;
+    if version.grpc_version != proto::VERSION {
+        return Err(Error::VersionMismatch {
+            server: version.grpc_version,
+            server_version: version.server_version,
+        });
+    }
+    log::debug(format_args!("server version {}", version.server_version));
+    let info = proto::AgentInfo {
+        platform: settings.platform.clone(),
+        capacity: settings.max_workflows as i32,
+        backend: "kubernetes".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        custom_labels: settings.labels.clone(),
+    };
+    let id = client.register(info).await.map_err(Error::Connect)?;
+    stateful &= config::write_agent_id(&settings.config_file, id).is_ok();
+    if !stateful {
+        log::warn(format_args!(
+            "cannot write {}; the agent is stateless and unregisters on exit",
+            settings.config_file.display()
+        ));
+    }
+    Ok(stateful)
+}
+
+/// The default filter labels, overridden by the custom ones (`cmd/agent/core/agent.go`).
+pub fn filter_labels(settings: &Settings) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("hostname".to_owned(), settings.hostname.clone()),
+        ("platform".to_owned(), settings.platform.clone()),
+        ("backend".to_owned(), "kubernetes".to_owned()),
+        ("repo".to_owned(), "*".to_owned()),
+    ]);
+    labels.extend(settings.labels.clone());
+    labels
+}
+
+/// One permit's worth of work: one Next, and the workflow it returns.
+async fn slot<R: WorkflowRunner>(
+    sh: &Shared<R>,
+    labels: &BTreeMap<String, String>,
+    mut shutdown: Shutdown,
+    drain: Shutdown,
+    backoff: std::time::Duration,
+) {
+    sh.health.polling.fetch_add(1, Relaxed);
+    let next = sh.client.next(labels, &shutdown).await;
+    sh.health.polling.fetch_sub(1, Relaxed);
+    match next {
+        Ok(None) => return,
+        Ok(Some(wf)) => {
+            let id = wf.id.clone();
+            match workflow::run(sh, wf, drain).await {
+                Ok(()) => return,
+                Err(e) => log::error(format_args!("workflow {id}: init failed, not taken: {}", e.status)),
+            }
+        }
+        Err(e) => log::error(format_args!("polling for work failed: {}", e.status)),
+    }
+    // As the Go agent: pause after a failed Next or Init before polling again.
+    tokio::select! {
+        _ = tokio::time::sleep(backoff) => {}
+        _ = shutdown.wait() => {}
+    }
+}

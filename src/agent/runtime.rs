@@ -1,0 +1,35 @@
+//! The production [`WorkflowRunner`]: the shared runtime (`pipeline::run_workflow`) on a
+//! [`Backend`] (the Kubernetes backend in the shipped agent). The agent keeps the workflow
+//! timeout itself (it fires the cancel), so the runtime gets none.
+
+use std::sync::Arc;
+
+use super::workflow::{Outcome, WorkflowRunner};
+use crate::Shutdown;
+use crate::backend::{Backend, Config};
+use crate::pipeline::trace::Tracer;
+use crate::pipeline::{RuntimeOptions, run_workflow};
+
+pub struct PipelineRunner<B> {
+    pub backend: Arc<B>,
+    pub opts: RuntimeOptions,
+}
+
+impl<B: Backend> PipelineRunner<B> {
+    pub fn new(backend: Arc<B>) -> Self {
+        PipelineRunner {
+            backend,
+            opts: RuntimeOptions::default(),
+        }
+    }
+}
+
+impl<B: Backend> WorkflowRunner for PipelineRunner<B> {
+    async fn run(&self, conf: Config, task: String, tracer: Arc<dyn Tracer>, cancel: Shutdown) -> Outcome {
+        let out = run_workflow(self.backend.clone(), conf, task, self.opts.clone(), tracer, cancel).await;
+        Outcome {
+            canceled: out.canceled,
+            error: out.error,
+        }
+    }
+}

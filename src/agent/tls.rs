@@ -1,0 +1,143 @@
+//! The rustls client configuration for the gRPC connection: system roots (or a given CA file),
+//! or, when verification is turned off, a verifier that checks signatures but trusts any
+//! certificate. Knows nothing of gRPC.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+
+/// Where Debian, Alpine, Fedora and friends keep the CA bundle (what Go's crypto/x509 reads).
+const BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+#[derive(Debug)]
+pub enum Error {
+    ReadRoots {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    NoRoots,
+    Rustls(rustls::Error),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::ReadRoots { path, .. } => write!(f, "read CA certificates from {}", path.display()),
+            Error::NoRoots => write!(
+                f,
+                "no CA certificates found (looked at SSL_CERT_FILE and {}); set SSL_CERT_FILE or WOODPECKER_GRPC_VERIFY=false",
+                BUNDLES.join(", ")
+            ),
+            Error::Rustls(_) => write!(f, "build the TLS configuration"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::ReadRoots { source, .. } => Some(source),
+            Error::Rustls(e) => Some(e),
+            Error::NoRoots => None,
+        }
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// `verify`: check the server certificate against `ca_file` (or the system bundle).
+pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Error> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Rustls)?;
+    let config = if verify {
+        builder.with_root_certificates(roots(ca_file)?).with_no_client_auth()
+    } else {
+        let algs = provider().signature_verification_algorithms;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(TrustAny(algs)))
+            .with_no_client_auth()
+    };
+    Ok(config)
+}
+
+fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Error> {
+    let mut store = rustls::RootCertStore::empty();
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    let candidates: Vec<PathBuf> = match ca_file.map(Path::to_path_buf).or(from_env) {
+        Some(p) => vec![p],
+        None => BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .filter(|p| p.exists())
+            .take(1)
+            .collect(),
+    };
+    for path in candidates {
+        let certs = CertificateDer::pem_file_iter(&path)
+            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| Error::ReadRoots {
+                path: path.clone(),
+                source,
+            })?;
+        // Bundles hold the odd certificate webpki rejects; skip those, as Go does.
+        store.add_parsable_certificates(certs);
+    }
+    if store.is_empty() {
+        return Err(Error::NoRoots);
+    }
+    Ok(store)
+}
+
+/// WOODPECKER_GRPC_VERIFY=false: any certificate is accepted, but the handshake signatures
+/// are still checked, so the session is at least bound to the presented key.
+#[derive(Debug)]
+struct TrustAny(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for TrustAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}

@@ -1,0 +1,207 @@
+//! One workflow from the server, start to end (`agent/runner.go` upstream): decode the payload,
+//! `Wait` for a cancel in the background, `Extend` the lease on a ticker, `Init`, run it with the
+//! [`WorkflowRunner`], flush its updates and logs, `Done`. Cancels on a server cancel, on the
+//! workflow timeout, and when the agent's drain time is over.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::client::{CallError, Client};
+use super::health::{self, now_unix};
+use super::mask::Masker;
+use super::reporter::Reporter;
+use super::tracer::AgentTracer;
+use super::{log, metrics, proto};
+use crate::backend::Config;
+use crate::pipeline::trace::Tracer;
+use crate::shutdown::{self, Shutdown};
+
+/// How a workflow ended, as the runtime reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Canceled by the server, the timeout or the agent's shutdown.
+    pub canceled: bool,
+    /// A backend or runtime error (a failing step is not one: the step states carry that).
+    pub error: Option<String>,
+}
+
+/// Runs a workflow: `pipeline::run_workflow` on the Kubernetes backend in production, a fake in
+/// the protocol tests. Must return once `cancel` fires (after cleaning up).
+pub trait WorkflowRunner: Send + Sync + 'static {
+    fn run(
+        &self,
+        conf: Config,
+        task: String,
+        tracer: Arc<dyn Tracer>,
+        cancel: Shutdown,
+    ) -> impl Future<Output = Outcome> + Send;
+}
+
+/// `Workflow.timeout` is in minutes; 0 (or less) means the Go agent's default of one hour.
+pub fn workflow_timeout(minutes: i64) -> Duration {
+    Duration::from_secs(60 * if minutes > 0 { minutes as u64 } else { 60 })
+}
+
+/// What every workflow of an agent shares.
+pub struct Shared<R> {
+    pub client: Arc<Client>,
+    pub reporter: Arc<Reporter>,
+    pub runner: Arc<R>,
+    pub health: Arc<health::State>,
+    pub hostname: String,
+    pub platform: String,
+    pub extend_interval: Duration,
+}
+
+/// Runs `wf` to its end. `Err` only when `Init` failed (the workflow was not taken).
+pub async fn run<R: WorkflowRunner>(sh: &Shared<R>, wf: proto::Workflow, drain: Shutdown) -> Result<(), CallError> {
+    let id = wf.id.clone();
+    let timeout = workflow_timeout(wf.timeout);
+    let decoded = serde_json::from_slice::<Config>(&wf.payload);
+    let (trigger, cancel) = shutdown::channel();
+    let trigger = Arc::new(trigger);
+    let (aux_stop_trigger, aux_stop) = shutdown::channel();
+    let mut aux = tokio::task::JoinSet::new();
+
+    // Wait: a server cancel (or a lost lease) cancels the workflow.
+    let (client, t, stop, wid) = (sh.client.clone(), trigger.clone(), aux_stop.clone(), id.clone());
+    aux.spawn(async move {
+        match client.wait(&wid, &stop).await {
+            Ok(Some(true)) => {
+                log::info(format_args!("workflow {wid}: canceled by the server"));
+                t.fire();
+            }
+            Ok(_) => {}
+            Err(e) => {
+                log::warn(format_args!("workflow {wid}: wait failed, canceling: {}", e.status));
+                t.fire();
+            }
+        }
+    });
+    // Extend the lease every 20 s; errors are only logged.
+    let (client, mut stop, wid, every) = (sh.client.clone(), aux_stop.clone(), id.clone(), sh.extend_interval);
+    aux.spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = client.extend(&wid, &stop).await {
+                        log::warn(format_args!("workflow {wid}: extend failed: {}", e.status));
+                    }
+                }
+                _ = stop.wait() => return,
+            }
+        }
+    });
+    // The workflow deadline and the end of the agent's drain time both cancel.
+    let (t, mut stop, mut drain, wid) = (trigger.clone(), aux_stop.clone(), drain, id.clone());
+    aux.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(timeout) => {
+                log::warn(format_args!("workflow {wid}: timed out after {timeout:?}"));
+                t.fire();
+            }
+            _ = drain.wait() => {
+                log::warn(format_args!("workflow {wid}: drain time is over, canceling"));
+                t.fire();
+            }
+            _ = stop.wait() => {}
+        }
+    });
+
+    let started = now_unix();
+    let init = proto::WorkflowState {
+        started,
+        ..Default::default()
+    };
+    if let Err(e) = sh.client.init(&id, init, &Shutdown::never()).await {
+        aux_stop_trigger.fire();
+        while aux.join_next().await.is_some() {}
+        return Err(e);
+    }
+    metrics::global()
+        .workflows_total
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics::global()
+        .workflows_running
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    let outcome = match decoded {
+        Err(e) => Outcome {
+            canceled: false,
+            error: Some(format!("decode the workflow payload: {e}")),
+        },
+        Ok(mut conf) => {
+            let env0 = conf
+                .stages
+                .first()
+                .and_then(|s| s.steps.first())
+                .map(|s| &s.environment);
+            let get = |k: &str| env0.and_then(|e| e.get(k)).cloned().unwrap_or_default();
+            sh.health.add(health::Running {
+                id: id.clone(),
+                repository: get("CI_REPO"),
+                pipeline_number: get("CI_PIPELINE_NUMBER"),
+                pipeline_started: started,
+                pipeline_timeout: timeout.as_secs() as i64,
+            });
+            log::info(format_args!(
+                "workflow {id}: started ({} {})",
+                get("CI_REPO"),
+                get("CI_PIPELINE_NUMBER")
+            ));
+            for step in conf.stages.iter_mut().flat_map(|s| s.steps.iter_mut()) {
+                step.environment.insert("CI_MACHINE".into(), sh.hostname.clone());
+                step.environment
+                    .insert("CI_SYSTEM_PLATFORM".into(), sh.platform.clone());
+            }
+            let tracer = Arc::new(AgentTracer {
+                workflow: id.clone(),
+                reporter: sh.reporter.clone(),
+                masker: Masker::new(&conf.secrets),
+            });
+            sh.runner.run(conf, id.clone(), tracer, cancel.clone()).await
+        }
+    };
+    // Every update and line of this workflow reaches the server before Done.
+    sh.reporter.flush().await;
+    let canceled = outcome.canceled || cancel.is_fired();
+    let state = proto::WorkflowState {
+        started,
+        finished: now_unix(),
+        error: if canceled {
+            String::new()
+        } else {
+            outcome.error.clone().unwrap_or_default()
+        },
+        canceled,
+    };
+    match sh.client.done(&id, state, &Shutdown::never()).await {
+        Ok(()) => log::info(format_args!(
+            "workflow {id}: done{}{}",
+            if canceled { " (canceled)" } else { "" },
+            outcome.error.map(|e| format!(" with error: {e}")).unwrap_or_default()
+        )),
+        Err(e) => log::error(format_args!("workflow {id}: done not delivered: {}", e.status)),
+    }
+    sh.health.remove(&id);
+    metrics::global()
+        .workflows_running
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    aux_stop_trigger.fire();
+    while aux.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_is_minutes_with_an_hour_default() {
+        assert_eq!(workflow_timeout(0), Duration::from_secs(3600));
+        assert_eq!(workflow_timeout(-5), Duration::from_secs(3600));
+        assert_eq!(workflow_timeout(15), Duration::from_secs(900));
+    }
+}

@@ -1,0 +1,165 @@
+//! Startup and the edges around it: the version check, a wrong secret, the persisted agent
+//! id, TLS with and without verification, the health endpoint and metrics.
+
+use super::*;
+#[tokio::test]
+async fn version_mismatch_is_a_clear_error() {
+    let server = Server::start(14).await;
+    let dir = temp_dir("version");
+    let err = Agent::start(settings(&server, &dir, &[]), fake::runner())
+        .await
+        .err()
+        .expect("must fail");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("GRPC version mismatch") && msg.contains("protocol 14"),
+        "{msg}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn wrong_secret_fails_at_start_without_printing_it() {
+    let server = Server::start(16).await;
+    let dir = temp_dir("secret");
+    let s = settings(&server, &dir, &[("WOODPECKER_AGENT_SECRET", "not-the-secret")]);
+    let err = Agent::start(s, fake::runner()).await.err().expect("must fail");
+    let mut chain = err.to_string();
+    let mut src = std::error::Error::source(&err);
+    while let Some(e) = src {
+        chain.push_str(&format!(": {e}"));
+        src = e.source();
+    }
+    assert!(chain.contains("UNAUTHENTICATED"), "{chain}");
+    assert!(!chain.contains("not-the-secret"), "{chain}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn agent_id_is_reused_across_restarts() {
+    let server = Server::start(16).await;
+    let dir = temp_dir("id");
+    std::fs::write(dir.join("agent.conf"), "{\"agent_id\": 42}").unwrap();
+    let agent = Agent::start(settings(&server, &dir, &[]), fake::runner())
+        .await
+        .unwrap();
+    assert_eq!(server.state.calls()[0], Call::Auth { agent_id: 42 });
+    drop(agent);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn health_endpoint_and_metrics() {
+    let server = Server::start(16).await;
+    server
+        .state
+        .push(workflow("91", &[("a", &["echo x", "sleep 30000"])], &[]));
+    let extra = [
+        ("WOODPECKER_HEALTHCHECK", "true"),
+        ("WOODPECKER_HEALTHCHECK_ADDR", "127.0.0.1:0"),
+    ];
+    let agent = start(&server, "health", &extra, fake::runner()).await;
+    let addr = agent.health.expect("health endpoint");
+    server
+        .state
+        .until(10, "the first line", |c| flow(c, "91").iter().any(|l| l == "log a 0 x"))
+        .await;
+    assert!(http_get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+    let stats = http_get(addr, "/stats").await;
+    assert!(
+        stats.contains("\"running_count\":1") && stats.contains("\"repository\":\"octo/hello\""),
+        "{stats}"
+    );
+    assert!(http_get(addr, "/version").await.contains("\"version\""));
+    let metrics = http_get(addr, "/metrics").await;
+    let running = metrics
+        .lines()
+        .find(|l| l.starts_with("woodpecker_agent_workflows_running "))
+        .unwrap();
+    assert_ne!(running, "woodpecker_agent_workflows_running 0", "{metrics}");
+    assert!(metrics.contains("# TYPE woodpecker_agent_steps_started_total counter"));
+    // ReportHealth runs on its own.
+    server
+        .state
+        .until(5, "a health report", |c| c.contains(&Call::Health))
+        .await;
+    server.state.cancel("91");
+    server.state.until(10, "Done", |c| done(c, "91")).await;
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn tls_with_and_without_verification() {
+    let server = Server::start_tls().await;
+    let dir = temp_dir("tls");
+    // Verifying (the default): the self-signed certificate is refused, after the connect retries.
+    let s = settings(&server, &dir, &[("WOODPECKER_GRPC_SECURE", "true")]);
+    let err = Agent::start(s, fake::runner()).await.err().expect("must refuse");
+    let mut chain = err.to_string();
+    let mut src = std::error::Error::source(&err);
+    while let Some(e) = src {
+        chain.push_str(&format!(": {e}"));
+        src = e.source();
+    }
+    assert!(
+        chain.contains("UNAVAILABLE") && chain.to_lowercase().contains("certificate"),
+        "{chain}"
+    );
+    assert!(server.state.calls().is_empty());
+    // WOODPECKER_GRPC_VERIFY=false: the same server is accepted and a workflow runs over TLS.
+    server.state.push(workflow("95", &[("a", &["echo over tls"])], &[]));
+    let agent = start(
+        &server,
+        "tls",
+        &[("WOODPECKER_GRPC_SECURE", "true"), ("WOODPECKER_GRPC_VERIFY", "false")],
+        fake::runner(),
+    )
+    .await;
+    server.state.until(10, "Done", |c| done(c, "95")).await;
+    assert_eq!(
+        flow(&server.state.calls(), "95"),
+        [
+            "init",
+            "start a",
+            "log a 0 over tls",
+            "end a 0",
+            "done canceled=false error=\"\""
+        ]
+    );
+    agent.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+pub(super) fn agent_command(env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_woodpecker-k8s-agent"));
+    cmd.arg("agent")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+#[test]
+fn binary_refuses_bad_settings_naming_the_variable() {
+    let out = agent_command(&[("WOODPECKER_AGENT_SECRET", "x"), ("WOODPECKER_MAX_WORKFLOWS", "many")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WOODPECKER_MAX_WORKFLOWS=\"many\" is not valid"), "{err}");
+    let out = agent_command(&[]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WOODPECKER_AGENT_SECRET is not set"));
+}
