@@ -1,1 +1,423 @@
-// Tests for this area land here.
+//! `exec` end to end through the binary: `--dry-run` over every pipeline in
+//! `testdata/pipelines/` (compiled JSON, masking, matrix, events), workflow discovery and
+//! `depends_on` order, and errors with their exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use woodpecker_k8s_agent::backend::Config;
+
+const BIN: &str = env!("CARGO_BIN_EXE_woodpecker-k8s-agent");
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/pipelines")
+        .join(name)
+}
+
+fn exec(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .arg("exec")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("npm_token")
+        .output()
+        .expect("run the binary")
+}
+
+/// Runs `exec --dry-run` and decodes the JSON documents it prints.
+fn dry_run(args: &[&str]) -> (Vec<Config>, String) {
+    let mut all = vec!["--dry-run"];
+    all.extend_from_slice(args);
+    let out = exec(&all, Path::new(env!("CARGO_MANIFEST_DIR")));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "exec {all:?} failed: {stderr}");
+    let configs = serde_json::Deserializer::from_slice(&out.stdout)
+        .into_iter::<Config>()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("stdout is backend JSON");
+    (configs, stderr)
+}
+
+fn shape(c: &Config) -> Vec<Vec<&str>> {
+    c.stages
+        .iter()
+        .map(|s| s.steps.iter().map(|s| s.name.as_str()).collect())
+        .collect()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wp-exec-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn dry_run_compiles_the_quickstart() {
+    let (configs, stderr) = dry_run(&["testdata/pipelines/quickstart.yaml", "--branch", "main"]);
+    assert_eq!(configs.len(), 1);
+    assert!(stderr.contains("# quickstart"), "{stderr}");
+    let c = &configs[0];
+    assert_eq!(
+        shape(c),
+        vec![
+            vec!["cache"],
+            vec!["prepare"],
+            vec!["count", "search", "flaky"],
+            vec!["report"]
+        ]
+    );
+    let flaky = &c.stages[2].steps[2];
+    assert_eq!(flaky.failure, "ignore");
+    assert!(c.stages[0].steps[0].detached);
+    assert_eq!(
+        c.stages[1].steps[0].commands[0],
+        "echo \"building $CI_REPO at main in $PWD\""
+    );
+}
+
+#[test]
+fn dry_run_compiles_every_testdata_pipeline() {
+    let mut names: Vec<String> = std::fs::read_dir(testdata(""))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in names {
+        let path = format!("testdata/pipelines/{name}");
+        let (configs, _) = dry_run(&[
+            &path,
+            "--secret",
+            "db_password=pg-pass-123",
+            "--secret",
+            "npm_token=npm-tok-456",
+        ]);
+        assert!(!configs.is_empty(), "{name} compiled to nothing");
+        for c in &configs {
+            assert!(c.stages.iter().all(|s| !s.steps.is_empty()), "{name}: empty stage");
+        }
+    }
+}
+
+#[test]
+fn dry_run_masks_secrets() {
+    let (configs, _) = dry_run(&[
+        "testdata/pipelines/services.yaml",
+        "--secret",
+        "db_password=pg-pass-123",
+    ]);
+    let json = serde_json::to_string(&configs).unwrap();
+    assert!(!json.contains("pg-pass-123"), "{json}");
+    let db = &configs[0].stages[0].steps[0];
+    assert_eq!((db.name.as_str(), db.type_.as_str()), ("database", "service"));
+    assert_eq!(db.environment["POSTGRES_PASSWORD"], "********");
+    assert_eq!(db.secret_mapping["POSTGRES_PASSWORD"], "********");
+    assert_eq!(configs[0].secrets[0].value, "********");
+    // No depends_on: one stage per step, services first, the failure handler last.
+    assert_eq!(shape(&configs[0])[0], ["database", "redis"]);
+    assert!(configs[0].stages.last().unwrap().steps[0].on_failure);
+}
+
+#[test]
+fn matrix_gives_one_workflow_per_item() {
+    let (configs, stderr) = dry_run(&["testdata/pipelines/matrix.yaml"]);
+    assert_eq!(configs.len(), 2);
+    assert!(stderr.contains("# matrix (ARCH=amd64, NAME=runner1)"), "{stderr}");
+    let arches: Vec<_> = configs
+        .iter()
+        .map(|c| c.stages[0].steps[0].backend_options["kubernetes"]["nodeSelector"]["kubernetes.io/arch"].clone())
+        .collect();
+    assert_eq!(arches, ["amd64", "arm64"]);
+    assert_eq!(
+        configs[1].stages[0].steps[0].commands[0],
+        "echo \"building on runner2 for arm64\""
+    );
+}
+
+#[test]
+fn event_flag_selects_steps_and_secrets_come_from_the_environment() {
+    let (configs, _) = dry_run(&["testdata/pipelines/node.yaml"]);
+    assert_eq!(shape(&configs[0]), vec![vec!["install"], vec!["lint", "test"]]);
+    let out = Command::new(BIN)
+        .args(["exec", "--dry-run", "--event", "tag", "testdata/pipelines/node.yaml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("npm_token", "from-env-789")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: Config = serde_json::from_slice(&out.stdout).unwrap();
+    let publish = &c.stages[2].steps[0];
+    assert_eq!((publish.name.as_str(), publish.type_.as_str()), ("publish", "plugin"));
+    assert_eq!(publish.environment["PLUGIN_TOKEN"], "********");
+    assert_eq!(publish.environment["PLUGIN_USERNAME"], "ci-bot");
+}
+
+#[test]
+fn missing_secret_fails_with_its_place() {
+    let out = exec(
+        &["--dry-run", "--event", "tag", "testdata/pipelines/node.yaml"],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: testdata/pipelines/node.yaml:30: steps.publish.settings.token: secret `npm_token` is not set (pass --secret npm_token=VALUE or set $npm_token in the environment)"
+    );
+}
+
+#[test]
+fn a_folder_runs_in_depends_on_order() {
+    let dir = tempdir("order");
+    let wp = dir.join(".woodpecker");
+    std::fs::create_dir_all(&wp).unwrap();
+    std::fs::write(
+        wp.join("a-deploy.yaml"),
+        "depends_on: [build]\nskip_clone: true\nsteps:\n  ship: {image: x, commands: [echo ship]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        wp.join("build.yml"),
+        "skip_clone: true\nsteps:\n  make: {image: x, commands: [echo make]}\n",
+    )
+    .unwrap();
+    std::fs::write(wp.join("notes.txt"), "not a workflow").unwrap();
+    let out = exec(&["--dry-run"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), ["# build", "# a-deploy"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn no_pipeline_and_unsupported_keys_are_errors() {
+    let dir = tempdir("empty");
+    let out = exec(&["--dry-run"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no pipeline found in"),
+        "{out:?}"
+    );
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  a:\n    image: x\n    network_mode: host\n",
+    )
+    .unwrap();
+    let out = exec(&["--dry-run"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr,
+        "error: not supported: steps.a.network_mode (.woodpecker.yaml:4)\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `exec --embedded` (the simulated cluster, host runner) and returns the output.
+fn embedded(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let mut all = vec!["--embedded"];
+    all.extend_from_slice(args);
+    let out = Command::new(BIN)
+        .arg("exec")
+        .args(&all)
+        .current_dir(dir)
+        .env("WOODPECKER_BACKEND_K8S_START_TIMEOUT", "20s")
+        .output()
+        .expect("run the binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// The summary rows: step -> (result, exit).
+fn summary(text: &str) -> Vec<(String, String)> {
+    let table = text.rsplit_once("\nSTEP ").map(|(_, t)| t).unwrap_or("");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.starts_with(' '))
+        .map(|l| {
+            let cols: Vec<&str> = l.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+            (cols[0].to_string(), cols[1..cols.len() - 2].join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn embedded_quickstart_runs_for_real() {
+    let (code, text) = embedded(
+        &["testdata/pipelines/quickstart.yaml"],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("[cache] cache service is up"), "{text}");
+    assert!(text.contains("[count] 3\n"), "{text}");
+    assert!(text.contains("[search] 2:beta\n"), "{text}");
+    assert!(
+        text.contains("[report] step report of workflow quickstart, pipeline status success"),
+        "{text}"
+    );
+    let rows = summary(&text);
+    let want: Vec<(String, String)> = [
+        ("cache", "success"),
+        ("prepare", "success"),
+        ("count", "success"),
+        ("search", "success"),
+        ("flaky", "failure (ignored)"),
+        ("report", "success"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(rows, want, "{text}");
+    assert!(text.contains("flaky    failure (ignored)     3"), "{text}");
+}
+
+#[test]
+fn embedded_runs_every_testdata_pipeline() {
+    for name in [
+        "go.yaml",
+        "rust.yaml",
+        "node.yaml",
+        "services.yaml",
+        "matrix.yaml",
+        "detach.yaml",
+    ] {
+        let path = format!("testdata/pipelines/{name}");
+        let (code, text) = embedded(
+            &[&path, "--secret", "db_password=pg-pass-123"],
+            Path::new(env!("CARGO_MANIFEST_DIR")),
+        );
+        assert_eq!(code, Some(0), "{name}:\n{text}");
+        let rows = summary(&text);
+        assert!(!rows.is_empty(), "{name}: no summary\n{text}");
+        for (step, result) in rows {
+            assert!(
+                result == "success" || result == "skipped",
+                "{name}: {step} is {result}\n{text}"
+            );
+        }
+        assert!(!text.contains("pg-pass-123"), "{name}: a secret was printed");
+    }
+}
+
+#[test]
+fn embedded_failure_masking_and_exit_code() {
+    let dir = tempdir("fail");
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  show:\n    image: x\n    environment:\n      TOKEN: {from_secret: token}\n    commands: [echo \"token is $TOKEN\"]\n  broken:\n    image: x\n    commands: [echo about to fail, exit 4]\n  after:\n    image: x\n    commands: [echo never]\n  cleanup:\n    image: x\n    when: {status: [failure]}\n    commands: [echo cleaning up]\n",
+    )
+    .unwrap();
+    let (code, text) = embedded(&["--secret", "token=sup3r-s3cret"], &dir);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("[show] token is ********"), "{text}");
+    assert!(!text.contains("sup3r-s3cret"), "{text}");
+    assert!(text.contains("[cleanup] cleaning up"), "{text}");
+    let rows = summary(&text);
+    let results: Vec<&str> = rows.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(results, ["success", "failure", "skipped", "success"], "{text}");
+    assert!(text.contains("broken   failure               4"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether any process runs exactly `cmdline` (space-separated).
+fn running(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()).any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == cmdline)
+            .unwrap_or(false)
+    })
+}
+
+#[test]
+fn embedded_sigterm_cancels_and_stops_every_step() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempdir("cancel");
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "services:\n  svc:\n    image: x\n    commands: [sleep 9871]\nsteps:\n  long:\n    image: x\n    commands: [echo started, sleep 9872]\n  next:\n    image: x\n    commands: [echo never]\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["exec", "--embedded"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line == "[long] started" {
+            break;
+        }
+    }
+    assert!(seen.contains("[long] started"), "{seen}");
+    // The step's process is running on this host now.
+    assert!(running("sleep 9872"), "the step's process is not running");
+    let started = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    let text = format!("{seen}{}", rest.join("\n"));
+    assert!(started.elapsed().as_secs() < 30, "cancel took {:?}", started.elapsed());
+    assert_eq!(status.code(), Some(1), "{text}");
+    let rows = summary(&text);
+    assert_eq!(
+        rows.iter().find(|(s, _)| s == "long").map(|(_, r)| r.as_str()),
+        Some("canceled"),
+        "{text}"
+    );
+    assert_eq!(
+        rows.iter().find(|(s, _)| s == "next").map(|(_, r)| r.as_str()),
+        Some("not run"),
+        "{text}"
+    );
+    assert!(
+        !running("sleep 9871") && !running("sleep 9872"),
+        "a step's process outlived exec"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn embedded_workspace_starts_with_the_tracked_files() {
+    let dir = tempdir("seed");
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("git is needed for this test: apt-get install git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/main.txt"), "tracked content\n").unwrap();
+    std::fs::write(dir.join("untracked.txt"), "not copied\n").unwrap();
+    git(&["add", "src/main.txt"]);
+    git(&["commit", "-qm", "init"]);
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  look:\n    image: x\n    commands: [cat src/main.txt, test ! -e untracked.txt]\n",
+    )
+    .unwrap();
+    let (code, text) = embedded(&[], &dir);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("workspace: 1 tracked files of"), "{text}");
+    assert!(text.contains("[look] tracked content"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

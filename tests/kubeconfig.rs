@@ -1,6 +1,9 @@
 //! kubeconfig resolution end to end: our `kubeconfig` command against
 //! `kubectl config view --minify --raw --flatten -o json` over the corpus in
 //! `testdata/kubeconfigs/`, plus the command's errors and its silence about secrets.
+//! `sim_auth`: the resolved credentials against the simulated cluster.
+
+mod sim_auth;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

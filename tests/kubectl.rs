@@ -1,1 +1,191 @@
-// Tests for this area land here.
+//! The simulated cluster driven by the real kubectl (1.32) through the kubeconfig it writes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use woodpecker_k8s_agent::sim::ScriptRule;
+
+use crate::common::{kubectl, kubectl_command, start_sim, wait_pod};
+
+#[tokio::test]
+async fn version_and_namespaces() {
+    let sim = start_sim().await;
+    let (code, out, err) = kubectl(&sim, &["version"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Server Version: v1.32.0-sim"), "{out}");
+    let (code, out, err) = kubectl(&sim, &["get", "ns"]).await;
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "STATUS", "AGE"]);
+    assert_eq!((rows[1][0], rows[1][1]), ("default", "Active"));
+    assert_eq!(rows[2][0], "woodpecker");
+    let (code, out, err) = kubectl(&sim, &["get", "nodes"]).await;
+    assert_eq!(code, 0, "{err}");
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(
+        (row[0], row[1], row[4]),
+        ("sim-node-1", "Ready", "v1.32.0-sim"),
+        "{out}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn create_get_logs_events_and_delete() {
+    let sim = start_sim().await;
+    sim.script(
+        ScriptRule::name("p1")
+            .logs(["hello", "world"])
+            .every(Duration::from_millis(300)),
+    );
+    let (code, _, err) = kubectl(&sim, &["get", "pods"]).await;
+    assert_eq!(code, 0);
+    assert!(err.contains("No resources found in woodpecker namespace."), "{err}");
+
+    let file = sim.dir().join("pod.json");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p1", "labels": {"app": "demo"}},
+                     "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "alpine:3"}]}});
+    std::fs::write(&file, pod.to_string()).unwrap();
+    let path = file.to_str().unwrap();
+    let (code, out, err) = kubectl(&sim, &["create", "-f", path]).await;
+    assert_eq!((code, out.trim()), (0, "pod/p1 created"), "{err}");
+    let (code, _, err) = kubectl(&sim, &["create", "-f", path]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Error from server (AlreadyExists)") && err.contains("pods \"p1\" already exists"),
+        "{err}"
+    );
+
+    // logs -f streams until the container ends.
+    wait_pod(&sim, "woodpecker", "p1", "Running", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    let (code, out, err) = kubectl(&sim, &["logs", "-f", "p1"]).await;
+    assert_eq!((code, out.as_str()), (0, "hello\nworld\n"), "{err}");
+
+    let (code, out, _) = kubectl(&sim, &["get", "pods", "-l", "app=demo"]).await;
+    assert_eq!(code, 0);
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..4], ["p1", "0/1", "Completed", "0"], "{out}");
+    let (_, out, _) = kubectl(&sim, &["get", "pod", "p1", "-o", "jsonpath={.status.phase}"]).await;
+    assert_eq!(out, "Succeeded");
+
+    let (code, out, _) = kubectl(&sim, &["get", "events", "--field-selector", "involvedObject.name=p1"]).await;
+    assert_eq!(code, 0);
+    for reason in ["Scheduled", "Pulled", "Created", "Started"] {
+        assert!(out.contains(reason), "{reason} missing in {out}");
+    }
+    assert!(out.contains("pod/p1"));
+
+    let (code, out, err) = kubectl(&sim, &["delete", "pod", "p1"]).await;
+    assert_eq!((code, out.trim()), (0, "pod \"p1\" deleted"), "{err}");
+    let (code, _, err) = kubectl(&sim, &["get", "pod", "p1"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Error from server (NotFound): pods \"p1\" not found"),
+        "{err}"
+    );
+
+    let (code, _, err) = kubectl(&sim, &["run", "Bad_Name", "--image=x", "--restart=Never"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("The Pod \"Bad_Name\" is invalid"), "{err}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_waits_for_graceful_termination_of_a_running_pod() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("svc").run_until_deleted());
+    let (code, _, err) = kubectl(&sim, &["run", "svc", "--image=redis", "--restart=Never"]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = kubectl(&sim, &["wait", "--for=condition=Ready", "pod/svc", "--timeout=20s"]).await;
+    assert_eq!((code, out.trim()), (0, "pod/svc condition met"), "{err}");
+    let (code, out, err) = kubectl(&sim, &["delete", "pod", "svc"]).await;
+    assert_eq!((code, out.trim()), (0, "pod \"svc\" deleted"), "{err}");
+    assert!(sim.object("pods", "woodpecker", "svc").is_none());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn get_pods_watch_prints_rows_as_pods_change() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("w1").logs(["x"]).every(Duration::from_millis(200)));
+    let mut child = kubectl_command(&sim, &["get", "pods", "-w"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Create after the watch is open; the first rows arrive as the pod moves.
+    let raw = crate::common::Raw::new(&sim);
+    crate::common::wait_for("kubectl's watch", 20, || {
+        let open = sim.requests().iter().any(|r| r.watch);
+        async move { open.then_some(()) }
+    })
+    .await;
+    let pod = json!({"metadata": {"name": "w1"}, "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "alpine:3"}]}});
+    assert_eq!(raw.post("/api/v1/namespaces/woodpecker/pods", &pod).await.status, 201);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("Completed")) {
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("a row in time")
+            .unwrap();
+        let Some(line) = line else {
+            panic!("kubectl get -w ended early: {seen:?}")
+        };
+        seen.push(line);
+    }
+    assert!(seen[0].starts_with("NAME"), "{seen:?}");
+    assert!(seen.iter().skip(1).all(|l| l.starts_with("w1 ")), "{seen:?}");
+    assert!(seen.iter().any(|l| l.contains("Running")), "{seen:?}");
+    child.kill().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_sim_command_serves_until_killed_over_plain_http_too() {
+    let dir = std::env::temp_dir().join(format!("wp-sim-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_woodpecker-k8s-agent"))
+        .args(["sim", "--http", "--runner", "scripted", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let path = tokio::time::timeout(Duration::from_secs(20), out.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(std::path::Path::new(&path), dir.join("kubeconfig"));
+    let kc = std::fs::read_to_string(&path).unwrap();
+    assert!(kc.contains("server: http://127.0.0.1:"), "{kc}");
+    let run = tokio::process::Command::new(std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into()))
+        .args(["get", "ns", "-o", "name"])
+        .env("KUBECONFIG", &path)
+        .env("KUBECACHEDIR", dir.join("cache"))
+        .output()
+        .await
+        .expect("kubectl is required: install kubectl 1.32 or set KUBECTL");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "namespace/default\nnamespace/woodpecker\n",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // SIGTERM stops it cleanly.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,9 @@
 //! The backend's step lifecycle on the simulated cluster: results, pending explained, logs,
 //! watch recovery, deletion, cancel, RWO co-location, parallelism, cleanup and request counts.
 
+mod ends;
 mod harness;
+mod pending;
 
 use std::time::Duration;
 
@@ -39,90 +41,6 @@ async fn a_failing_step_reports_its_exit_code() {
     assert_eq!((state.exit_code, state.exited, state.error), (3, true, None));
     h.backend.destroy_workflow(&conf, "12").await.unwrap();
     assert_clean(&h.sim, "12").await;
-}
-
-#[tokio::test]
-async fn oom_killed_is_reported_as_such() {
-    let h = harness().await;
-    h.sim
-        .script(ScriptRule::image("t/oom").logs(["allocating"]).oom_killed());
-    let s = step("mem", "t/oom", "13");
-    let conf = workflow("13", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "13").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "13").await;
-    assert_eq!(lines, ["allocating"]);
-    assert!(state.oom_killed, "{state:?}");
-    assert_eq!(state.exit_code, 137);
-    h.backend.destroy_workflow(&conf, "13").await.unwrap();
-    assert_clean(&h.sim, "13").await;
-}
-
-#[tokio::test]
-async fn an_image_pull_failure_fails_after_the_grace_with_its_reason() {
-    let h = harness().await;
-    h.sim.script(ScriptRule::image("t/missing").image_pull_failure());
-    let s = step("pull", "t/missing", "14");
-    let conf = workflow("14", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "14").await.unwrap();
-    let t0 = std::time::Instant::now();
-    let (lines, state) = run_step(&h.backend, &s, "14").await;
-    let error = state.error.clone().expect("an error");
-    assert!(
-        error.contains("ErrImagePull") || error.contains("ImagePullBackOff"),
-        "{error}"
-    );
-    assert_ne!(state.exit_code, 0);
-    assert!(
-        t0.elapsed() < Duration::from_secs(3),
-        "failed after the grace, not the start timeout"
-    );
-    assert!(lines.iter().any(|l| l.contains("could not start")), "{lines:#?}");
-    h.backend.destroy_workflow(&conf, "14").await.unwrap();
-    assert_clean(&h.sim, "14").await;
-}
-
-#[tokio::test]
-async fn an_unschedulable_pod_fails_at_the_start_timeout_with_the_reason_in_the_log() {
-    let h = harness().await;
-    h.sim.script(ScriptRule::image("t/huge").unschedulable());
-    let s = step("big", "t/huge", "15");
-    let conf = workflow("15", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "15").await.unwrap();
-    let t0 = std::time::Instant::now();
-    let (lines, state) = run_step(&h.backend, &s, "15").await;
-    assert!(t0.elapsed() >= limits().start_timeout);
-    let error = state.error.expect("an error");
-    assert!(error.contains("Unschedulable"), "{error}");
-    assert!(
-        lines.iter().any(|l| l.contains("FailedScheduling")),
-        "the Warning event is in the log: {lines:#?}"
-    );
-    assert!(
-        lines.iter().any(|l| l.contains("is waiting: Unschedulable")),
-        "{lines:#?}"
-    );
-    h.backend.destroy_workflow(&conf, "15").await.unwrap();
-    assert_clean(&h.sim, "15").await;
-}
-
-#[tokio::test]
-async fn an_unbindable_volume_is_reported_not_waited_on() {
-    // Woodpecker's default RWX workspace on k3s's local-path (RWO only) never binds.
-    let h = harness_with(&[]).await;
-    h.sim.script(ScriptRule::image("t/pass").logs(["never"]));
-    let s = step("clone", "t/pass", "16");
-    let conf = workflow("16", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "16").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "16").await;
-    assert!(state.error.is_some(), "{state:?}");
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("persistentvolumeclaim") && l.contains("ProvisioningFailed")),
-        "the volume's events are in the log: {lines:#?}"
-    );
-    h.backend.destroy_workflow(&conf, "16").await.unwrap();
-    assert_clean(&h.sim, "16").await;
 }
 
 #[tokio::test]
@@ -188,28 +106,6 @@ async fn a_watch_reset_mid_step_misses_no_termination() {
 }
 
 #[tokio::test]
-async fn a_pod_deleted_from_outside_is_an_error_not_a_success() {
-    let h = harness().await;
-    h.sim
-        .script(ScriptRule::image("t/forever").logs(["started"]).run_until_deleted());
-    let s = step("victim", "t/forever", "19");
-    let conf = workflow("19", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "19").await.unwrap();
-    h.backend.start_step(&s, "19").await.unwrap();
-    let mut logs = h.backend.tail_step(&s, "19").await.unwrap();
-    let first = logs.recv().await.expect("a first line");
-    assert_eq!(&first[..], b"started");
-    h.sim.delete_pod_externally(NS, &pod_name(&s));
-    while logs.recv().await.is_some() {}
-    let state = h.backend.wait_step(&s, "19").await.unwrap();
-    h.backend.destroy_step(&s, "19").await.unwrap();
-    let error = state.error.expect("deleted from outside is an error");
-    assert!(error.starts_with("Deleted"), "{error}");
-    h.backend.destroy_workflow(&conf, "19").await.unwrap();
-    assert_clean(&h.sim, "19").await;
-}
-
-#[tokio::test]
 async fn cancel_mid_step_destroys_everything_and_detached_steps_end_with_0() {
     let h = harness().await;
     h.sim
@@ -272,6 +168,16 @@ async fn rwo_workspaces_keep_the_workflow_on_the_first_pods_node() {
         p["spec"]["nodeName"].is_string()
     })
     .await;
+    // Owned by the workflow's anchor, as is the workspace: one delete cascades.
+    let anchor = h.sim.object("services", NS, "wp-hsvc-21").expect("the anchor");
+    for owned in [&first, &pvc] {
+        let owner = &owned["metadata"]["ownerReferences"][0];
+        assert_eq!(
+            (&owner["kind"], &owner["uid"]),
+            (&"Service".into(), &anchor["metadata"]["uid"]),
+            "{owned}"
+        );
+    }
     let affinity = &first["spec"]["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0];
     assert_eq!(
         affinity["labelSelector"]["matchLabels"]["woodpecker-ci.org/task-uuid"],
@@ -335,26 +241,18 @@ async fn many_parallel_steps_share_one_watch() {
         assert_clean(&h.sim, &task.unwrap()).await;
     }
     assert_eq!(h.backend.watches(), 1);
-    assert_eq!(
-        pod_watches(&h.sim.requests()).len(),
-        1,
-        "one watch for 20 steps in 4 workflows"
+    let reqs = h.sim.requests();
+    assert_eq!(pod_watches(&reqs).len(), 1, "one watch for 20 steps in 4 workflows");
+    let gets = reqs
+        .iter()
+        .filter(|r| r.method == "GET" && !r.watch && !r.path.ends_with("/log"))
+        .count();
+    let logs = reqs.iter().filter(|r| r.path.ends_with("/log")).count();
+    assert_eq!(logs, 20, "one log stream per step");
+    eprintln!(
+        "lifecycle parallel: 20 steps in 4 workflows: {} requests, {gets} GET/LIST, 1 watch",
+        reqs.len()
     );
-}
-
-#[tokio::test]
-async fn eviction_is_an_error_with_its_reason() {
-    let h = harness().await;
-    h.sim.script(ScriptRule::image("t/evicted").logs(["working"]).evicted());
-    let s = step("evicted", "t/evicted", "22");
-    let conf = workflow("22", std::slice::from_ref(&s));
-    h.backend.setup_workflow(&conf, "22").await.unwrap();
-    let (lines, state) = run_step(&h.backend, &s, "22").await;
-    assert_eq!(lines.first().map(String::as_str), Some("working"));
-    let error = state.error.expect("eviction is an error");
-    assert!(error.starts_with("Evicted"), "{error}");
-    h.backend.destroy_workflow(&conf, "22").await.unwrap();
-    assert_clean(&h.sim, "22").await;
 }
 
 #[tokio::test]

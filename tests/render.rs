@@ -243,7 +243,7 @@ fn rendered_names_are_valid_and_everything_is_anchored() {
 }
 
 #[test]
-fn secrets_are_redacted_unless_asked() {
+fn secrets_are_always_redacted() {
     let conf = std::fs::read_to_string(root().join("testdata/workflows/secrets.json")).unwrap();
     let clear = ["tok-9f8e7d6c5b4a", "aws-SECRET-value-123", "ghp_registryPASSWORD0001"];
     assert!(clear.iter().all(|s| conf.contains(s)), "fixture changed");
@@ -252,13 +252,10 @@ fn secrets_are_redacted_unless_asked() {
         assert!(!redacted.contains(s), "secret {s} printed");
     }
     assert!(redacted.contains("[REDACTED]"));
-    let shown = ok_stdout("secrets", &render("secrets", &["--show-secrets"]));
-    assert!(shown.contains("tok-9f8e7d6c5b4a"));
-    // The pod itself never holds the value, even with --show-secrets.
-    let list: Value = serde_json::from_str(&shown).unwrap();
+    // The pod itself never holds a value, not even redacted: it references the step Secret.
+    let list: Value = serde_json::from_str(&redacted).unwrap();
     for pod in list["items"].as_array().unwrap().iter().filter(|o| o["kind"] == "Pod") {
-        let text = pod.to_string();
-        assert!(clear.iter().all(|s| !text.contains(s)), "secret value in a pod spec");
+        assert!(!pod.to_string().contains("[REDACTED]"), "secret value in a pod spec");
     }
 }
 
@@ -324,4 +321,116 @@ fn bad_options_and_inputs_are_clear_errors() {
         "{text}"
     );
     assert!(text.contains("\"wp-hsvc-99\""));
+}
+
+#[test]
+fn usage_and_argument_errors() {
+    let bin = env!("CARGO_BIN_EXE_woodpecker-k8s-agent");
+    let out = Command::new(bin).args(["render", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        help.contains("--task-uuid") && help.contains("--backend-k8s-pod-image-pull-secret-names"),
+        "{help}"
+    );
+    assert!(help.contains("$WOODPECKER_BACKEND_K8S_PULL_SECRET_NAMES"), "{help}");
+    let wf = root().join("testdata/workflows/basic.json");
+    for (args, needle) in [
+        (vec!["-o", "xml"], "unknown output format \"xml\""),
+        (vec!["--backend-k8s-no-such"], "--backend-k8s-no-such"),
+        (vec!["extra.json"], "extra.json"),
+    ] {
+        let out = Command::new(bin)
+            .arg("render")
+            .arg(&wf)
+            .args(&args)
+            .env_clear()
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = Command::new(bin).arg("render").env_clear().output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing WORKFLOW.json"));
+}
+
+/// The Pod Security Standard "restricted" rules (kubernetes.io/docs/concepts/security/
+/// pod-security-standards) that apply to what we emit, checked on the restricted fixture.
+#[test]
+fn restricted_fixture_meets_pod_security_restricted() {
+    let list: Value = serde_json::from_str(&ok_stdout("restricted", &render("restricted", &[]))).unwrap();
+    let pods: Vec<&Value> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "Pod")
+        .collect();
+    assert_eq!(pods.len(), 3);
+    for pod in pods {
+        let name = str_at(pod, "/metadata/name");
+        let spec = &pod["spec"];
+        let psc = &spec["securityContext"];
+        assert_eq!(psc["runAsNonRoot"], true, "{name}: runAsNonRoot");
+        assert_ne!(psc["runAsUser"], 0, "{name}: runAsUser 0");
+        let seccomp = str_at(psc, "/seccompProfile/type");
+        assert!(
+            seccomp == "RuntimeDefault" || seccomp == "Localhost",
+            "{name}: seccomp {seccomp:?}"
+        );
+        for (k, _) in spec.as_object().unwrap() {
+            assert!(
+                !["hostNetwork", "hostPID", "hostIPC"].contains(&k.as_str()),
+                "{name}: {k}"
+            );
+        }
+        for v in spec["volumes"].as_array().into_iter().flatten() {
+            let kinds: Vec<&String> = v.as_object().unwrap().keys().filter(|k| *k != "name").collect();
+            assert!(
+                kinds
+                    .iter()
+                    .all(|k| ["persistentVolumeClaim", "secret", "emptyDir"].contains(&k.as_str())),
+                "{name}: {v}"
+            );
+        }
+        let containers = spec["containers"]
+            .as_array()
+            .into_iter()
+            .chain(spec["initContainers"].as_array());
+        for c in containers.flatten() {
+            let sc = &c["securityContext"];
+            let cname = str_at(c, "/name");
+            assert_eq!(
+                sc["allowPrivilegeEscalation"], false,
+                "{name}/{cname}: allowPrivilegeEscalation"
+            );
+            assert_eq!(
+                sc["capabilities"]["drop"],
+                serde_json::json!(["ALL"]),
+                "{name}/{cname}: drop ALL"
+            );
+            assert!(
+                sc["capabilities"].get("add").is_none() && sc.get("privileged").is_none(),
+                "{name}/{cname}"
+            );
+            assert!(
+                c.get("ports")
+                    .is_none_or(|p| p.as_array().unwrap().iter().all(|p| p.get("hostPort").is_none()))
+            );
+        }
+    }
+}
+
+#[test]
+fn yaml_output_is_the_json_output() {
+    for name in workflows() {
+        let json: Value = serde_json::from_str(&ok_stdout(&name, &render(&name, &[]))).unwrap();
+        let yaml = ok_stdout(&name, &render(&name, &["-o", "yaml"]));
+        let docs: Vec<Value> = yaml
+            .split("---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| serde_yaml::from_str(d).unwrap_or_else(|e| panic!("{name}: {e}\n{d}")))
+            .collect();
+        assert_eq!(&Value::Array(docs), &json["items"], "{name}");
+    }
 }

@@ -22,6 +22,8 @@ mod kubeconfig;
 mod lifecycle;
 // The YAML front end and the runtime.
 mod pipeline;
+// `preflight` against the simulated cluster.
+mod preflight;
 // `render` golden files and schema validation.
 mod render;
 // The simulated cluster's own semantics.

@@ -14,12 +14,22 @@ const INTERNAL_PREFIX: &str = "woodpecker-ci.org";
 
 /// Rule 1: workflow labels (internal ones always, the others only if step labels are allowed),
 /// values sanitised with `toLabelValue`, keys verbatim.
+/// Keys the apiserver would refuse are skipped ([`skipped_workflow_labels`] names them).
 fn workflow_labels(step: &Step, opts: &Options, out: &mut BTreeMap<String, String>) {
     for (k, v) in &step.workflow_labels {
-        if k.starts_with(INTERNAL_PREFIX) || opts.pod_labels_allow_from_step {
+        if (k.starts_with(INTERNAL_PREFIX) || opts.pod_labels_allow_from_step) && names::is_qualified_name(k) {
             out.insert(k.clone(), names::to_label_value(v));
         }
     }
+}
+
+/// Warnings for workflow labels that would be copied but have a key the apiserver refuses.
+pub fn skipped_workflow_labels(step: &Step, opts: &Options) -> Vec<String> {
+    step.workflow_labels
+        .keys()
+        .filter(|k| (k.starts_with(INTERNAL_PREFIX) || opts.pod_labels_allow_from_step) && !names::is_qualified_name(k))
+        .map(|k| format!("workflow label {k:?}: not a valid label key, not copied to the pod"))
+        .collect()
 }
 
 /// Rules 4 and 5: `service` for service steps, then `step` and `woodpecker-ci.org/step`.
@@ -81,6 +91,18 @@ pub fn ownership_labels(task: &str, agent: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// The label selector for every object of a task (`woodpecker-ci.org/task-uuid=<task>`).
+pub fn task_selector(task: &str) -> String {
+    format!("{TASK_LABEL}={}", names::task_label_value(task))
+}
+
+/// The label selector for every object this agent created, or `None` without an agent id
+/// (then objects carry no agent label and cannot be told apart from other agents').
+pub fn agent_selector(agent: &str) -> Option<String> {
+    let value = names::to_label_value(agent);
+    (!value.is_empty()).then(|| format!("{AGENT_LABEL}={value}"))
+}
+
 /// Pod annotations: step annotations (if allowed), then the agent's, which win.
 pub fn pod_annotations(opts: &Options, step_opts: &StepOptions) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -139,6 +161,21 @@ mod tests {
     }
 
     #[test]
+    fn invalid_workflow_label_keys_are_skipped_and_named() {
+        let mut s = step();
+        s.workflow_labels.insert("bad key".into(), "x".into());
+        let mut opts = Options::default();
+        assert!(
+            skipped_workflow_labels(&s, &opts).is_empty(),
+            "not copied anyway with the gate off"
+        );
+        opts.pod_labels_allow_from_step = true;
+        let l = pod_labels(&s, "wp-01abc", &opts, &StepOptions::default(), "42", "");
+        assert!(!l.contains_key("bad key"));
+        assert_eq!(skipped_workflow_labels(&s, &opts).len(), 1);
+    }
+
+    #[test]
     fn service_label_and_registry_labels() {
         let mut s = step();
         s.type_ = "service".into();
@@ -153,6 +190,17 @@ mod tests {
         assert!(!r.contains_key("a"), "no agent pod labels on registry secrets");
         assert_eq!(r["service"], "wp-svc-01abc-build-test");
         assert_eq!(r[TASK_LABEL], "7");
+    }
+
+    #[test]
+    fn selectors_match_the_labels() {
+        let l = ownership_labels("42", "Agent One");
+        assert_eq!(task_selector("42"), format!("{TASK_LABEL}={}", l[TASK_LABEL]));
+        assert_eq!(
+            agent_selector("Agent One").unwrap(),
+            format!("{AGENT_LABEL}={}", l[AGENT_LABEL])
+        );
+        assert_eq!(agent_selector("!!!"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod names;
 pub mod namespace;
 pub mod options;
 pub mod pod;
+pub mod preflight;
 pub mod quantity;
 pub mod render;
 pub mod script;
@@ -18,6 +19,7 @@ pub mod service;
 pub mod step_options;
 pub mod types;
 pub mod volume;
+pub mod weak;
 
 use std::future::Future;
 

@@ -103,7 +103,6 @@ fn is_label_part(p: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && !b.iter().any(|c| c.is_ascii_uppercase())
 }
 
 /// A DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
@@ -125,6 +124,35 @@ pub fn is_label_value(s: &str) -> bool {
             && b[b.len() - 1].is_ascii_alphanumeric()
             && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')))
+}
+
+/// A label or annotation key: an optional DNS-subdomain prefix and `/`, then a name of at most
+/// 63 characters matching `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
+pub fn is_qualified_name(s: &str) -> bool {
+    let (prefix, name) = match s.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, s),
+    };
+    let prefix_ok =
+        prefix.is_none_or(|p| s.len() - name.len() - 1 <= DNS_SUBDOMAIN_MAX && p.split('.').all(is_dns_label));
+    prefix_ok && !name.is_empty() && is_label_value(name)
+}
+
+/// Checks a map of labels (`values_are_labels`) or annotations: the first bad entry, described.
+pub fn check_keys_values(map: &std::collections::BTreeMap<String, String>, values_are_labels: bool) -> Option<String> {
+    map.iter().find_map(|(k, v)| {
+        if !is_qualified_name(k) {
+            Some(format!(
+                "{k:?} is not a valid key (an optional DNS prefix and '/', then at most 63 of [-A-Za-z0-9_.])"
+            ))
+        } else if values_are_labels && !is_label_value(v) {
+            Some(format!(
+                "value {v:?} of {k:?} is not a valid label value (at most 63 of [-A-Za-z0-9_.], alphanumeric at both ends)"
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 /// Woodpecker's `toDNSName`: lowercase, dash runs of other characters, collapse `.`/`-` runs,
@@ -182,6 +210,14 @@ pub fn to_dns_label(name: &str) -> String {
     }
     let dashed = name.replace('.', "-");
     truncate_with_hash(dashed.trim_matches('-'), name, DNS_LABEL_MAX, &['-'])
+}
+
+/// A DNS label that always carries the hash of `name`: `<label form, cut to 46>-<hash>`. Used
+/// when two different names would otherwise share one label form (`a.b` and `a-b`).
+pub fn hashed_label(name: &str) -> String {
+    let base = to_dns_label(name);
+    let cut = &base[..floor_char_boundary(&base, DNS_LABEL_MAX - 17)];
+    format!("{}-{}", cut.trim_end_matches('-'), short_hash(name))
 }
 
 /// The step's pod name: `wp-<uuid>`, or `wp-svc-<uuid>-<name>` for services.
@@ -358,6 +394,60 @@ mod tests {
         let c = container_name(&long);
         assert!(is_dns_label(&c) && c.len() == 63, "{c}");
         assert!(is_dns_label(&init_container_name(&c)));
+    }
+
+    #[test]
+    fn validators() {
+        assert!(is_dns_label("a-1") && !is_dns_label("a.b") && !is_dns_label("-a") && !is_dns_label("A"));
+        assert!(!is_dns_label(&"a".repeat(64)) && is_dns_label(&"a".repeat(63)));
+        assert!(is_dns_subdomain("a.b-c.d") && !is_dns_subdomain("a..b") && !is_dns_subdomain("a.-b"));
+        assert!(is_label_value("") && is_label_value("A_b.C") && !is_label_value("a b") && !is_label_value("_a"));
+    }
+
+    #[test]
+    fn qualified_names() {
+        for ok in [
+            "app",
+            "example.com/team",
+            "woodpecker-ci.org/task-uuid",
+            "a_b.c-D",
+            "kubernetes.io/arch",
+        ] {
+            assert!(is_qualified_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "/x",
+            "a/",
+            "Example.com/x",
+            "a/b/c",
+            "-a",
+            "a b",
+            &"x".repeat(64),
+            "ex_ample.com/a",
+        ] {
+            assert!(!is_qualified_name(bad), "{bad}");
+        }
+        let m = |k: &str, v: &str| std::collections::BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert_eq!(check_keys_values(&m("a", "b c"), false), None);
+        assert!(
+            check_keys_values(&m("a", "b c"), true)
+                .unwrap()
+                .contains("not a valid label value")
+        );
+        assert!(
+            check_keys_values(&m("a b", "c"), false)
+                .unwrap()
+                .contains("not a valid key")
+        );
+    }
+
+    #[test]
+    fn hashed_labels_differ_for_names_that_label_alike() {
+        assert_eq!(to_dns_label("a.b"), to_dns_label("a-b"));
+        assert_ne!(hashed_label("a.b"), hashed_label("a-b"));
+        assert!(is_dns_label(&hashed_label("a.b")) && hashed_label("a.b").starts_with("a-b-"));
+        assert!(is_dns_label(&hashed_label(&"x".repeat(300))));
     }
 
     #[test]

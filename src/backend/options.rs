@@ -56,6 +56,7 @@ pub const VARS: &[(&str, &str, bool)] = &[
     ("PERMISSION_INIT_IMAGE", "permission-init-image", false),
     // Ours (not in Woodpecker):
     ("POD_ACTIVE_DEADLINE", "pod-active-deadline", false),
+    ("POD_SECURITY_RESTRICTED", "pod-security-restricted", true),
 ];
 
 pub const ENV_PREFIX: &str = "WOODPECKER_BACKEND_K8S_";
@@ -102,6 +103,10 @@ pub struct Options {
     /// `activeDeadlineSeconds` of every pod: `Some(0)` disables it; `None` derives it from the
     /// workflow timeout (see [`Options::active_deadline`]).
     pub pod_active_deadline: Option<i64>,
+    /// Ours: Pod Security "restricted" defaults for every unprivileged pod (no privilege
+    /// escalation, all capabilities dropped, RuntimeDefault seccomp, no service-account token
+    /// unless the step names an account). Off by default, as in Woodpecker.
+    pub pod_security_restricted: bool,
 }
 
 impl Default for Options {
@@ -133,6 +138,7 @@ impl Default for Options {
             permission_init_image: "busybox:stable-musl".into(),
             fs_group: Some(1000),
             pod_active_deadline: None,
+            pod_security_restricted: false,
         }
     }
 }
@@ -170,6 +176,16 @@ fn parse_map(var: &str, text: &str) -> Result<BTreeMap<String, String>, OptionsE
         (Some(m), None) => Ok(m),
         (_, Some(w)) => Err(err(var, w.clone())),
         (None, None) => Err(err(var, "expected a YAML map of strings".into())),
+    }
+}
+
+/// A map of labels (or annotations) whose keys and values the apiserver would accept: a bad one
+/// fails at start-up here instead of failing every pod later.
+fn parse_labels(var: &str, text: &str, values_are_labels: bool) -> Result<BTreeMap<String, String>, OptionsError> {
+    let map = parse_map(var, text)?;
+    match super::names::check_keys_values(&map, values_are_labels) {
+        Some(why) => Err(err(var, why)),
+        None => Ok(map),
     }
 }
 
@@ -234,6 +250,7 @@ impl Options {
             "SECCTX_NONROOT" => &mut self.secctx_nonroot,
             "ALLOW_NATIVE_SECRETS" => &mut self.allow_native_secrets,
             "SERVICE_ACCOUNT_NAME_ALLOW_FROM_STEP" => &mut self.service_account_name_allow_from_step,
+            "POD_SECURITY_RESTRICTED" => &mut self.pod_security_restricted,
             other => unreachable!("{other} is listed as a bool in VARS"),
         };
         *field = b;
@@ -247,15 +264,15 @@ impl Options {
                 self.volume_size = quantity::canonical(text).map_err(|e| err(var, e.to_string()))?;
             }
             "STORAGE_CLASS" => self.storage_class = text.to_string(),
-            "POD_LABELS" => self.pod_labels = parse_map(var, text)?,
-            "POD_ANNOTATIONS" => self.pod_annotations = parse_map(var, text)?,
-            "POD_NODE_SELECTOR" => self.pod_node_selector = parse_map(var, text)?,
+            "POD_LABELS" => self.pod_labels = parse_labels(var, text, true)?,
+            "POD_ANNOTATIONS" => self.pod_annotations = parse_labels(var, text, false)?,
+            "POD_NODE_SELECTOR" => self.pod_node_selector = parse_labels(var, text, true)?,
             "POD_TOLERATIONS" => {
                 let value = parse_yaml(var, text)?;
                 let mut warnings = Vec::new();
                 self.pod_tolerations = step_options::decode_tolerations(&value, var, &mut warnings);
                 if let Some(w) = warnings.into_iter().next() {
-                    return Err(err(var, w));
+                    return Err(err(var, w.trim_end_matches(", ignored").to_string()));
                 }
             }
             "POD_AFFINITY" => {
@@ -263,7 +280,7 @@ impl Options {
                 let mut warnings = Vec::new();
                 self.pod_affinity = step_options::decode_affinity(&value, var, &mut warnings);
                 if let Some(w) = warnings.into_iter().next() {
-                    return Err(err(var, w));
+                    return Err(err(var, w.trim_end_matches(", ignored").to_string()));
                 }
             }
             "PULL_SECRET_NAMES" => {
@@ -286,6 +303,14 @@ impl Options {
     /// The namespace of a step of organisation `org_id`.
     pub fn namespace_for(&self, org_id: i64) -> String {
         super::names::namespace(&self.namespace, self.namespace_per_org, org_id)
+    }
+
+    /// The options of every delete: `STOP_TIMEOUT` grace, background propagation.
+    pub fn delete_options(&self) -> crate::kube::types::DeleteOptions {
+        crate::kube::types::DeleteOptions {
+            grace_period_seconds: Some(self.stop_timeout),
+            propagation_policy: Some("Background".into()),
+        }
     }
 
     /// The pod `activeDeadlineSeconds`: the configured value (0 = none), else the workflow

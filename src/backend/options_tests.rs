@@ -23,6 +23,7 @@ fn defaults_match_woodpecker() {
     assert!(o.storage_rwx);
     assert!(o.pod_tolerations_allow_from_step, "tolerations are allowed by default");
     assert!(!o.pod_labels_allow_from_step && !o.allow_native_secrets && !o.secctx_nonroot);
+    assert!(!o.pod_security_restricted);
     assert_eq!(o.stop_timeout, 20);
     assert_eq!(o.permission_init_image, "busybox:stable-musl");
     assert_eq!(o.cluster_domain, "cluster.local");
@@ -52,7 +53,7 @@ fn every_variable_parses() {
         ("POD_NODE_SELECTOR_ALLOW_FROM_STEP", "TRUE"),
         (
             "POD_TOLERATIONS",
-            "- key: ci\n  operator: Exists\n  effect: NoSchedule\n  tolerationSeconds: 30",
+            "- key: ci\n  operator: Exists\n  effect: NoExecute\n  tolerationSeconds: 30",
         ),
         ("POD_TOLERATIONS_ALLOW_FROM_STEP", "false"),
         (
@@ -69,6 +70,7 @@ fn every_variable_parses() {
         ("STOP_TIMEOUT", "5"),
         ("PERMISSION_INIT_IMAGE", "busybox:1"),
         ("POD_ACTIVE_DEADLINE", "2h"),
+        ("POD_SECURITY_RESTRICTED", "true"),
     ])
     .unwrap();
     assert_eq!(o.namespace_for(42), "ci-42");
@@ -86,7 +88,7 @@ fn every_variable_parses() {
     assert_eq!(o.pod_tolerations[0].toleration_seconds, Some(30));
     assert_eq!(
         o.pod_tolerations[0].to_value(),
-        serde_json::json!({"key": "ci", "operator": "Exists", "effect": "NoSchedule", "tolerationSeconds": 30})
+        serde_json::json!({"key": "ci", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30})
     );
     assert!(!o.pod_tolerations_allow_from_step);
     assert!(o.pod_affinity.as_ref().unwrap()["nodeAffinity"].is_object());
@@ -95,8 +97,14 @@ fn every_variable_parses() {
     assert!(o.allow_native_secrets && o.service_account_name_allow_from_step);
     assert_eq!(o.priority_class, "ci-low");
     assert_eq!(o.stop_timeout, 5);
+    let d = o.delete_options();
+    assert_eq!(
+        (d.grace_period_seconds, d.propagation_policy.as_deref()),
+        (Some(5), Some("Background"))
+    );
     assert_eq!(o.permission_init_image, "busybox:1");
     assert_eq!(o.active_deadline(Some(60)), Some(7200));
+    assert!(o.pod_security_restricted);
 }
 
 #[test]
@@ -107,7 +115,15 @@ fn bad_values_name_the_variable() {
         ("POD_LABELS", "[a, b]", "expected a map"),
         ("POD_LABELS", "a: [1]", "expected a string"),
         ("POD_ANNOTATIONS", "{unclosed", "not valid YAML"),
+        ("POD_LABELS", "team: Platform Team", "not a valid label value"),
+        ("POD_NODE_SELECTOR", "bad key: x", "not a valid key"),
+        ("POD_ANNOTATIONS", "\"a/b/c\": x", "not a valid key"),
         ("POD_TOLERATIONS", "- operator: Sometimes", "not Exists or Equal"),
+        (
+            "POD_TOLERATIONS",
+            "- {key: a, effect: NoSchedule, tolerationSeconds: 9}",
+            "needs effect NoExecute",
+        ),
         ("POD_TOLERATIONS", "- keys: x", "unknown option"),
         ("POD_AFFINITY", "[]", "expected a map"),
         ("POD_AFFINITY", "nodeAffinty: {}", "unknown option"),

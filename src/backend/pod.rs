@@ -15,8 +15,8 @@ use super::security;
 use super::step_options::StepOptions;
 use super::types::Step;
 use crate::kube::types::{
-    Container, ContainerPort, EnvVar, LocalObjectReference, ObjectMeta, OwnerReference, Pod, PodSpec, PvcVolumeSource,
-    ResourceRequirements, Volume, VolumeMount,
+    Container, ContainerPort, EnvVar, LocalObjectReference, ObjectMeta, OwnerReference, Pod, PodSpec,
+    ResourceRequirements, VolumeMount,
 };
 
 /// What the lifecycle decides at run time and every object of a workflow shares.
@@ -149,35 +149,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
 
     // Volumes and mounts: every step volume is a PVC; services may drop the workspace.
     let drop_workspace = step.is_service() && so.workspace_volume == Some(false);
-    let mut volumes: Vec<Volume> = Vec::new();
-    let mut mounts = Vec::new();
-    for entry in &step.volumes {
-        let path = names::volume_mount_path(entry);
-        if drop_workspace && path == step.workspace_base {
-            continue;
-        }
-        let claim = names::volume_claim_name(entry).map_err(|source| BuildError::Volume {
-            step: step.name.clone(),
-            entry: entry.clone(),
-            source,
-        })?;
-        let vol_name = names::to_dns_label(&claim);
-        if !volumes.iter().any(|v| v.name == vol_name) {
-            volumes.push(Volume {
-                name: vol_name.clone(),
-                persistent_volume_claim: Some(PvcVolumeSource {
-                    claim_name: claim,
-                    read_only: false,
-                }),
-                ..Default::default()
-            });
-        }
-        mounts.push(VolumeMount {
-            name: vol_name,
-            mount_path: path.to_string(),
-            ..Default::default()
-        });
-    }
+    let (mut volumes, mut mounts) = super::volume::step_volumes(step, drop_workspace)?;
 
     // Environment: plain values, then secret references, then native secrets.
     let mut environment = step.environment.clone();
@@ -210,22 +182,44 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
                 value_from: Some(json!({"secretKeyRef": {"name": step_secret, "key": k}})),
             }),
     );
-    let native = super::secrets::native_secrets(&so.secrets, &mut warnings);
+    let mut native = super::secrets::native_secrets(&so.secrets, &mut warnings);
     env.extend(native.env);
+    // A Secret volume must not take the name of a PVC volume (`workspace` as both).
+    for v in &mut native.volumes {
+        if volumes.iter().any(|p| p.name == v.name) {
+            let renamed = names::hashed_label(&format!("secret-{}", v.name));
+            for m in native.mounts.iter_mut().filter(|m| m.name == v.name) {
+                m.name = renamed.clone();
+            }
+            v.name = renamed;
+        }
+    }
     volumes.extend(native.volumes);
     mounts.extend(native.mounts);
+    // The apiserver refuses two mounts at one path; keep the first.
+    let mut seen = std::collections::BTreeSet::new();
+    mounts.retain(|m| {
+        let first = seen.insert(m.mount_path.clone());
+        if !first {
+            warnings.push(format!(
+                "volume {:?} at {:?}: the path is already mounted, ignored",
+                m.name, m.mount_path
+            ));
+        }
+        first
+    });
 
     let working_dir = if step.commands.is_empty() {
         step.working_dir.clone()
     } else {
         step.workspace_base.clone()
     };
-    let privileged_sc = so.security_context.as_ref();
+    let step_sc = so.security_context.as_ref();
     let resources = ResourceRequirements {
         requests: quantities(step, "request", &so.requests)?,
         limits: quantities(step, "limit", &so.limits)?,
     };
-    let container = Container {
+    let mut container = Container {
         name: container_name.clone(),
         image: step.image.clone(),
         image_pull_policy: if step.pull { "Always".into() } else { String::new() },
@@ -243,12 +237,16 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
             .collect(),
         volume_mounts: mounts,
         resources: Some(resources),
-        security_context: security::container_security_context(step.privileged, privileged_sc, &mut warnings),
+        security_context: security::container_security_context(step.privileged, step_sc, &mut warnings),
         ..Default::default()
     };
 
     let allow_root = step.privileged || so.host_users == Some(false);
-    let pod_sc = security::pod_security_context(opts, privileged_sc, allow_root, &mut warnings);
+    let mut pod_sc = security::pod_security_context(opts, step_sc, allow_root, &mut warnings);
+    if opts.pod_security_restricted {
+        let (c, p) = security::restricted_defaults(container.security_context.take(), pod_sc);
+        (container.security_context, pod_sc) = (c, p);
+    }
     let init = permission_init(&pod_sc, &container, opts);
 
     let task_label = names::task_label_value(&ctx.task);
@@ -299,6 +297,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
 
     let mut metadata = ctx.meta(pod_name.clone());
     metadata.labels = labels::pod_labels(step, &pod_name, opts, &so, &ctx.task, &ctx.agent);
+    warnings.extend(labels::skipped_workflow_labels(step, opts));
     metadata.annotations = labels::pod_annotations(opts, &so);
 
     let spec = PodSpec {
@@ -310,6 +309,8 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
         tolerations: tolerations.iter().map(|t| t.to_value()).collect(),
         affinity,
         service_account_name: so.service_account_name.clone().unwrap_or_default(),
+        automount_service_account_token: (opts.pod_security_restricted && so.service_account_name.is_none())
+            .then_some(false),
         image_pull_secrets: pull_secrets,
         hostname: names::hostname(&step.name),
         subdomain: subdomain.unwrap_or_default(),
@@ -374,3 +375,7 @@ fn permission_init(pod_sc: &Option<Value>, container: &Container, opts: &Options
 #[cfg(test)]
 #[path = "pod_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pod_fixture_tests.rs"]
+mod fixture_tests;

@@ -190,6 +190,57 @@ fn service_pod_name_label_and_workspace_filter() {
 }
 
 #[test]
+fn volumes_are_deduplicated_by_claim_and_never_collide() {
+    let mut s = commands_step();
+    s.volumes = vec!["a.b:/one".into(), "a.b:/two".into(), "a-b:/three".into()];
+    let (p, _) = build(&s, &Options::default());
+    let vols = p["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 2, "{vols:?}");
+    assert_eq!(
+        vols[0],
+        json!({"name": "a-b", "persistentVolumeClaim": {"claimName": "a.b"}})
+    );
+    assert_eq!(vols[1]["persistentVolumeClaim"]["claimName"], "a-b");
+    let other = vols[1]["name"].as_str().unwrap();
+    assert_ne!(other, "a-b");
+    let mounts = &p["spec"]["containers"][0]["volumeMounts"];
+    assert_eq!(
+        (mounts[0]["name"].as_str(), mounts[1]["name"].as_str()),
+        (Some("a-b"), Some("a-b"))
+    );
+    assert_eq!(mounts[2]["name"], other);
+
+    // A native Secret named like a PVC volume gets its own volume name.
+    s.volumes = vec!["workspace:/w".into()];
+    s.backend_options.insert(
+        "kubernetes".into(),
+        json!({"secrets": [{"name": "workspace", "key": "k", "target": {"file": "/f"}}]}),
+    );
+    let (p, _) = build(
+        &s,
+        &Options {
+            allow_native_secrets: true,
+            ..Default::default()
+        },
+    );
+    let vols = p["spec"]["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 2);
+    assert_ne!(vols[0]["name"], vols[1]["name"]);
+    assert_eq!(vols[1]["secret"]["secretName"], "workspace");
+    assert_eq!(p["spec"]["containers"][0]["volumeMounts"][1]["name"], vols[1]["name"]);
+
+    // Two mounts at one path: the first wins, the second is reported.
+    s.backend_options.clear();
+    s.volumes = vec!["a:/x".into(), "b:/x".into()];
+    let (p, w) = build(&s, &Options::default());
+    assert_eq!(
+        p["spec"]["containers"][0]["volumeMounts"],
+        json!([{"name": "a", "mountPath": "/x"}])
+    );
+    assert_eq!(w, ["volume \"b\" at \"/x\": the path is already mounted, ignored"]);
+}
+
+#[test]
 fn permission_init_container_only_below_a_mount() {
     let mut s = commands_step();
     s.commands.clear();
@@ -354,4 +405,41 @@ fn dns_keeps_the_headless_search_and_anchor_and_agent_apply() {
     assert_eq!(pod.metadata.owner_references, [anchor]);
     assert_eq!(pod.metadata.labels[names::AGENT_LABEL], "agent-1");
     assert_eq!(pod.spec.active_deadline_seconds, Some(4200));
+}
+
+#[test]
+fn restricted_mode() {
+    let opts = Options {
+        pod_security_restricted: true,
+        ..Default::default()
+    };
+    let (p, _) = build(&commands_step(), &opts);
+    assert_eq!(p["spec"]["automountServiceAccountToken"], false);
+    assert_eq!(
+        p["spec"]["securityContext"],
+        json!({"fsGroup": 1000, "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        p["spec"]["containers"][0]["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+    );
+    // A step with its own (allowed) service account keeps the token; privileged steps stay privileged.
+    let mut s = commands_step();
+    s.privileged = true;
+    s.backend_options
+        .insert("kubernetes".into(), json!({"serviceAccountName": "deployer"}));
+    let open = Options {
+        service_account_name_allow_from_step: true,
+        ..opts
+    };
+    let (p, _) = build(&s, &open);
+    assert!(p["spec"].get("automountServiceAccountToken").is_none());
+    assert_eq!(
+        p["spec"]["containers"][0]["securityContext"],
+        json!({"privileged": true})
+    );
+    // Off (the default): nothing of it.
+    let (p, _) = build(&commands_step(), &Options::default());
+    assert!(p["spec"].get("automountServiceAccountToken").is_none());
+    assert!(p["spec"]["containers"][0].get("securityContext").is_none());
 }

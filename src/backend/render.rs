@@ -12,6 +12,7 @@ use super::secrets;
 use super::service;
 use super::types::{Config, Step};
 use super::volume;
+use crate::kube::types::{Pod, Secret};
 
 /// The anchor uid in rendered output: the apiserver assigns the real one when the headless
 /// Service is created, and a fixed value keeps the output deterministic.
@@ -76,18 +77,37 @@ pub fn workflow(
     }
     for step in conf.stages.iter().flat_map(|s| s.steps.iter()) {
         let step = if redact_secrets { redact(step) } else { step.clone() };
-        if let Some(s) = secrets::registry_secret(&step, opts, &ctx)? {
-            out.objects.push(to_value(&s));
-        }
-        if let Some(s) = secrets::step_secret(&step, &ctx)? {
-            out.objects.push(to_value(&s));
-        }
-        let (pod, warnings) = pod::step_pod(&step, opts, &ctx)?;
-        out.objects.push(to_value(&pod));
+        let objs = step_objects(&step, opts, &ctx)?;
+        out.objects.extend(objs.registry_secret.iter().map(to_value));
+        out.objects.extend(objs.step_secret.iter().map(to_value));
+        out.objects.push(to_value(&objs.pod));
         out.warnings
-            .extend(warnings.into_iter().map(|w| format!("step {:?}: {w}", step.name)));
+            .extend(objs.warnings.into_iter().map(|w| format!("step {:?}: {w}", step.name)));
     }
     Ok(out)
+}
+
+/// Everything one step needs, in creation order (StartStep): its registry pull Secret, its
+/// step Secret, its Pod, and the warnings for its log.
+#[derive(Debug)]
+pub struct StepObjects {
+    pub registry_secret: Option<Secret>,
+    pub step_secret: Option<Secret>,
+    pub pod: Pod,
+    pub warnings: Vec<String>,
+}
+
+/// Builds a step's objects; nothing is created.
+pub fn step_objects(step: &Step, opts: &Options, ctx: &PodContext) -> Result<StepObjects, BuildError> {
+    let registry_secret = secrets::registry_secret(step, opts, ctx)?;
+    let step_secret = secrets::step_secret(step, ctx)?;
+    let (pod, warnings) = pod::step_pod(step, opts, ctx)?;
+    Ok(StepObjects {
+        registry_secret,
+        step_secret,
+        pod,
+        warnings,
+    })
 }
 
 /// The names of the objects a workflow's pods reference, for checks: (kind, name).
@@ -139,6 +159,19 @@ mod tests {
             volume: "wp_01abc_42_default".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn default_task_from_the_volume_name() {
+        let c = |v: &str| Config {
+            volume: v.into(),
+            ..Default::default()
+        };
+        assert_eq!(default_task(&c("wp_01hz_11301_default")), "11301");
+        assert_eq!(default_task(&c("wp_01hz_11301_default:/woodpecker")), "11301");
+        assert_eq!(default_task(&c("custom")), "1");
+        assert_eq!(default_task(&c("wp_01hz_x1_default")), "1");
+        assert_eq!(default_task(&Config::default()), "1");
     }
 
     #[test]

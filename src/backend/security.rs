@@ -117,6 +117,25 @@ pub fn container_security_context(
     (!m.is_empty()).then_some(Value::Object(m))
 }
 
+/// Pod Security "restricted" defaults (`POD_SECURITY_RESTRICTED`) for an unprivileged pod:
+/// `allowPrivilegeEscalation: false` and `capabilities.drop: [ALL]` on the container, and a
+/// RuntimeDefault seccomp profile on the pod unless the step chose one. Privileged containers
+/// are left alone (they need a privileged namespace anyway). runAsNonRoot stays with
+/// `SECCTX_NONROOT`, because most CI images run as root.
+pub fn restricted_defaults(container: Option<Value>, pod: Option<Value>) -> (Option<Value>, Option<Value>) {
+    let mut c = container.unwrap_or_else(|| json!({}));
+    if c.get("privileged") == Some(&Value::Bool(true)) {
+        return (Some(c), pod);
+    }
+    c["allowPrivilegeEscalation"] = false.into();
+    c["capabilities"] = json!({"drop": ["ALL"]});
+    let mut p = pod.unwrap_or_else(|| json!({}));
+    if p.get("seccompProfile").is_none() {
+        p["seccompProfile"] = json!({"type": "RuntimeDefault"});
+    }
+    (Some(c), Some(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +216,28 @@ mod tests {
         );
         let step_only = pod_security_context(&no_fs(), Some(&sc), false, &mut Vec::new()).unwrap();
         assert_eq!(step_only["runAsNonRoot"], false);
+    }
+
+    #[test]
+    fn restricted_defaults_fill_in_and_keep_choices() {
+        let (c, p) = restricted_defaults(None, None);
+        assert_eq!(
+            c,
+            Some(json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}))
+        );
+        assert_eq!(p, Some(json!({"seccompProfile": {"type": "RuntimeDefault"}})));
+        let local = json!({"fsGroup": 1000, "seccompProfile": {"type": "Localhost", "localhostProfile": "x"}});
+        let (c, p) = restricted_defaults(
+            Some(json!({"capabilities": {"drop": ["NET_RAW"]}})),
+            Some(local.clone()),
+        );
+        assert_eq!(c.unwrap()["capabilities"], json!({"drop": ["ALL"]}));
+        assert_eq!(p, Some(local));
+        let privileged = json!({"privileged": true});
+        assert_eq!(
+            restricted_defaults(Some(privileged.clone()), None),
+            (Some(privileged), None)
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::options::{Options, parse_go_bool};
+use super::options::Options;
+pub use super::weak::weak_string_map;
+use super::weak::{Dec, bool_field, get, int_field, map_field, string_field, weak_list, weak_string};
 
 /// The decoded options of one step. `None`/empty means "not set".
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,181 +104,6 @@ const TOP_KEYS: &[&str] = &[
     "hostUsers",
 ];
 
-/// A decoding context: a path prefix for messages and the warnings collected so far.
-struct Dec<'a> {
-    warnings: &'a mut Vec<String>,
-}
-
-impl Dec<'_> {
-    fn warn(&mut self, path: &str, msg: impl std::fmt::Display) {
-        self.warnings.push(format!("{path}: {msg}"));
-    }
-
-    /// The object at `v`, warning about keys outside `known`; `None` (with a warning) if `v` is
-    /// not an object. Null counts as an empty object.
-    fn object<'v>(&mut self, v: &'v Value, path: &str, known: &[&str]) -> Option<&'v Map<String, Value>> {
-        match v {
-            Value::Object(m) => {
-                for k in m.keys() {
-                    if !known.iter().any(|n| n.eq_ignore_ascii_case(k)) {
-                        self.warn(&format!("{path}.{k}"), "unknown option, ignored");
-                    }
-                }
-                Some(m)
-            }
-            Value::Null => None,
-            other => {
-                self.warn(path, format!("expected a map, got {}", kind(other)));
-                None
-            }
-        }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
-    }
-}
-
-/// mapstructure's key lookup: an exact match, else a case-insensitive one.
-fn get<'v>(m: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-    m.get(key)
-        .or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
-}
-
-/// Weak string: bools become `1`/`0`, numbers their shortest decimal form.
-pub fn weak_string(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Bool(b) => Some(if *b { "1" } else { "0" }.into()),
-        Value::Number(n) => Some(match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => i.to_string(),
-            (_, Some(u), _) => u.to_string(),
-            (_, _, Some(f)) => f.to_string(),
-            _ => n.to_string(),
-        }),
-        Value::Null => Some(String::new()),
-        _ => None,
-    }
-}
-
-/// Weak bool: strings via Go's `ParseBool`, numbers are true when non-zero.
-pub fn weak_bool(v: &Value) -> Option<bool> {
-    match v {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.is_empty() => Some(false),
-        Value::String(s) => parse_go_bool(s),
-        Value::Number(n) => n.as_f64().map(|f| f != 0.0),
-        _ => None,
-    }
-}
-
-/// Weak int: strings with base auto-detection (`0x`, `0o`, `0b`, leading `0` = octal).
-pub fn weak_int(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
-        Value::Bool(b) => Some(i64::from(*b)),
-        Value::String(s) if s.is_empty() => Some(0),
-        Value::String(s) => parse_go_int(s),
-        _ => None,
-    }
-}
-
-fn parse_go_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let body = body.replace('_', "");
-    let lower = body.to_ascii_lowercase();
-    let n = if let Some(h) = lower.strip_prefix("0x") {
-        i64::from_str_radix(h, 16).ok()?
-    } else if let Some(o) = lower.strip_prefix("0o") {
-        i64::from_str_radix(o, 8).ok()?
-    } else if let Some(b) = lower.strip_prefix("0b") {
-        i64::from_str_radix(b, 2).ok()?
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        i64::from_str_radix(&lower[1..], 8).ok()?
-    } else {
-        lower.parse().ok()?
-    };
-    Some(if neg { -n } else { n })
-}
-
-/// A map of strings with weak values. Warns and returns `None` when `v` is not a map.
-pub fn weak_string_map(v: &Value, path: &str, warnings: &mut Vec<String>) -> Option<BTreeMap<String, String>> {
-    let mut d = Dec { warnings };
-    match v {
-        Value::Null => Some(BTreeMap::new()),
-        Value::Object(m) => {
-            let mut out = BTreeMap::new();
-            for (k, val) in m {
-                match weak_string(val) {
-                    Some(s) => {
-                        out.insert(k.clone(), s);
-                    }
-                    None => d.warn(&format!("{path}.{k}"), format!("expected a string, got {}", kind(val))),
-                }
-            }
-            Some(out)
-        }
-        other => {
-            d.warn(path, format!("expected a map, got {}", kind(other)));
-            None
-        }
-    }
-}
-
-/// A list; a single non-list value is a one-element list (weak decoding), null is empty.
-fn weak_list(v: &Value) -> Vec<&Value> {
-    match v {
-        Value::Array(a) => a.iter().collect(),
-        Value::Null => Vec::new(),
-        other => vec![other],
-    }
-}
-
-fn string_field(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) -> Option<String> {
-    let v = get(m, key)?;
-    let s = weak_string(v);
-    if s.is_none() {
-        d.warn(&format!("{path}.{key}"), format!("expected a string, got {}", kind(v)));
-    }
-    s
-}
-
-fn bool_field(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) -> Option<bool> {
-    let v = get(m, key)?;
-    let b = weak_bool(v);
-    if b.is_none() {
-        d.warn(&format!("{path}.{key}"), format!("expected a bool, got {v}"));
-    }
-    b
-}
-
-fn int_field(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) -> Option<i64> {
-    let v = get(m, key)?;
-    let i = weak_int(v);
-    if i.is_none() {
-        d.warn(&format!("{path}.{key}"), format!("expected an integer, got {v}"));
-    }
-    i
-}
-
-fn map_field(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) -> BTreeMap<String, String> {
-    get(m, key)
-        .and_then(|v| weak_string_map(v, &format!("{path}.{key}"), d.warnings))
-        .unwrap_or_default()
-}
-
 /// Tolerations: a list of `{key, operator, value, effect, tolerationSeconds}`.
 pub fn decode_tolerations(v: &Value, path: &str, warnings: &mut Vec<String>) -> Vec<Toleration> {
     let mut d = Dec { warnings };
@@ -293,21 +120,36 @@ pub fn decode_tolerations(v: &Value, path: &str, warnings: &mut Vec<String>) -> 
             effect: string_field(&mut d, m, "effect", &p).unwrap_or_default(),
             toleration_seconds: int_field(&mut d, m, "tolerationSeconds", &p),
         };
-        if !matches!(t.operator.as_str(), "" | "Exists" | "Equal") {
-            d.warn(
-                &format!("{p}.operator"),
-                format!("{:?} is not Exists or Equal", t.operator),
-            );
-        }
-        if !matches!(t.effect.as_str(), "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
-            d.warn(
-                &format!("{p}.effect"),
-                format!("{:?} is not NoSchedule, PreferNoSchedule or NoExecute", t.effect),
-            );
+        if let Some(problem) = toleration_problem(&t) {
+            d.warn(&p, format!("{problem}, ignored"));
+            continue;
         }
         out.push(t);
     }
     out
+}
+
+/// Why the apiserver would reject a toleration, if it would.
+fn toleration_problem(t: &Toleration) -> Option<String> {
+    if !matches!(t.operator.as_str(), "" | "Exists" | "Equal") {
+        return Some(format!("operator {:?} is not Exists or Equal", t.operator));
+    }
+    if !matches!(t.effect.as_str(), "" | "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Some(format!(
+            "effect {:?} is not NoSchedule, PreferNoSchedule or NoExecute",
+            t.effect
+        ));
+    }
+    if t.operator == "Exists" && !t.value.is_empty() {
+        return Some("a value needs operator Equal".into());
+    }
+    if t.key.is_empty() && t.operator != "Exists" {
+        return Some("an empty key needs operator Exists".into());
+    }
+    if t.toleration_seconds.is_some() && t.effect != "NoExecute" {
+        return Some("tolerationSeconds needs effect NoExecute".into());
+    }
+    None
 }
 
 /// An `Affinity` object, copied verbatim; only its top-level keys are checked.
@@ -325,14 +167,32 @@ fn decode_profile(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) ->
         type_: string_field(d, pm, "type", &p).unwrap_or_default(),
         localhost_profile: string_field(d, pm, "localhostProfile", &p).unwrap_or_default(),
     };
-    if !matches!(
-        profile.type_.as_str(),
-        "" | "RuntimeDefault" | "Localhost" | "Unconfined"
-    ) {
-        d.warn(
-            &format!("{p}.type"),
-            format!("{:?} is not RuntimeDefault, Localhost or Unconfined", profile.type_),
-        );
+    let path_type = format!("{p}.type");
+    match profile.type_.as_str() {
+        "" => return None,
+        "RuntimeDefault" | "Unconfined" if !profile.localhost_profile.is_empty() => {
+            d.warn(
+                &format!("{p}.localhostProfile"),
+                "only allowed with type Localhost, ignored",
+            );
+            return Some(Profile {
+                localhost_profile: String::new(),
+                ..profile
+            });
+        }
+        "RuntimeDefault" | "Unconfined" => {}
+        "Localhost" if profile.localhost_profile.is_empty() => {
+            d.warn(&p, "type Localhost needs a localhostProfile, ignored");
+            return None;
+        }
+        "Localhost" => {}
+        other => {
+            d.warn(
+                &path_type,
+                format!("{other:?} is not RuntimeDefault, Localhost or Unconfined, ignored"),
+            );
+            return None;
+        }
     }
     Some(profile)
 }
@@ -378,13 +238,15 @@ fn decode_security_context(d: &mut Dec, v: &Value, path: &str) -> Option<Securit
         allow_privilege_escalation: bool_field(d, m, "allowPrivilegeEscalation", path),
         capabilities_drop: drop,
     };
+    let mut sc = sc;
     if let Some(p) = &sc.fs_group_change_policy
         && !matches!(p.as_str(), "OnRootMismatch" | "Always")
     {
         d.warn(
             &format!("{path}.fsGroupChangePolicy"),
-            format!("{p:?} is not OnRootMismatch or Always"),
+            format!("{p:?} is not OnRootMismatch or Always, ignored"),
         );
+        sc.fs_group_change_policy = None;
     }
     Some(sc)
 }
@@ -420,6 +282,24 @@ fn decode_secrets(d: &mut Dec, v: &Value, path: &str) -> Vec<NativeSecret> {
     out
 }
 
+/// Drops (with a warning each) the entries the apiserver would reject, so one bad label does not
+/// fail the whole pod. Label maps check values too; annotations only keys.
+fn valid_entries(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str, labels: bool) -> BTreeMap<String, String> {
+    map_field(d, m, key, path)
+        .into_iter()
+        .filter(|(k, v)| {
+            let single = BTreeMap::from([(k.clone(), v.clone())]);
+            match super::names::check_keys_values(&single, labels) {
+                Some(why) => {
+                    d.warn(&format!("{path}.{key}"), format!("{why}, ignored"));
+                    false
+                }
+                None => true,
+            }
+        })
+        .collect()
+}
+
 impl StepOptions {
     /// Decodes `backend_options.kubernetes` (absent or null gives all-unset options).
     pub fn decode(raw: Option<&Value>) -> (StepOptions, Vec<String>) {
@@ -442,9 +322,9 @@ impl StepOptions {
         }
         o.runtime_class_name = string_field(&mut d, m, "runtimeClassName", path).filter(|s| !s.is_empty());
         o.service_account_name = string_field(&mut d, m, "serviceAccountName", path).filter(|s| !s.is_empty());
-        o.labels = map_field(&mut d, m, "labels", path);
-        o.annotations = map_field(&mut d, m, "annotations", path);
-        o.node_selector = map_field(&mut d, m, "nodeSelector", path);
+        o.labels = valid_entries(&mut d, m, "labels", path, true);
+        o.annotations = valid_entries(&mut d, m, "annotations", path, false);
+        o.node_selector = valid_entries(&mut d, m, "nodeSelector", path, true);
         if let Some(t) = get(m, "tolerations") {
             o.tolerations = decode_tolerations(t, &format!("{path}.tolerations"), d.warnings);
         }

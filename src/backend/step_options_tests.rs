@@ -23,7 +23,7 @@ fn everything_decodes() {
         "labels": {"team": "a", "n": 5, "flag": true},
         "annotations": {"x": "y"},
         "nodeSelector": {"pool": "ci"},
-        "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule", "tolerationSeconds": "3600"}],
+        "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute", "tolerationSeconds": "3600"}],
         "affinity": {"nodeAffinity": {}},
         "securityContext": {
             "privileged": "true", "runAsNonRoot": 1, "runAsUser": "0x3e9", "runAsGroup": 1000.0, "fsGroup": "010",
@@ -87,7 +87,8 @@ fn unknown_and_bad_values_warn_and_keep_the_rest() {
         "securityContext": {"runAsUser": "root", "capabilities": {"add": ["NET_ADMIN"]}, "fsGroupChangePolicy": "Sometimes"},
         "tolerations": [{"operator": "Maybe", "effect": "Never"}, "x"],
         "secrets": [{"key": "k"}],
-        "annotations": {"ok": "yes", "bad": {"nested": 1}},
+        "annotations": {"ok": "yes", "bad": {"nested": 1}, "bad key": "x"},
+        "nodeSelector": {"pool": "has space"},
         "serviceAccountName": "kept"
     }));
     let joined = w.join("\n");
@@ -98,16 +99,18 @@ fn unknown_and_bad_values_warn_and_keep_the_rest() {
         "securityContext.runAsUser: expected an integer",
         "securityContext.capabilities.add: capabilities can only be dropped",
         "fsGroupChangePolicy: \"Sometimes\" is not OnRootMismatch or Always",
-        "tolerations[0].operator",
-        "tolerations[0].effect",
+        "tolerations[0]: operator \"Maybe\" is not Exists or Equal, ignored",
         "tolerations[1]: expected a map",
         "secrets[0].name",
         "annotations.bad: expected a string",
+        "annotations: \"bad key\" is not a valid key",
+        "nodeSelector: value \"has space\" of \"pool\" is not a valid label value",
     ] {
         assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
     }
     assert_eq!(o.service_account_name.as_deref(), Some("kept"));
-    assert_eq!(o.annotations["ok"], "yes");
+    assert_eq!(o.annotations, BTreeMap::from([("ok".to_string(), "yes".to_string())]));
+    assert!(o.node_selector.is_empty());
     assert!(o.secrets.is_empty());
     assert_eq!(
         decode(json!("string")).1,
@@ -116,19 +119,50 @@ fn unknown_and_bad_values_warn_and_keep_the_rest() {
 }
 
 #[test]
-fn weak_conversions() {
-    assert_eq!(weak_string(&json!(true)).as_deref(), Some("1"));
-    assert_eq!(weak_string(&json!(1.25)).as_deref(), Some("1.25"));
-    assert_eq!(weak_string(&json!(-3)).as_deref(), Some("-3"));
-    assert_eq!(weak_string(&json!([1])), None);
-    assert_eq!(weak_bool(&json!("T")), Some(true));
-    assert_eq!(weak_bool(&json!("no")), None);
-    assert_eq!(weak_bool(&json!(2)), Some(true));
-    assert_eq!(weak_int(&json!("0b101")), Some(5));
-    assert_eq!(weak_int(&json!("-0o17")), Some(-15));
-    assert_eq!(weak_int(&json!("1_000")), Some(1000));
-    assert_eq!(weak_int(&json!(true)), Some(1));
-    assert_eq!(weak_int(&json!("12abc")), None);
+fn values_the_apiserver_rejects_are_dropped() {
+    let (o, w) = decode(json!({
+        "tolerations": [
+            {"key": "a", "effect": "Never"},
+            {"key": "a", "operator": "Exists", "value": "v"},
+            {"operator": "Equal", "value": "v"},
+            {"key": "a", "effect": "NoSchedule", "tolerationSeconds": 5},
+            {"operator": "Exists"},
+            {"key": "b", "effect": "NoExecute", "tolerationSeconds": 5}
+        ],
+        "securityContext": {
+            "seccompProfile": {"type": "Localhost"},
+            "apparmorProfile": {"type": "RuntimeDefault", "localhostProfile": "x"},
+            "fsGroupChangePolicy": "Sometimes"
+        }
+    }));
+    assert_eq!(o.tolerations.len(), 2, "{w:?}");
+    assert_eq!(
+        (o.tolerations[0].operator.as_str(), o.tolerations[1].key.as_str()),
+        ("Exists", "b")
+    );
+    let sc = o.security_context.unwrap();
+    assert_eq!(sc.seccomp_profile, None);
+    assert_eq!(
+        sc.apparmor_profile,
+        Some(Profile {
+            type_: "RuntimeDefault".into(),
+            localhost_profile: String::new()
+        })
+    );
+    assert_eq!(sc.fs_group_change_policy, None);
+    let joined = w.join("\n");
+    for needle in [
+        "tolerations[0]: effect \"Never\"",
+        "tolerations[1]: a value needs operator Equal",
+        "tolerations[2]: an empty key needs operator Exists",
+        "tolerations[3]: tolerationSeconds needs effect NoExecute",
+        "seccompProfile: type Localhost needs a localhostProfile",
+        "apparmorProfile.localhostProfile: only allowed with type Localhost",
+        "fsGroupChangePolicy: \"Sometimes\" is not OnRootMismatch or Always, ignored",
+    ] {
+        assert!(joined.contains(needle), "missing {needle:?} in:\n{joined}");
+    }
+    assert_eq!(w.len(), 7, "{joined}");
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The workflow PVC (spec §5): the shared workspace every step mounts, named from
-//! `conf.volume`, sized by `VOLUME_SIZE`, RWX or RWO by `STORAGE_RWX`. No I/O.
+//! `conf.volume`, sized by `VOLUME_SIZE`, RWX or RWO by `STORAGE_RWX`; and the PVC volumes and
+//! mounts of a step. No I/O.
 
 use super::names;
 use super::options::Options;
 use super::pod::{BuildError, PodContext};
-use super::types::Config;
-use crate::kube::types::{PersistentVolumeClaim, PvcSpec, VolumeResources};
+use super::types::{Config, Step};
+use crate::kube::types::{PersistentVolumeClaim, PvcSpec, PvcVolumeSource, Volume, VolumeMount, VolumeResources};
 
 /// The PVC for `conf.volume`, or `None` when the workflow has no volume (local `exec` payloads).
 pub fn workflow_pvc(
@@ -39,6 +40,52 @@ pub fn workflow_pvc(
         },
         status: None,
     }))
+}
+
+/// The volumes and mounts of a step: every `name:path[:mode]` entry is a PVC claim (as
+/// Woodpecker), one volume per claim; `drop_workspace` (a service with `workspaceVolume: false`)
+/// leaves out entries mounted at the workspace base.
+pub fn step_volumes(step: &Step, drop_workspace: bool) -> Result<(Vec<Volume>, Vec<VolumeMount>), BuildError> {
+    let mut volumes: Vec<Volume> = Vec::new();
+    let mut mounts = Vec::new();
+    for entry in &step.volumes {
+        let path = names::volume_mount_path(entry);
+        if drop_workspace && path == step.workspace_base {
+            continue;
+        }
+        let claim = names::volume_claim_name(entry).map_err(|source| BuildError::Volume {
+            step: step.name.clone(),
+            entry: entry.clone(),
+            source,
+        })?;
+        let mut vol_name = names::to_dns_label(&claim);
+        let existing = volumes.iter().find(|v| v.name == vol_name);
+        let same_claim = existing.is_some_and(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == claim)
+        });
+        if existing.is_some() && !same_claim {
+            vol_name = names::hashed_label(&claim);
+        }
+        if !same_claim {
+            volumes.push(Volume {
+                name: vol_name.clone(),
+                persistent_volume_claim: Some(PvcVolumeSource {
+                    claim_name: claim,
+                    read_only: false,
+                }),
+                ..Default::default()
+            });
+        }
+        mounts.push(VolumeMount {
+            name: vol_name,
+            mount_path: path.to_string(),
+            ..Default::default()
+        });
+    }
+
+    Ok((volumes, mounts))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! workflow given in Woodpecker's backend JSON format, using the agent options from the
 //! environment and `--backend-k8s-*` flags, without contacting a cluster. Output is a `v1 List`
 //! in JSON or multi-document YAML, deterministic (no timestamps or uids). Warnings about ignored
-//! step options go to stderr. Secret values are redacted unless `--show-secrets` is given.
+//! step options go to stderr. Secret values are always printed as `[REDACTED]`.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -12,6 +12,9 @@ use std::process::ExitCode;
 use serde_json::json;
 
 use crate::backend::options::{self, Flags, Options};
+
+#[path = "render_yaml.rs"]
+mod yaml;
 use crate::backend::{Config, render};
 
 const USAGE: &str = "\
@@ -24,7 +27,6 @@ Options:
   --task-uuid ID     the task id (default: the workflow id from the volume name)
   --agent NAME       the agent label value (default: none)
   -o, --output FMT   json (a v1 List, default) or yaml (one document per object)
-  --show-secrets     print secret values instead of [REDACTED]
   -h, --help         this help
 
 Backend options (flag, then environment variable):
@@ -37,7 +39,6 @@ enum RenderError {
     Decode { path: PathBuf, source: serde_json::Error },
     Options(options::OptionsError),
     Build(crate::backend::BuildError),
-    Yaml(serde_yaml::Error),
 }
 
 impl fmt::Display for RenderError {
@@ -49,7 +50,6 @@ impl fmt::Display for RenderError {
             }
             RenderError::Options(_) => write!(f, "backend options"),
             RenderError::Build(_) => write!(f, "build objects"),
-            RenderError::Yaml(_) => write!(f, "write YAML"),
         }
     }
 }
@@ -61,7 +61,6 @@ impl std::error::Error for RenderError {
             RenderError::Decode { source, .. } => Some(source),
             RenderError::Options(e) => Some(e),
             RenderError::Build(e) => Some(e),
-            RenderError::Yaml(e) => Some(e),
         }
     }
 }
@@ -71,14 +70,13 @@ struct Args {
     task: Option<String>,
     agent: String,
     yaml: bool,
-    show_secrets: bool,
     flags: Flags,
 }
 
 fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, lexopt::Error> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
-    let (mut workflow, mut task, mut agent, mut yaml, mut show) = (None, None, String::new(), false, false);
+    let (mut workflow, mut task, mut agent, mut yaml) = (None, None, String::new(), false);
     let mut flags = Flags::default();
     while let Some(arg) = p.next()? {
         match arg {
@@ -91,7 +89,6 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, lexopt::Error> {
                     other => return Err(format!("unknown output format {other:?} (json or yaml)").into()),
                 }
             }
-            Long("show-secrets") => show = true,
             Short('h') | Long("help") => return Ok(None),
             Long(l) => {
                 let l = l.to_string();
@@ -109,7 +106,6 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, lexopt::Error> {
         task,
         agent,
         yaml,
-        show_secrets: show,
         flags,
     }))
 }
@@ -129,18 +125,12 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     })?;
     let opts = Options::from_lookup(args.flags.over(|k| std::env::var(k).ok())).map_err(RenderError::Options)?;
     let task = args.task.unwrap_or_else(|| render::default_task(&conf));
-    let rendered =
-        render::workflow(&conf, &task, &opts, &args.agent, !args.show_secrets).map_err(RenderError::Build)?;
+    let rendered = render::workflow(&conf, &task, &opts, &args.agent, true).map_err(RenderError::Build)?;
     for w in &rendered.warnings {
         eprintln!("warning: {w}");
     }
     let out = if args.yaml {
-        let mut s = String::new();
-        for o in &rendered.objects {
-            s.push_str("---\n");
-            s.push_str(&serde_yaml::to_string(o).map_err(RenderError::Yaml)?);
-        }
-        s
+        rendered.objects.iter().map(yaml::document).collect::<String>()
     } else {
         let list = json!({"apiVersion": "v1", "kind": "List", "items": rendered.objects});
         let mut s = serde_json::to_string_pretty(&list).expect("a Value always serialises");

@@ -50,9 +50,6 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     }
     super::runtime()?.block_on(async move {
         let sim = Sim::start(cfg.clone()).await?;
-        if cfg.runner == RunnerKind::Host {
-            eprintln!("warning: the host runner runs each container's command on THIS machine (no images, no isolation beyond a mount namespace)");
-        }
         eprintln!("simulated cluster at {}", sim.url());
         println!("{}", sim.kubeconfig_path().display());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

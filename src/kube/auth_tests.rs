@@ -332,8 +332,9 @@ fn debug_of_credentials_and_config_shows_no_secret() {
     };
     let creds = Credentials::new(&config.auth).unwrap();
     let token_config = AuthConfig::Token(Secret::new("sekrit-token"));
+    let auth_error = Credentials::new(&AuthConfig::Token(Secret::new("sekrit-token\nx"))).unwrap_err();
     let text = format!(
-        "{config:?} {creds:?} {token_config:?} {:?}",
+        "{config:?} {creds:?} {token_config:?} {:?} {auth_error} {auth_error:?}",
         Credentials::new(&token_config).unwrap()
     );
     for secret in ["sekrit-key", "sekrit-password", "sekrit-token"] {

@@ -19,7 +19,7 @@ use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::auth_standin::Credentials;
+use super::auth::Credentials;
 use super::config::{Config, TlsConfig};
 use super::connector::{Connector, Proxy};
 use super::error::{Error, Result, status_from_body};
@@ -117,13 +117,17 @@ impl Client {
             .server
             .authority()
             .ok_or_else(|| setup(format!("server URL {} has no host", config.server)))?;
+        let credentials = Credentials::new(&config.auth).map_err(|e| Error::Auth { source: Box::new(e) })?;
         let tls_config = match scheme {
-            "https" => tls::client_config(&config.tls)?,
+            "https" => tls::client_config(&config.tls, credentials.exec_cert_resolver())?,
             // Never used for plain http, but the connector type wants one.
-            "http" => tls::client_config(&TlsConfig {
-                insecure_skip_verify: true,
-                ..Default::default()
-            })?,
+            "http" => tls::client_config(
+                &TlsConfig {
+                    insecure_skip_verify: true,
+                    ..Default::default()
+                },
+                None,
+            )?,
             other => return Err(setup(format!("server URL scheme {other:?} is not http or https"))),
         };
         let proxy = match &config.proxy_url {
@@ -145,7 +149,6 @@ impl Client {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
-        let credentials = Credentials::new(&config.auth).map_err(|e| Error::Auth { source: Box::new(e) })?;
         let prefix = config.server.path().trim_end_matches('/');
         Ok(Client {
             inner: Arc::new(Inner {

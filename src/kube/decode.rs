@@ -116,7 +116,16 @@ impl Iterator for LineSplitter {
             return Some(Piece { data, cont, cut: false });
         }
         if self.input.len() > room {
-            let head = self.input.split_to(room);
+            // Cut before a UTF-8 sequence rather than inside it (at most 3 bytes back), so the
+            // pieces of a long text line stay valid text.
+            let mut at = room;
+            while at > 0 && room - at < 3 && (self.input[at] & 0xC0) == 0x80 {
+                at -= 1;
+            }
+            if (self.input[at] & 0xC0) == 0x80 || (at == 0 && self.carry.is_empty()) {
+                at = room;
+            }
+            let head = self.input.split_to(at);
             let data = self.take_with_carry(head);
             let cont = std::mem::replace(&mut self.in_cut_line, true);
             return Some(Piece { data, cont, cut: true });
@@ -250,6 +259,23 @@ mod tests {
             ]
         );
         assert_eq!(s.finish().unwrap().data, &b"xy"[..]);
+    }
+
+    #[test]
+    fn cuts_do_not_split_utf8_sequences() {
+        let line = "é€😀".repeat(20);
+        for max in 4..13 {
+            let mut s = LineSplitter::new(max);
+            s.push(Bytes::from(format!("{line}\n")));
+            let pieces: Vec<_> = s.by_ref().collect();
+            let mut joined = Vec::new();
+            for p in &pieces {
+                assert!(std::str::from_utf8(&p.data).is_ok(), "max {max}: {:?}", p.data);
+                assert!(p.data.len() <= max && !p.data.is_empty());
+                joined.extend_from_slice(&p.data);
+            }
+            assert_eq!(joined, line.as_bytes());
+        }
     }
 
     /// Random text with random line lengths (some over the bound), fed in random chunks:

@@ -16,7 +16,6 @@
 
 pub mod api;
 pub mod auth;
-mod auth_standin;
 pub mod client;
 pub mod config;
 mod connector;

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use rustls::client::ResolvesClientCert;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
@@ -30,7 +31,12 @@ fn setup(what: impl Into<String>, source: impl Into<super::error::BoxError>) -> 
 }
 
 /// Builds the client TLS configuration. `alpn` is left empty; the connector sets it.
-pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, Error> {
+/// `exec_identity` is the exec plugin's certificate resolver, used when the kubeconfig itself
+/// names no client certificate (the plugin may hand one out, renewed per handshake).
+pub fn client_config(
+    tls: &TlsConfig,
+    exec_identity: Option<Arc<dyn ResolvesClientCert>>,
+) -> Result<ClientConfig, Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -60,7 +66,10 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, Error> {
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| setup("using the client certificate and key", e))
         }
-        (None, None) => Ok(builder.with_no_client_auth()),
+        (None, None) => Ok(match exec_identity {
+            Some(resolver) => builder.with_client_cert_resolver(resolver),
+            None => builder.with_no_client_auth(),
+        }),
         _ => Err(Error::Setup {
             what: "a client certificate needs both the certificate and the key".into(),
             source: None,
@@ -165,7 +174,7 @@ mod tests {
             ca_source: Some("/tmp/ca.crt".into()),
             ..Default::default()
         };
-        let err = client_config(&tls).unwrap_err();
+        let err = client_config(&tls, None).unwrap_err();
         assert!(err.to_string().contains("/tmp/ca.crt"), "{err}");
     }
 
@@ -175,13 +184,13 @@ mod tests {
             insecure_skip_verify: true,
             ..Default::default()
         };
-        assert!(client_config(&tls).is_ok());
+        assert!(client_config(&tls, None).is_ok());
         let half = TlsConfig {
             insecure_skip_verify: true,
             client_cert_pem: Some(b"x".to_vec()),
             ..Default::default()
         };
-        assert!(client_config(&half).is_err());
+        assert!(client_config(&half, None).is_err());
     }
 
     #[test]

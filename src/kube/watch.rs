@@ -12,7 +12,6 @@
 //! cancel-safe enough to sit in a `select!` with a shutdown signal: no event is lost when the
 //! other branch wins, as state changes only after an await completes.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -195,7 +194,8 @@ pub struct Watcher<K> {
     backoff: Backoff,
     /// Sleep before the next attempt (set after a failure).
     delay: Option<Duration>,
-    queue: VecDeque<Event<K>>,
+    /// When the last list finished: a 410 right after it backs off instead of looping.
+    listed_at: Option<Instant>,
 }
 
 impl<K: Resource> Watcher<K> {
@@ -206,7 +206,7 @@ impl<K: Resource> Watcher<K> {
             state: State::Relist,
             backoff: Backoff::new(BackoffConfig::WATCH),
             delay: None,
-            queue: VecDeque::new(),
+            listed_at: None,
         }
     }
 
@@ -219,9 +219,6 @@ impl<K: Resource> Watcher<K> {
     /// The next event. Never ends; an `Err` reports a failure that is being retried.
     pub async fn next(&mut self) -> Result<Event<K>> {
         loop {
-            if let Some(ev) = self.queue.pop_front() {
-                return Ok(ev);
-            }
             if let Some(d) = self.delay {
                 tokio::time::sleep(d).await;
                 self.delay = None;
@@ -231,6 +228,7 @@ impl<K: Resource> Watcher<K> {
             let (stream, rv, opened, events) = match &mut self.state {
                 State::Relist => match self.api.list_all(&self.params.to_list()).await {
                     Ok(list) => {
+                        self.listed_at = Some(Instant::now());
                         self.state = State::Resume(list.metadata.resource_version);
                         return Ok(Event::Restarted(list.items));
                     }
@@ -250,7 +248,7 @@ impl<K: Resource> Watcher<K> {
                         }
                         // HTTP 410 on the watch itself: too old, re-list (quietly).
                         Err(e) if e.is_gone() => {
-                            self.state = State::Relist;
+                            self.relist_after_gone();
                             continue;
                         }
                         Err(e) => return Err(self.fail(State::Resume(rv), e)),
@@ -303,12 +301,21 @@ impl<K: Resource> Watcher<K> {
                     // 410: our resourceVersion is too old: re-list now, quietly (the consumer
                     // sees `Restarted`). Other ERRORs: re-list after a backoff, as client-go.
                     if err.is_gone() {
-                        self.state = State::Relist;
+                        self.relist_after_gone();
                     } else {
                         return Err(self.fail(State::Relist, err));
                     }
                 }
             }
+        }
+    }
+
+    /// A 410: re-list. Right after a list (the server keeps refusing what it just gave us),
+    /// back off rather than spin.
+    fn relist_after_gone(&mut self) {
+        self.state = State::Relist;
+        if self.listed_at.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            self.delay = Some(self.backoff.next_delay());
         }
     }
 

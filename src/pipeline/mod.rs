@@ -5,6 +5,7 @@
 //! - [`yaml`]: workflow files to what the user wrote (matrix, `${VAR}`, anchors, every key).
 //! - [`compile`]: what the user wrote to a `backend::Config` (stages, env, secrets, clone).
 //! - [`env`]: the run's metadata and the `CI_*` variables.
+//! - [`files`]: which workflow files a run reads, and their `depends_on` order.
 //! - [`error`]: the front end's error, pointing at file, line and key.
 //! - [`runtime`]: [`run_workflow`], Woodpecker's order and failure semantics.
 //! - [`trace`]: what the runtime reports (step states, log lines).
@@ -13,6 +14,7 @@
 pub mod compile;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod runtime;
 pub mod trace;
 pub mod ulid;

@@ -1,10 +1,10 @@
-//! What the apiserver does to an object before storing it: field validation (Strict/Warn of
-//! unknown fields), name and spec validation (422 with field causes, texts as the real server
+//! What the apiserver does to an object before storing it (unknown fields are `fields`' job):
+//! name and spec validation (422 with field causes, texts as the real server
 //! prints them) and defaulting (pod defaults, the default StorageClass, Secret `stringData`,
 //! Service cluster IPs, Namespace phase). Pure; the store assigns identity afterwards.
 
 use base64::Engine;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::resources::ResourceDef;
 use super::status::{ApiError, Cause};
@@ -34,167 +34,6 @@ fn label_causes(field: &str, v: &str, out: &mut Vec<Cause>) {
     if !(is_dns_label(v) || v.len() > 63 && is_dns_label(&v[..63])) {
         out.push(Cause::invalid(field, v, LABEL_MSG));
     }
-}
-
-/// Known fields per object part, for `fieldValidation=Strict|Warn`. Unlisted parts are open.
-fn known_fields(path: &str) -> Option<&'static [&'static str]> {
-    Some(match path {
-        "" => &[
-            "apiVersion",
-            "kind",
-            "metadata",
-            "spec",
-            "status",
-            "data",
-            "stringData",
-            "type",
-            "immutable",
-            "involvedObject",
-            "reason",
-            "message",
-            "source",
-            "firstTimestamp",
-            "lastTimestamp",
-            "count",
-            "eventTime",
-            "reportingComponent",
-            "reportingInstance",
-            "action",
-            "related",
-            "series",
-            "provisioner",
-            "parameters",
-            "reclaimPolicy",
-            "volumeBindingMode",
-            "allowVolumeExpansion",
-            "mountOptions",
-            "allowedTopologies",
-        ],
-        "metadata" => &[
-            "name",
-            "generateName",
-            "namespace",
-            "uid",
-            "resourceVersion",
-            "creationTimestamp",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "labels",
-            "annotations",
-            "ownerReferences",
-            "finalizers",
-            "generation",
-            "managedFields",
-            "selfLink",
-        ],
-        "spec.containers[]" | "spec.initContainers[]" => &[
-            "name",
-            "image",
-            "command",
-            "args",
-            "workingDir",
-            "ports",
-            "env",
-            "envFrom",
-            "resources",
-            "volumeMounts",
-            "volumeDevices",
-            "imagePullPolicy",
-            "securityContext",
-            "stdin",
-            "stdinOnce",
-            "tty",
-            "livenessProbe",
-            "readinessProbe",
-            "startupProbe",
-            "lifecycle",
-            "terminationMessagePath",
-            "terminationMessagePolicy",
-            "restartPolicy",
-            "resizePolicy",
-        ],
-        _ => return None,
-    })
-}
-
-const POD_SPEC_FIELDS: &[&str] = &[
-    "initContainers",
-    "containers",
-    "ephemeralContainers",
-    "volumes",
-    "restartPolicy",
-    "nodeName",
-    "nodeSelector",
-    "tolerations",
-    "affinity",
-    "serviceAccountName",
-    "serviceAccount",
-    "automountServiceAccountToken",
-    "imagePullSecrets",
-    "hostname",
-    "subdomain",
-    "dnsConfig",
-    "dnsPolicy",
-    "hostAliases",
-    "securityContext",
-    "runtimeClassName",
-    "priorityClassName",
-    "priority",
-    "activeDeadlineSeconds",
-    "terminationGracePeriodSeconds",
-    "schedulerName",
-    "enableServiceLinks",
-    "hostNetwork",
-    "hostPID",
-    "hostIPC",
-    "shareProcessNamespace",
-    "preemptionPolicy",
-    "overhead",
-    "topologySpreadConstraints",
-    "readinessGates",
-    "setHostnameAsFQDN",
-    "os",
-    "hostUsers",
-    "schedulingGates",
-    "resourceClaims",
-    "resources",
-];
-
-fn unknown_in(obj: &Map<String, Value>, known: &[&str], prefix: &str, out: &mut Vec<String>) {
-    for k in obj.keys() {
-        if !known.contains(&k.as_str()) {
-            out.push(if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            });
-        }
-    }
-}
-
-/// The unknown fields of an object, as dotted paths (`spec.foo`, `spec.containers[0].bar`).
-pub fn unknown_fields(def: &ResourceDef, obj: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(top) = obj.as_object() {
-        unknown_in(top, known_fields("").unwrap_or(&[]), "", &mut out);
-    }
-    if let Some(m) = obj["metadata"].as_object() {
-        unknown_in(m, known_fields("metadata").unwrap_or(&[]), "metadata", &mut out);
-    }
-    if def.plural == "pods" {
-        if let Some(spec) = obj["spec"].as_object() {
-            unknown_in(spec, POD_SPEC_FIELDS, "spec", &mut out);
-        }
-        for list in ["containers", "initContainers"] {
-            for (i, c) in obj["spec"][list].as_array().into_iter().flatten().enumerate() {
-                if let Some(c) = c.as_object() {
-                    let known = known_fields("spec.containers[]").unwrap_or(&[]);
-                    unknown_in(c, known, &format!("spec.{list}[{i}]"), &mut out);
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Validates and defaults a new object of `def` in `namespace`. Returns it with kind and
@@ -357,6 +196,13 @@ fn pod(obj: &mut Value, causes: &mut Vec<Cause>) {
 }
 
 fn pvc(obj: &mut Value, causes: &mut Vec<Cause>, default_sc: Option<&str>) {
+    // The protection controller's finalizer: a claim in use by a pod is not removed.
+    let fins = obj["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+    if !fins.iter().any(|f| f == super::storage::PVC_PROTECTION) {
+        let mut fins = fins;
+        fins.push(json!(super::storage::PVC_PROTECTION));
+        obj["metadata"]["finalizers"] = json!(fins);
+    }
     let spec = &mut obj["spec"];
     if spec["accessModes"].as_array().is_none_or(Vec::is_empty) {
         causes.push(Cause::required("spec.accessModes"));
@@ -460,15 +306,6 @@ mod tests {
             e.message.contains("must be no more than 63 characters"),
             "{}",
             e.message
-        );
-    }
-
-    #[test]
-    fn unknown_fields_are_found() {
-        let pod = json!({"metadata": {"name": "p"}, "spec": {"foo": 1, "containers": [{"name": "a", "bar": 2}]}});
-        assert_eq!(
-            unknown_fields(by_plural("pods").unwrap(), &pod),
-            ["spec.foo", "spec.containers[0].bar"]
         );
     }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ::http::{HeaderMap, HeaderValue, Method, header};
+use ::http::{HeaderMap, Method, header};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -15,7 +15,8 @@ use super::status::ApiError;
 use super::store::Key;
 use super::watch::{self, WatchSpec};
 use super::wire::{self, Query, Resp};
-use super::{admit, delete, discovery, logs, openapi, storage, table};
+use super::write::{access_review, create, patch, replace};
+use super::{delete, discovery, logs, openapi, table};
 
 /// A parsed resource path.
 struct Target {
@@ -145,7 +146,7 @@ async fn route_inner(
     }
 }
 
-fn parse_body(def: &ResourceDef, body: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn parse_body(def: &ResourceDef, body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: {e}",
@@ -186,6 +187,24 @@ async fn resource(
         String::new()
     };
     let as_table = table::wants_table(accept);
+    let verb = match (method.clone(), t.name.is_some(), t.sub.as_deref()) {
+        (_, _, Some(_)) => None,
+        (Method::GET, false, _) => Some(if t.watch_path || q.flag("watch") {
+            "watch"
+        } else {
+            "list"
+        }),
+        (Method::GET, true, _) => Some("get"),
+        (Method::POST, false, _) => Some("create"),
+        (Method::PUT, true, _) => Some("update"),
+        (Method::PATCH, true, _) => Some("patch"),
+        (Method::DELETE, true, _) => Some("delete"),
+        (Method::DELETE, false, _) => Some("deletecollection"),
+        _ => None,
+    };
+    if verb.is_some_and(|v| !def.verbs.contains(&v)) {
+        return Err(ApiError::method_not_allowed());
+    }
     match (t.name.as_deref(), t.sub.as_deref()) {
         (None, None) => match *method {
             Method::GET => {
@@ -314,153 +333,4 @@ async fn resource(
         }
         (None, Some(_)) => Err(ApiError::path_not_found()),
     }
-}
-
-fn create(shared: &Arc<Shared>, def: &'static ResourceDef, ns: &str, q: &Query, body: &[u8]) -> Result<Resp, ApiError> {
-    let obj = parse_body(def, body)?;
-    let unknown = admit::unknown_fields(def, &obj);
-    let mut warnings = Vec::new();
-    match q.get("fieldValidation").unwrap_or("Warn") {
-        "Strict" if !unknown.is_empty() => {
-            let list: Vec<String> = unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect();
-            return Err(ApiError::bad_request(format!(
-                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                def.kind,
-                def.version,
-                def.kind,
-                list.join(", ")
-            )));
-        }
-        "Strict" | "Ignore" => {}
-        "Warn" => warnings = unknown,
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "fieldValidation {other:?} is invalid: must be Ignore, Warn or Strict"
-            )));
-        }
-    }
-    let default_sc = storage::default_class(shared);
-    let obj = admit::admit_create(def, ns, obj, default_sc.as_deref())?;
-    if q.get("dryRun") == Some("All") {
-        return Ok(wire::json(201, &obj));
-    }
-    let created = shared.store.create(def.plural, ns, obj)?;
-    if def.plural == "persistentvolumeclaims" {
-        storage::provision(shared, &created);
-    }
-    let mut resp = wire::json(201, &created);
-    for w in warnings {
-        if let Ok(v) = HeaderValue::from_str(&format!("299 - \"unknown field \\\"{w}\\\"\"")) {
-            resp.headers_mut().append(header::WARNING, v);
-        }
-    }
-    Ok(resp)
-}
-
-fn replace(shared: &Shared, def: &ResourceDef, key: &Key, body: &[u8], status_only: bool) -> Result<Resp, ApiError> {
-    let new = parse_body(def, body)?;
-    let cur = shared
-        .store
-        .get(key)
-        .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
-    if let Some(rv) = new["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty())
-        && Some(rv) != cur["metadata"]["resourceVersion"].as_str()
-    {
-        return Err(ApiError::conflict(
-            def.plural,
-            &key.name,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        ));
-    }
-    if new["metadata"]["name"].as_str().is_some_and(|n| n != key.name) {
-        return Err(ApiError::bad_request(
-            "the name of the object does not match the name on the URL",
-        ));
-    }
-    let updated = shared
-        .store
-        .update(key, |o| {
-            if status_only {
-                o["status"] = new["status"].clone();
-            } else {
-                let status = o["status"].clone();
-                let mut n = new.clone();
-                n["kind"] = json!(def.kind);
-                n["apiVersion"] = json!(def.api_version());
-                if !status.is_null() && def.plural != "secrets" {
-                    n["status"] = status;
-                }
-                if let Some(dt) = o["metadata"].get("deletionTimestamp").cloned() {
-                    n["metadata"]["deletionTimestamp"] = dt;
-                }
-                *o = n;
-            }
-        })
-        .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
-    delete::finalize_if_released(shared, key);
-    Ok(wire::json(200, &updated))
-}
-
-/// RFC 7386 JSON merge patch.
-fn merge(target: &mut Value, patch: &Value) {
-    match (target.as_object_mut(), patch.as_object()) {
-        (Some(t), Some(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        _ => {
-            let mut v = patch.clone();
-            if let Some(p) = v.as_object_mut() {
-                p.retain(|_, x| !x.is_null());
-            }
-            *target = v;
-        }
-    }
-}
-
-fn patch(shared: &Shared, def: &ResourceDef, key: &Key, body: &[u8]) -> Result<Resp, ApiError> {
-    let p = parse_body(def, body)?;
-    if !p.is_object() {
-        return Err(ApiError::new(
-            415,
-            "UnsupportedMediaType",
-            "only JSON merge patches are supported by the simulated cluster",
-        ));
-    }
-    let updated = shared
-        .store
-        .update(key, |o| merge(o, &p))
-        .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
-    delete::finalize_if_released(shared, key);
-    Ok(wire::json(200, &updated))
-}
-
-/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: allowed unless a fault
-/// denies the verb.
-fn access_review(shared: &Shared, def: &ResourceDef, body: &[u8]) -> Result<Resp, ApiError> {
-    let mut review = parse_body(def, body)?;
-    let attrs = &review["spec"]["resourceAttributes"];
-    let verb = attrs["verb"].as_str().unwrap_or("").to_string();
-    if attrs.is_null() && review["spec"]["nonResourceAttributes"].is_null() {
-        return Err(ApiError::invalid(
-            def.kind,
-            "",
-            vec![super::status::Cause::required("spec.resourceAttributes")],
-        ));
-    }
-    let allowed = !shared.faults.verb_denied(&verb);
-    review["kind"] = json!(def.kind);
-    review["apiVersion"] = json!(def.api_version());
-    review["metadata"] = json!({"creationTimestamp": null});
-    review["status"] = if allowed {
-        json!({"allowed": true, "reason": "the simulated cluster allows everything"})
-    } else {
-        json!({"allowed": false, "reason": format!("verb {verb:?} denied by a fault of the simulated cluster")})
-    };
-    Ok(wire::json(201, &review))
 }

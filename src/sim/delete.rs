@@ -149,6 +149,10 @@ pub fn delete(shared: &Shared, def: &ResourceDef, key: &Key, opts: &Options) -> 
     let held = foreground || !finalizers(&cur).is_empty();
     if grace == 0 && !held {
         let obj = remove_now(shared, key).unwrap_or(cur);
+        // Registries without `ReturnDeletedObject` answer a Success Status instead.
+        if matches!(def.plural, "secrets" | "events" | "storageclasses") {
+            return Ok((200, success(def.plural, &key.name, &uid)));
+        }
         return Ok((200, obj));
     }
     // Graceful (or held by finalizers): mark it and let the kubelet / GC finish.
@@ -193,6 +197,25 @@ pub fn finalize_if_released(shared: &Shared, key: &Key) {
     }
 }
 
+/// The `Status` a delete returns for kinds that do not return the deleted object.
+fn success(plural: &str, name: &str, uid: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+           "details": {"name": name, "kind": plural, "uid": uid}})
+}
+
+/// Removes one finalizer, then lets the object go if nothing else holds it.
+pub fn drop_finalizer(shared: &Shared, key: &Key, name: &str) {
+    shared.store.update(key, |o| {
+        if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
+            f.retain(|x| x != name);
+            if f.is_empty() {
+                o["metadata"].as_object_mut().map(|m| m.remove("finalizers"));
+            }
+        }
+    });
+    finalize_if_released(shared, key);
+}
+
 fn owner_uids(o: &Value) -> Vec<String> {
     o["metadata"]["ownerReferences"]
         .as_array()
@@ -203,16 +226,18 @@ fn owner_uids(o: &Value) -> Vec<String> {
 }
 
 pub fn has_dependents(shared: &Shared, uid: &str) -> bool {
-    shared
+    !shared
         .store
-        .all()
-        .iter()
-        .any(|(_, o)| owner_uids(o).iter().any(|u| u == uid))
+        .scan(|_, o| owner_uids(o).iter().any(|u| u == uid).then_some(()))
+        .is_empty()
 }
 
 fn orphan_dependents(shared: &Shared, uid: &str) {
-    for (k, o) in shared.store.all() {
-        if owner_uids(&o).iter().any(|u| u == uid) {
+    let dependents = shared
+        .store
+        .scan(|k, o| owner_uids(o).iter().any(|u| u == uid).then(|| k.clone()));
+    for k in dependents {
+        {
             shared.store.update(&k, |o| {
                 if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
                     refs.retain(|r| r["uid"] != uid);

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use super::Shared;
 use super::delete::{self, FOREGROUND, Options};
-use super::resources;
 use super::store::Key;
+use super::{resources, storage};
 
 fn owner_uids(o: &Value) -> Vec<&str> {
     o["metadata"]["ownerReferences"]
@@ -28,8 +28,30 @@ fn terminating(o: &Value) -> bool {
 
 /// One pass over the store.
 pub fn sweep(shared: &Shared) {
-    let all = shared.store.all();
-    let uids: HashSet<&str> = all.iter().filter_map(|(_, o)| o["metadata"]["uid"].as_str()).collect();
+    // Only objects that can matter: owned, terminating, or namespaces.
+    let dying: HashSet<String> = shared
+        .store
+        .scan(|k, o| (k.plural == "namespaces" && terminating(o)).then(|| k.name.clone()))
+        .into_iter()
+        .collect();
+    let all: Vec<(Key, Value)> = shared.store.scan(|k, o| {
+        let relevant = o["metadata"]["ownerReferences"].is_array()
+            || terminating(o)
+            || k.plural == "namespaces"
+            || dying.contains(&k.namespace);
+        relevant.then(|| (k.clone(), o.clone()))
+    });
+    let wanted: HashSet<String> = all.iter().flat_map(|(_, o)| owner_uids(o)).map(String::from).collect();
+    let existing: HashSet<String> = shared
+        .store
+        .scan(|_, o| {
+            o["metadata"]["uid"]
+                .as_str()
+                .filter(|u| wanted.contains(*u))
+                .map(String::from)
+        })
+        .into_iter()
+        .collect();
     let foreground_owners: HashSet<&str> = all
         .iter()
         .filter(|(_, o)| {
@@ -47,7 +69,7 @@ pub fn sweep(shared: &Shared) {
         .collect();
     for (key, o) in &all {
         let owners = owner_uids(o);
-        let orphaned = !owners.is_empty() && owners.iter().all(|u| !uids.contains(u));
+        let orphaned = !owners.is_empty() && owners.iter().all(|u| !existing.contains(*u));
         let owner_foreground = owners.iter().any(|u| foreground_owners.contains(u));
         let in_dying_ns = !key.namespace.is_empty() && dying_namespaces.contains(key.namespace.as_str());
         if (orphaned || owner_foreground || in_dying_ns)
@@ -57,25 +79,26 @@ pub fn sweep(shared: &Shared) {
             let _ = delete::delete(shared, def, key, &Options::default());
         }
     }
+    // Terminating claims no running pod uses lose the protection finalizer (and then go).
+    for (key, o) in &all {
+        if key.plural == "persistentvolumeclaims"
+            && terminating(o)
+            && !storage::claim_in_use(shared, &key.namespace, &key.name)
+        {
+            delete::drop_finalizer(shared, key, storage::PVC_PROTECTION);
+        }
+    }
     // Foreground owners whose dependents are gone lose the finalizer (and then go).
     for (key, o) in &all {
         let Some(uid) = o["metadata"]["uid"].as_str() else {
             continue;
         };
         if foreground_owners.contains(uid) && !delete::has_dependents(shared, uid) {
-            shared.store.update(key, |o| {
-                if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
-                    f.retain(|x| x != FOREGROUND);
-                    if f.is_empty() {
-                        o["metadata"].as_object_mut().map(|m| m.remove("finalizers"));
-                    }
-                }
-            });
-            delete::finalize_if_released(shared, key);
+            delete::drop_finalizer(shared, key, FOREGROUND);
         }
     }
     for ns in dying_namespaces {
-        let left = shared.store.all().iter().any(|(k, _)| k.namespace == ns);
+        let left = !shared.store.scan(|k, _| (k.namespace == ns).then_some(())).is_empty();
         if !left {
             delete::remove_now(shared, &Key::new("namespaces", "", ns));
         }

@@ -29,12 +29,21 @@ pub async fn run(shared: Arc<Shared>) {
             kills.remove(&uid);
             done.insert(uid);
         }
-        let (pods, _) = shared.store.list("pods", None);
+        // Only pods that need attention are cloned: new ones, and ones being deleted.
         let mut present = HashSet::new();
+        let pods = shared.store.scan(|k, pod| {
+            if k.plural != "pods" {
+                return None;
+            }
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
+            present.insert(uid.to_string());
+            let deleting = pod["metadata"]["deletionTimestamp"].is_string();
+            let known = kills.contains_key(uid) || done.contains(uid);
+            (deleting || !known).then(|| pod.clone())
+        });
         for pod in &pods {
             let m = &pod["metadata"];
             let uid = m["uid"].as_str().unwrap_or("").to_string();
-            present.insert(uid.clone());
             let deleting = m["deletionTimestamp"].is_string();
             if let Some(kill) = kills.get(&uid) {
                 if deleting {

@@ -16,10 +16,12 @@
 mod admit;
 mod api;
 pub mod certs;
+mod container;
 mod delete;
 mod discovery;
 mod events;
 pub mod faults;
+mod fields;
 mod gc;
 mod kubelet;
 mod logs;
@@ -29,6 +31,7 @@ mod podstatus;
 pub mod record;
 mod resources;
 pub mod runner;
+mod scheduler;
 mod select;
 mod server;
 mod status;
@@ -38,6 +41,7 @@ mod table;
 pub mod time;
 mod watch;
 mod wire;
+mod write;
 
 use std::future::Future;
 use std::io;
@@ -182,10 +186,20 @@ impl Sim {
             .store
             .create("storageclasses", "", storage::local_path_class())
             .map_err(|e| io::Error::other(e.message))?;
+        shared
+            .store
+            .create("nodes", "", scheduler::node_object())
+            .map_err(|e| io::Error::other(e.message))?;
         let acceptor = match &pki {
             Some(p) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(p.server_config()?))),
             None => None,
         };
+        if cfg.runner == RunnerKind::Host {
+            eprintln!(
+                "warning: the simulated cluster's host runner runs each container's command on THIS machine \
+                 (no images; only a private mount namespace)"
+            );
+        }
         let mut tasks = JoinSet::new();
         tasks.spawn(server::serve(shared.clone(), listener, acceptor));
         tasks.spawn(kubelet::run(shared.clone()));
@@ -366,5 +380,36 @@ impl Drop for Sim {
         if let Some(d) = self.temp_dir.take() {
             let _ = std::fs::remove_dir_all(d);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_can_move_between_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Sim>();
+    }
+
+    #[tokio::test]
+    async fn kube_config_matches_the_written_kubeconfig_and_redacts_the_token() {
+        let sim = Sim::start(SimConfig::default()).await.unwrap();
+        let cfg = sim.kube_config();
+        assert_eq!(cfg.server.to_string().trim_end_matches('/'), sim.url());
+        assert_eq!(cfg.namespace, "woodpecker");
+        assert!(
+            cfg.tls
+                .ca_pem
+                .as_deref()
+                .is_some_and(|p| p.starts_with(b"-----BEGIN CERTIFICATE-----"))
+        );
+        assert!(!format!("{cfg:?}").contains(sim.token()));
+        let text = std::fs::read_to_string(sim.kubeconfig_path()).unwrap();
+        assert!(text.contains(&format!("server: {}", sim.url())) && text.contains("current-context: sim"));
+        let dir = sim.dir().to_path_buf();
+        sim.shutdown().await;
+        assert!(!dir.exists(), "the temporary directory is removed");
     }
 }

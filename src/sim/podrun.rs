@@ -3,7 +3,6 @@
 //! runner, termination; phase, conditions and Events throughout; activeDeadlineSeconds;
 //! graceful deletion (Killing, then the object is removed). restartPolicy is treated as Never.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,19 +11,19 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Shared;
-use super::delete;
 use super::events::{self, Source};
 use super::kubelet::NODE;
 use super::podstatus::{Container, PodStatus, State};
-use super::runner::{self, ContainerRun, Exit, Kill, PodFault, killed, scripted};
+use super::runner::{Kill, PodFault, killed, scripted};
 use super::store::{Key, random_hex};
 use super::time;
+use super::{delete, scheduler};
 
-struct Ctx {
-    shared: Arc<Shared>,
-    key: Key,
+pub(super) struct Ctx {
+    pub(super) shared: Arc<Shared>,
+    pub(super) key: Key,
     uid: String,
-    pod: Value,
+    pub(super) pod: Value,
     status: Mutex<PodStatus>,
 }
 
@@ -45,7 +44,7 @@ impl Ctx {
         self.publish();
     }
 
-    fn event(&self, warning: bool, reason: &str, message: &str, container: Option<&str>) {
+    pub(super) fn event(&self, warning: bool, reason: &str, message: &str, container: Option<&str>) {
         let pod = self.shared.store.get(&self.key).unwrap_or_else(|| self.pod.clone());
         let fp = container.map(|c| format!("spec.containers{{{c}}}"));
         let source = if reason == "Scheduled" || reason == "FailedScheduling" {
@@ -64,7 +63,7 @@ impl Ctx {
         );
     }
 
-    fn set_container(&self, init: bool, i: usize, f: impl FnOnce(&mut Container)) {
+    pub(super) fn set_container(&self, init: bool, i: usize, f: impl FnOnce(&mut Container)) {
         self.with(|st| {
             let list = if init { &mut st.init } else { &mut st.containers };
             if let Some(c) = list.get_mut(i) {
@@ -74,7 +73,7 @@ impl Ctx {
         });
     }
 
-    fn tick(&self) -> Duration {
+    pub(super) fn tick(&self) -> Duration {
         self.shared.tick
     }
 }
@@ -103,53 +102,11 @@ fn refresh(st: &mut PodStatus) {
 }
 
 /// Sleeps, or returns early with the kill.
-async fn pause(d: Duration, kill: &mut watch::Receiver<Option<Kill>>) -> Option<Kill> {
+pub(super) async fn pause(d: Duration, kill: &mut watch::Receiver<Option<Kill>>) -> Option<Kill> {
     tokio::select! {
         _ = tokio::time::sleep(d) => None,
         k = killed(kill) => Some(k),
     }
-}
-
-fn claims_unbound(shared: &Shared, pod: &Value) -> Option<String> {
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
-    for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
-        if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
-            match shared.store.get(&Key::new("persistentvolumeclaims", ns, claim)) {
-                None => return Some(format!("persistentvolumeclaim \"{claim}\" not found")),
-                Some(p) if p["status"]["phase"] != "Bound" => {
-                    return Some("pod has unbound immediate PersistentVolumeClaims".into());
-                }
-                _ => {}
-            }
-        }
-    }
-    None
-}
-
-/// The first secretKeyRef / secret volume that does not resolve.
-fn missing_secret(shared: &Shared, pod: &Value, c: &Value) -> Option<String> {
-    let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
-    for e in c["env"].as_array().into_iter().flatten() {
-        let r = &e["valueFrom"]["secretKeyRef"];
-        if let Some(name) = r["name"].as_str() {
-            if r["optional"] == true {
-                continue;
-            }
-            let key = r["key"].as_str().unwrap_or("");
-            match shared.store.get(&Key::new("secrets", ns, name)) {
-                None => return Some(format!("secret \"{name}\" not found")),
-                Some(s) if s["data"][key].is_null() => {
-                    return Some(format!("couldn't find key {key} in Secret {ns}/{name}"));
-                }
-                _ => {}
-            }
-        }
-    }
-    None
-}
-
-fn image_invalid(image: &str) -> bool {
-    image.is_empty() || image.contains(char::is_whitespace) || image.chars().any(|c| c.is_ascii_uppercase())
 }
 
 /// Runs the pod until it is finished or deleted.
@@ -173,7 +130,7 @@ pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option
         let why = if scripted::pod_fault(&rules, &pod) == Some(PodFault::Unschedulable) {
             Some("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.".to_string())
         } else {
-            claims_unbound(&shared, &pod).map(|w| format!("0/1 nodes are available: {w}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."))
+            scheduler::blocker(&shared, &pod)
         };
         let Some(why) = why else { break };
         if !reported {
@@ -236,7 +193,7 @@ pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option
     let inits: Vec<Value> = pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
     let mut failed_init = false;
     for (i, c) in inits.iter().enumerate() {
-        let exit = container(
+        let exit = super::container::run(
             ctx.clone(),
             true,
             i,
@@ -271,7 +228,7 @@ pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option
             .enumerate()
         {
             let plan = scripted::plan(&rules, &pod, &c);
-            set.spawn(container(ctx.clone(), false, i, c, plan, irx.clone()));
+            set.spawn(super::container::run(ctx.clone(), false, i, c, plan, irx.clone()));
         }
         while set.join_next().await.is_some() {}
     }
@@ -319,135 +276,4 @@ pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option
     }
     helpers.abort_all();
     delete::finalize_if_released(&ctx.shared, &ctx.key);
-}
-
-/// One container from ContainerCreating to terminated. `None` when it never started.
-async fn container(
-    ctx: Arc<Ctx>,
-    init: bool,
-    i: usize,
-    c: Value,
-    plan: scripted::ContainerPlan,
-    mut kill: watch::Receiver<Option<Kill>>,
-) -> Option<Exit> {
-    let name = c["name"].as_str().unwrap_or("").to_string();
-    let image = c["image"].as_str().unwrap_or("").to_string();
-    let waiting = |reason: &str, message: Option<String>| {
-        let reason = reason.to_string();
-        move |c: &mut Container| c.state = State::Waiting { reason, message }
-    };
-    if init {
-        ctx.set_container(true, i, waiting("PodInitializing", None));
-    }
-    if pause(plan.start_delay(), &mut kill).await.is_some() {
-        return None;
-    }
-    // Configuration: missing secrets (for real, or by rule) block the start.
-    let mut reported = None;
-    loop {
-        let problem = match plan.fault() {
-            Some(PodFault::ConfigError(m)) => Some(m.clone()),
-            _ => missing_secret(&ctx.shared, &ctx.pod, &c),
-        };
-        let Some(problem) = problem else { break };
-        if reported.as_deref() != Some(problem.as_str()) {
-            ctx.set_container(init, i, waiting("CreateContainerConfigError", Some(problem.clone())));
-            ctx.event(true, "Failed", &format!("Error: {problem}"), Some(&name));
-            reported = Some(problem);
-        }
-        if pause(ctx.tick(), &mut kill).await.is_some() {
-            return None;
-        }
-    }
-    // The image.
-    if plan.fault() == Some(&PodFault::InvalidImageName) || image_invalid(&image) {
-        let msg = format!(
-            "Failed to apply default image tag {image:?}: couldn't parse image name {image:?}: invalid reference format"
-        );
-        ctx.set_container(init, i, waiting("InvalidImageName", Some(msg.clone())));
-        ctx.event(true, "InspectFailed", &msg, Some(&name));
-        ctx.event(true, "Failed", "Error: InvalidImageName", Some(&name));
-        let _ = killed(&mut kill).await;
-        return None;
-    }
-    ctx.event(false, "Pulling", &format!("Pulling image \"{image}\""), Some(&name));
-    if pause(ctx.tick(), &mut kill).await.is_some() {
-        return None;
-    }
-    if plan.fault() == Some(&PodFault::ImagePull) {
-        let msg = format!(
-            "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/{image}\": not found"
-        );
-        ctx.set_container(init, i, waiting("ErrImagePull", Some(msg.clone())));
-        ctx.event(true, "Failed", &msg, Some(&name));
-        ctx.event(true, "Failed", "Error: ErrImagePull", Some(&name));
-        if pause(ctx.tick(), &mut kill).await.is_some() {
-            return None;
-        }
-        let backoff = format!("Back-off pulling image \"{image}\"");
-        ctx.set_container(init, i, waiting("ImagePullBackOff", Some(backoff.clone())));
-        ctx.event(false, "BackOff", &backoff, Some(&name));
-        ctx.event(true, "Failed", "Error: ImagePullBackOff", Some(&name));
-        let _ = killed(&mut kill).await;
-        return None;
-    }
-    ctx.event(
-        false,
-        "Pulled",
-        &format!("Successfully pulled image \"{image}\" in 12ms (12ms including waiting). Image size: 3623807 bytes."),
-        Some(&name),
-    );
-    ctx.event(false, "Created", &format!("Created container: {name}"), Some(&name));
-    let ns = ctx.key.namespace.clone();
-    let log = ctx.shared.logs.open(&ns, &ctx.key.name, &name);
-    let id = format!("containerd://{}", random_hex(32));
-    let started = time::now();
-    let (id2, started2) = (id.clone(), started.clone());
-    ctx.set_container(init, i, move |c| {
-        c.container_id = Some(id2);
-        c.state = State::Running { started_at: started2 };
-    });
-    ctx.event(false, "Started", &format!("Started container {name}"), Some(&name));
-    let pod = ctx.shared.store.get(&ctx.key).unwrap_or_else(|| ctx.pod.clone());
-    // "Killing" is reported when the kill starts (the runner may then wait out the grace
-    // period), or at the latest once the container is gone.
-    let announced = std::sync::atomic::AtomicBool::new(false);
-    let kill_seen = kill.clone();
-    let mut watch_kill = kill.clone();
-    let announce = async {
-        if matches!(killed(&mut watch_kill).await, Kill::Deleted { .. }) && !announced.swap(true, Ordering::SeqCst) {
-            ctx.event(false, "Killing", &format!("Stopping container {name}"), Some(&name));
-        }
-        std::future::pending::<()>().await
-    };
-    let run = runner::run_container(
-        ctx.shared.runner,
-        ContainerRun {
-            shared: &ctx.shared,
-            pod: &pod,
-            container: &c,
-            log: log.clone(),
-            kill,
-            plan: &plan,
-        },
-    );
-    let exit = tokio::select! {
-        e = run => e,
-        _ = announce => unreachable!("announce never completes"),
-    };
-    if matches!(*kill_seen.borrow(), Some(Kill::Deleted { .. })) && !announced.swap(true, Ordering::SeqCst) {
-        ctx.event(false, "Killing", &format!("Stopping container {name}"), Some(&name));
-    }
-    log.finish();
-    let finished = time::now();
-    let e2 = exit.clone();
-    ctx.set_container(init, i, move |c| {
-        c.state = State::Terminated {
-            exit: e2,
-            started_at: started,
-            finished_at: finished,
-            container_id: id,
-        };
-    });
-    Some(exit)
 }

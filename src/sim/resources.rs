@@ -84,6 +84,17 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &["status"],
     },
     ResourceDef {
+        plural: "nodes",
+        singular: "node",
+        kind: "Node",
+        group: "",
+        version: "v1",
+        namespaced: false,
+        short_names: &["no"],
+        verbs: &["get", "list", "patch", "update", "watch"],
+        subresources: &["status"],
+    },
+    ResourceDef {
         plural: "events",
         singular: "event",
         kind: "Event",

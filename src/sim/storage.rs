@@ -12,6 +12,26 @@ use super::events::{self, Source};
 use super::store::Key;
 
 pub const LOCAL_PATH: &str = "local-path";
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+
+/// Whether a pod that has not finished mounts the claim (what the pvc-protection controller
+/// checks before letting a terminating claim go).
+pub fn claim_in_use(shared: &Shared, ns: &str, claim: &str) -> bool {
+    !shared
+        .store
+        .scan(|k, p| {
+            let uses = k.plural == "pods"
+                && k.namespace == ns
+                && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+                && p["spec"]["volumes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v["persistentVolumeClaim"]["claimName"] == claim);
+            uses.then_some(())
+        })
+        .is_empty()
+}
 
 /// The StorageClass a fresh cluster has.
 pub fn local_path_class() -> Value {

@@ -109,13 +109,10 @@ impl Store {
         (items, inner.rv)
     }
 
-    /// All objects of every kind, for the garbage collector.
-    pub fn all(&self) -> Vec<(Key, Value)> {
-        self.lock()
-            .objects
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    /// Picks from every object under the lock, cloning only what `f` returns (the garbage
+    /// collector and kubelet run this after every change).
+    pub fn scan<T>(&self, mut f: impl FnMut(&Key, &Value) -> Option<T>) -> Vec<T> {
+        self.lock().objects.iter().filter_map(|(k, v)| f(k, v)).collect()
     }
 
     /// Stores a new object: fills name (from generateName), uid, resourceVersion and

@@ -57,6 +57,16 @@ fn columns(plural: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Selector", "", 1),
         ],
         "secrets" => vec![("Name", "name", 0), ("Type", "", 0), ("Data", "", 0), ("Age", "", 0)],
+        "nodes" => vec![
+            ("Name", "name", 0),
+            ("Status", "", 0),
+            ("Roles", "", 0),
+            ("Age", "", 0),
+            ("Version", "", 0),
+            ("Internal-IP", "", 1),
+            ("OS-Image", "", 1),
+            ("Container-Runtime", "", 1),
+        ],
         "storageclasses" => vec![
             ("Name", "name", 0),
             ("Provisioner", "", 0),
@@ -200,6 +210,35 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
             ]
         }
         "namespaces" => vec![json!(s(&m["name"])), json!(s(&o["status"]["phase"])), json!(age)],
+        "nodes" => {
+            let ready = o["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            let roles: Vec<String> = m["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/").map(String::from))
+                .collect();
+            let roles = if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            };
+            let info = &o["status"]["nodeInfo"];
+            vec![
+                json!(s(&m["name"])),
+                json!(if ready { "Ready" } else { "NotReady" }),
+                json!(roles),
+                json!(age),
+                json!(s(&info["kubeletVersion"])),
+                json!(s(&o["status"]["addresses"][0]["address"])),
+                json!(s(&info["osImage"])),
+                json!(s(&info["containerRuntimeVersion"])),
+            ]
+        }
         "services" => {
             let ports: Vec<String> = o["spec"]["ports"]
                 .as_array()

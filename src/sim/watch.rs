@@ -85,6 +85,8 @@ pub fn handle(shared: &Arc<Shared>, spec: WatchSpec, q: &Query) -> Result<Resp, 
         .filter(|t| *t > 0)
         .map(|t| Duration::from_secs(t as u64));
     let bookmarks = q.flag("allowWatchBookmarks");
+    let initial_end = q.flag("sendInitialEvents") && bookmarks;
+    let start = if q.flag("sendInitialEvents") { None } else { start };
     let (tx, resp) = wire::stream("application/json");
     let shared2 = shared.clone();
     let cut = shared.faults.take_watch_cut();
@@ -116,6 +118,14 @@ pub fn handle(shared: &Arc<Shared>, spec: WatchSpec, q: &Query) -> Result<Resp, 
                     sent += 1;
                     if cut.is_some_and(|n| sent >= n) {
                         return abort(tx).await;
+                    }
+                }
+                if initial_end {
+                    // Streaming list (KEP-3157): the end of the initial events is a marked BOOKMARK.
+                    let mut b = bookmark(spec.def, rv);
+                    b["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+                    if !send(spec.frame("BOOKMARK", &b)).await {
+                        return;
                     }
                 }
                 rv

@@ -252,3 +252,40 @@ impl Lines {
         }
     }
 }
+
+/// Runs the real kubectl against `sim` (its kubeconfig, a fresh cache dir per sim). Fails the
+/// test with install instructions when kubectl is missing.
+pub fn kubectl_command(sim: &Sim, args: &[&str]) -> tokio::process::Command {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let found = std::process::Command::new(&kubectl)
+        .arg("version")
+        .arg("--client")
+        .output();
+    if found.is_err() {
+        panic!(
+            "kubectl is required for this test but `{kubectl}` was not found: install kubectl 1.32 \
+             (e.g. `apt-get install kubectl` from the Kubernetes apt repository, or download it from dl.k8s.io) \
+             or point KUBECTL at it"
+        );
+    }
+    let mut cmd = tokio::process::Command::new(kubectl);
+    cmd.args(args)
+        .env("KUBECONFIG", sim.kubeconfig_path())
+        .env("KUBECACHEDIR", sim.dir().join("kubectl-cache"))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Runs kubectl to completion: (exit code, stdout, stderr).
+pub async fn kubectl(sim: &Sim, args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(Duration::from_secs(60), kubectl_command(sim, args).output())
+        .await
+        .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish within 60s"))
+        .expect("run kubectl");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

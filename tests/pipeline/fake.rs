@@ -171,13 +171,17 @@ impl Backend for Fake {
         Ok(rx)
     }
 
-    async fn wait_step(&self, step: &Step, _task: &str) -> Result<State, Error> {
+    async fn wait_step(&self, step: &Step, task: &str) -> Result<State, Error> {
         self.record(format!("wait:{}", step.name));
         let script = self.script(step);
         let (started, mut killed) = {
             let pods = self.pods.lock().unwrap();
             match pods.get(&step.uuid) {
                 Some(pod) => (pod.started, pod.kill.subscribe()),
+                // Like the Kubernetes backend: a destroyed workflow's steps are forgotten.
+                None if !self.workflow_live.lock().unwrap().contains(task) => {
+                    return Err(format!("unknown step {} of task {task}", step.name).into());
+                }
                 // A pod that is already gone reads as exit 0, as on Kubernetes.
                 None => {
                     return Ok(State {

@@ -243,7 +243,10 @@ async fn services_and_detached_steps_run_until_the_workflow_ends() {
     let dw = fake.index("destroy_workflow");
     assert!(fake.index("destroy:postgres") > dw && fake.index("destroy:watcher") > dw);
     let pg = rec.states_of("postgres").pop().unwrap();
-    assert!(pg.exited && pg.finished > 0 && pg.exit_code == 0);
+    assert!(
+        pg.exited && pg.finished > 0 && pg.exit_code == 0 && pg.error.is_empty(),
+        "{pg:?}"
+    );
     assert_eq!(rec.texts_of("postgres"), ["ready"]);
     assert_eq!(names(&out).len(), 3);
     assert_eq!(fake.leftovers(), 0);

@@ -277,6 +277,17 @@ async fn secrets_services_and_replace_patch() {
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["metadata"]["labels"], json!({"z": "1"}));
+    // Secrets answer a delete with a Success Status, Services with the object.
+    let r = raw.delete(&path, None).await.json();
+    assert_eq!(
+        (r["kind"].as_str(), r["status"].as_str(), r["details"]["name"].as_str()),
+        (Some("Status"), Some("Success"), Some("s1"))
+    );
+    let r = raw
+        .delete(&format!("/api/v1/namespaces/{NS}/services/web"), None)
+        .await
+        .json();
+    assert_eq!(r["kind"], "Service");
     sim.shutdown().await;
 }
 
@@ -378,5 +389,43 @@ async fn authentication_tokens_and_client_certificates() {
     let kc = std::fs::read_to_string(sim.kubeconfig_path()).unwrap();
     assert!(kc.contains("certificate-authority-data:") && kc.contains(sim.token()));
     assert!(!format!("{:?}", sim.kube_config()).contains(sim.token()));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn deletecollection_and_legacy_watch_paths() {
+    let sim = start_sim().await;
+    let raw = Raw::new(&sim);
+    let secrets = format!("/api/v1/namespaces/{NS}/secrets");
+    for (n, l) in [("a", "x"), ("b", "x"), ("c", "y")] {
+        raw.post(&secrets, &json!({"metadata": {"name": n, "labels": {"l": l}}}))
+            .await;
+    }
+    let (status, mut w) = raw
+        .lines(
+            &format!(
+                "/api/v1/watch/namespaces/{NS}/secrets?resourceVersion={}",
+                sim.resource_version()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let r = raw.delete(&format!("{secrets}?labelSelector=l%3Dx"), None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 2);
+    let left: Vec<String> = sim
+        .objects("secrets", Some(NS))
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["c"]);
+    for name in ["a", "b"] {
+        let ev = w.event(5).await;
+        assert_eq!(
+            (ev["type"].as_str(), ev["object"]["metadata"]["name"].as_str()),
+            (Some("DELETED"), Some(name))
+        );
+    }
     sim.shutdown().await;
 }

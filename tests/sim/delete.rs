@@ -204,6 +204,40 @@ async fn pvcs_bind_on_local_path_and_fail_like_k3s_otherwise() {
             .contains("unbound immediate PersistentVolumeClaims")
     );
     raw.delete(&format!("{pvcs}/ok"), None).await;
+    gone(&sim, "persistentvolumeclaims", NS, "ok").await;
     assert!(!sim.claim_dir(NS, "ok").exists());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_claim_in_use_is_held_by_pvc_protection_until_its_pod_is_gone() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("user").run_until_deleted());
+    let raw = Raw::new(&sim);
+    let pvcs = format!("/api/v1/namespaces/{NS}/persistentvolumeclaims");
+    let claim = json!({"metadata": {"name": "ws"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    let created = raw.post(&pvcs, &claim).await.json();
+    assert_eq!(
+        created["metadata"]["finalizers"],
+        json!(["kubernetes.io/pvc-protection"])
+    );
+    let mut p = pod("user");
+    p["spec"]["volumes"] = json!([{"name": "ws", "persistentVolumeClaim": {"claimName": "ws"}}]);
+    raw.post(&pods_path(), &p).await;
+    wait_pod(&sim, NS, "user", "Running", |p| phase(p) == "Running").await;
+    let r = raw.delete(&format!("{pvcs}/ws"), None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        sim.object("persistentvolumeclaims", NS, "ws").is_some(),
+        "held while the pod runs"
+    );
+    raw.delete(&format!("{}/user", pods_path()), None).await;
+    gone(&sim, "persistentvolumeclaims", NS, "ws").await;
+    // An unused claim goes at once (the finalizer is released by the controller).
+    raw.post(&pvcs, &claim).await;
+    raw.delete(&format!("{pvcs}/ws"), None).await;
+    gone(&sim, "persistentvolumeclaims", NS, "ws").await;
     sim.shutdown().await;
 }

@@ -218,3 +218,40 @@ async fn services_run_until_deleted_and_deadlines_fail_pods() {
     assert_eq!(phase(&sim.object("pods", NS, "svc-db").unwrap()), "Running");
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn node_selectors_must_match_the_node() {
+    let sim = start_sim().await;
+    let raw = Raw::new(&sim);
+    let mut fits = pod("fits");
+    fits["spec"]["nodeSelector"] = json!({"kubernetes.io/os": "linux"});
+    let mut nofit = pod("nofit");
+    nofit["spec"]["nodeSelector"] = json!({"disktype": "ssd"});
+    raw.post(&pods_path(), &fits).await;
+    raw.post(&pods_path(), &nofit).await;
+    wait_pod(&sim, NS, "fits", "Succeeded", |p| phase(p) == "Succeeded").await;
+    let p = wait_pod(&sim, NS, "nofit", "unschedulable", |p| {
+        condition(p, "PodScheduled") == "False"
+    })
+    .await;
+    let msg = p["status"]["conditions"][0]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("didn't match Pod's node affinity/selector"), "{msg}");
+    // Labelling the node lets it schedule.
+    let r = raw
+        .call(
+            http::Method::PATCH,
+            "/api/v1/nodes/sim-node-1",
+            Some(&json!({"metadata": {"labels": {"disktype": "ssd"}}})),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    wait_pod(&sim, NS, "nofit", "Succeeded", |p| phase(p) == "Succeeded").await;
+    // Nodes cannot be created through the API.
+    assert_eq!(
+        raw.post("/api/v1/nodes", &json!({"metadata": {"name": "n2"}}))
+            .await
+            .status,
+        405
+    );
+    sim.shutdown().await;
+}

@@ -214,3 +214,25 @@ async fn table_watch_sends_one_row_tables() {
     assert_eq!(ev["object"]["rows"][0]["object"]["metadata"]["namespace"], super::NS);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn send_initial_events_ends_the_initial_state_with_a_marked_bookmark() {
+    let sim = start_sim().await;
+    let raw = Raw::new(&sim);
+    raw.post(&pods_path(), &pod("i1")).await;
+    let q =
+        "watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&resourceVersion=";
+    let (_, mut w) = raw.lines(&format!("{}?{q}", pods_path()), None).await;
+    let ev = w.event(5).await;
+    assert_eq!(
+        (ev["type"].as_str(), ev["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("i1"))
+    );
+    let ev = w.event(5).await;
+    assert_eq!(ev["type"], "BOOKMARK");
+    assert_eq!(
+        ev["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    sim.shutdown().await;
+}

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 use super::error::Error;
 use super::kubeio::Kube;
-use crate::backend::names::{AGENT_LABEL, TASK_LABEL};
+use crate::backend::labels;
+use crate::backend::names::TASK_LABEL;
 use crate::kube;
 use crate::kube::types::{PersistentVolumeClaim, Pod, Resource, Secret, Service};
 
@@ -98,7 +99,7 @@ pub struct WorkflowObjects<'a> {
 pub async fn destroy_workflow(kube: &Kube, w: WorkflowObjects<'_>) -> Result<(), Error> {
     let mut out = Failures::default();
     let ns = w.namespace;
-    let selector = format!("{TASK_LABEL}={}", crate::backend::names::task_label_value(w.task));
+    let selector = labels::task_selector(w.task);
     let none = HashSet::new();
     // Pods first, so services and detached steps stop before their network name goes.
     delete_labelled::<Pod>(kube, Some(ns), &selector, &none, w.grace, &mut out).await;
@@ -119,7 +120,9 @@ pub async fn destroy_workflow(kube: &Kube, w: WorkflowObjects<'_>) -> Result<(),
 /// every namespace with `None`, for namespace-per-organisation). Returns how many were deleted.
 pub async fn sweep(kube: &Kube, ns: Option<&str>, agent: &str, running: &HashSet<String>) -> Result<usize, Error> {
     let mut out = Failures::default();
-    let selector = format!("{AGENT_LABEL}={}", crate::backend::names::to_label_value(agent));
+    let Some(selector) = labels::agent_selector(agent) else {
+        return Ok(0); // without an agent id nothing tells our objects from other agents'
+    };
     let mut n = 0;
     n += delete_labelled::<Pod>(kube, ns, &selector, running, Some(0), &mut out).await;
     n += delete_labelled::<Secret>(kube, ns, &selector, running, None, &mut out).await;

@@ -37,9 +37,9 @@ pub use kubeio::Kube;
 pub use podwatch::{Input, PodWatch, Seen};
 pub use settings::{Settings, SettingsError};
 
-use super::names::{self, AGENT_LABEL, TASK_LABEL};
+use super::names::{self, TASK_LABEL};
 use super::options::Options;
-use super::pod::{self, PodContext};
+use super::pod::PodContext;
 use super::{Config, LogLines, State, Step};
 use crate::Shutdown;
 use crate::kube::types::{Namespace, Pod, Service};
@@ -110,10 +110,7 @@ impl KubeBackend {
 
     /// The label selector of the shared watches: this agent's pods, or every task's pods.
     fn selector(&self) -> String {
-        match names::to_label_value(&self.settings.agent) {
-            a if a.is_empty() => TASK_LABEL.to_string(),
-            a => format!("{AGENT_LABEL}={a}"),
-        }
+        super::labels::agent_selector(&self.settings.agent).unwrap_or_else(|| TASK_LABEL.to_string())
     }
 
     fn watch_for(&self, ns: &str) -> Arc<PodWatch> {
@@ -237,12 +234,10 @@ impl super::Backend for KubeBackend {
         {
             ctx.colocation = super::affinity::Colocation::Node(node);
         }
-        let (pod, warnings) =
-            pod::step_pod(step, &self.opts, &ctx).map_err(build(format!("the pod of step {}", step.name)))?;
-        let secret_err = || build(format!("the secrets of step {}", step.name));
-        let mut secrets = Vec::new();
-        secrets.extend(super::secrets::registry_secret(step, &self.opts, &ctx).map_err(secret_err())?);
-        secrets.extend(super::secrets::step_secret(step, &ctx).map_err(secret_err())?);
+        let objs = super::render::step_objects(step, &self.opts, &ctx)
+            .map_err(build(format!("the objects of step {}", step.name)))?;
+        let (pod, warnings) = (objs.pod, objs.warnings);
+        let secrets: Vec<_> = objs.registry_secret.into_iter().chain(objs.step_secret).collect();
         let ns = ctx.namespace.clone();
         let name = pod.metadata.name.clone();
         let container = pod

@@ -66,6 +66,9 @@ impl PodWatch {
     /// receiver unregisters.
     pub fn register(&self, name: &str) -> watch::Receiver<Seen> {
         let mut pods = self.pods.lock().unwrap();
+        // Forget pods that are gone and no longer waited on (their waiters left after the
+        // DELETED event), so entries do not pile up between relists.
+        pods.retain(|_, tx| tx.receiver_count() > 0 || !matches!(*tx.borrow(), Seen::Gone(_)));
         pods.entry(name.to_owned())
             .or_insert_with(|| watch::channel(Seen::Unknown).0)
             .subscribe()
@@ -214,6 +217,8 @@ mod tests {
         assert_eq!(phase(&a.borrow()), ("gone", "Failed".into()));
         assert_eq!(w.len(), 1, "b had no waiter and is forgotten");
         drop(a);
+        drop(w.register("c"));
+        assert_eq!(w.len(), 1, "a gone pod nobody waits on goes at the next registration");
         w.apply(Input::Restarted(vec![]));
         assert!(w.is_empty(), "unregistered entries go on the next relist");
     }

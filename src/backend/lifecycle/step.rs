@@ -73,6 +73,18 @@ impl StepTask {
                 }
                 Wake::Verdict(Verdict::FailedToStart(why)) => {
                     self.look(&mut pending).await;
+                    let why = match self.follower.pod() {
+                        Some(_) => why,
+                        // The pod was created, yet the watch never showed it: say so, rather
+                        // than blame the pod.
+                        None => Why::new(
+                            "NotWatched",
+                            format!(
+                                "the shared pod watch of namespace {} never reported this pod; can the agent list and watch pods there?",
+                                self.namespace
+                            ),
+                        ),
+                    };
                     return Some(self.failed_to_start(why).await);
                 }
             }

@@ -116,18 +116,33 @@ async fn finish<B: Backend>(
     let uuid = step.uuid.clone();
     let mut cancel = ctx.cancel.clone();
     let mut writer = LineWriter::new(&uuid, ctx.masker.clone());
-    // Logs are drained completely before WaitStep, so the stream must end with the container.
-    let drained = tokio::select! {
-        _ = drain(&ctx, &step, &mut logs, &mut writer) => true,
-        _ = cancel.wait() => false,
-    };
-    let waited: Result<State, String> = if drained {
+    let (drained, waited): (bool, Result<State, String>) = if step.detached {
+        // A detached step or service ends when DestroyWorkflow deletes it, and a backend may
+        // forget the workflow's steps right then: wait from the start, beside the logs.
+        let both = async {
+            let wait = ctx.backend.wait_step(&step, &ctx.task);
+            let ((), waited) = tokio::join!(drain(&ctx, &step, &mut logs, &mut writer), wait);
+            waited.map_err(|e| error_chain(e.as_ref()))
+        };
         tokio::select! {
-            r = ctx.backend.wait_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
-            _ = cancel.wait() => Err(CANCELED.into()),
+            w = both => (true, w),
+            _ = cancel.wait() => (false, Err(CANCELED.into())),
         }
     } else {
-        Err(CANCELED.into())
+        // Logs are drained completely before WaitStep, so the stream must end with the container.
+        let drained = tokio::select! {
+            _ = drain(&ctx, &step, &mut logs, &mut writer) => true,
+            _ = cancel.wait() => false,
+        };
+        let waited = if drained {
+            tokio::select! {
+                r = ctx.backend.wait_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
+                _ = cancel.wait() => Err(CANCELED.into()),
+            }
+        } else {
+            Err(CANCELED.into())
+        };
+        (drained, waited)
     };
     drop(logs);
     let canceled = waited.is_err() && ctx.cancel.is_fired();

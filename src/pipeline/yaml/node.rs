@@ -153,7 +153,16 @@ impl<'a> Node<'a> {
             Value::Sequence(_) => self
                 .items()?
                 .iter()
-                .map(|n| scalar(n.value).ok_or_else(|| self.wrong("a string or a list of strings")))
+                .map(|n| {
+                    scalar(n.value).ok_or_else(|| {
+                        let hint = if n.value.is_mapping() {
+                            " (quote it: it contains `: `)"
+                        } else {
+                            ""
+                        };
+                        n.invalid(format!("expected a string{hint}"))
+                    })
+                })
                 .collect(),
             v => scalar(v)
                 .map(|s| vec![s])

@@ -1,0 +1,95 @@
+//! Preflight: is this cluster ready for the agent? Reachable (`/version`), authenticated, the
+//! namespace exists, RBAC allows every call the backend makes (one SelfSubjectAccessReview per
+//! verb and resource), and the storage class fits `STORAGE_RWX`. Run by the `preflight`
+//! command and at agent start.
+//!
+//! The judging (which permissions, what a review or a storage class means, the report) is pure
+//! and lives in the submodules; `run` asks the apiserver; this file reads the settings.
+
+pub mod permissions;
+pub mod report;
+mod run;
+pub mod storage;
+
+pub use permissions::Permission;
+pub use report::{Check, Outcome, Report};
+pub use run::{SelfSubjectReview, VersionInfo, preflight};
+
+/// What to check: the few backend settings ([`crate::backend::Options`]) preflight needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Where step objects go (`NAMESPACE`); with per-org on, the prefix of the org namespaces.
+    pub namespace: String,
+    /// `STORAGE_CLASS`; empty means the cluster's default class.
+    pub storage_class: String,
+    /// `STORAGE_RWX`: the workflow volume asks for ReadWriteMany.
+    pub storage_rwx: bool,
+    /// `NAMESPACE_PER_ORGANIZATION`: namespaces are created on demand.
+    pub namespace_per_org: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            namespace: "woodpecker".into(),
+            storage_class: String::new(),
+            storage_rwx: true,
+            namespace_per_org: false,
+        }
+    }
+}
+
+impl Options {
+    /// The settings preflight checks, out of the backend's resolved options.
+    pub fn from_backend(opts: &crate::backend::Options) -> Options {
+        Options {
+            namespace: opts.namespace.clone(),
+            storage_class: opts.storage_class.clone(),
+            storage_rwx: opts.storage_rwx,
+            namespace_per_org: opts.namespace_per_org,
+        }
+    }
+
+    /// The permissions to review: cluster-wide ones come with `""` as their namespace.
+    pub fn permissions(&self) -> Vec<(Permission, &str)> {
+        let mut all: Vec<(Permission, &str)> = Vec::new();
+        if self.namespace_per_org {
+            // Org namespaces do not exist yet: every permission must hold cluster-wide.
+            all.extend(permissions::PER_ORG.iter().map(|p| (*p, "")));
+            all.extend(permissions::NAMESPACED.iter().map(|p| (*p, "")));
+        } else {
+            all.extend(permissions::NAMESPACED.iter().map(|p| (*p, self.namespace.as_str())));
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_backend() {
+        let backend = crate::backend::Options::default();
+        assert_eq!(Options::from_backend(&backend), Options::default());
+    }
+
+    #[test]
+    fn per_org_reviews_everything_cluster_wide() {
+        let opts = Options::default();
+        let single = opts.permissions();
+        assert!(single.iter().all(|(_, ns)| *ns == "woodpecker"));
+        assert!(!single.iter().any(|(p, _)| p.resource == "namespaces"));
+        let opts = Options {
+            namespace_per_org: true,
+            ..Options::default()
+        };
+        let per_org = opts.permissions();
+        assert!(per_org.iter().all(|(_, ns)| ns.is_empty()));
+        assert!(
+            per_org
+                .iter()
+                .any(|(p, _)| p.resource == "namespaces" && p.verb == "create")
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The I/O shell of preflight: asks the apiserver, one request per question, and hands the
+//! answers to the pure judges beside it. Stops early when the cluster cannot be reached or
+//! will not authenticate us, since every later answer would only repeat that.
+
+use serde::{Deserialize, Serialize};
+
+use super::permissions::{self, SelfSubjectAccessReview};
+use super::storage::{self, StorageClass};
+use super::{Options, Outcome, Report};
+use crate::kube::client::Req;
+use crate::kube::types::{Namespace, ObjectMeta, resource};
+use crate::kube::{Api, Client, Error, ListParams};
+
+/// `GET /version`, the fields we print.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionInfo {
+    #[serde(default)]
+    pub git_version: String,
+    #[serde(default)]
+    pub platform: String,
+}
+
+/// `authentication.k8s.io/v1` SelfSubjectReview: who the apiserver thinks we are (GA in 1.28).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfSubjectReview {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SelfSubjectReviewStatus>,
+}
+resource!(
+    SelfSubjectReview,
+    "authentication.k8s.io/v1",
+    "SelfSubjectReview",
+    "selfsubjectreviews",
+    false
+);
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SelfSubjectReviewStatus {
+    #[serde(default)]
+    pub user_info: UserInfo,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserInfo {
+    #[serde(default)]
+    pub username: String,
+}
+
+const ANONYMOUS: &str = "system:anonymous";
+
+/// Runs every check against the cluster `client` talks to. Never fails: a check that cannot be
+/// made is itself a line of the report.
+pub async fn preflight(client: &Client, opts: &Options) -> Report {
+    let mut report = Report::default();
+    match client.request_json::<VersionInfo>(&Req::get("/version".into())).await {
+        Ok(v) => report.push(
+            "cluster",
+            Outcome::Ok(format!("reachable, Kubernetes {} {}", v.git_version, v.platform)),
+        ),
+        Err(e) if matches!(e, Error::Api { .. }) && !e.is_unauthorized() => {
+            // Some clusters hide /version from anonymous users; an HTTP answer is still an answer.
+            report.push(
+                "cluster",
+                Outcome::Ok(format!("reachable (/version: {})", one_line(&e))),
+            );
+        }
+        Err(e) if e.is_unauthorized() => report.push("cluster", Outcome::Ok("reachable".into())),
+        Err(e) => {
+            report.push("cluster", Outcome::Fail(format!("unreachable: {}", chain(&e))));
+            return report;
+        }
+    }
+
+    let outcome = authentication(client).await;
+    let failed = matches!(outcome, Outcome::Fail(_));
+    report.push("authentication", outcome);
+    if failed {
+        return report;
+    }
+
+    report.push("namespace", namespace(client, opts).await);
+
+    for (perm, ns) in opts.permissions() {
+        let name = if ns.is_empty() {
+            format!("rbac: {} (all namespaces)", perm.describe())
+        } else {
+            format!("rbac: {}", perm.describe())
+        };
+        let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+        let outcome = match reviews.create(&perm.review(ns)).await {
+            Ok(answer) => match permissions::verdict(&answer) {
+                Ok(()) => Outcome::Ok("allowed".into()),
+                Err(why) => Outcome::Fail(format!("denied: {why}")),
+            },
+            Err(e) => Outcome::Fail(format!("could not ask: {}", one_line(&e))),
+        };
+        report.push(name, outcome);
+    }
+
+    let classes: Api<StorageClass> = Api::all(client.clone());
+    let outcome = match classes.list(&ListParams::default()).await {
+        Ok(list) => storage::judge(&list.items, &opts.storage_class, opts.storage_rwx),
+        Err(e) if e.is_forbidden() => Outcome::Warn(format!(
+            "cannot list StorageClasses (forbidden; apply deploy/optional/storageclass-reader.yaml \
+             to let preflight check them): {}",
+            one_line(&e)
+        )),
+        Err(e) => Outcome::Fail(format!("cannot list StorageClasses: {}", one_line(&e))),
+    };
+    report.push("storage", outcome);
+    report
+}
+
+async fn authentication(client: &Client) -> Outcome {
+    let reviews: Api<SelfSubjectReview> = Api::all(client.clone());
+    match reviews.create(&SelfSubjectReview::default()).await {
+        Ok(review) => {
+            let user = review.status.unwrap_or_default().user_info.username;
+            if user == ANONYMOUS {
+                Outcome::Fail(format!("the apiserver sees no credentials: we are {ANONYMOUS}"))
+            } else {
+                Outcome::Ok(format!("as {user}"))
+            }
+        }
+        Err(e) if e.is_unauthorized() => Outcome::Fail(format!("credentials rejected: {}", chain(&e))),
+        Err(e) if e.message().contains(ANONYMOUS) => {
+            Outcome::Fail(format!("the apiserver sees no credentials: {}", one_line(&e)))
+        }
+        // The apiserver authenticates before it routes or authorizes: any other answer (404 on
+        // clusters older than 1.28, 403 where reviews are locked down) means it accepted us.
+        Err(Error::Api { status, .. }) => {
+            Outcome::Ok(format!("credentials accepted (SelfSubjectReview: {})", status.code))
+        }
+        Err(e) => Outcome::Fail(format!("could not ask: {}", chain(&e))),
+    }
+}
+
+async fn namespace(client: &Client, opts: &Options) -> Outcome {
+    if opts.namespace_per_org {
+        return Outcome::Ok(format!("`{}-<org>` namespaces are created on demand", opts.namespace));
+    }
+    let ns = &opts.namespace;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    match namespaces.get_opt(ns).await {
+        Ok(Some(_)) => Outcome::Ok(format!("`{ns}` exists")),
+        Ok(None) => Outcome::Fail(format!("`{ns}` does not exist: `kubectl create namespace {ns}`")),
+        // A Role cannot grant `get namespaces` (cluster-scoped), so the agent's own account
+        // usually cannot look. Its own namespace exists by definition.
+        Err(e) if e.is_forbidden() && ns == client.default_namespace() => {
+            Outcome::Ok(format!("`{ns}` (our own namespace; not readable with a Role)"))
+        }
+        Err(e) if e.is_forbidden() => Outcome::Warn(format!(
+            "cannot tell whether `{ns}` exists (get namespaces is forbidden)"
+        )),
+        Err(e) => Outcome::Fail(format!("cannot read namespace `{ns}`: {}", one_line(&e))),
+    }
+}
+
+/// An error and its causes on one line.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn one_line(err: &Error) -> String {
+    chain(err).replace('\n', " ")
+}

@@ -1,0 +1,240 @@
+//! Streams against the simulated cluster: a raw watch, the Watcher across cuts and 410s, a
+//! log followed across broken streams, `pump`, and events by field selector.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use woodpecker_k8s_agent::kube::logs::FollowOptions;
+use woodpecker_k8s_agent::kube::types::{Event as KubeEvent, Pod, Resource};
+use woodpecker_k8s_agent::kube::watch::{Event, WatchEvent};
+use woodpecker_k8s_agent::kube::{Api, ListParams, WatchParams};
+use woodpecker_k8s_agent::sim::faults::{FaultReply, RequestMatch, Times};
+use woodpecker_k8s_agent::sim::{ScriptRule, SimConfig};
+
+use super::{FAST_BACKOFF, NS, pod, pods};
+use crate::common::{fast_config, start_sim, start_sim_with};
+#[tokio::test]
+async fn a_raw_watch_sees_changes_after_the_list() {
+    let sim = start_sim().await;
+    let api = pods(&sim);
+    let rv = api
+        .list(&ListParams::labels("app=raw"))
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
+    let mut stream = api.watch(&WatchParams::labels("app=raw"), &rv).await.unwrap();
+    api.create(&pod("raw-1", "raw")).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap();
+    assert!(matches!(ev, Some(Ok(WatchEvent::Added(p))) if p.metadata.name == "raw-1"));
+    sim.shutdown().await;
+}
+
+/// Names seen as Applied until `want` are all there; Restarted lists count too.
+async fn collect_names(
+    w: &mut woodpecker_k8s_agent::kube::watch::Watcher<Pod>,
+    want: &BTreeSet<String>,
+    restarted: &mut u32,
+) {
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !want.is_subset(&seen) {
+        assert!(Instant::now() < deadline, "saw only {seen:?}");
+        match tokio::time::timeout(Duration::from_secs(5), w.next())
+            .await
+            .expect("watcher stalled")
+        {
+            Ok(Event::Applied(p)) => {
+                seen.insert(p.meta().name.clone());
+            }
+            Ok(Event::Restarted(list)) => {
+                *restarted += 1;
+                seen.extend(list.into_iter().map(|p| p.metadata.name));
+            }
+            Ok(Event::Deleted(_)) | Err(_) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_watcher_resumes_after_cuts_and_relists_after_410() {
+    let sim = start_sim().await;
+    let api = pods(&sim);
+    let mut w = api.watcher(WatchParams::labels("app=w")).with_backoff(FAST_BACKOFF);
+    let mut restarted = 0;
+    match w.next().await.unwrap() {
+        Event::Restarted(list) => assert!(list.is_empty()),
+        other => panic!("the first event is the list, got {other:?}"),
+    }
+    // Every watch stream is cut after 2 events: the watcher must resume from its last RV.
+    sim.faults().cut_watches_after(2, true);
+    let mut want = BTreeSet::new();
+    for i in 0..6 {
+        api.create(&pod(&format!("w-{i}"), "w")).await.unwrap();
+        want.insert(format!("w-{i}"));
+    }
+    collect_names(&mut w, &want, &mut restarted).await;
+    assert_eq!(restarted, 0, "cuts must resume, not re-list");
+    let resumed = sim
+        .requests()
+        .iter()
+        .filter(|r| r.watch && r.param("resourceVersion").is_some())
+        .count();
+    assert!(resumed >= 2, "expected several resumed watches, saw {resumed}");
+
+    // An HTTP 410 on the next watch: re-list, reported as Restarted with everything.
+    sim.faults()
+        .fail(RequestMatch::any().watch(true), FaultReply::Gone, Times::Once);
+    api.create(&pod("w-6", "w")).await.unwrap();
+    want.insert("w-6".into());
+    let before = restarted;
+    collect_names(&mut w, &want, &mut restarted).await;
+    wait_restart(&mut w, &mut restarted, before).await;
+
+    sim.shutdown().await;
+}
+
+/// A resourceVersion older than the server's history: the 410 comes from the server itself.
+#[tokio::test]
+async fn the_watcher_relists_when_its_resource_version_is_too_old() {
+    let sim = start_sim_with(SimConfig {
+        history_window: 5,
+        ..fast_config()
+    })
+    .await;
+    let api = pods(&sim);
+    let mut w = api.watcher(WatchParams::labels("app=old")).with_backoff(FAST_BACKOFF);
+    assert!(matches!(w.next().await.unwrap(), Event::Restarted(_)));
+    // The first watch ends after one event; while we do not read, the history moves on.
+    sim.faults().cut_watches_after(1, false);
+    api.create(&pod("old-0", "old")).await.unwrap();
+    assert!(matches!(w.next().await.unwrap(), Event::Applied(_)));
+    for i in 0..20 {
+        api.create(&pod(&format!("noise-{i}"), "noise")).await.unwrap();
+    }
+    let mut restarted = 0;
+    wait_restart(&mut w, &mut restarted, 0).await;
+    // Either shape is fine (HTTP 410 or an ERROR event on a 200); what counts is that the
+    // stale watch was tried, and then the collection listed again.
+    let reqs = sim.requests();
+    let stale = reqs
+        .iter()
+        .position(|r| r.watch && r.param("resourceVersion").is_some())
+        .expect("a resumed watch");
+    assert!(
+        reqs[stale..]
+            .iter()
+            .any(|r| !r.watch && r.method == "GET" && r.path.ends_with("/pods")),
+        "no re-list after the stale watch"
+    );
+    sim.shutdown().await;
+}
+
+async fn wait_restart(w: &mut woodpecker_k8s_agent::kube::watch::Watcher<Pod>, restarted: &mut u32, before: u32) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while *restarted == before {
+        assert!(Instant::now() < deadline, "no re-list after a 410");
+        if let Ok(Ok(Event::Restarted(_))) = tokio::time::timeout(Duration::from_secs(5), w.next()).await {
+            *restarted += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_log_followed_across_drops_loses_and_repeats_nothing() {
+    let sim = start_sim().await;
+    let want: Vec<String> = (0..300).map(|i| format!("line {i:03} of the build")).collect();
+    sim.script(
+        ScriptRule::name("logs-1")
+            .logs(want.clone())
+            .every(Duration::from_millis(3))
+            .start_delay(Duration::from_millis(200)),
+    );
+    let api = pods(&sim);
+    // One-shot cuts, each taken by the next log stream that opens: the first stream breaks
+    // after 1500 bytes, and every reconnect arms the next one (mid-line cuts included).
+    sim.faults().cut_logs_after(1500, false);
+    api.create(&pod("logs-1", "l")).await.unwrap();
+    // Opened before the container starts: the empty 200 / 400 "waiting" replies mean retry.
+    let mut follower = api.follow_log(
+        "logs-1",
+        "step",
+        FollowOptions {
+            backoff: FAST_BACKOFF,
+            ..FollowOptions::default()
+        },
+    );
+    let mut got = Vec::new();
+    let cuts = [4000usize, 2500, 6100];
+    let mut next_cut = 0;
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(10), follower.next_line())
+        .await
+        .expect("the follower stalled")
+        .unwrap()
+    {
+        got.push(String::from_utf8(line.to_vec()).unwrap());
+        if got.len() % 70 == 1 && next_cut < cuts.len() {
+            sim.faults().cut_logs_after(cuts[next_cut], false);
+            next_cut += 1;
+        }
+    }
+    assert_eq!(got, want);
+    let opened = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/log") && r.status == 200)
+        .count();
+    assert!(opened >= 3, "expected reconnects, saw {opened} log requests");
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/log") && r.param("sinceTime").is_some())
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_of_one_pod_by_field_selector() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("stuck").unschedulable());
+    let api = pods(&sim);
+    api.create(&pod("stuck", "e")).await.unwrap();
+    let events: Api<KubeEvent> = Api::namespaced(api.client().clone(), NS);
+    let found = crate::common::wait_for("a FailedScheduling event", 10, || {
+        let events = events.clone();
+        async move {
+            let list = events
+                .list(&ListParams::fields("involvedObject.name=stuck"))
+                .await
+                .unwrap();
+            list.items.into_iter().find(|e| e.reason == "FailedScheduling")
+        }
+    })
+    .await;
+    assert_eq!(found.involved_object.name, "stuck");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn pump_feeds_a_channel_until_the_log_ends() {
+    let sim = start_sim().await;
+    let want: Vec<String> = (0..50).map(|i| format!("pumped {i}")).collect();
+    sim.script(ScriptRule::name("pump-1").logs(want.clone()));
+    let api = pods(&sim);
+    api.create(&pod("pump-1", "p")).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let follower = api.follow_log("pump-1", "step", FollowOptions::default());
+    let task = tokio::spawn(follower.pump(tx, woodpecker_k8s_agent::Shutdown::never()));
+    let mut got = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("pump stalled")
+    {
+        got.push(String::from_utf8(line.to_vec()).unwrap());
+    }
+    task.await.unwrap().unwrap();
+    assert_eq!(got, want);
+    sim.shutdown().await;
+}

@@ -1,0 +1,76 @@
+//! Abnormal ends: OOMKilled, eviction, the deadline backstop and a pod deleted from outside are
+//! reported as such, never as a silent success.
+
+use woodpecker_k8s_agent::backend::Backend;
+use woodpecker_k8s_agent::sim::ScriptRule;
+
+use super::harness::*;
+
+#[tokio::test]
+async fn oom_killed_is_reported_as_such() {
+    let h = harness().await;
+    h.sim
+        .script(ScriptRule::image("t/oom").logs(["allocating"]).oom_killed());
+    let s = step("mem", "t/oom", "13");
+    let conf = workflow("13", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "13").await.unwrap();
+    let (lines, state) = run_step(&h.backend, &s, "13").await;
+    assert_eq!(lines, ["allocating"]);
+    assert!(state.oom_killed, "{state:?}");
+    assert_eq!(state.exit_code, 137);
+    h.backend.destroy_workflow(&conf, "13").await.unwrap();
+    assert_clean(&h.sim, "13").await;
+}
+
+#[tokio::test]
+async fn a_pod_deleted_from_outside_is_an_error_not_a_success() {
+    let h = harness().await;
+    h.sim
+        .script(ScriptRule::image("t/forever").logs(["started"]).run_until_deleted());
+    let s = step("victim", "t/forever", "19");
+    let conf = workflow("19", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "19").await.unwrap();
+    h.backend.start_step(&s, "19").await.unwrap();
+    let mut logs = h.backend.tail_step(&s, "19").await.unwrap();
+    let first = logs.recv().await.expect("a first line");
+    assert_eq!(&first[..], b"started");
+    h.sim.delete_pod_externally(NS, &pod_name(&s));
+    while logs.recv().await.is_some() {}
+    let state = h.backend.wait_step(&s, "19").await.unwrap();
+    h.backend.destroy_step(&s, "19").await.unwrap();
+    let error = state.error.expect("deleted from outside is an error");
+    assert!(error.starts_with("Deleted"), "{error}");
+    h.backend.destroy_workflow(&conf, "19").await.unwrap();
+    assert_clean(&h.sim, "19").await;
+}
+
+#[tokio::test]
+async fn eviction_is_an_error_with_its_reason() {
+    let h = harness().await;
+    h.sim.script(ScriptRule::image("t/evicted").logs(["working"]).evicted());
+    let s = step("evicted", "t/evicted", "22");
+    let conf = workflow("22", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "22").await.unwrap();
+    let (lines, state) = run_step(&h.backend, &s, "22").await;
+    assert_eq!(lines.first().map(String::as_str), Some("working"));
+    let error = state.error.expect("eviction is an error");
+    assert!(error.starts_with("Evicted"), "{error}");
+    h.backend.destroy_workflow(&conf, "22").await.unwrap();
+    assert_clean(&h.sim, "22").await;
+}
+
+#[tokio::test]
+async fn the_active_deadline_backstop_is_an_error_with_its_reason() {
+    let h = harness_with(&[("STORAGE_RWX", "false"), ("POD_ACTIVE_DEADLINE", "1")]).await;
+    h.sim
+        .script(ScriptRule::image("t/forever").logs(["spinning"]).run_until_deleted());
+    let s = step("hang", "t/forever", "24");
+    let conf = workflow("24", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "24").await.unwrap();
+    let (lines, state) = run_step(&h.backend, &s, "24").await;
+    assert_eq!(lines.first().map(String::as_str), Some("spinning"));
+    let error = state.error.expect("an error");
+    assert!(error.starts_with("DeadlineExceeded"), "{error}");
+    h.backend.destroy_workflow(&conf, "24").await.unwrap();
+    assert_clean(&h.sim, "24").await;
+}
