@@ -156,7 +156,13 @@ impl<R: WorkflowRunner> Agent<R> {
     }
 
     /// Runs until `shutdown` fires and every running workflow has ended.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    pub async fn run(self, shutdown: Shutdown) {
+        self.run_with(shutdown, Shutdown::never()).await
+    }
+
+    /// [`Agent::run`], where `cancel_now` ends the drain early (a second SIGTERM): running
+    /// workflows are canceled at once instead of after the drain time.
+    pub async fn run_with(self, mut shutdown: Shutdown, mut cancel_now: Shutdown) {
         let Agent {
             settings,
             shared,
@@ -212,11 +218,12 @@ impl<R: WorkflowRunner> Agent<R> {
             "shutting down: no new work; waiting up to {:?} for {running} running workflow(s)",
             settings.drain_timeout
         ));
-        let drained = tokio::time::timeout(settings.drain_timeout, async {
-            while slots.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
+        let drained = tokio::select! {
+            _ = async { while slots.join_next().await.is_some() {} } => true,
+            _ = tokio::time::sleep(settings.drain_timeout) => false,
+            _ = cancel_now.wait() => false,
+        };
+        if !drained {
             drain_trigger.fire();
             // Canceled workflows clean up and report; if the server is unreachable their
             // reports could retry for minutes each, so after a while they stop trying.
