@@ -1,5 +1,6 @@
 //! The `agent` subcommand (the default): read the `WOODPECKER_*` settings, connect to the
-//! server and run its workflows until SIGTERM/SIGINT, then drain and exit 0. `agent ping`
+//! server and run its workflows until SIGTERM/SIGINT, then drain (a second signal cancels the
+//! running workflows at once) and exit 0. `agent ping`
 //! GETs the health endpoint (the container image's healthcheck).
 
 use std::ffi::OsString;
@@ -67,23 +68,27 @@ pub fn run(args: Vec<OsString>) -> super::Result {
             ));
         }
         let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            trigger.fire();
-        });
-        agent.run(shutdown).await;
+        // The first signal drains; a second one cancels the running workflows at once.
+        let (cancel_trigger, cancel_now) = shutdown::channel();
+        let signals = tokio::spawn(on_signals([trigger, cancel_trigger]));
+        agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
         signals.abort();
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn wait_for_signal() {
+/// Fires each trigger on the next SIGTERM or SIGINT, in order.
+async fn on_signals(triggers: [shutdown::Trigger; 2]) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+    for trigger in triggers {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        trigger.fire();
     }
 }
 
