@@ -122,7 +122,7 @@ async fn handle(
             query: raw_query.clone(),
             status,
             watch,
-            user: user.as_ref().map(String::clone).unwrap_or_default(),
+            user: user.clone().unwrap_or_default(),
         })
     };
     if let Err(e) = &user {
