@@ -98,6 +98,12 @@ async fn authentication_tokens_and_client_certificates() {
     let id = sim.client_certificate("alice", &["devs"]).unwrap();
     let cert = Raw::with_identity(&sim, Some(id));
     assert_eq!(cert.get(&pods_path()).await.status, 200);
+    // The record names who each request authenticated as.
+    let users: Vec<(u16, String)> = sim.requests().iter().map(|r| (r.status, r.user.clone())).collect();
+    assert_eq!(users[0], (200, "sim".to_string()));
+    assert_eq!(users[1], (401, String::new()));
+    assert_eq!(users[3], (200, "system:anonymous".to_string()));
+    assert_eq!(users.last().unwrap(), &(200, "alice".to_string()));
     // The kubeconfig carries the CA and the token, never printed elsewhere.
     let kc = std::fs::read_to_string(sim.kubeconfig_path()).unwrap();
     assert!(kc.contains("certificate-authority-data:") && kc.contains(sim.token()));
