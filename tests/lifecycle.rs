@@ -328,3 +328,21 @@ async fn a_restarted_agent_sweeps_what_its_predecessor_left() {
     assert!((2..=3).contains(&swept), "{swept} objects swept");
     assert_clean(&h.sim, "50").await;
 }
+
+#[tokio::test]
+async fn the_builders_warnings_are_the_first_lines_of_the_log() {
+    let h = harness().await;
+    h.sim.script(ScriptRule::image("t/pass").logs(["output"]));
+    let mut s = step("warned", "t/pass", "26");
+    s.backend_options
+        .insert("kubernetes".into(), serde_json::json!({"nonsenseOption": true}));
+    let conf = workflow("26", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "26").await.unwrap();
+    let (lines, state) = run_step(&h.backend, &s, "26").await;
+    assert_eq!(state.exit_code, 0);
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines[0].contains("nonsenseOption"), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("output"));
+    h.backend.destroy_workflow(&conf, "26").await.unwrap();
+    assert_clean(&h.sim, "26").await;
+}
