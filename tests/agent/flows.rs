@@ -399,3 +399,39 @@ async fn big_output_is_split_into_batches_of_at_most_one_mib() {
     assert!(batches.len() >= 3, "2.5 MB in {} calls", batches.len());
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_with_the_server_gone_still_cleans_up_and_exits() {
+    let mut server = Server::start(16).await;
+    server
+        .state
+        .push(workflow("121", &[("a", &["echo go", "sleep 60000"])], &[]));
+    let runner = fake::runner();
+    let agent = start(
+        &server,
+        "gone",
+        &[("WOODPECKER_DRAIN_TIMEOUT", "200ms")],
+        runner.clone(),
+    )
+    .await;
+    server
+        .state
+        .until(10, "the first line", |c| {
+            flow(c, "121").iter().any(|l| l == "log a 0 go")
+        })
+        .await;
+    server.stop().await;
+    // Reports would retry for the 2 min retry timeout; the agent gives up on them instead.
+    let started = std::time::Instant::now();
+    agent.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        runner.backend.objects().is_empty(),
+        "left behind: {:?}",
+        runner.backend.objects()
+    );
+}
