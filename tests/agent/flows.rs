@@ -449,3 +449,35 @@ async fn shutdown_with_the_server_gone_still_cleans_up_and_exits() {
         runner.backend.objects()
     );
 }
+
+#[tokio::test]
+async fn outage_longer_than_the_retry_timeout_does_not_cancel() {
+    let mut server = Server::start(16).await;
+    server.state.push(workflow(
+        "131",
+        &[("a", &["echo before", "sleep 1500", "echo after"])],
+        &[],
+    ));
+    let agent = start(
+        &server,
+        "outage",
+        &[("WOODPECKER_RETRY_TIMEOUT", "300ms")],
+        fake::runner(),
+    )
+    .await;
+    server
+        .state
+        .until(10, "the first line", |c| {
+            flow(c, "131").iter().any(|l| l == "log a 0 before")
+        })
+        .await;
+    server.stop().await;
+    // Wait gives up retrying after 300 ms; the workflow must keep running anyway.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    server.restart().await;
+    server.state.until(20, "Done", |c| done(c, "131")).await;
+    let lines = flow(&server.state.calls(), "131");
+    assert!(lines.contains(&"log a 1 after".to_string()), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("done canceled=false error=\"\""));
+    agent.stop().await;
+}
