@@ -13,6 +13,7 @@ use crate::agent::config::Settings;
 use crate::agent::{Agent, PipelineRunner};
 use crate::backend::Options;
 use crate::backend::lifecycle::{self, Kube, KubeBackend};
+use crate::backend::preflight;
 use crate::kube::config::Overrides;
 use crate::shutdown;
 
@@ -61,6 +62,10 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     let kube_config = crate::kube::Config::infer(&Overrides::default())?;
     rt.block_on(async move {
         let client = crate::kube::Client::new(kube_config)?;
+        // Preflight at start (issue 6): findings go to the log, and the agent runs on either
+        // way: a cluster briefly unreachable at start must not crash-loop the pod.
+        let checks = preflight::Options::from_backend(&opts);
+        log_preflight(&preflight::preflight(&client, &checks).await);
         let (trigger, shutdown) = shutdown::channel();
         let (stop_backend, backend_shutdown) = shutdown::channel();
         let (backend, swept) = KubeBackend::start(Kube::new(client), opts, backend_settings, backend_shutdown).await?;
@@ -78,6 +83,26 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         signals.abort();
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// One log line per check that is not plainly ok, and the verdict.
+fn log_preflight(report: &preflight::Report) {
+    use crate::agent::log;
+    for check in &report.checks {
+        match &check.outcome {
+            preflight::Outcome::Ok(text) => log::debug(format_args!("preflight {}: {text}", check.name)),
+            preflight::Outcome::Warn(text) => log::warn(format_args!("preflight {}: {text}", check.name)),
+            preflight::Outcome::Fail(text) => log::error(format_args!("preflight {}: {text}", check.name)),
+        }
+    }
+    match report.failures().count() {
+        0 => log::info(format_args!("preflight passed ({} checks)", report.checks.len())),
+        n => log::error(format_args!(
+            "preflight failed {n} of {} checks; steps may fail until this is fixed \
+             (`woodpecker-k8s-agent preflight` shows the report)",
+            report.checks.len()
+        )),
+    }
 }
 
 /// Fires each trigger on the next SIGTERM or SIGINT, in order.

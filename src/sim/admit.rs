@@ -137,14 +137,7 @@ fn pod(obj: &mut Value, causes: &mut Vec<Cause>) {
         .filter_map(|v| v["name"].as_str().map(String::from))
         .collect();
     for list in ["initContainers", "containers"] {
-        // `get_mut`, not `spec[list]`: indexing a missing key mutably would insert a `null`.
-        for (i, c) in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
+        for (i, c) in spec[list].as_array_mut().into_iter().flatten().enumerate() {
             let field = format!("spec.{list}[{i}]");
             match c["name"].as_str() {
                 None | Some("") => causes.push(Cause::required(format!("{field}.name"))),
