@@ -73,17 +73,29 @@ pub async fn run<R: WorkflowRunner>(
 
     // Wait: a server cancel (or a lost lease) cancels the workflow.
     let (client, t, stop, wid) = (sh.client.clone(), trigger.clone(), aux_stop.clone(), id.clone());
+    // Unlike the Go agent, an unreachable server does not cancel: only the server's answer (a
+    // cancel, or a refusal such as an expired lease) does, so a workflow outlives a long outage.
     aux.spawn(async move {
-        match client.wait(&wid, &stop).await {
-            Ok(Some(true)) => {
-                log::info(format_args!("workflow {wid}: canceled by the server"));
-                t.fire();
+        loop {
+            match client.wait(&wid, &stop).await {
+                Ok(Some(true)) => {
+                    log::info(format_args!("workflow {wid}: canceled by the server"));
+                    t.fire();
+                }
+                Ok(_) => {}
+                Err(e) if e.status.code.is_retryable() => {
+                    log::warn(format_args!(
+                        "workflow {wid}: server unreachable, still waiting: {}",
+                        e.status
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    log::warn(format_args!("workflow {wid}: wait refused, canceling: {}", e.status));
+                    t.fire();
+                }
             }
-            Ok(_) => {}
-            Err(e) => {
-                log::warn(format_args!("workflow {wid}: wait failed, canceling: {}", e.status));
-                t.fire();
-            }
+            return;
         }
     });
     // Extend the lease every 20 s; errors are only logged.

@@ -15,7 +15,13 @@ async fn full_workflow_in_order_with_exact_logs() {
         &[],
     ));
     let runner = fake::runner();
-    let agent = start(&server, "full", &[("WOODPECKER_AGENT_LABELS", "zone=eu")], runner).await;
+    let agent = start(
+        &server,
+        "full",
+        &[("WOODPECKER_AGENT_LABELS", "zone=eu")],
+        runner.clone(),
+    )
+    .await;
     server.state.until(10, "Done", |c| done(c, "11")).await;
     let calls = server.state.calls();
     assert_eq!(
@@ -48,6 +54,14 @@ async fn full_workflow_in_order_with_exact_logs() {
     assert_eq!(filter.labels.get("backend").map(String::as_str), Some("kubernetes"));
     assert_eq!(filter.labels.get("repo").map(String::as_str), Some("*"));
     assert_eq!(filter.labels.get("zone").map(String::as_str), Some("eu"));
+    // The agent adds CI_MACHINE and CI_SYSTEM_PLATFORM to every step.
+    for step in ["build", "test"] {
+        let envs = runner.backend.envs.lock().unwrap();
+        let env = &envs[&uuid("11", step)];
+        assert_eq!(env.get("CI_MACHINE").map(String::as_str), Some("test-host"));
+        assert_eq!(env.get("CI_SYSTEM_PLATFORM"), Some(&info.platform));
+        assert_eq!(env.get("CI_REPO").map(String::as_str), Some("octo/hello"));
+    }
     // Init and Done carry real times; Wait ran for the workflow.
     let Some(Call::Init(_, init)) = calls.iter().find(|c| matches!(c, Call::Init(..))) else {
         panic!()
@@ -434,4 +448,36 @@ async fn shutdown_with_the_server_gone_still_cleans_up_and_exits() {
         "left behind: {:?}",
         runner.backend.objects()
     );
+}
+
+#[tokio::test]
+async fn outage_longer_than_the_retry_timeout_does_not_cancel() {
+    let mut server = Server::start(16).await;
+    server.state.push(workflow(
+        "131",
+        &[("a", &["echo before", "sleep 1500", "echo after"])],
+        &[],
+    ));
+    let agent = start(
+        &server,
+        "outage",
+        &[("WOODPECKER_RETRY_TIMEOUT", "300ms")],
+        fake::runner(),
+    )
+    .await;
+    server
+        .state
+        .until(10, "the first line", |c| {
+            flow(c, "131").iter().any(|l| l == "log a 0 before")
+        })
+        .await;
+    server.stop().await;
+    // Wait gives up retrying after 300 ms; the workflow must keep running anyway.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    server.restart().await;
+    server.state.until(20, "Done", |c| done(c, "131")).await;
+    let lines = flow(&server.state.calls(), "131");
+    assert!(lines.contains(&"log a 1 after".to_string()), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("done canceled=false error=\"\""));
+    agent.stop().await;
 }
