@@ -8,7 +8,7 @@ set -euo pipefail
 agent=$1 sim=$2 secs=${3:-5}
 work=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$work"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 
 "$sim" sim --dir "$work/sim" >"$work/sim.out" 2>"$work/sim.err" &
 pids+=($!)

@@ -124,7 +124,7 @@ async fn requests_and_latency(sim: &Sim) {
         } else {
             "pods/<name>".into()
         };
-        *kinds.entry(format!("{} {what}", r.method)).or_default() += 1;
+        *kinds.entry(format!("{} {what} → {}", r.method, r.status)).or_default() += 1;
     }
     let breakdown: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
     let watches = all.iter().filter(|r| r.watch).count();

@@ -9,7 +9,7 @@
 set -euo pipefail
 agent=$1 sim=$2 steps=${3:-50} lines=${4:-2000}
 work=$(mktemp -d)
-trap 'kill "$simpid" 2>/dev/null; wait "$simpid" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$simpid" 2>/dev/null; wait "$simpid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$sim" sim --dir "$work/sim" >"$work/sim.out" 2>"$work/sim.err" &
 simpid=$!
