@@ -68,7 +68,7 @@ async fn full_workflow_on_the_simulated_cluster() {
     server
         .state
         .push(workflow("201", &[("build", &["make"]), ("test", &["make test"])], &[]));
-    let m = woodpecker_k8s_agent::agent::metrics::global();
+    let m = woodpecker_k8s_agent::metrics::global();
     let requests = m.apiserver_requests.load(std::sync::atomic::Ordering::Relaxed);
     let agent = start(&server, "e2e", &[], kube_runner(&sim)).await;
     server.state.until(30, "Done", |c| done(c, "201")).await;
