@@ -1,5 +1,6 @@
 //! The `agent` subcommand (the default): read the `WOODPECKER_*` settings, connect to the
-//! server and run its workflows until SIGTERM/SIGINT, then drain and exit 0. `agent ping`
+//! server and run its workflows until SIGTERM/SIGINT, then drain (a second signal cancels the
+//! running workflows at once) and exit 0. `agent ping`
 //! GETs the health endpoint (the container image's healthcheck).
 
 use std::ffi::OsString;
@@ -12,6 +13,7 @@ use crate::agent::config::Settings;
 use crate::agent::{Agent, PipelineRunner};
 use crate::backend::Options;
 use crate::backend::lifecycle::{self, Kube, KubeBackend};
+use crate::backend::preflight;
 use crate::kube::config::Overrides;
 use crate::shutdown;
 
@@ -45,11 +47,13 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         }
     }
     let env = |k: &str| std::env::var(k).ok();
-    let settings = Settings::from_env(env, &os_hostname())?;
     let rt = super::runtime()?;
     if ping {
-        return rt.block_on(self::ping(&settings.healthcheck_addr));
+        // Only the address matters here (the image's healthcheck has no agent secret).
+        let addr = env("WOODPECKER_HEALTHCHECK_ADDR").filter(|a| !a.is_empty());
+        return rt.block_on(self::ping(addr.as_deref().unwrap_or(":3000")));
     }
+    let settings = Settings::from_env(env, &os_hostname())?;
     // Every setting is checked before anything connects.
     let opts = Options::from_lookup(env)?;
     // The agent label on every object this agent creates, and what the start-up sweep removes:
@@ -58,6 +62,10 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     let kube_config = crate::kube::Config::infer(&Overrides::default())?;
     rt.block_on(async move {
         let client = crate::kube::Client::new(kube_config)?;
+        // Preflight at start (issue 6): findings go to the log, and the agent runs on either
+        // way: a cluster briefly unreachable at start must not crash-loop the pod.
+        let checks = preflight::Options::from_backend(&opts);
+        log_preflight(&preflight::preflight(&client, &checks).await);
         let (trigger, shutdown) = shutdown::channel();
         let (stop_backend, backend_shutdown) = shutdown::channel();
         let (backend, swept) = KubeBackend::start(Kube::new(client), opts, backend_settings, backend_shutdown).await?;
@@ -67,23 +75,47 @@ pub fn run(args: Vec<OsString>) -> super::Result {
             ));
         }
         let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            trigger.fire();
-        });
-        agent.run(shutdown).await;
+        // The first signal drains; a second one cancels the running workflows at once.
+        let (cancel_trigger, cancel_now) = shutdown::channel();
+        let signals = tokio::spawn(on_signals([trigger, cancel_trigger]));
+        agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
         signals.abort();
         Ok(ExitCode::SUCCESS)
     })
 }
 
-async fn wait_for_signal() {
+/// One log line per check that is not plainly ok, and the verdict.
+fn log_preflight(report: &preflight::Report) {
+    use crate::agent::log;
+    for check in &report.checks {
+        match &check.outcome {
+            preflight::Outcome::Ok(text) => log::debug(format_args!("preflight {}: {text}", check.name)),
+            preflight::Outcome::Warn(text) => log::warn(format_args!("preflight {}: {text}", check.name)),
+            preflight::Outcome::Fail(text) => log::error(format_args!("preflight {}: {text}", check.name)),
+        }
+    }
+    match report.failures().count() {
+        0 => log::info(format_args!("preflight passed ({} checks)", report.checks.len())),
+        n => log::error(format_args!(
+            "preflight failed {n} of {} checks; steps may fail until this is fixed \
+             (`woodpecker-k8s-agent preflight` shows the report)",
+            report.checks.len()
+        )),
+    }
+}
+
+/// Fires each trigger on the next SIGTERM or SIGINT, in order.
+async fn on_signals(triggers: [shutdown::Trigger; 2]) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+    for trigger in triggers {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        trigger.fire();
     }
 }
 

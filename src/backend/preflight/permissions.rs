@@ -45,8 +45,10 @@ pub const NAMESPACED: &[Permission] = &[
     core("persistentvolumeclaims", "create"),
     core("persistentvolumeclaims", "list"),
     core("persistentvolumeclaims", "delete"),
-    // The headless Service that gives steps DNS names (and anchors the workflow's objects).
+    // The headless Service that gives steps DNS names and anchors the workflow's objects
+    // (read back when a retried setup finds it already there).
     core("services", "create"),
+    core("services", "get"),
     core("services", "list"),
     core("services", "delete"),
     // Per-step secret env and registry credentials.

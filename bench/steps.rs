@@ -1,0 +1,226 @@
+//! The in-process part of `bench/run`: the backend on a simulated cluster in this process, run
+//! step after step the way Woodpecker's runtime runs them. Measures API requests per step and
+//! watches per namespace (from the sim's request log), the latency from a pod's termination to
+//! `wait_step` returning, and log throughput against `curl` on the same log stream.
+//!
+//! Prints `key=value` lines for `bench/run`. Build and run: `cargo run --release --example
+//! bench-steps`. Knows the backend only through its public API.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use woodpecker_k8s_agent::Shutdown;
+use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Settings};
+use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, Step};
+use woodpecker_k8s_agent::kube::Client;
+use woodpecker_k8s_agent::sim::{RecordedRequest, ScriptRule, Sim, SimConfig};
+
+const NS: &str = "woodpecker";
+const STEPS: usize = 20;
+/// Lines of about 100 bytes for the throughput run (about 20 MB).
+const BIG_LINES: usize = 200_000;
+
+fn step(n: usize, image: &str, task: &str) -> Step {
+    Step {
+        name: format!("s{n}"),
+        uuid: format!("01JBENCH{task}{n:016}"),
+        type_: "commands".into(),
+        image: image.into(),
+        commands: vec!["echo hi".into()],
+        volumes: vec![format!("{}:/woodpecker", volume(task))],
+        ..Step::default()
+    }
+}
+
+fn volume(task: &str) -> String {
+    format!("wp_01jbenchvolume_{task}_default")
+}
+
+fn workflow(task: &str, steps: &[Step]) -> Config {
+    Config {
+        stages: steps.iter().map(|s| Stage { steps: vec![s.clone()] }).collect(),
+        volume: volume(task),
+        ..Config::default()
+    }
+}
+
+fn pod_name(step: &Step) -> String {
+    format!("wp-{}", step.uuid.to_lowercase())
+}
+
+fn backend(sim: &Sim) -> KubeBackend {
+    // The sim's storage is k3s-like: local-path, ReadWriteOnce only.
+    let opts =
+        Options::from_lookup(|k| (k == "WOODPECKER_BACKEND_K8S_STORAGE_RWX").then(|| "false".into())).expect("options");
+    let client = Client::new(sim.kube_config()).expect("client");
+    let settings = Settings {
+        agent: "bench".into(),
+        ..Settings::default()
+    };
+    KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never())
+}
+
+/// When the sim's pod reached a final phase, polled every millisecond.
+async fn terminated_at(sim: &Sim, pod: &str) -> Instant {
+    loop {
+        let phase = sim.object("pods", NS, pod).map(|p| p["status"]["phase"].clone());
+        if phase.as_ref().is_some_and(|p| p == "Succeeded" || p == "Failed") {
+            return Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Runs `steps` one after another (start, tail to the end, wait, destroy); returns, per step,
+/// the time from the pod's final phase to `wait_step` returning.
+async fn run_steps(sim: &Sim, b: &KubeBackend, steps: &[Step], task: &str) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    for s in steps {
+        b.start_step(s, task).await.expect("start_step");
+        let pod = pod_name(s);
+        let (ended, done) = tokio::join!(terminated_at(sim, &pod), async {
+            let mut logs = b.tail_step(s, task).await.expect("tail_step");
+            while logs.recv().await.is_some() {}
+            let state = b.wait_step(s, task).await.expect("wait_step");
+            assert_eq!(state.exit_code, 0, "step {} failed", s.name);
+            Instant::now()
+        });
+        latencies.push(done.saturating_duration_since(ended));
+        b.destroy_step(s, task).await.expect("destroy_step");
+    }
+    latencies
+}
+
+fn is_secret(r: &RecordedRequest) -> bool {
+    r.path.contains("/secrets")
+}
+
+async fn requests_and_latency(sim: &Sim) {
+    // Each step logs 3 lines over ~60 ms, so the backend is waiting when the pod ends.
+    sim.script(
+        ScriptRule::image("bench/short")
+            .logs(["one", "two", "three"])
+            .every(Duration::from_millis(20)),
+    );
+    let b = backend(sim);
+    let task = "req";
+    let steps: Vec<Step> = (0..STEPS).map(|n| step(n, "bench/short", task)).collect();
+    let conf = workflow(task, &steps);
+    sim.clear_requests();
+    b.setup_workflow(&conf, task).await.expect("setup_workflow");
+    let setup = sim.requests().len();
+    let latencies = run_steps(sim, &b, &steps, task).await;
+    let during: Vec<RecordedRequest> = sim.requests()[setup..].to_vec();
+    b.destroy_workflow(&conf, task).await.expect("destroy_workflow");
+    let all = sim.requests();
+
+    let per_step = during.iter().filter(|r| !is_secret(r) && !r.watch).count() as f64 / STEPS as f64;
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for r in during.iter().filter(|r| !r.watch) {
+        let last = r.path.rsplit('/').next().unwrap_or_default();
+        let what = if last == "log" || last == "pods" {
+            last.to_string()
+        } else {
+            "pods/<name>".into()
+        };
+        *kinds.entry(format!("{} {what} → {}", r.method, r.status)).or_default() += 1;
+    }
+    let breakdown: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    let watches = all.iter().filter(|r| r.watch).count();
+    println!("requests_per_step={per_step:.2}");
+    println!("requests_breakdown={} for {STEPS} steps", breakdown.join(", "));
+    println!("watches={watches}");
+    println!("setup_requests={setup}");
+    println!("workflow_requests={}", all.len());
+    let mut ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    println!("termination_latency_ms_median={:.1}", ms[ms.len() / 2]);
+    println!("termination_latency_ms_max={:.1}", ms[ms.len() - 1]);
+}
+
+async fn throughput(sim: &Sim) {
+    let line = "the quick brown fox jumps over the lazy dog 0123456789 the quick brown fox jumps over";
+    let lines: Vec<String> = (0..BIG_LINES).map(|i| format!("{i:08} {line}")).collect();
+    let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    sim.script(ScriptRule::image("bench/big").logs(lines));
+    let b = backend(sim);
+    let task = "tput";
+    let s = step(0, "bench/big", task);
+    let conf = workflow(task, std::slice::from_ref(&s));
+    b.setup_workflow(&conf, task).await.expect("setup_workflow");
+    b.start_step(&s, task).await.expect("start_step");
+    let pod = pod_name(&s);
+    terminated_at(sim, &pod).await;
+
+    // Ours: the step's log as the agent reads it, from the first line to the end.
+    let started = Instant::now();
+    let mut logs = b.tail_step(&s, task).await.expect("tail_step");
+    let (mut n, mut got) = (0usize, 0usize);
+    while let Some(l) = logs.recv().await {
+        n += 1;
+        got += l.len() + 1;
+    }
+    let ours = started.elapsed().as_secs_f64();
+    assert_eq!(n, BIG_LINES, "lines lost");
+
+    // curl: the same stream, same server, same TLS.
+    let container = sim.object("pods", NS, &pod).expect("pod")["spec"]["containers"][0]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ca = sim.dir().join("bench-ca.pem");
+    std::fs::write(&ca, sim.ca_pem().unwrap_or_default()).expect("write the CA");
+    let url = format!(
+        "{}/api/v1/namespaces/{NS}/pods/{pod}/log?follow=true&container={container}",
+        sim.url()
+    );
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--fail",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download} %{time_total}",
+            "--cacert",
+        ])
+        .arg(&ca)
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {}", sim.token()))
+        .arg(&url)
+        .output()
+        .await
+        .expect("run curl (apt-get install curl)");
+    assert!(
+        out.status.success(),
+        "curl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut parts = text.split_whitespace();
+    let curl_bytes: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let curl_secs: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let mib = |b: f64, s: f64| b / s / (1024.0 * 1024.0);
+    println!("log_bytes={bytes} ours_bytes={got} curl_bytes={curl_bytes}");
+    println!("log_mibps_ours={:.1}", mib(got as f64, ours));
+    println!("log_mibps_curl={:.1}", mib(curl_bytes, curl_secs));
+    println!("log_ratio={:.2}", mib(got as f64, ours) / mib(curl_bytes, curl_secs));
+    b.wait_step(&s, task).await.expect("wait_step");
+    b.destroy_step(&s, task).await.expect("destroy_step");
+    b.destroy_workflow(&conf, task).await.expect("destroy_workflow");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sim = Arc::new(
+        Sim::start(SimConfig {
+            tick: Duration::from_millis(5),
+            ..SimConfig::default()
+        })
+        .await
+        .expect("start the simulated cluster"),
+    );
+    requests_and_latency(&sim).await;
+    throughput(&sim).await;
+}
