@@ -1,3 +1,5 @@
+//! The host runner: commands as local processes in a private mount namespace, volumes, signals.
+
 use std::time::Duration;
 
 use serde_json::json;
