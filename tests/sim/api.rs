@@ -1,3 +1,5 @@
+//! CRUD, error codes, selectors, validation, replace/patch, pagination, deletecollection.
+
 use http::Method;
 use serde_json::json;
 

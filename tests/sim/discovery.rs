@@ -1,3 +1,5 @@
+//! Discovery, OpenAPI, Tables, access reviews, and authentication (tokens, client certificates).
+
 use http::Method;
 use serde_json::json;
 

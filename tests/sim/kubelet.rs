@@ -1,3 +1,5 @@
+//! Kubelet transitions for each script rule: phases, container states, conditions, events.
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

@@ -1,3 +1,5 @@
+//! Watch: resourceVersion semantics, selector transitions, bookmarks, 410, Tables, expiry.
+
 use std::time::Duration;
 
 use serde_json::json;
