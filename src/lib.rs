@@ -17,11 +17,13 @@
 //! - [`sim`] (feature `sim`, on by default): an in-process apiserver and kubelet that real
 //!   kubectl can talk to.
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
+//! - [`metrics`]: process-wide counters any room may bump; the agent serves them.
 
 pub mod agent;
 pub mod backend;
 pub mod cli;
 pub mod kube;
+pub mod metrics;
 pub mod pipeline;
 pub mod secret;
 pub mod shutdown;

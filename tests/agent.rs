@@ -92,6 +92,7 @@ fn settings(server: &Server, dir: &std::path::Path, extra: &[(&str, &str)]) -> S
     s.log_flush_interval = Duration::from_millis(50);
     s.error_backoff = Duration::from_millis(50);
     s.connect_retry_delay = Duration::from_millis(50);
+    s.abandon_after = Duration::from_millis(500);
     s
 }
 

@@ -24,15 +24,12 @@ use crate::common::start_sim;
 
 const NS: &str = "woodpecker";
 
-/// A step-like pod. It has an init container only because the simulated cluster currently
-/// answers `"initContainers": null` for pods without one, which our `Pod` type refuses.
+/// A one-container pod, as a step's.
 fn pod(name: &str, app: &str) -> Pod {
     serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": app}},
-        "spec": {"restartPolicy": "Never",
-            "initContainers": [{"name": "init", "image": "alpine:3.20"}],
-            "containers": [{"name": "step", "image": "alpine:3.20"}]}
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "step", "image": "alpine:3.20"}]}
     }))
     .unwrap()
 }

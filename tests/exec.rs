@@ -225,10 +225,11 @@ fn embedded(args: &[&str], dir: &Path) -> (Option<i32>, String) {
         .env("WOODPECKER_BACKEND_K8S_START_TIMEOUT", "20s")
         .output()
         .expect("run the binary");
+    // stderr first: the summary table ends stdout, and `summary` reads to the end of the text.
     let text = format!(
         "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     (out.status.code(), text)
 }

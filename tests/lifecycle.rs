@@ -19,6 +19,8 @@ async fn a_passing_step_reports_exit_0_and_its_log() {
     let s = step("build", "t/pass", "11");
     let conf = workflow("11", std::slice::from_ref(&s));
     h.backend.setup_workflow(&conf, "11").await.unwrap();
+    // A retried setup adopts what the first one made.
+    h.backend.setup_workflow(&conf, "11").await.unwrap();
     let (lines, state) = run_step(&h.backend, &s, "11").await;
     assert_eq!(lines, ["hello", "world"]);
     assert_eq!(
@@ -94,13 +96,15 @@ async fn a_watch_reset_mid_step_misses_no_termination() {
     h.backend.destroy_step(&s, "18").await.unwrap();
     assert_eq!(lines, ["a", "b", "c"]);
     assert_eq!(state.exit_code, 4);
-    let lists = h
-        .sim
-        .requests()
-        .iter()
-        .filter(|r| !r.watch && r.method == "GET" && r.path.ends_with("/pods"))
-        .count();
-    assert!(lists >= 2, "the watcher relisted ({lists} lists)");
+    let relisted = || {
+        let reqs = h.sim.requests();
+        let lists = reqs
+            .iter()
+            .filter(|r| !r.watch && r.method == "GET" && r.path.ends_with("/pods"))
+            .count();
+        async move { (lists >= 2).then_some(()) }
+    };
+    crate::common::wait_for("the watcher to relist after the 410", 10, relisted).await;
     h.backend.destroy_workflow(&conf, "18").await.unwrap();
     assert_clean(&h.sim, "18").await;
 }
@@ -323,4 +327,22 @@ async fn a_restarted_agent_sweeps_what_its_predecessor_left() {
     // The pod and the anchor at least; the volume may already be going with its owner.
     assert!((2..=3).contains(&swept), "{swept} objects swept");
     assert_clean(&h.sim, "50").await;
+}
+
+#[tokio::test]
+async fn the_builders_warnings_are_the_first_lines_of_the_log() {
+    let h = harness().await;
+    h.sim.script(ScriptRule::image("t/pass").logs(["output"]));
+    let mut s = step("warned", "t/pass", "26");
+    s.backend_options
+        .insert("kubernetes".into(), serde_json::json!({"nonsenseOption": true}));
+    let conf = workflow("26", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "26").await.unwrap();
+    let (lines, state) = run_step(&h.backend, &s, "26").await;
+    assert_eq!(state.exit_code, 0);
+    assert!(lines.len() >= 2, "{lines:?}");
+    assert!(lines[0].contains("nonsenseOption"), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("output"));
+    h.backend.destroy_workflow(&conf, "26").await.unwrap();
+    assert_clean(&h.sim, "26").await;
 }

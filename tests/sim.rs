@@ -4,6 +4,8 @@ use serde_json::{Value, json};
 
 // CRUD, error codes, selectors, validation, auth, discovery, Tables.
 mod api;
+// Discovery, OpenAPI, Tables, access reviews, authentication.
+mod discovery;
 // Deletion, grace periods, garbage collection, namespaces, storage.
 mod delete;
 // Fault injection and the request record.

@@ -36,6 +36,8 @@ pub struct Settings {
     pub connect_retry_delay: Duration,
     /// After SIGTERM, how long running workflows may go on before they are canceled.
     pub drain_timeout: Duration,
+    /// After the drain time, how long canceled workflows may keep retrying their reports.
+    pub abandon_after: Duration,
     /// `os/arch`, as Go names them.
     pub platform: String,
     pub health_interval: Duration,
@@ -215,6 +217,7 @@ impl Settings {
             connect_retry_delay: duration("WOODPECKER_CONNECT_RETRY_DELAY", Some(Duration::from_secs(2)))?
                 .unwrap_or(Duration::from_secs(2)),
             drain_timeout: duration("WOODPECKER_DRAIN_TIMEOUT", Some(Duration::from_secs(300)))?.unwrap_or_default(),
+            abandon_after: Duration::from_secs(30),
             platform: platform(),
             health_interval: Duration::from_secs(10),
             extend_interval: Duration::from_secs(20),

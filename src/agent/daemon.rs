@@ -156,7 +156,13 @@ impl<R: WorkflowRunner> Agent<R> {
     }
 
     /// Runs until `shutdown` fires and every running workflow has ended.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    pub async fn run(self, shutdown: Shutdown) {
+        self.run_with(shutdown, Shutdown::never()).await
+    }
+
+    /// [`Agent::run`], where `cancel_now` ends the drain early (a second SIGTERM): running
+    /// workflows are canceled at once instead of after the drain time.
+    pub async fn run_with(self, mut shutdown: Shutdown, mut cancel_now: Shutdown) {
         let Agent {
             settings,
             shared,
@@ -189,6 +195,7 @@ impl<R: WorkflowRunner> Agent<R> {
 
         let labels = filter_labels(&settings);
         let (drain_trigger, drain) = shutdown::channel();
+        let (abandon_trigger, abandon) = shutdown::channel();
         let permits = Arc::new(Semaphore::new(settings.max_workflows as usize));
         let mut slots = JoinSet::new();
         loop {
@@ -197,10 +204,11 @@ impl<R: WorkflowRunner> Agent<R> {
                 _ = shutdown.wait() => break,
             };
             while slots.try_join_next().is_some() {}
-            let (sh, labels, sd, drain) = (shared.clone(), labels.clone(), shutdown.clone(), drain.clone());
+            let (sh, labels, sd) = (shared.clone(), labels.clone(), shutdown.clone());
+            let (drain, abandon) = (drain.clone(), abandon.clone());
             let backoff = settings.error_backoff;
             slots.spawn(async move {
-                slot(&sh, &labels, sd, drain, backoff).await;
+                slot(&sh, &labels, sd, drain, abandon, backoff).await;
                 drop(permit);
             });
         }
@@ -210,15 +218,28 @@ impl<R: WorkflowRunner> Agent<R> {
             "shutting down: no new work; waiting up to {:?} for {running} running workflow(s)",
             settings.drain_timeout
         ));
-        let drained = tokio::time::timeout(settings.drain_timeout, async {
-            while slots.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
+        let drained = tokio::select! {
+            _ = async { while slots.join_next().await.is_some() {} } => true,
+            _ = tokio::time::sleep(settings.drain_timeout) => false,
+            _ = cancel_now.wait() => false,
+        };
+        if !drained {
             drain_trigger.fire();
-            while slots.join_next().await.is_some() {}
+            // Canceled workflows clean up and report; if the server is unreachable their
+            // reports could retry for minutes each, so after a while they stop trying.
+            let reported = tokio::time::timeout(settings.abandon_after, async {
+                while slots.join_next().await.is_some() {}
+            })
+            .await;
+            if reported.is_err() {
+                log::warn(format_args!("giving up on reports the server did not take"));
+                abandon_trigger.fire();
+                while slots.join_next().await.is_some() {}
+            }
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), shared.reporter.flush()).await;
+        if !abandon.is_fired() {
+            let _ = tokio::time::timeout(settings.abandon_after, shared.reporter.flush()).await;
+        }
         if !stateful {
             match shared.client.unregister().await {
                 Ok(()) => log::info(format_args!("unregistered agent {}", shared.client.agent_id())),
@@ -279,6 +300,7 @@ async fn slot<R: WorkflowRunner>(
     labels: &BTreeMap<String, String>,
     mut shutdown: Shutdown,
     drain: Shutdown,
+    abandon: Shutdown,
     backoff: std::time::Duration,
 ) {
     sh.health.polling.fetch_add(1, Relaxed);
@@ -288,7 +310,7 @@ async fn slot<R: WorkflowRunner>(
         Ok(None) => return,
         Ok(Some(wf)) => {
             let id = wf.id.clone();
-            match workflow::run(sh, wf, drain).await {
+            match workflow::run(sh, wf, drain, abandon).await {
                 Ok(()) => return,
                 Err(e) => log::error(format_args!("workflow {id}: init failed, not taken: {}", e.status)),
             }

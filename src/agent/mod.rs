@@ -15,7 +15,7 @@ pub mod grpc;
 pub mod health;
 pub mod log;
 pub mod mask;
-pub mod metrics;
+pub use crate::metrics;
 pub mod proto;
 pub mod reporter;
 pub mod runtime;

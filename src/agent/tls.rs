@@ -5,19 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
 
-/// Where Debian, Alpine, Fedora and friends keep the CA bundle (what Go's crypto/x509 reads).
-const BUNDLES: [&str; 4] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
+use crate::kube::tls::{AcceptAnyCert, SYSTEM_BUNDLES as BUNDLES};
 
 #[derive(Debug)]
 pub enum Error {
@@ -65,10 +57,9 @@ pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<rustls::Cli
     let config = if verify {
         builder.with_root_certificates(roots(ca_file)?).with_no_client_auth()
     } else {
-        let algs = provider().signature_verification_algorithms;
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(TrustAny(algs)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert::new(&provider())))
             .with_no_client_auth()
     };
     Ok(config)
@@ -100,44 +91,4 @@ fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Error> {
         return Err(Error::NoRoots);
     }
     Ok(store)
-}
-
-/// WOODPECKER_GRPC_VERIFY=false: any certificate is accepted, but the handshake signatures
-/// are still checked, so the session is at least bound to the presented key.
-#[derive(Debug)]
-struct TrustAny(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for TrustAny {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }

@@ -17,15 +17,9 @@ pub struct AgentTracer {
     pub masker: Masker,
 }
 
-/// Woodpecker's `rpc.LogEntryType` numbers (0 stdout, 1 stderr, 2 exit code, 3 metadata,
-/// 4 progress).
+/// Woodpecker's `rpc.LogEntryType` number: `LogKind`'s discriminants are the wire values.
 fn entry_type(kind: LogKind) -> i32 {
-    match kind {
-        LogKind::Stdout => 0,
-        LogKind::ExitCode => 2,
-        LogKind::Metadata => 3,
-        LogKind::Progress => 4,
-    }
+    kind as i32
 }
 
 impl Tracer for AgentTracer {

@@ -54,8 +54,15 @@ pub struct Shared<R> {
     pub extend_interval: Duration,
 }
 
-/// Runs `wf` to its end. `Err` only when `Init` failed (the workflow was not taken).
-pub async fn run<R: WorkflowRunner>(sh: &Shared<R>, wf: proto::Workflow, drain: Shutdown) -> Result<(), CallError> {
+/// Runs `wf` to its end. `Err` only when `Init` failed (the workflow was not taken). `drain`
+/// cancels the workflow (the agent's drain time is over); `abandon` stops waiting for the
+/// server to take its reports (it is unreachable and the agent must exit).
+pub async fn run<R: WorkflowRunner>(
+    sh: &Shared<R>,
+    wf: proto::Workflow,
+    drain: Shutdown,
+    mut abandon: Shutdown,
+) -> Result<(), CallError> {
     let id = wf.id.clone();
     let timeout = workflow_timeout(wf.timeout);
     let decoded = serde_json::from_slice::<Config>(&wf.payload);
@@ -66,17 +73,29 @@ pub async fn run<R: WorkflowRunner>(sh: &Shared<R>, wf: proto::Workflow, drain: 
 
     // Wait: a server cancel (or a lost lease) cancels the workflow.
     let (client, t, stop, wid) = (sh.client.clone(), trigger.clone(), aux_stop.clone(), id.clone());
+    // Unlike the Go agent, an unreachable server does not cancel: only the server's answer (a
+    // cancel, or a refusal such as an expired lease) does, so a workflow outlives a long outage.
     aux.spawn(async move {
-        match client.wait(&wid, &stop).await {
-            Ok(Some(true)) => {
-                log::info(format_args!("workflow {wid}: canceled by the server"));
-                t.fire();
+        loop {
+            match client.wait(&wid, &stop).await {
+                Ok(Some(true)) => {
+                    log::info(format_args!("workflow {wid}: canceled by the server"));
+                    t.fire();
+                }
+                Ok(_) => {}
+                Err(e) if e.status.code.is_retryable() => {
+                    log::warn(format_args!(
+                        "workflow {wid}: server unreachable, still waiting: {}",
+                        e.status
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    log::warn(format_args!("workflow {wid}: wait refused, canceling: {}", e.status));
+                    t.fire();
+                }
             }
-            Ok(_) => {}
-            Err(e) => {
-                log::warn(format_args!("workflow {wid}: wait failed, canceling: {}", e.status));
-                t.fire();
-            }
+            return;
         }
     });
     // Extend the lease every 20 s; errors are only logged.
@@ -165,7 +184,10 @@ pub async fn run<R: WorkflowRunner>(sh: &Shared<R>, wf: proto::Workflow, drain: 
         }
     };
     // Every update and line of this workflow reaches the server before Done.
-    sh.reporter.flush().await;
+    tokio::select! {
+        _ = sh.reporter.flush() => {}
+        _ = abandon.wait() => {}
+    }
     let canceled = outcome.canceled || cancel.is_fired();
     let state = proto::WorkflowState {
         started,
@@ -177,7 +199,7 @@ pub async fn run<R: WorkflowRunner>(sh: &Shared<R>, wf: proto::Workflow, drain: 
         },
         canceled,
     };
-    match sh.client.done(&id, state, &Shutdown::never()).await {
+    match sh.client.done(&id, state, &abandon).await {
         Ok(()) => log::info(format_args!(
             "workflow {id}: done{}{}",
             if canceled { " (canceled)" } else { "" },

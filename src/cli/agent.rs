@@ -1,5 +1,6 @@
 //! The `agent` subcommand (the default): read the `WOODPECKER_*` settings, connect to the
-//! server and run its workflows until SIGTERM/SIGINT, then drain and exit 0. `agent ping`
+//! server and run its workflows until SIGTERM/SIGINT, then drain (a second signal cancels the
+//! running workflows at once) and exit 0. `agent ping`
 //! GETs the health endpoint (the container image's healthcheck).
 
 use std::ffi::OsString;
@@ -46,11 +47,13 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         }
     }
     let env = |k: &str| std::env::var(k).ok();
-    let settings = Settings::from_env(env, &os_hostname())?;
     let rt = super::runtime()?;
     if ping {
-        return rt.block_on(self::ping(&settings.healthcheck_addr));
+        // Only the address matters here (the image's healthcheck has no agent secret).
+        let addr = env("WOODPECKER_HEALTHCHECK_ADDR").filter(|a| !a.is_empty());
+        return rt.block_on(self::ping(addr.as_deref().unwrap_or(":3000")));
     }
+    let settings = Settings::from_env(env, &os_hostname())?;
     // Every setting is checked before anything connects.
     let opts = Options::from_lookup(env)?;
     // The agent label on every object this agent creates, and what the start-up sweep removes:
@@ -72,11 +75,10 @@ pub fn run(args: Vec<OsString>) -> super::Result {
             ));
         }
         let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
-        let signals = tokio::spawn(async move {
-            wait_for_signal().await;
-            trigger.fire();
-        });
-        agent.run(shutdown).await;
+        // The first signal drains; a second one cancels the running workflows at once.
+        let (cancel_trigger, cancel_now) = shutdown::channel();
+        let signals = tokio::spawn(on_signals([trigger, cancel_trigger]));
+        agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
         signals.abort();
         Ok(ExitCode::SUCCESS)
@@ -103,12 +105,17 @@ fn log_preflight(report: &preflight::Report) {
     }
 }
 
-async fn wait_for_signal() {
+/// Fires each trigger on the next SIGTERM or SIGINT, in order.
+async fn on_signals(triggers: [shutdown::Trigger; 2]) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+    for trigger in triggers {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        trigger.fire();
     }
 }
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::sim::{RunnerKind, Sim, SimConfig};
 
 const USAGE: &str = "\
-Usage: woodpecker-k8s-agent sim [--dir D] [--http] [--port P] [--runner host|scripted]
+Usage: woodpecker-k8s-agent sim [--dir D] [--http] [--port P] [--runner host|scripted] [--tick MS]
 
 Runs a simulated Kubernetes cluster (apiserver + one kubelet) on 127.0.0.1 and prints the
 path of a kubeconfig for it. With the host runner (the default) each container's command runs
@@ -19,13 +19,14 @@ Options:
   --http           serve plain HTTP instead of HTTPS
   --port P         listen on 127.0.0.1:P (default: a free port)
   --runner R       host (default) or scripted (no processes; every container exits 0)
+  --tick MS        the kubelet's pace between lifecycle steps (default 50)
 ";
 
 pub fn run(args: Vec<OsString>) -> super::Result {
     use lexopt::prelude::*;
     let mut cfg = SimConfig {
         runner: RunnerKind::Host,
-        tick: std::time::Duration::from_millis(200),
+        tick: std::time::Duration::from_millis(50),
         ..SimConfig::default()
     };
     let mut parser = lexopt::Parser::from_args(args);
@@ -33,7 +34,15 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         match arg {
             Long("dir") => cfg.dir = Some(PathBuf::from(parser.value()?)),
             Long("http") => cfg.tls = false,
-            Long("port") => cfg.port = parser.value()?.parse()?,
+            Long("port") => cfg.port = parser.value()?.string()?.parse().map_err(|e| format!("--port: {e}"))?,
+            Long("tick") => {
+                let ms: u64 = parser
+                    .value()?
+                    .string()?
+                    .parse()
+                    .map_err(|e| format!("--tick: {e} (milliseconds)"))?;
+                cfg.tick = std::time::Duration::from_millis(ms);
+            }
             Long("runner") => {
                 cfg.runner = match parser.value()?.string()?.as_str() {
                     "host" => RunnerKind::Host,
@@ -49,6 +58,11 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         }
     }
     super::runtime()?.block_on(async move {
+        if cfg.runner == RunnerKind::Host {
+            eprintln!(
+                "warning: the host runner runs each container's command on THIS machine (no images; only a private mount namespace)"
+            );
+        }
         let sim = Sim::start(cfg.clone()).await?;
         eprintln!("simulated cluster at {}", sim.url());
         println!("{}", sim.kubeconfig_path().display());

@@ -184,7 +184,7 @@ impl Client {
             let outcome = tokio::time::timeout(opts.request_timeout, self.inner.http.request(request)).await;
             // Process-wide counters for the agent's /metrics (plain atomics; no Woodpecker here).
             let ok = matches!(&outcome, Ok(Ok(r)) if r.status().is_success());
-            crate::agent::metrics::global().apiserver_request(!ok);
+            crate::metrics::global().apiserver_request(!ok);
             let (err, outcome) = match outcome {
                 Ok(Ok(resp)) if resp.status().is_success() => return Ok(resp),
                 Ok(Ok(resp)) => {

@@ -235,18 +235,16 @@ impl LogFollower {
     }
 
     /// Whether the container will write no more: terminated, the pod finished, or gone.
-    async fn container_done(&mut self, ended: bool) -> Result<bool> {
+    async fn container_done(&self, ended: bool) -> Result<bool> {
         if let Some(mut done) = self.done.clone() {
             if *done.borrow_and_update() || !ended {
                 return Ok(*done.borrow());
             }
-            // The stream ended while the caller still saw the container running: its news lags
-            // the kubelet's end of stream, or the stream was cut. If the end shows up shortly,
-            // one final non-follow read collects whatever a cut left unread.
-            if let Ok(Ok(_)) = tokio::time::timeout(DONE_LAG, done.wait_for(|d| *d)).await {
-                self.final_pass = true;
-            }
-            return Ok(false);
+            // A clean end while the caller still saw the container running. The kubelet ends a
+            // follow stream cleanly only once the container is over (a cut connection is an
+            // error, handled above), so wait a moment for the caller's news of that end.
+            let waited = tokio::time::timeout(DONE_LAG, done.wait_for(|d| *d)).await;
+            return Ok(matches!(waited, Ok(Ok(_))));
         }
         match self.api.get(&self.pod).await {
             Ok(pod) => Ok(container_finished(&pod, &self.container)),

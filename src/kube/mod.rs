@@ -4,7 +4,7 @@
 //!   them), the in-cluster service account, exec credential plugins. One source per file.
 //! - [`auth`]: credentials at run time: static tokens, re-read token files, cached exec plugin
 //!   output, basic auth.
-//! - [`client`]: HTTPS transport (hyper + rustls/ring), retries, timeouts; with the private
+//! - [`client`]: HTTPS transport (hyper + rustls/ring), retries, timeouts; with
 //!   `tls` (rustls setup) and `connector` (TCP, CONNECT proxy) beside it.
 //! - [`retry`]: when to retry and how long to wait. [`params`]: query strings and bodies.
 //! - [`decode`]: incremental line splitters for watch and log bodies.
@@ -24,7 +24,7 @@ pub mod error;
 pub mod logs;
 pub mod params;
 pub mod retry;
-mod tls;
+pub mod tls;
 pub mod types;
 pub mod watch;
 

@@ -16,10 +16,12 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use super::config::TlsConfig;
 use super::error::Error;
 
-/// System CA bundles, tried when the kubeconfig names no CA (Debian, RHEL, Alpine/macOS).
-const SYSTEM_BUNDLES: &[&str] = &[
+/// System CA bundles, tried in order when no CA is configured (Debian, RHEL/Fedora, SUSE,
+/// Alpine/macOS): where Go's crypto/x509 looks too. The agent's gRPC connection uses them as well.
+pub const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/certs/ca-certificates.crt",
     "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
     "/etc/ssl/cert.pem",
 ];
 
@@ -44,7 +46,7 @@ pub fn client_config(
     let builder = if tls.insecure_skip_verify {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider.signature_verification_algorithms)))
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCert::new(&provider)))
     } else {
         builder.with_root_certificates(roots(tls)?)
     };
@@ -117,10 +119,17 @@ fn system_bundle() -> Result<(Vec<u8>, String), Error> {
     })
 }
 
-/// `insecure-skip-tls-verify`: any certificate is accepted, but the handshake signatures are
-/// still checked against the presented certificate, so the session is at least bound to it.
+/// `insecure-skip-tls-verify` (and the agent's WOODPECKER_GRPC_VERIFY=false): any certificate
+/// is accepted, but the handshake signatures are still checked against the presented
+/// certificate, so the session is at least bound to it.
 #[derive(Debug)]
-struct AcceptAnyCert(WebPkiSupportedAlgorithms);
+pub struct AcceptAnyCert(WebPkiSupportedAlgorithms);
+
+impl AcceptAnyCert {
+    pub fn new(provider: &rustls::crypto::CryptoProvider) -> Self {
+        AcceptAnyCert(provider.signature_verification_algorithms)
+    }
+}
 
 impl ServerCertVerifier for AcceptAnyCert {
     fn verify_server_cert(

@@ -321,7 +321,7 @@ impl<K: Resource> Watcher<K> {
 
     /// Records a failure: where to go next, after a backoff; returns the error to report.
     fn fail(&mut self, next: State<K>, err: Error) -> Error {
-        crate::agent::metrics::global().watch_restart();
+        crate::metrics::global().watch_restart();
         self.state = next;
         self.delay = Some(self.backoff.next_delay());
         err

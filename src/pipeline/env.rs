@@ -103,7 +103,11 @@ impl Metadata {
             m.commit_timestamp = lines.next().and_then(|t| t.parse().ok()).unwrap_or(0);
             m.commit_message = lines.collect::<Vec<_>>().join("\n");
         }
-        if let Some(url) = git(dir, &["config", "--get", "remote.origin.url"]) {
+        // A remote on this machine's disk (a path, `file://`) cannot be cloned from inside a
+        // pod, so it is no clone URL: exec then skips the clone and says so.
+        if let Some(url) = git(dir, &["config", "--get", "remote.origin.url"])
+            && reachable_from_a_pod(&url)
+        {
             m.apply_remote(&url);
         }
         m
@@ -179,6 +183,17 @@ impl Metadata {
     }
 }
 
+/// Whether a git remote names a network location (`https://`, `ssh://`, `git://`,
+/// `user@host:path`) rather than a path on this machine.
+fn reachable_from_a_pod(url: &str) -> bool {
+    match url.split_once("://") {
+        Some((scheme, _)) => scheme != "file",
+        None => url
+            .split_once(':')
+            .is_some_and(|(host, _)| host.contains('@') || (host.contains('.') && !host.contains('/'))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,6 +214,21 @@ mod tests {
         assert_eq!(env["CI_COMMIT_SHA"], "abc");
         assert!(!env.contains_key("CI_COMMIT_TAG"));
         assert!(!env.contains_key("CI_PIPELINE_FILES"));
+    }
+
+    #[test]
+    fn only_network_remotes_are_clone_urls() {
+        for url in [
+            "https://codeberg.org/o/p.git",
+            "ssh://git@host/o/p",
+            "git@example.com:team/tool.git",
+            "git://h/o/p",
+        ] {
+            assert!(reachable_from_a_pod(url), "{url}");
+        }
+        for url in ["/work/main", "../other", "file:///srv/repo.git", "./x:y"] {
+            assert!(!reachable_from_a_pod(url), "{url}");
+        }
     }
 
     #[test]

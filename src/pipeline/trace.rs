@@ -6,13 +6,14 @@
 
 use crate::backend::Step;
 
-/// Woodpecker's log entry types (`rpc.LogEntryType`).
+/// Woodpecker's log entry types (`rpc.LogEntryType`), with its wire numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogKind {
     Stdout = 0,
-    ExitCode = 1,
-    Metadata = 2,
-    Progress = 3,
+    Stderr = 1,
+    ExitCode = 2,
+    Metadata = 3,
+    Progress = 4,
 }
 
 /// One line of a step's output.

@@ -16,7 +16,7 @@ use super::store::Key;
 use super::watch::{self, WatchSpec};
 use super::wire::{self, Query, Resp};
 use super::write::{access_review, create, patch, replace};
-use super::{delete, discovery, logs, openapi, table};
+use super::{delete, discovery, logs, openapi, page, table};
 
 /// A parsed resource path.
 struct Target {
@@ -227,13 +227,19 @@ async fn resource(
                     .into_iter()
                     .filter(|o| labels.matches(o) && fields.matches(o))
                     .collect();
-                if as_table {
-                    return Ok(wire::json(
-                        200,
-                        &table::table(def.plural, &items, &rv.to_string(), true),
-                    ));
+                let page = page::page(&shared.store, items, rv, q)?;
+                let mut list_meta = json!({"resourceVersion": page.rv.to_string()});
+                if let Some(c) = &page.continue_token {
+                    list_meta["continue"] = json!(c);
+                    list_meta["remainingItemCount"] = json!(page.remaining.unwrap_or(0));
                 }
-                let items: Vec<Value> = items
+                if as_table {
+                    let mut t = table::table(def.plural, &page.items, &page.rv.to_string(), true);
+                    t["metadata"] = list_meta;
+                    return Ok(wire::json(200, &t));
+                }
+                let items: Vec<Value> = page
+                    .items
                     .into_iter()
                     .map(|mut o| {
                         if let Some(m) = o.as_object_mut() {
@@ -246,7 +252,7 @@ async fn resource(
                 Ok(wire::json(
                     200,
                     &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
-                                          "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
+                                          "metadata": list_meta, "items": items}),
                 ))
             }
             Method::POST => {
@@ -322,7 +328,7 @@ async fn resource(
                     Ok(wire::json(200, &obj))
                 }
                 (Method::PUT, None | Some("status")) => replace(shared, def, &key, &body, sub.is_some()),
-                (Method::PATCH, None | Some("status")) => patch(shared, def, &key, &body),
+                (Method::PATCH, None | Some("status")) => patch(shared, def, &key, &body, sub.is_some()),
                 (Method::DELETE, None) => {
                     let opts = delete::Options::parse(q, &body)?;
                     let (code, obj) = delete::delete(shared, def, &key, &opts)?;

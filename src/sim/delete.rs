@@ -206,7 +206,8 @@ fn success(plural: &str, name: &str, uid: &str) -> Value {
 /// Removes one finalizer, then lets the object go if nothing else holds it.
 pub fn drop_finalizer(shared: &Shared, key: &Key, name: &str) {
     shared.store.update(key, |o| {
-        if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
+        // `get_mut`, not indexing: indexing would insert `finalizers: null`.
+        if let Some(f) = o["metadata"].get_mut("finalizers").and_then(Value::as_array_mut) {
             f.retain(|x| x != name);
             if f.is_empty() {
                 o["metadata"].as_object_mut().map(|m| m.remove("finalizers"));

@@ -89,6 +89,8 @@ struct State {
 #[derive(Debug, Default)]
 pub struct Faults {
     state: Mutex<State>,
+    /// Bumped to end every open watch with a 410 ERROR event.
+    expire_watches: tokio::sync::watch::Sender<u64>,
 }
 
 impl Faults {
@@ -98,6 +100,7 @@ impl Faults {
                 token,
                 ..State::default()
             }),
+            expire_watches: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -135,6 +138,16 @@ impl Faults {
         let mut s = self.lock();
         s.token = token.to_string();
         s.token_expired = false;
+    }
+
+    /// Every watch open now gets an `ERROR` event with a 410 `Expired` Status and ends, as
+    /// after an etcd compaction (combine with `Sim::compact_history` so resuming fails too).
+    pub fn expire_open_watches(&self) {
+        self.expire_watches.send_modify(|n| *n += 1);
+    }
+
+    pub(crate) fn watch_expiry(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.expire_watches.subscribe()
     }
 
     /// SelfSubjectAccessReviews for `verb` answer `allowed: false`.

@@ -13,6 +13,7 @@
 //! - `gc` (owner references, foreground deletion, namespace termination).
 //! - `faults`, `record`, `certs`, `events`, `time`, `wire`.
 
+mod access;
 mod admit;
 mod api;
 pub mod certs;
@@ -26,6 +27,7 @@ mod gc;
 mod kubelet;
 mod logs;
 mod openapi;
+mod page;
 mod podrun;
 mod podstatus;
 pub mod record;
@@ -58,8 +60,7 @@ pub use kubelet::NODE;
 pub use record::RecordedRequest;
 pub use runner::{Matcher, PodFault, RunnerKind, ScriptRule};
 
-use crate::kube::config::{AuthConfig, Config, Origin, TlsConfig};
-use crate::secret::Secret;
+use crate::kube::config::Config;
 use crate::shutdown::{self, Shutdown, Trigger};
 use store::{Key, Store};
 
@@ -194,17 +195,11 @@ impl Sim {
             Some(p) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(p.server_config()?))),
             None => None,
         };
-        if cfg.runner == RunnerKind::Host {
-            eprintln!(
-                "warning: the simulated cluster's host runner runs each container's command on THIS machine \
-                 (no images; only a private mount namespace)"
-            );
-        }
         let mut tasks = JoinSet::new();
         tasks.spawn(server::serve(shared.clone(), listener, acceptor));
         tasks.spawn(kubelet::run(shared.clone()));
         tasks.spawn(gc::run(shared.clone()));
-        let mut sim = Sim {
+        let sim = Sim {
             shared,
             addr,
             tls: cfg.tls,
@@ -219,26 +214,8 @@ impl Sim {
         Ok(sim)
     }
 
-    fn write_kubeconfig(&mut self) -> io::Result<()> {
-        use base64::Engine;
-        let cluster = match &self.pki {
-            Some(p) => {
-                let ca = base64::engine::general_purpose::STANDARD.encode(p.ca_pem.as_bytes());
-                format!("    server: {}\n    certificate-authority-data: {ca}\n", self.url())
-            }
-            None => format!("    server: {}\n", self.url()),
-        };
-        let text = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sim\n  cluster:\n{cluster}users:\n- name: sim\n  user:\n    token: {}\ncontexts:\n- name: sim\n  context:\n    cluster: sim\n    user: sim\n    namespace: woodpecker\ncurrent-context: sim\n",
-            self.token
-        );
-        std::fs::write(&self.kubeconfig, text)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&self.kubeconfig, std::fs::Permissions::from_mode(0o600))?;
-        }
-        Ok(())
+    fn write_kubeconfig(&self) -> io::Result<()> {
+        access::write_kubeconfig(&self.kubeconfig, &self.url(), self.ca_pem(), &self.token)
     }
 
     /// `https://127.0.0.1:PORT` (or `http://`).
@@ -267,26 +244,7 @@ impl Sim {
 
     /// The same as the kubeconfig, already resolved.
     pub fn kube_config(&self) -> Config {
-        Config {
-            server: self.url().parse().expect("the sim's URL is a valid URI"),
-            namespace: "woodpecker".into(),
-            tls: TlsConfig {
-                ca_pem: self.pki.as_ref().map(|p| p.ca_pem.clone().into_bytes()),
-                ca_source: self
-                    .pki
-                    .as_ref()
-                    .map(|_| format!("{}: certificate-authority-data", self.kubeconfig.display())),
-                ..TlsConfig::default()
-            },
-            proxy_url: None,
-            auth: AuthConfig::Token(Secret::new(self.token.clone())),
-            origin: Origin::Kubeconfig {
-                files: vec![self.kubeconfig.clone()],
-                context: "sim".into(),
-                cluster: "sim".into(),
-                user: "sim".into(),
-            },
-        }
+        access::config(&self.url(), self.ca_pem(), &self.token, &self.kubeconfig)
     }
 
     /// The CA certificate (PEM), when serving TLS.
@@ -310,6 +268,11 @@ impl Sim {
     /// The cluster's current resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.store.current_rv()
+    }
+
+    /// Forgets the change history: a watch resuming from any older resourceVersion gets 410.
+    pub fn compact_history(&self) {
+        self.shared.store.compact();
     }
 
     pub fn faults(&self) -> &Faults {

@@ -13,6 +13,9 @@ pub struct RecordedRequest {
     /// The HTTP status sent (0 when the connection was reset instead).
     pub status: u16,
     pub watch: bool,
+    /// Who it authenticated as (`sim` for the token, a certificate's CN, `system:anonymous`);
+    /// empty when authentication failed.
+    pub user: String,
 }
 
 impl RecordedRequest {

@@ -16,11 +16,11 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::Shared;
-use super::api;
 use super::faults::FaultReply;
 use super::record::RecordedRequest;
 use super::status::ApiError;
 use super::wire::{self, Aborted, Query, Resp};
+use super::{api, certs};
 
 /// Largest request body accepted (the apiserver's limit is 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -51,12 +51,18 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, tls: Option<TlsAc
                     let Ok(stream) = acceptor.accept(stream).await else {
                         return;
                     };
-                    let has_cert = stream.get_ref().1.peer_certificates().is_some_and(|c| !c.is_empty());
-                    let svc = service_fn(move |req| handle(shared.clone(), req, true, has_cert));
+                    // The CA verified the certificate in the handshake; its CN is the user.
+                    let cert_user = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .map(|c| certs::common_name(c).unwrap_or_default());
+                    let svc = service_fn(move |req| handle(shared.clone(), req, true, cert_user.clone()));
                     let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                 }
                 None => {
-                    let svc = service_fn(move |req| handle(shared.clone(), req, false, false));
+                    let svc = service_fn(move |req| handle(shared.clone(), req, false, None));
                     let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                 }
             }
@@ -70,29 +76,45 @@ fn is_watch(path: &str, q: &Query) -> bool {
     q.flag("watch") || path.contains("/watch/")
 }
 
-fn authenticate(shared: &Shared, req: &Request<Incoming>, tls: bool, has_cert: bool) -> Result<(), ApiError> {
+/// The user a request authenticates as: the token's (`sim`), the certificate's CN, or
+/// `system:anonymous` where anonymous access is allowed.
+fn authenticate(
+    shared: &Shared,
+    req: &Request<Incoming>,
+    tls: bool,
+    cert_user: Option<&str>,
+) -> Result<String, ApiError> {
     if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
         let token = auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer ")).unwrap_or("");
         return if shared.faults.token_ok(token.trim()) {
-            Ok(())
+            Ok("sim".into())
         } else {
             Err(ApiError::unauthorized())
         };
     }
+    if let Some(user) = cert_user {
+        return Ok(user.to_string());
+    }
     let public = matches!(req.uri().path(), "/version" | "/healthz" | "/livez" | "/readyz");
-    if has_cert || !tls || public {
-        Ok(())
+    if !tls || public {
+        Ok("system:anonymous".into())
     } else {
         Err(ApiError::unauthorized())
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>, tls: bool, has_cert: bool) -> Result<Resp, Aborted> {
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    tls: bool,
+    cert_user: Option<String>,
+) -> Result<Resp, Aborted> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let q = Query::parse(Some(&raw_query));
     let watch = is_watch(&path, &q);
+    let user = authenticate(&shared, &req, tls, cert_user.as_deref());
     let record = |status: u16| {
         shared.recorder.push(RecordedRequest {
             method: method.to_string(),
@@ -100,11 +122,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>, tls: bool, has_cert
             query: raw_query.clone(),
             status,
             watch,
+            user: user.clone().unwrap_or_default(),
         })
     };
-    if let Err(e) = authenticate(&shared, &req, tls, has_cert) {
+    if let Err(e) = &user {
         record(e.code);
-        return Ok(wire::error(&e));
+        return Ok(wire::error(e));
     }
     match shared.faults.take_reply(method.as_str(), &path, watch) {
         None => {}

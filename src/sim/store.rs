@@ -225,6 +225,11 @@ impl Store {
         Some(obj)
     }
 
+    /// Forgets the history (as an etcd compaction does): watches from an older RV get 410.
+    pub fn compact(&self) {
+        self.lock().history.clear();
+    }
+
     /// Changes after `rv` (exclusive), oldest first. Fails when the history no longer reaches
     /// back to `rv`.
     pub fn changes_since(&self, rv: u64) -> Result<Vec<Change>, TooOld> {

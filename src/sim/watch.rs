@@ -94,6 +94,7 @@ pub fn handle(shared: &Arc<Shared>, spec: WatchSpec, q: &Query) -> Result<Resp, 
         let shared = shared2;
         let store = &shared.store;
         let mut changed = store.subscribe();
+        let mut expiry = shared.faults.watch_expiry();
         let mut sent = 0usize;
         let send = |b: Bytes| {
             let tx = tx.clone();
@@ -180,6 +181,11 @@ pub fn handle(shared: &Arc<Shared>, spec: WatchSpec, q: &Query) -> Result<Resp, 
                     return;
                 }
                 _ = tx.closed() => return,
+                _ = expiry.changed() => {
+                    let e = ApiError::expired(format!("too old resource version: {last} ({})", shared.store.current_rv()));
+                    let _ = send(spec.frame("ERROR", &e.status_json())).await;
+                    return;
+                }
                 _ = shutdown.wait() => return abort(tx).await,
             }
         }

@@ -134,8 +134,22 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
-pub(super) fn patch(shared: &Shared, def: &ResourceDef, key: &Key, body: &[u8]) -> Result<Resp, ApiError> {
-    let p = parse_body(def, body)?;
+/// The main resource ignores `status` in a patch; the status subresource takes only `status`.
+pub(super) fn patch(
+    shared: &Shared,
+    def: &ResourceDef,
+    key: &Key,
+    body: &[u8],
+    status_only: bool,
+) -> Result<Resp, ApiError> {
+    let mut p = parse_body(def, body)?;
+    if let Some(obj) = p.as_object_mut() {
+        if status_only {
+            obj.retain(|k, _| k == "status");
+        } else {
+            obj.remove("status");
+        }
+    }
     if !p.is_object() {
         return Err(ApiError::new(
             415,

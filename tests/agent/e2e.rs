@@ -68,7 +68,7 @@ async fn full_workflow_on_the_simulated_cluster() {
     server
         .state
         .push(workflow("201", &[("build", &["make"]), ("test", &["make test"])], &[]));
-    let m = woodpecker_k8s_agent::agent::metrics::global();
+    let m = woodpecker_k8s_agent::metrics::global();
     let requests = m.apiserver_requests.load(std::sync::atomic::Ordering::Relaxed);
     let agent = start(&server, "e2e", &[], kube_runner(&sim)).await;
     server.state.until(30, "Done", |c| done(c, "201")).await;
@@ -124,6 +124,33 @@ async fn cancel_on_the_simulated_cluster_removes_the_pod() {
     sim.shutdown().await;
 }
 
+/// The shipped binary in agent mode, on `server` and the sim's cluster.
+fn spawn_binary(server: &Server, sim: &Sim, dir: &std::path::Path, extra: &[(&str, &str)]) -> tokio::process::Child {
+    let (addr, conf, kubeconfig) = (
+        server.addr.to_string(),
+        dir.join("agent.conf").display().to_string(),
+        sim.kubeconfig_path().display().to_string(),
+    );
+    let mut env = vec![
+        ("WOODPECKER_SERVER", addr.as_str()),
+        ("WOODPECKER_AGENT_SECRET", server.state.secret.as_str()),
+        ("WOODPECKER_AGENT_CONFIG_FILE", conf.as_str()),
+        ("WOODPECKER_HEALTHCHECK_ADDR", "127.0.0.1:0"),
+        ("KUBECONFIG", kubeconfig.as_str()),
+    ];
+    env.extend(BACKEND_ENV);
+    env.extend(extra);
+    tokio::process::Command::from(super::startup::agent_command(&env))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+}
+
 #[tokio::test]
 async fn binary_drains_on_sigterm_and_leaves_nothing_in_the_cluster() {
     let sim = crate::common::start_sim().await;
@@ -136,32 +163,14 @@ async fn binary_drains_on_sigterm_and_leaves_nothing_in_the_cluster() {
     let server = Server::start(16).await;
     server.state.push(workflow("221", &[("slow", &["make"])], &[]));
     let dir = temp_dir("binary");
-    let (addr, conf, kubeconfig) = (
-        server.addr.to_string(),
-        dir.join("agent.conf").display().to_string(),
-        sim.kubeconfig_path().display().to_string(),
-    );
-    let mut env = vec![
-        ("WOODPECKER_SERVER", addr.as_str()),
-        ("WOODPECKER_AGENT_SECRET", server.state.secret.as_str()),
-        ("WOODPECKER_AGENT_CONFIG_FILE", conf.as_str()),
-        ("WOODPECKER_HEALTHCHECK_ADDR", "127.0.0.1:0"),
-        ("WOODPECKER_DRAIN_TIMEOUT", "30s"),
-        ("KUBECONFIG", kubeconfig.as_str()),
-    ];
-    env.extend(BACKEND_ENV);
-    let child = tokio::process::Command::from(super::startup::agent_command(&env))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_binary(&server, &sim, &dir, &[("WOODPECKER_DRAIN_TIMEOUT", "30s")]);
     server
         .state
         .until(30, "the first line", |c| {
             flow(c, "221").iter().any(|l| l == "log slow 0 1")
         })
         .await;
-    // SAFETY: signalling our own child by its pid.
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    sigterm(&child);
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .unwrap()
@@ -194,6 +203,46 @@ async fn binary_drains_on_sigterm_and_leaves_nothing_in_the_cluster() {
     // Stateful (the id file was written): no UnregisterAgent; one poll only (no work after SIGTERM).
     assert!(!calls.contains(&Call::Unregister));
     assert_eq!(calls.iter().filter(|c| matches!(c, Call::Next(_))).count(), 1);
+    assert_eq!(leftovers(&sim).await, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_second_sigterm_cancels_at_once() {
+    let sim = crate::common::start_sim().await;
+    sim.script(
+        ScriptRule::name(&pod("231", "forever"))
+            .logs(["up"])
+            .run_until_deleted(),
+    );
+    let server = Server::start(16).await;
+    server.state.push(workflow("231", &[("forever", &["serve"])], &[]));
+    let dir = temp_dir("binary-twice");
+    let child = spawn_binary(&server, &sim, &dir, &[("WOODPECKER_DRAIN_TIMEOUT", "10m")]);
+    server
+        .state
+        .until(30, "the first line", |c| {
+            flow(c, "231").iter().any(|l| l == "log forever 0 up")
+        })
+        .await;
+    sigterm(&child);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!done(&server.state.calls(), "231"), "the first signal only drains");
+    sigterm(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let lines = flow(&server.state.calls(), "231");
+    assert!(lines.contains(&"cancel forever".to_string()), "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("done canceled=true error=\"\""),
+        "{stderr}"
+    );
     assert_eq!(leftovers(&sim).await, Vec::<String>::new());
     let _ = std::fs::remove_dir_all(dir);
     sim.shutdown().await;

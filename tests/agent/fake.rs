@@ -25,6 +25,8 @@ pub struct FakeBackend {
     pods: Mutex<BTreeMap<String, Pod>>,
     running: AtomicUsize,
     pub max_running: AtomicUsize,
+    /// Each step's environment as the backend got it, by step uuid.
+    pub envs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
 }
 
 pub type FakeRunner = PipelineRunner<FakeBackend>;
@@ -82,6 +84,10 @@ impl Backend for FakeBackend {
             let _ = exit_tx.send(Some(code));
         });
         self.objects.lock().unwrap().insert(format!("pod/{}", step.uuid));
+        self.envs
+            .lock()
+            .unwrap()
+            .insert(step.uuid.clone(), step.environment.clone());
         self.pods.lock().unwrap().insert(
             step.uuid.clone(),
             Pod {

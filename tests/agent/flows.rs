@@ -15,7 +15,13 @@ async fn full_workflow_in_order_with_exact_logs() {
         &[],
     ));
     let runner = fake::runner();
-    let agent = start(&server, "full", &[("WOODPECKER_AGENT_LABELS", "zone=eu")], runner).await;
+    let agent = start(
+        &server,
+        "full",
+        &[("WOODPECKER_AGENT_LABELS", "zone=eu")],
+        runner.clone(),
+    )
+    .await;
     server.state.until(10, "Done", |c| done(c, "11")).await;
     let calls = server.state.calls();
     assert_eq!(
@@ -48,6 +54,14 @@ async fn full_workflow_in_order_with_exact_logs() {
     assert_eq!(filter.labels.get("backend").map(String::as_str), Some("kubernetes"));
     assert_eq!(filter.labels.get("repo").map(String::as_str), Some("*"));
     assert_eq!(filter.labels.get("zone").map(String::as_str), Some("eu"));
+    // The agent adds CI_MACHINE and CI_SYSTEM_PLATFORM to every step.
+    for step in ["build", "test"] {
+        let envs = runner.backend.envs.lock().unwrap();
+        let env = &envs[&uuid("11", step)];
+        assert_eq!(env.get("CI_MACHINE").map(String::as_str), Some("test-host"));
+        assert_eq!(env.get("CI_SYSTEM_PLATFORM"), Some(&info.platform));
+        assert_eq!(env.get("CI_REPO").map(String::as_str), Some("octo/hello"));
+    }
     // Init and Done carry real times; Wait ran for the workflow.
     let Some(Call::Init(_, init)) = calls.iter().find(|c| matches!(c, Call::Init(..))) else {
         panic!()
@@ -397,5 +411,73 @@ async fn big_output_is_split_into_batches_of_at_most_one_mib() {
         assert!(size <= 1 << 20, "a Log call of {size} bytes");
     }
     assert!(batches.len() >= 3, "2.5 MB in {} calls", batches.len());
+    agent.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_with_the_server_gone_still_cleans_up_and_exits() {
+    let mut server = Server::start(16).await;
+    server
+        .state
+        .push(workflow("121", &[("a", &["echo go", "sleep 60000"])], &[]));
+    let runner = fake::runner();
+    let agent = start(
+        &server,
+        "gone",
+        &[("WOODPECKER_DRAIN_TIMEOUT", "200ms")],
+        runner.clone(),
+    )
+    .await;
+    server
+        .state
+        .until(10, "the first line", |c| {
+            flow(c, "121").iter().any(|l| l == "log a 0 go")
+        })
+        .await;
+    server.stop().await;
+    // Reports would retry for the 2 min retry timeout; the agent gives up on them instead.
+    let started = std::time::Instant::now();
+    agent.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        runner.backend.objects().is_empty(),
+        "left behind: {:?}",
+        runner.backend.objects()
+    );
+}
+
+#[tokio::test]
+async fn outage_longer_than_the_retry_timeout_does_not_cancel() {
+    let mut server = Server::start(16).await;
+    server.state.push(workflow(
+        "131",
+        &[("a", &["echo before", "sleep 1500", "echo after"])],
+        &[],
+    ));
+    let agent = start(
+        &server,
+        "outage",
+        &[("WOODPECKER_RETRY_TIMEOUT", "300ms")],
+        fake::runner(),
+    )
+    .await;
+    server
+        .state
+        .until(10, "the first line", |c| {
+            flow(c, "131").iter().any(|l| l == "log a 0 before")
+        })
+        .await;
+    server.stop().await;
+    // Wait gives up retrying after 300 ms; the workflow must keep running anyway.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    server.restart().await;
+    server.state.until(20, "Done", |c| done(c, "131")).await;
+    let lines = flow(&server.state.calls(), "131");
+    assert!(lines.contains(&"log a 1 after".to_string()), "{lines:?}");
+    assert_eq!(lines.last().map(String::as_str), Some("done canceled=false error=\"\""));
     agent.stop().await;
 }

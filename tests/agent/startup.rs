@@ -71,11 +71,31 @@ async fn health_endpoint_and_metrics() {
     ];
     let agent = start(&server, "health", &extra, fake::runner()).await;
     let addr = agent.health.expect("health endpoint");
+    // `agent ping` (the image's healthcheck) against it, and against nothing.
+    let ping = |addr: String| {
+        agent_command(&[("WOODPECKER_HEALTHCHECK_ADDR", &addr)])
+            .arg("ping")
+            .output()
+            .unwrap()
+    };
     server
         .state
         .until(10, "the first line", |c| flow(c, "91").iter().any(|l| l == "log a 0 x"))
         .await;
     assert!(http_get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+    let ok = tokio::task::spawn_blocking(move || ping(addr.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let bad = tokio::task::spawn_blocking(move || ping(free.to_string()))
+        .await
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("connect to the health endpoint"));
     let stats = http_get(addr, "/stats").await;
     assert!(
         stats.contains("\"running_count\":1") && stats.contains("\"repository\":\"octo/hello\""),

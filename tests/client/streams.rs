@@ -116,9 +116,11 @@ async fn the_watcher_relists_when_its_resource_version_is_too_old() {
     }
     let mut restarted = 0;
     wait_restart(&mut w, &mut restarted, 0).await;
-    // Either shape is fine (HTTP 410 or an ERROR event on a 200); what counts is that the
-    // stale watch was tried, and then the collection listed again.
+    // The simulated cluster answers a stale watch as the apiserver usually does: 200 and an
+    // ERROR event with code 410 (the HTTP 410 shape is the previous test's). So no watch got an
+    // HTTP 410 here, and the collection was listed again after the stale watch.
     let reqs = sim.requests();
+    assert!(reqs.iter().all(|r| !(r.watch && r.status == 410)));
     let stale = reqs
         .iter()
         .position(|r| r.watch && r.param("resourceVersion").is_some())
@@ -236,5 +238,42 @@ async fn pump_feeds_a_channel_until_the_log_ends() {
     }
     task.await.unwrap().unwrap();
     assert_eq!(got, want);
+    sim.shutdown().await;
+}
+
+/// The server ends each watch after `timeoutSeconds` (a clean end), and a 500 refuses one
+/// watch: the watcher reports the 500, keeps its place, and resumes without a re-list.
+#[tokio::test]
+async fn the_watcher_resumes_after_server_timeouts_and_errors() {
+    let sim = start_sim().await;
+    let api = pods(&sim);
+    let params = WatchParams {
+        timeout_seconds: 1,
+        ..WatchParams::labels("app=t")
+    };
+    let mut w = api.watcher(params).with_backoff(FAST_BACKOFF);
+    assert!(matches!(w.next().await.unwrap(), Event::Restarted(_)));
+    sim.faults()
+        .fail(RequestMatch::any().watch(true), FaultReply::Internal, Times::Once);
+    let err = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.status().map(|s| s.code), Some(500), "{err}");
+    let mut restarted = 0;
+    // Two server timeouts pass (while we wait in `next`) before the pod appears.
+    let creator = api.clone();
+    let create = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        creator.create(&pod("t-1", "t")).await.unwrap();
+    });
+    collect_names(&mut w, &BTreeSet::from(["t-1".to_string()]), &mut restarted).await;
+    create.await.unwrap();
+    assert_eq!(restarted, 0, "a clean end or a refused watch must not re-list");
+    let watches = sim.requests().iter().filter(|r| r.watch && r.status == 200).count();
+    assert!(
+        watches >= 2,
+        "expected the watch to be re-opened after timeouts, saw {watches}"
+    );
     sim.shutdown().await;
 }

@@ -1,3 +1,5 @@
+//! Deletion: grace periods, preconditions, garbage collection, namespaces, storage and PVC protection.
+
 use std::time::Duration;
 
 use serde_json::{Value, json};

@@ -1,3 +1,5 @@
+//! Fault injection (status replies, resets, delays, cut streams, token expiry) and the request record.
+
 use std::time::{Duration, Instant};
 
 use woodpecker_k8s_agent::sim::{FaultReply, RequestMatch, ScriptRule, Times};

@@ -1,3 +1,5 @@
+//! The host runner: commands as local processes in a private mount namespace, volumes, signals.
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -105,5 +107,26 @@ async fn host_runner_exit_codes_entrypoints_and_kill_on_delete() {
         t.elapsed() < Duration::from_secs(5),
         "SIGTERM ended sleep well before the grace period"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn host_runner_mounts_secret_volumes_as_files() {
+    let sim = host_sim().await;
+    let raw = Raw::new(&sim);
+    raw.post(
+        &format!("/api/v1/namespaces/{NS}/secrets"),
+        &json!({"metadata": {"name": "creds"}, "stringData": {"token": "s3cret"}}),
+    )
+    .await;
+    let pod = json!({"metadata": {"name": "reader"}, "spec": {"restartPolicy": "Never",
+        "volumes": [{"name": "creds", "secret": {"secretName": "creds", "items": [{"key": "token", "path": "auth/token"}]}}],
+        "containers": [{"name": "main", "image": "alpine", "command": ["/bin/sh", "-c", "cat /run/wp-sim-creds/auth/token"],
+            "volumeMounts": [{"name": "creds", "mountPath": "/run/wp-sim-creds"}]}]}});
+    assert_eq!(raw.post(&pods_path(), &pod).await.status, 201);
+    wait_pod(&sim, NS, "reader", "Succeeded", |p| phase(p) == "Succeeded").await;
+    assert_eq!(sim.log_lines(NS, "reader", "main"), ["s3cret"]);
+    // The mount point it needed under the host's /run is gone again.
+    assert!(!std::path::Path::new("/run/wp-sim-creds").exists());
     sim.shutdown().await;
 }

@@ -1,3 +1,5 @@
+//! Kubelet transitions for each script rule: phases, container states, conditions, events.
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -253,5 +255,53 @@ async fn node_selectors_must_match_the_node() {
             .status,
         405
     );
+    sim.shutdown().await;
+}
+
+/// Paths of JSON nulls, except the ones real apiservers send (`lastProbeTime`).
+fn nulls(v: &Value, path: String, out: &mut Vec<String>) {
+    match v {
+        Value::Null if !path.ends_with(".lastProbeTime") => out.push(path),
+        Value::Object(m) => m.iter().for_each(|(k, x)| nulls(x, format!("{path}.{k}"), out)),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| nulls(x, format!("{path}[{i}]"), out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn stored_objects_never_gain_null_fields() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("held").run_until_deleted());
+    let raw = Raw::new(&sim);
+    let pvcs = format!("/api/v1/namespaces/{NS}/persistentvolumeclaims");
+    raw.post(&pvcs, &json!({"metadata": {"name": "ws"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})).await;
+    let mut p = pod("held");
+    p["spec"]["volumes"] = json!([{"name": "ws", "persistentVolumeClaim": {"claimName": "ws"}}]);
+    raw.post(&pods_path(), &p).await;
+    raw.post(&pods_path(), &pod("plain")).await;
+    wait_pod(&sim, NS, "held", "Running", |p| phase(p) == "Running").await;
+    wait_pod(&sim, NS, "plain", "Succeeded", |p| phase(p) == "Succeeded").await;
+    raw.delete(&format!("{pvcs}/ws"), None).await;
+    let mut found = Vec::new();
+    for plural in [
+        "pods",
+        "persistentvolumeclaims",
+        "events",
+        "namespaces",
+        "nodes",
+        "storageclasses",
+    ] {
+        for o in sim.objects(plural, None) {
+            nulls(
+                &o,
+                format!("{plural}/{}", o["metadata"]["name"].as_str().unwrap_or("")),
+                &mut found,
+            );
+        }
+    }
+    assert!(found.is_empty(), "null fields: {found:?}");
     sim.shutdown().await;
 }

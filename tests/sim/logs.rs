@@ -1,3 +1,5 @@
+//! Logs: follow, timestamps, sinceTime, tailLines, limitBytes, and the 400 while a container waits.
+
 use std::time::Duration;
 
 use woodpecker_k8s_agent::sim::ScriptRule;

@@ -1,3 +1,5 @@
+//! Watch: resourceVersion semantics, selector transitions, bookmarks, 410, Tables, expiry.
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -233,6 +235,44 @@ async fn send_initial_events_ends_the_initial_state_with_a_marked_bookmark() {
     assert_eq!(
         ev["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
         "true"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn open_watches_can_be_expired_and_history_compacted() {
+    let sim = start_sim().await;
+    let raw = Raw::new(&sim);
+    let rv0 = sim.resource_version();
+    let (_, mut w) = raw
+        .lines(&format!("{}?watch=1&resourceVersion={rv0}", pods_path()), None)
+        .await;
+    raw.post(&pods_path(), &pod("c1")).await;
+    assert_eq!(w.event(5).await["type"], "ADDED");
+    sim.faults().expire_open_watches();
+    sim.compact_history();
+    loop {
+        let ev = w.event(5).await;
+        if ev["type"] == "ERROR" {
+            assert_eq!(ev["object"]["code"], 410);
+            break;
+        }
+    }
+    assert_eq!(w.next(5).await, Next::End);
+    // Resuming from the old RV fails too; from the current one works.
+    let (_, mut w) = raw
+        .lines(&format!("{}?watch=1&resourceVersion={rv0}", pods_path()), None)
+        .await;
+    assert_eq!(w.event(5).await["object"]["reason"], "Expired");
+    let now = sim.resource_version();
+    let (_, mut w) = raw
+        .lines(&format!("{}?watch=1&resourceVersion={now}", pods_path()), None)
+        .await;
+    raw.post(&pods_path(), &pod("c2")).await;
+    let ev = w.event(5).await;
+    assert_eq!(
+        (ev["type"].as_str(), ev["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("c2"))
     );
     sim.shutdown().await;
 }

@@ -17,6 +17,21 @@ use crate::kube::types::{Event as KubeEvent, Pod, Resource};
 use crate::kube::watch::{Event, Watcher};
 use crate::kube::{Client, Error};
 
+/// How often a failing shared watch is reported.
+const WATCH_ERROR_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An error and its causes on one line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 #[derive(Debug, Clone)]
 pub struct Kube {
     client: Client,
@@ -86,6 +101,7 @@ impl Kube {
     /// by it, never surfaced to a step.
     pub async fn watch_pods(&self, ns: &str, label_selector: &str, sink: Arc<PodWatch>, mut shutdown: Shutdown) {
         let mut watcher = Watcher::new(self.api::<Pod>(Some(ns)), WatchParams::labels(label_selector));
+        let mut last_said: Option<tokio::time::Instant> = None;
         loop {
             let event = tokio::select! {
                 ev = watcher.next() => ev,
@@ -95,8 +111,17 @@ impl Kube {
                 Ok(Event::Applied(p)) => sink.apply(Input::Applied(p)),
                 Ok(Event::Deleted(p)) => sink.apply(Input::Deleted(p)),
                 Ok(Event::Restarted(list)) => sink.apply(Input::Restarted(list)),
-                // Being retried by the watcher (with backoff); a step only ever sees states.
-                Err(_) => {}
+                // Being retried by the watcher (with backoff); a step only ever sees states. Said
+                // on stderr at most once a minute, so a watch that keeps failing is not silent.
+                Err(e) => {
+                    if last_said.is_none_or(|t| t.elapsed() >= WATCH_ERROR_EVERY) {
+                        last_said = Some(tokio::time::Instant::now());
+                        eprintln!(
+                            "warning: the shared pod watch of namespace {ns} failed (retrying): {}",
+                            chain(&e)
+                        );
+                    }
+                }
             }
         }
     }

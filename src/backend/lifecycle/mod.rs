@@ -193,13 +193,20 @@ impl super::Backend for KubeBackend {
         let svc = super::service::headless_service(&ctx).map_err(build(format!("the service of workflow {task}")))?;
         let svc = match self.kube.create(&ns, &svc).await {
             Ok(s) => s,
-            Err(e) if e.is_already_exists() => self
-                .kube
-                .get_opt::<Service>(Some(&ns), &svc.metadata.name)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(svc),
+            // A retried setup: adopt it (found by its task label: the agent may list, not get).
+            Err(e) if e.is_already_exists() => {
+                let found = self
+                    .kube
+                    .list::<Service>(Some(&ns), &super::labels::task_selector(task))
+                    .await;
+                let name = svc.metadata.name.clone();
+                found
+                    .ok()
+                    .into_iter()
+                    .flatten()
+                    .find(|s| s.metadata.name == name)
+                    .unwrap_or(svc)
+            }
             Err(e) => return Err(Error::kube(format!("create service {}", svc.metadata.name), e).into()),
         };
         ctx.anchor = (!svc.metadata.uid.is_empty()).then(|| super::service::owner_ref(&svc));
@@ -370,8 +377,9 @@ impl super::Backend for KubeBackend {
         };
         let result = cleanup::destroy_workflow(&self.kube, objects).await;
         // Let the followers see their pods go, so no task outlives its workflow for long.
+        let deadline = Instant::now() + FOLLOWERS_STOP;
         for mut o in outcomes {
-            let _ = tokio::time::timeout(FOLLOWERS_STOP, o.wait_for(|o| o.is_some())).await;
+            let _ = tokio::time::timeout_at(deadline, o.wait_for(|o| o.is_some())).await;
         }
         Ok(result?)
     }

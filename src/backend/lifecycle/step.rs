@@ -10,7 +10,7 @@ use tokio::time::{Duration, timeout};
 
 use super::classify::{Verdict, Why};
 use super::follow::{Follower, Wake};
-use super::kubeio::Kube;
+use super::kubeio::{Kube, chain};
 use super::pending::PendingLog;
 use crate::Shutdown;
 use crate::backend::State;
@@ -184,15 +184,4 @@ impl StepTask {
     async fn say_bytes(&self, line: Bytes) {
         let _ = self.log.send(line).await;
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

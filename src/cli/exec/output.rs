@@ -21,6 +21,9 @@ struct Row {
     started: Option<Instant>,
     finished: Option<Instant>,
     state: Option<StepState>,
+    /// Why the pod is not running yet, from the backend's `[kubernetes] ... is waiting:` line;
+    /// cleared by the step's first own output.
+    pending: Option<String>,
 }
 
 struct State {
@@ -87,6 +90,7 @@ impl Printer {
                 started: None,
                 finished: None,
                 state: None,
+                pending: None,
             });
         }
     }
@@ -139,11 +143,11 @@ fn status_line(rows: &[Row]) -> String {
         .iter()
         .filter(|r| r.started.is_some() && r.finished.is_none())
         .map(|r| {
-            format!(
-                "{} {}",
-                r.name,
-                secs(r.started.map(|t| t.elapsed()).unwrap_or_default())
-            )
+            let time = secs(r.started.map(|t| t.elapsed()).unwrap_or_default());
+            match &r.pending {
+                Some(why) => format!("{} {time} (waiting: {why})", r.name),
+                None => format!("{} {time}", r.name),
+            }
         })
         .collect();
     if running.is_empty() {
@@ -160,6 +164,13 @@ fn secs(d: Duration) -> String {
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
+}
+
+/// The short reason of a backend "is waiting" line (`ImagePullBackOff`, `Unschedulable`).
+fn pending_reason(text: &str) -> Option<String> {
+    let rest = text.strip_prefix("[kubernetes] ")?;
+    let why = rest.split_once(" is waiting: ")?.1;
+    Some(why.split(':').next().unwrap_or(why).trim().to_owned())
 }
 
 /// A finished step's result word.
@@ -246,11 +257,14 @@ impl Tracer for Printer {
             return;
         }
         let mut s = self.lock();
+        let text = String::from_utf8_lossy(&line.data);
         let (name, color) = match s.by_uuid.get(&step.uuid) {
-            Some(&i) => (s.rows[i].name.clone(), s.rows[i].color),
+            Some(&i) => {
+                s.rows[i].pending = pending_reason(&text);
+                (s.rows[i].name.clone(), s.rows[i].color)
+            }
             None => (step.name.clone(), COLORS[0]),
         };
-        let text = String::from_utf8_lossy(&line.data);
         let prefix = if self.tty {
             format!("\x1b[{color}m[{name}]\x1b[0m")
         } else {
@@ -286,6 +300,24 @@ mod tests {
             failure: failure.into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn status_line_shows_why_a_step_waits() {
+        let mut row = Row {
+            workflow: "ci".into(),
+            name: "build".into(),
+            failure: "fail".into(),
+            color: COLORS[0],
+            started: Some(Instant::now()),
+            finished: None,
+            state: None,
+            pending: pending_reason("[kubernetes] pod wp-1 is waiting: ErrImagePull: pull access denied"),
+        };
+        assert_eq!(row.pending.as_deref(), Some("ErrImagePull"));
+        assert!(status_line(std::slice::from_ref(&row)).starts_with("running: build 0.0s (waiting: ErrImagePull)"));
+        row.pending = pending_reason("compiling...");
+        assert_eq!(status_line(&[row]), "running: build 0.0s");
     }
 
     #[test]

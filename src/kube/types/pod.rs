@@ -12,6 +12,14 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn null_as_empty<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pod {
@@ -37,7 +45,8 @@ super::resource!(Pod, "v1", "Pod", "pods", true);
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodSpec {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// `null` reads as empty (a Go client or a sloppy server may send it).
+    #[serde(default, deserialize_with = "null_as_empty", skip_serializing_if = "Vec::is_empty")]
     pub init_containers: Vec<Container>,
     #[serde(default)]
     pub containers: Vec<Container>,
@@ -283,4 +292,16 @@ pub struct ContainerStateTerminated {
     pub started_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn null_init_containers_read_as_none() {
+        let pod: Pod = serde_json::from_str(r#"{"spec":{"initContainers":null,"containers":[{"name":"c"}]}}"#).unwrap();
+        assert!(pod.spec.init_containers.is_empty());
+        assert_eq!(pod.spec.containers[0].name, "c");
+    }
 }

@@ -134,6 +134,9 @@ fn sandbox(run: &ContainerRun<'_>, root: &Path) -> std::io::Result<Sandbox> {
             run.shared.dir.join("emptydirs").join(uid).join(name)
         };
         std::fs::create_dir_all(&src)?;
+        if let Some(secret) = vol["secret"]["secretName"].as_str() {
+            write_secret_files(run, ns, secret, &vol["secret"], &src)?;
+        }
         prefixes(root, path, &mut mkdirs);
         binds.push((cstr(&src), cstr(&root.join(path.trim_start_matches('/')))));
     }
@@ -152,6 +155,61 @@ fn sandbox(run: &ContainerRun<'_>, root: &Path) -> std::io::Result<Sandbox> {
         binds,
         workdir: CString::new(workdir).unwrap_or_default(),
     })
+}
+
+/// Fills a secret volume's folder: one file per key (or per `items` entry), decoded.
+fn write_secret_files(run: &ContainerRun<'_>, ns: &str, secret: &str, spec: &Value, dir: &Path) -> std::io::Result<()> {
+    let Some(s) = run.shared.store.get(&Key::new("secrets", ns, secret)) else {
+        return Ok(());
+    };
+    let items: Vec<(String, String)> = match spec["items"].as_array() {
+        Some(items) => items
+            .iter()
+            .filter_map(|i| Some((i["key"].as_str()?.to_string(), i["path"].as_str()?.to_string())))
+            .collect(),
+        None => s["data"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| (k.clone(), k.clone()))
+            .collect(),
+    };
+    for (key, rel) in items {
+        let Some(raw) = s["data"][&key]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        else {
+            continue;
+        };
+        // Keys and paths stay inside the volume.
+        if Path::new(&rel).components().any(|c| !matches!(c, Component::Normal(_))) {
+            continue;
+        }
+        let file = dir.join(&rel);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(file, raw)?;
+    }
+    Ok(())
+}
+
+/// The directories the child will create that land on the host's own folders (a mount point
+/// under a host directory such as /run or /tmp): they do not exist yet and their top-level
+/// component is a host directory bound into the new root.
+fn host_side_mkdirs(sb: &Sandbox, root: &Path) -> Vec<PathBuf> {
+    sb.mkdirs
+        .iter()
+        .chain(&sb.workdirs)
+        .filter_map(|c| {
+            let inside = Path::new(std::ffi::OsStr::from_bytes(c.as_bytes()));
+            let rel = inside.strip_prefix(root).ok()?;
+            let host = Path::new("/").join(rel);
+            let top = rel.components().next()?;
+            let on_host = rel.components().count() > 1 && Path::new("/").join(top).is_dir();
+            (on_host && !host.exists()).then_some(host)
+        })
+        .collect()
 }
 
 /// Runs in the child between fork and exec: only syscalls on prepared data.
@@ -284,6 +342,7 @@ pub(crate) async fn run(mut run: ContainerRun<'_>) -> Exit {
             };
         }
     };
+    let leftovers = host_side_mkdirs(&sb, &root);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env_clear()
@@ -338,6 +397,10 @@ pub(crate) async fn run(mut run: ContainerRun<'_>) -> Exit {
     };
     for t in [out, err].into_iter().flatten() {
         let _ = t.await;
+    }
+    // Mount points the child had to create inside host folders (e.g. /run/x) go again.
+    for dir in leftovers.iter().rev() {
+        let _ = std::fs::remove_dir(dir);
     }
     let _ = std::fs::remove_dir(&root);
     use std::os::unix::process::ExitStatusExt;
