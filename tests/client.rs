@@ -339,3 +339,24 @@ async fn a_rotated_token_file_is_reread_after_a_401() {
     std::fs::remove_dir_all(&dir).unwrap();
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_403_status_is_forbidden_and_keeps_its_message() {
+    let sim = start_sim().await;
+    let message = "pods \"x\" is forbidden: User \"system:serviceaccount:woodpecker:agent\" cannot get resource \"pods\" in API group \"\" in the namespace \"woodpecker\"";
+    sim.faults().fail(
+        RequestMatch::path("/pods/x").method("GET"),
+        FaultReply::Forbidden {
+            message: message.into(),
+        },
+        Times::Once,
+    );
+    let err = pods_with(sim.kube_config()).get("x").await.unwrap_err();
+    assert!(err.is_forbidden(), "{err}");
+    assert!(!err.is_unauthorized() && !err.is_not_found(), "{err}");
+    assert_eq!(err.message(), message);
+    let status = err.status().expect("a Status from the body");
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"), "{status:?}");
+    assert!(err.to_string().contains("403 Forbidden"), "{err}");
+    sim.shutdown().await;
+}

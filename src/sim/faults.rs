@@ -50,6 +50,8 @@ pub enum FaultReply {
     TooManyRequests { retry_after: u32 },
     /// 500 InternalError.
     Internal,
+    /// 403 Forbidden with this message (as RBAC words it).
+    Forbidden { message: String },
     /// 503 ServiceUnavailable, with `Retry-After` when given.
     Unavailable { retry_after: Option<u32> },
     /// The connection is closed without an answer.

@@ -153,6 +153,7 @@ async fn handle(
                     "InternalError",
                     "Internal error occurred: injected by the simulated cluster",
                 ),
+                FaultReply::Forbidden { message } => ApiError::new(403, "Forbidden", message),
                 FaultReply::Unavailable { retry_after } => {
                     let mut e = ApiError::new(
                         503,
