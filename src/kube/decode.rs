@@ -204,19 +204,8 @@ impl Iterator for JsonLines {
 mod tests {
     use super::*;
 
-    /// A tiny deterministic PRNG so failures replay (no new crate for this).
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    // Seeded, so a failure replays.
+    use crate::kube::retry::XorShift;
 
     fn random_chunks(rng: &mut XorShift, data: &[u8]) -> Vec<Bytes> {
         let mut out = Vec::new();

@@ -133,16 +133,23 @@ impl Backoff {
     }
 }
 
-/// xorshift64: enough randomness for jitter, no crate needed.
+/// xorshift64: enough randomness for jitter (and for the seeded decoder tests), no crate
+/// needed. The seed must not be 0.
 #[derive(Debug, Clone)]
-struct XorShift(u64);
+pub(crate) struct XorShift(pub(crate) u64);
 
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
+    }
+
+    /// A number in `0..n`.
+    #[cfg(test)]
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
     }
 }
 
