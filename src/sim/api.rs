@@ -103,24 +103,20 @@ async fn route_inner(
     match segs.as_slice() {
         ["version"] if get => Ok(wire::json(200, &discovery::version())),
         ["healthz" | "readyz" | "livez"] if get => Ok(wire::bytes(200, "text/plain", "ok")),
-        ["api"] if get => Ok(if discovery::wants_aggregated(&accept) {
-            wire::bytes(
-                200,
-                discovery::AGGREGATED_CT,
-                serde_json::to_vec(&discovery::aggregated(true)).unwrap_or_default(),
-            )
-        } else {
-            wire::json(200, &discovery::legacy_api())
-        }),
-        ["apis"] if get => Ok(if discovery::wants_aggregated(&accept) {
-            wire::bytes(
-                200,
-                discovery::AGGREGATED_CT,
-                serde_json::to_vec(&discovery::aggregated(false)).unwrap_or_default(),
-            )
-        } else {
-            wire::json(200, &discovery::legacy_apis())
-        }),
+        [root @ ("api" | "apis")] if get => {
+            let core = *root == "api";
+            Ok(if discovery::wants_aggregated(&accept) {
+                wire::bytes(
+                    200,
+                    discovery::AGGREGATED_CT,
+                    serde_json::to_vec(&discovery::aggregated(core)).unwrap_or_default(),
+                )
+            } else if core {
+                wire::json(200, &discovery::legacy_api())
+            } else {
+                wire::json(200, &discovery::legacy_apis())
+            })
+        }
         ["openapi", "v3"] if get => Ok(wire::json(200, &openapi::root())),
         ["openapi", "v3", rest @ ..] if get => openapi::group_version(&rest.join("/"))
             .map(|d| wire::json(200, &d))
