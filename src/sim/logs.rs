@@ -16,10 +16,48 @@ use super::store::Key;
 use super::time;
 use super::wire::{self, Aborted, Query, Resp};
 
+/// One line as the kubelet's log file keeps it: stamped once, when written, so serving it is
+/// a copy (`<RFC 3339 nanos> <text>\n`; `text_at` is where the text starts).
+#[derive(Debug, Clone)]
+struct Line {
+    ts: i128,
+    stamped: Bytes,
+    text_at: usize,
+}
+
+impl Line {
+    fn new(ts: i128, text: &[u8]) -> Line {
+        let stamp = time::rfc3339_nanos(ts);
+        let mut b = Vec::with_capacity(stamp.len() + text.len() + 2);
+        b.extend_from_slice(stamp.as_bytes());
+        b.push(b' ');
+        b.extend_from_slice(text);
+        b.push(b'\n');
+        Line {
+            ts,
+            stamped: b.into(),
+            text_at: stamp.len() + 1,
+        }
+    }
+
+    /// The line as served, with or without its stamp, newline included.
+    fn wire(&self, timestamps: bool) -> &[u8] {
+        if timestamps {
+            &self.stamped
+        } else {
+            &self.stamped[self.text_at..]
+        }
+    }
+
+    fn text(&self) -> &[u8] {
+        &self.stamped[self.text_at..self.stamped.len() - 1]
+    }
+}
+
 /// The log of one container.
 #[derive(Debug)]
 pub struct ContainerLog {
-    lines: Mutex<(Vec<(i128, Bytes)>, bool)>,
+    lines: Mutex<(Vec<Line>, bool)>,
     changed: watch::Sender<u64>,
 }
 
@@ -31,15 +69,15 @@ impl ContainerLog {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, (Vec<(i128, Bytes)>, bool)> {
+    fn lock(&self) -> MutexGuard<'_, (Vec<Line>, bool)> {
         self.lines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Appends one line (without its newline), stamped now.
-    pub fn push(&self, line: impl Into<Bytes>) {
+    pub fn push(&self, line: impl AsRef<[u8]>) {
         let mut l = self.lock();
-        let ts = time::now_nanos().max(l.0.last().map_or(0, |x| x.0));
-        l.0.push((ts, line.into()));
+        let ts = time::now_nanos().max(l.0.last().map_or(0, |x| x.ts));
+        l.0.push(Line::new(ts, line.as_ref()));
         let n = l.0.len() as u64;
         drop(l);
         self.changed.send_replace(n);
@@ -52,7 +90,7 @@ impl ContainerLog {
     }
 
     /// Lines from index `from`, and whether the log is finished.
-    fn since(&self, from: usize) -> (Vec<(i128, Bytes)>, bool) {
+    fn since(&self, from: usize) -> (Vec<Line>, bool) {
         let l = self.lock();
         (l.0.get(from..).unwrap_or(&[]).to_vec(), l.1)
     }
@@ -62,7 +100,7 @@ impl ContainerLog {
         self.lock()
             .0
             .iter()
-            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .map(|l| String::from_utf8_lossy(l.text()).into_owned())
             .collect()
     }
 }
@@ -145,15 +183,10 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String
     }
 }
 
-fn render(lines: &[(i128, Bytes)], timestamps: bool) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (ts, l) in lines {
-        if timestamps {
-            out.extend_from_slice(time::rfc3339_nanos(*ts).as_bytes());
-            out.push(b' ');
-        }
-        out.extend_from_slice(l);
-        out.push(b'\n');
+fn render(lines: &[Line], timestamps: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.wire(timestamps).len()).sum());
+    for l in lines {
+        out.extend_from_slice(l.wire(timestamps));
     }
     out
 }
@@ -212,10 +245,7 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
     let mut limit = q.int("limitBytes")?.map(|n| n.max(0) as usize);
     let (lines, done) = log.as_ref().map_or((Vec::new(), true), |l| l.since(0));
     let mut seen = lines.len();
-    let mut first: Vec<(i128, Bytes)> = lines
-        .into_iter()
-        .filter(|(ts, _)| cutoff.is_none_or(|c| *ts >= c))
-        .collect();
+    let mut first: Vec<Line> = lines.into_iter().filter(|l| cutoff.is_none_or(|c| l.ts >= c)).collect();
     if let Some(t) = tail {
         let t = t.max(0) as usize;
         if first.len() > t {
