@@ -5,6 +5,7 @@
 pub mod affinity;
 pub mod labels;
 pub mod lifecycle;
+pub mod loglines;
 pub mod names;
 pub mod namespace;
 pub mod options;
@@ -23,15 +24,12 @@ pub mod weak;
 
 use std::future::Future;
 
-use tokio::sync::mpsc;
-
+/// A step's output: one item per line (stdout and stderr merged, no trailing newline).
+/// The backend may add lines of its own (warnings, why a pod is still pending).
+pub use loglines::{LogLines, LogSender, log_channel};
 pub use options::Options;
 pub use pod::{BuildError, PodContext};
 pub use types::{Config, Stage, State, Step};
-
-/// A step's output: one item per line (stdout and stderr merged, no trailing newline).
-/// The backend may add lines of its own (warnings, why a pod is still pending).
-pub type LogLines = mpsc::Receiver<bytes::Bytes>;
 
 /// Errors of the backend. Each variant names the object or step concerned.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

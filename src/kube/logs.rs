@@ -195,6 +195,20 @@ impl LogFollower {
         }
     }
 
+    /// The next lines, at most `max` (and at least one): those already read are handed out
+    /// together, so a busy log costs its reader one call per batch. `None` as for
+    /// [`Self::next_line`].
+    pub async fn next_lines(&mut self, max: usize) -> Result<Option<Vec<Bytes>>> {
+        let Some(first) = self.next_line().await? else {
+            return Ok(None);
+        };
+        let more = self.ready.len().min(max.saturating_sub(1));
+        let mut out = Vec::with_capacity(more + 1);
+        out.push(first);
+        out.extend(self.ready.drain(..more));
+        Ok(Some(out))
+    }
+
     /// Sends every line into `tx` until the log ends, the receiver is dropped, or shutdown.
     pub async fn pump(mut self, tx: mpsc::Sender<Bytes>, mut shutdown: Shutdown) -> Result<()> {
         loop {

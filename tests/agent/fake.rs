@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use woodpecker_k8s_agent::agent::runtime::PipelineRunner;
-use woodpecker_k8s_agent::backend::{Backend, Config, Error, LogLines, State, Step};
+use woodpecker_k8s_agent::backend::{Backend, Config, Error, LogLines, LogSender, State, Step, log_channel};
 
 struct Pod {
     kill: watch::Sender<bool>,
@@ -41,7 +41,7 @@ impl FakeBackend {
     }
 }
 
-async fn run_script(commands: Vec<String>, lines: mpsc::Sender<Bytes>, mut kill: watch::Receiver<bool>) -> i32 {
+async fn run_script(commands: Vec<String>, lines: LogSender, mut kill: watch::Receiver<bool>) -> i32 {
     let mut code = 0;
     for cmd in commands {
         let (verb, arg) = cmd.split_once(' ').unwrap_or((&cmd, ""));
@@ -76,7 +76,7 @@ impl Backend for FakeBackend {
 
     async fn start_step(&self, step: &Step, _task: &str) -> Result<(), Error> {
         let (kill, kill_rx) = watch::channel(false);
-        let (tx, rx) = mpsc::channel(1024);
+        let (tx, rx) = log_channel(1024);
         let (exit_tx, exit) = watch::channel(None);
         let commands = step.commands.clone();
         tokio::spawn(async move {

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
-use woodpecker_k8s_agent::backend::{Backend, Config, Error, LogLines, Stage, State, Step};
+use woodpecker_k8s_agent::backend::{Backend, Config, Error, LogLines, Stage, State, Step, log_channel};
 use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
 
 #[derive(Debug, Clone, Default)]
@@ -148,7 +148,7 @@ impl Backend for Fake {
             let pod = pods.get(&step.uuid).ok_or("tail of a pod that does not exist")?;
             (pod.started, pod.kill.subscribe())
         };
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = log_channel(16);
         let running = self.running.clone();
         tokio::spawn(async move {
             for line in script.lines {

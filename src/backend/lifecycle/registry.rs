@@ -6,15 +6,14 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::podwatch::{PodWatch, Seen};
 use super::step::Outcome;
-use crate::backend::LogLines;
 use crate::backend::affinity::Colocation;
 use crate::backend::options::Options;
 use crate::backend::pod::PodContext;
+use crate::backend::{LogLines, LogSender, log_channel};
 
 #[derive(Default)]
 pub struct Registry {
@@ -117,8 +116,8 @@ impl StepRun {
         secrets: Vec<String>,
         seen: watch::Receiver<Seen>,
         log_buffer: usize,
-    ) -> (StepRun, mpsc::Sender<Bytes>, watch::Sender<Outcome>) {
-        let (log_tx, log_rx) = mpsc::channel(log_buffer.max(1));
+    ) -> (StepRun, LogSender, watch::Sender<Outcome>) {
+        let (log_tx, log_rx) = log_channel(log_buffer);
         let (outcome_tx, outcome_rx) = watch::channel(None);
         let run = StepRun {
             namespace: namespace.to_string(),

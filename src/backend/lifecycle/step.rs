@@ -5,7 +5,7 @@
 //! Knows the follower, the log and event calls of `kubeio`; knows nothing of other steps.
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 
 use super::classify::{Verdict, Why};
@@ -14,6 +14,7 @@ use super::kubeio::{Kube, chain};
 use super::pending::PendingLog;
 use crate::Shutdown;
 use crate::backend::State;
+use crate::backend::loglines::{BATCH, LogSender};
 
 /// How long the log may keep streaming after the pod is known to be over: the kubelet ends a
 /// follow stream within about 5 s of the container's end (its state check period).
@@ -34,7 +35,7 @@ pub struct StepTask {
     /// The builders' warnings: the first lines of the log.
     pub warnings: Vec<String>,
     pub follower: Follower,
-    pub log: mpsc::Sender<Bytes>,
+    pub log: LogSender,
     pub outcome: watch::Sender<Outcome>,
     pub shutdown: Shutdown,
 }
@@ -127,9 +128,9 @@ impl StepTask {
         let mut shutdown = self.shutdown.clone();
         let pump = async {
             loop {
-                match lines.next_line().await {
-                    Ok(Some(line)) => {
-                        let _ = log.send(line).await;
+                match lines.next_lines(BATCH).await {
+                    Ok(Some(batch)) => {
+                        let _ = log.send_many(batch).await;
                     }
                     Ok(None) => return None,
                     Err(e) => return Some(chain(&e)),
