@@ -24,6 +24,7 @@ pub mod error;
 pub mod logs;
 pub mod params;
 pub mod retry;
+pub mod time;
 pub mod tls;
 pub mod types;
 pub mod watch;

@@ -1,0 +1,199 @@
+//! RFC 3339 timestamps as the API writes them (log line stamps, credential expiries): parsed to
+//! (seconds since the epoch, nanoseconds) and whole seconds formatted back. One parser for the
+//! whole client; [`StampParser`] remembers the last date-and-time so a log's stamps, which share
+//! it line after line, cost a comparison and the fraction.
+
+/// A timestamp as (seconds since the epoch, nanoseconds): compared, never string-compared
+/// (older kubelets trim trailing zeros of the fraction).
+pub type Stamp = (i64, u32);
+
+/// `YYYY-MM-DD(T|t| )HH:MM:SS[.fraction](Z|z|±HH:MM)` to (UTC seconds, nanoseconds).
+pub fn parse_rfc3339(s: &str) -> Option<Stamp> {
+    StampParser::default().parse(s.as_bytes())
+}
+
+/// [`parse_rfc3339`] with a memory of the last `YYYY-MM-DDTHH:MM:SS` it parsed.
+#[derive(Debug, Default, Clone)]
+pub struct StampParser {
+    last: Option<([u8; 19], i64)>,
+}
+
+impl StampParser {
+    pub fn parse(&mut self, b: &[u8]) -> Option<Stamp> {
+        let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
+        let civil = match self.last {
+            Some((h, secs)) if &h == head => secs,
+            _ => {
+                let secs = civil_seconds(head)?;
+                self.last = Some((*head, secs));
+                secs
+            }
+        };
+        let (nanos, rest) = fraction(&b[19..])?;
+        let offset = match rest {
+            b"Z" | b"z" => 0,
+            [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+                let (h, m) = (two(*h1, *h2)?, two(*m1, *m2)?);
+                if h > 23 || m > 59 {
+                    return None;
+                }
+                let secs = h * 3600 + m * 60;
+                if *sign == b'-' { -secs } else { secs }
+            }
+            _ => return None,
+        };
+        Some((civil - offset, nanos))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` as seconds since the epoch, read as UTC.
+fn civil_seconds(b: &[u8; 19]) -> Option<i64> {
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let year = two(b[0], b[1])? * 100 + two(b[2], b[3])?;
+    let (month, day) = (two(b[5], b[6])?, two(b[8], b[9])?);
+    let (hour, minute, second) = (two(b[11], b[12])?, two(b[14], b[15])?, two(b[17], b[18])?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// An optional `.digits` (any count, the first nine kept) and what follows it.
+fn fraction(b: &[u8]) -> Option<(u32, &[u8])> {
+    let Some(frac) = b.strip_prefix(b".") else {
+        return Some((0, b));
+    };
+    let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut nanos = 0u32;
+    for (i, c) in frac[..digits].iter().enumerate().take(9) {
+        nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
+    }
+    Some((nanos, &frac[digits..]))
+}
+
+fn two(a: u8, b: u8) -> Option<i64> {
+    (a.is_ascii_digit() && b.is_ascii_digit()).then(|| i64::from(a - b'0') * 10 + i64::from(b - b'0'))
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Whole seconds as `YYYY-MM-DDTHH:MM:SSZ` (what `sinceTime` gets cut to anyway).
+pub fn format_seconds(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's civil calendar algorithms (public domain).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_fraction_offsets_and_separators() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some((0, 0)));
+        assert_eq!(
+            parse_rfc3339("2024-02-29T12:34:56.123456789Z"),
+            Some((1_709_210_096, 123_456_789))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29t12:34:56.12z"),
+            Some((1_709_210_096, 120_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29 12:34:56.123456789123Z"),
+            Some((1_709_210_096, 123_456_789)),
+            "digits past nanoseconds are dropped"
+        );
+        assert_eq!(parse_rfc3339("2024-02-29T13:34:56+01:00"), Some((1_709_210_096, 0)));
+        assert_eq!(parse_rfc3339("2024-02-29T11:04:56-01:30"), Some((1_709_210_096, 0)));
+        assert_eq!(parse_rfc3339("1969-12-31T23:59:59Z"), Some((-1, 0)));
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_valid_instant() {
+        for bad in [
+            "",
+            "2024-02-29",
+            "2024-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-02-29T24:00:00Z",
+            "2024-02-29T12:34:56",
+            "2024-02-29T12:34:56.Z",
+            "2024-02-29T12:34:56+1:00",
+            "2024-02-29T12:34:56+24:00",
+            "x024-02-29T12:34:56Z",
+            "2024-02-29T12:34:56Zjunk",
+            "2024-02-2９T12:34:56Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_remembered_date_and_time_never_changes_an_answer() {
+        let mut p = StampParser::default();
+        let stamps = [
+            "2024-02-29T12:34:56.1Z",
+            "2024-02-29T12:34:56.2Z",
+            "2024-02-29T12:34:56.2+01:00",
+            "2024-02-29T12:34:57Z",
+            "2024-02-29T12:34:5xZ",
+            "2024-02-29T12:34:57.000000001Z",
+        ];
+        for s in stamps {
+            assert_eq!(p.parse(s.as_bytes()), parse_rfc3339(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn whole_seconds_round_trip() {
+        for secs in [0i64, 951_782_400, 1_709_210_096, 4_102_444_800, -86_401] {
+            let s = format_seconds(secs);
+            assert_eq!(parse_rfc3339(&s), Some((secs, 0)), "{s}");
+        }
+        assert_eq!(format_seconds(1_709_210_096), "2024-02-29T12:34:56Z");
+    }
+}
