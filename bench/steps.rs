@@ -14,6 +14,7 @@ use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Settings};
 use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, Step};
 use woodpecker_k8s_agent::kube::Client;
+use woodpecker_k8s_agent::kube::params::LogParams;
 use woodpecker_k8s_agent::sim::{RecordedRequest, ScriptRule, Sim, SimConfig};
 
 const NS: &str = "woodpecker";
@@ -156,14 +157,21 @@ async fn one_log(sim: &Sim, b: &KubeBackend, s: &Step, task: &str, ca: &std::pat
     let ours = started.elapsed().as_secs_f64();
     assert_eq!(n, BIG_LINES, "lines lost");
 
-    // curl: the same stream, same server, same TLS.
+    // curl: the same stream (the URL our follower asks for), same server, same TLS.
     let container = sim.object("pods", NS, &pod).expect("pod")["spec"]["containers"][0]["name"]
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let params = LogParams {
+        container: Some(container),
+        follow: true,
+        timestamps: true,
+        ..LogParams::default()
+    };
     let url = format!(
-        "{}/api/v1/namespaces/{NS}/pods/{pod}/log?follow=true&container={container}",
-        sim.url()
+        "{}/api/v1/namespaces/{NS}/pods/{pod}/log{}",
+        sim.url(),
+        params.query().as_str()
     );
     let out = tokio::process::Command::new("curl")
         .args([
@@ -191,11 +199,14 @@ async fn one_log(sim: &Sim, b: &KubeBackend, s: &Step, task: &str, ca: &std::pat
     let mut parts = text.split_whitespace();
     let curl_bytes: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
     let curl_secs: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
-    assert_eq!(curl_bytes as usize, got, "curl and we read different logs");
+    // Every line on the wire carries the sim's fixed-width stamp and a space.
+    let stamp = "2026-11-28T00:00:00.000000000Z ".len();
+    assert_eq!(curl_bytes as usize, got + n * stamp, "curl and we read different logs");
     b.wait_step(s, task).await.expect("wait_step");
     b.destroy_step(s, task).await.expect("destroy_step");
-    let mib = |b: f64, s: f64| b / s / (1024.0 * 1024.0);
-    (mib(got as f64, ours), mib(curl_bytes, curl_secs))
+    // Both rates are of the same log text: curl's time moved the same lines.
+    let mib = |s: f64| got as f64 / s / (1024.0 * 1024.0);
+    (mib(ours), mib(curl_secs))
 }
 
 /// Best of three for each side: the build machine is shared, so single runs are noisy.
