@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::Shared;
 use super::status::ApiError;
@@ -242,7 +242,6 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
         cutoff = Some(t.div_euclid(1_000_000_000) * 1_000_000_000);
     }
     let tail = q.int("tailLines")?;
-    let mut limit = q.int("limitBytes")?.map(|n| n.max(0) as usize);
     let (lines, done) = log.as_ref().map_or((Vec::new(), true), |l| l.since(0));
     let mut seen = lines.len();
     let mut first: Vec<Line> = lines.into_iter().filter(|l| cutoff.is_none_or(|c| l.ts >= c)).collect();
@@ -252,59 +251,33 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
             first.drain(..first.len() - t);
         }
     }
-    let mut body = render(&first, timestamps);
-    let cut = |body: &mut Vec<u8>, limit: &mut Option<usize>| -> bool {
-        if let Some(l) = limit {
-            if body.len() >= *l {
-                body.truncate(*l);
-                *l = 0;
-                return true;
-            }
-            *l -= body.len();
-        }
-        false
+    let follow = q.flag("follow") && !done;
+    let mut out = Out {
+        limit: q.int("limitBytes")?.map(|n| n.max(0) as usize),
+        budget: shared.faults.take_log_cut(),
+        timestamps,
     };
-    let limited = cut(&mut body, &mut limit);
-    let follow = q.flag("follow");
-    let fault = shared.faults.take_log_cut();
-    let Some(log) = log.filter(|_| follow && !done && !limited) else {
-        if let Some(n) = fault.filter(|n| *n < body.len()) {
-            body.truncate(n);
-            let (tx, resp) = wire::stream("text/plain");
-            shared.spawn(async move {
-                let _ = tx.send(Ok(Bytes::from(body))).await;
-                // Let hyper flush what was sent, then break the connection.
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                let _ = tx.send(Err(Aborted)).await;
-            });
-            return Ok(resp);
-        }
+    let size: usize = first.iter().map(|l| l.wire(timestamps).len()).sum();
+    if !follow && out.budget.is_none() && size <= CHUNK {
+        // A short finished log: one plain body.
+        let mut body = render(&first, timestamps);
+        out.limit(&mut body);
         return Ok(wire::bytes(200, "text/plain", body));
-    };
+    }
     let (tx, resp) = wire::stream("text/plain");
     let mut shutdown = shared.shutdown.clone();
-    let mut budget = fault;
     let task = async move {
-        let mut changed = log.changed.subscribe();
-        let mut chunk = body;
+        let mut changed = log.as_ref().map(|l| l.changed.subscribe());
+        let mut more = first;
         loop {
-            if let Some(b) = &mut budget {
-                if chunk.len() >= *b {
-                    chunk.truncate(*b);
-                    let _ = tx.send(Ok(Bytes::from(chunk))).await;
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    let _ = tx.send(Err(Aborted)).await;
-                    return;
-                }
-                *b -= chunk.len();
-            }
-            if !chunk.is_empty() && tx.send(Ok(Bytes::from(std::mem::take(&mut chunk)))).await.is_err() {
+            if !out.send(&tx, &more).await {
                 return;
             }
-            if limit == Some(0) {
+            let (Some(log), Some(changed)) = (log.as_ref().filter(|_| follow), changed.as_mut()) else {
                 return;
-            }
-            let (more, done) = log.since(seen);
+            };
+            let done;
+            (more, done) = log.since(seen);
             if more.is_empty() {
                 if done {
                     return;
@@ -314,13 +287,69 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
                     _ = tx.closed() => return,
                     _ = shutdown.wait() => { let _ = tx.send(Err(Aborted)).await; return }
                 }
-                continue;
             }
             seen += more.len();
-            chunk = render(&more, timestamps);
-            cut(&mut chunk, &mut limit);
         }
     };
     shared.spawn(task);
     Ok(resp)
+}
+
+/// The most bytes of log in one body chunk (the kubelet, too, copies its file in pieces).
+const CHUNK: usize = 64 << 10;
+
+/// A log response on its way out: the `limitBytes` left and an armed cut fault's bytes left.
+struct Out {
+    limit: Option<usize>,
+    budget: Option<usize>,
+    timestamps: bool,
+}
+
+impl Out {
+    /// Cuts `body` to the bytes `limitBytes` still allows; true once the limit is reached.
+    fn limit(&mut self, body: &mut Vec<u8>) -> bool {
+        let Some(l) = &mut self.limit else { return false };
+        if body.len() >= *l {
+            body.truncate(*l);
+            *l = 0;
+            return true;
+        }
+        *l -= body.len();
+        false
+    }
+
+    /// Sends `lines` in chunks of at most [`CHUNK`] bytes; false once the response is over
+    /// (the limit reached, the armed fault cut it, or the reader left).
+    async fn send(&mut self, tx: &mpsc::Sender<wire::Chunk>, lines: &[Line]) -> bool {
+        let mut rest = lines;
+        while !rest.is_empty() {
+            let mut n = 0;
+            let mut size = 0;
+            while n < rest.len() && (n == 0 || size + rest[n].wire(self.timestamps).len() <= CHUNK) {
+                size += rest[n].wire(self.timestamps).len();
+                n += 1;
+            }
+            let mut chunk = render(&rest[..n], self.timestamps);
+            rest = &rest[n..];
+            let limited = self.limit(&mut chunk);
+            if let Some(b) = &mut self.budget {
+                if chunk.len() >= *b {
+                    chunk.truncate(*b);
+                    let _ = tx.send(Ok(Bytes::from(chunk))).await;
+                    // Let hyper flush what was sent, then break the connection.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    let _ = tx.send(Err(Aborted)).await;
+                    return false;
+                }
+                *b -= chunk.len();
+            }
+            if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return false;
+            }
+            if limited {
+                return false;
+            }
+        }
+        true
+    }
 }

@@ -102,3 +102,26 @@ async fn timestamps_and_since_time_cut_to_whole_seconds_inclusive() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_log_larger_than_one_chunk_arrives_whole_and_limits_cut_across_chunks() {
+    let sim = start_sim().await;
+    // About 300 KB: several of the sim's 64 KiB body chunks.
+    let lines: Vec<String> = (0..3000).map(|i| format!("{i:05} {}", "x".repeat(94))).collect();
+    sim.script(ScriptRule::name("big").logs(lines.clone()));
+    let raw = Raw::new(&sim);
+    raw.post(&pods_path(), &pod("big")).await;
+    wait_pod(&sim, NS, "big", "done", |p| phase(p) == "Succeeded").await;
+    let whole: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(raw.get(&log_path("big", "")).await.text(), whole);
+    assert_eq!(raw.get(&log_path("big", "follow=true")).await.text(), whole);
+    let limit = 200_001;
+    assert_eq!(
+        raw.get(&log_path("big", &format!("limitBytes={limit}"))).await.text(),
+        whole[..limit]
+    );
+    let stamped = raw.get(&log_path("big", "timestamps=true")).await.text();
+    let texts: Vec<&str> = stamped.lines().map(|l| l.split_once(' ').unwrap().1).collect();
+    assert_eq!(texts, lines, "every line once, in order, behind its stamp");
+    sim.shutdown().await;
+}
