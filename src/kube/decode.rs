@@ -109,7 +109,7 @@ impl Iterator for LineSplitter {
         let room = self.max - self.carry.len();
         // A line of exactly `room` more bytes still fits when its newline follows.
         let window = self.input.len().min(room + 1);
-        if let Some(i) = self.input[..window].iter().position(|&b| b == b'\n') {
+        if let Some(i) = memchr::memchr(b'\n', &self.input[..window]) {
             let line = self.input.split_to(i + 1);
             let data = self.take_with_carry(line.slice(..i));
             let cont = std::mem::take(&mut self.in_cut_line);
