@@ -72,11 +72,21 @@ fn fraction(b: &[u8]) -> Option<(u32, &[u8])> {
     if digits == 0 {
         return None;
     }
-    let mut nanos = 0u32;
-    for (i, c) in frac[..digits].iter().enumerate().take(9) {
-        nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
-    }
-    Some((nanos, &frac[digits..]))
+    let kept = digits.min(9);
+    let nanos = frac[..kept].iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0'));
+    const SCALE: [u32; 10] = [
+        1_000_000_000,
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1000,
+        100,
+        10,
+        1,
+    ];
+    Some((nanos * SCALE[kept], &frac[digits..]))
 }
 
 fn two(a: u8, b: u8) -> Option<i64> {

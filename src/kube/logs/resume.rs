@@ -68,7 +68,7 @@ pub fn split_stamp(line: &Bytes) -> Option<(Stamp, Bytes)> {
 }
 
 fn split_with(parser: &mut StampParser, line: &Bytes) -> Option<(Stamp, Bytes)> {
-    let space = line.iter().take(40).position(|&b| b == b' ');
+    let space = memchr::memchr(b' ', &line[..line.len().min(40)]);
     let (head, rest) = match space {
         Some(i) => (&line[..i], line.slice(i + 1..)),
         None => (&line[..], Bytes::new()),
