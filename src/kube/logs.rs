@@ -35,15 +35,48 @@ use crate::Shutdown;
 pub use resume::{Dedup, Stamp, format_seconds, parse_rfc3339, split_stamp};
 
 /// A raw log body: bytes as the kubelet sends them.
+///
+/// A task of its own reads the connection up to [`READ_AHEAD`] chunks ahead of the caller, so
+/// TLS and HTTP work on the next chunk while the caller splits this one (on a busy log the two
+/// otherwise take turns: measured 20 to 30% slower for a 19 MB log). Dropping the stream stops
+/// that task and closes the connection.
 #[derive(Debug)]
 pub struct LogStream {
-    body: BodyStream,
+    chunks: mpsc::Receiver<Result<Bytes>>,
+    reader: tokio::task::AbortHandle,
 }
 
+/// Chunks read ahead of the caller (each at most one HTTP chunk, 64 KiB from a kubelet).
+pub const READ_AHEAD: usize = 2;
+
 impl LogStream {
+    fn spawn(mut body: BodyStream) -> LogStream {
+        let (tx, chunks) = mpsc::channel(READ_AHEAD);
+        let reader = tokio::spawn(async move {
+            loop {
+                let next = body.chunk().await.transpose();
+                let end = !matches!(next, Some(Ok(_)));
+                let Some(next) = next else { return };
+                if tx.send(next).await.is_err() || end {
+                    return;
+                }
+            }
+        });
+        LogStream {
+            chunks,
+            reader: reader.abort_handle(),
+        }
+    }
+
     /// The next chunk, `None` at a clean end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
-        self.body.chunk().await
+        self.chunks.recv().await.transpose()
+    }
+}
+
+impl Drop for LogStream {
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }
 
@@ -54,7 +87,7 @@ impl Api<Pod> {
         let path = format!("{}/log{}", self.item_path(name), params.query().as_str());
         let idle = self.client.options().log_idle_timeout;
         let body = self.client.request_stream(&Req::get(path), idle).await?;
-        Ok(LogStream { body })
+        Ok(LogStream::spawn(body))
     }
 
     /// Lines of one container's log, following it to the end across drops.

@@ -275,6 +275,13 @@ impl Sim {
         self.shared.store.compact();
     }
 
+    /// Watch and log-follow streams still being served: one ends when its client goes away.
+    pub fn open_streams(&self) -> usize {
+        let mut set = self.shared.streams.lock().unwrap_or_else(|p| p.into_inner());
+        while set.try_join_next().is_some() {}
+        set.len()
+    }
+
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
     }

@@ -277,3 +277,41 @@ async fn the_watcher_resumes_after_server_timeouts_and_errors() {
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn dropping_a_log_stream_ends_it_on_the_server() {
+    let sim = start_sim().await;
+    sim.script(ScriptRule::name("endless").logs(["tick"]).run_until_deleted());
+    let api = pods(&sim);
+    api.create(&pod("endless", "e")).await.unwrap();
+    let params = woodpecker_k8s_agent::kube::params::LogParams {
+        container: Some("step".into()),
+        follow: true,
+        ..Default::default()
+    };
+    // Until the pod is bound and running, the log is an empty 200 or a 400: open again.
+    let t0 = Instant::now();
+    let stream = loop {
+        assert!(t0.elapsed() < Duration::from_secs(10), "the log never streamed");
+        if let Ok(mut s) = api.log_stream("endless", &params).await
+            && let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::from_secs(5), s.chunk()).await
+        {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sim.open_streams(), 1, "the follow is being served");
+    // The stream reads ahead in a task of its own, now waiting for a line that never comes: dropping
+    // the stream must stop that task and close the connection, or the server keeps a follow
+    // open for nobody.
+    drop(stream);
+    let t0 = Instant::now();
+    while sim.open_streams() > 0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the server still serves a dropped log"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sim.shutdown().await;
+}
