@@ -32,6 +32,40 @@ async fn version_and_namespaces() {
     sim.shutdown().await;
 }
 
+/// The sim's impersonation agrees with kubectl's headers, so our client's test of the same
+/// (tests/client.rs) is checked against a real client.
+#[tokio::test]
+async fn kubectl_as_acts_as_the_impersonated_user() {
+    let sim = start_sim().await;
+    let (code, _, err) = kubectl(
+        &sim,
+        &[
+            "get",
+            "pods",
+            "--as=system:serviceaccount:woodpecker:agent",
+            "--as-group=ci",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let users: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/pods"))
+        .map(|r| r.user.clone())
+        .collect();
+    assert_eq!(
+        users,
+        ["system:serviceaccount:woodpecker:agent"],
+        "{:?}",
+        sim.requests()
+    );
+    let (code, _, err) = kubectl(&sim, &["get", "pods", "--as-group=ci"]).await;
+    assert_ne!(code, 0, "groups without a user are refused");
+    assert!(err.contains("without impersonating a user"), "{err}");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn create_get_logs_events_and_delete() {
     let sim = start_sim().await;

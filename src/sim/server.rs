@@ -103,6 +103,29 @@ fn authenticate(
     }
 }
 
+/// The apiserver's impersonation filter, minus authorization (the sim lets every caller
+/// impersonate): `Impersonate-User` replaces the user; the other impersonation headers without
+/// it are the apiserver's 500.
+fn impersonate(req: &Request<Incoming>, user: String) -> Result<String, ApiError> {
+    let h = req.headers();
+    if let Some(as_user) = h.get("impersonate-user") {
+        return Ok(as_user.to_str().unwrap_or_default().to_string());
+    }
+    let other = h.keys().any(|k| {
+        k.as_str() == "impersonate-group"
+            || k.as_str() == "impersonate-uid"
+            || k.as_str().starts_with("impersonate-extra-")
+    });
+    if other {
+        return Err(ApiError::new(
+            500,
+            "InternalError",
+            "requested impersonation without impersonating a user",
+        ));
+    }
+    Ok(user)
+}
+
 async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
@@ -114,7 +137,7 @@ async fn handle(
     let raw_query = req.uri().query().unwrap_or("").to_string();
     let q = Query::parse(Some(&raw_query));
     let watch = is_watch(&path, &q);
-    let user = authenticate(&shared, &req, tls, cert_user.as_deref());
+    let user = authenticate(&shared, &req, tls, cert_user.as_deref()).and_then(|u| impersonate(&req, u));
     let record = |status: u16| {
         shared.recorder.push(RecordedRequest {
             method: method.to_string(),
