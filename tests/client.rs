@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use woodpecker_k8s_agent::Secret;
-use woodpecker_k8s_agent::kube::config::{AuthConfig, Config};
+use woodpecker_k8s_agent::kube::config::{AuthConfig, Config, Impersonation};
 use woodpecker_k8s_agent::kube::params::Preconditions;
 use woodpecker_k8s_agent::kube::retry::BackoffConfig;
 use woodpecker_k8s_agent::kube::types::Pod;
@@ -120,8 +120,6 @@ async fn crud_and_error_reasons_over_tls() {
     sim.shutdown().await;
 }
 
-/// (Forbidden is covered by unit tests only: the simulated cluster has no RBAC, and its
-/// namespaces do not stay Terminating long enough to provoke one.)
 #[tokio::test]
 async fn a_bad_token_is_unauthorized_and_never_printed() {
     let sim = start_sim().await;
@@ -130,6 +128,33 @@ async fn a_bad_token_is_unauthorized_and_never_printed() {
     let err = pods_with(cfg).get("x").await.unwrap_err();
     assert!(err.is_unauthorized(), "{err}");
     assert!(!format!("{err} {err:?}").contains("wrong-token"));
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_request_acts_as_the_impersonated_user() {
+    let sim = start_sim().await;
+    let mut cfg = sim.kube_config();
+    cfg.impersonate = Impersonation {
+        user: Some("system:serviceaccount:woodpecker:woodpecker-agent".into()),
+        groups: vec!["system:serviceaccounts".into()],
+        ..Impersonation::default()
+    };
+    let api = pods_with(cfg.clone());
+    api.create(&pod("as-agent", "imp")).await.unwrap();
+    api.get("as-agent").await.unwrap();
+    let users: Vec<String> = sim.requests().iter().map(|r| r.user.clone()).collect();
+    assert_eq!(users.len(), 2, "{users:?}");
+    assert!(
+        users
+            .iter()
+            .all(|u| u == "system:serviceaccount:woodpecker:woodpecker-agent"),
+        "{users:?}"
+    );
+    // Groups without a user: the apiserver refuses (and so we learn the headers went out).
+    cfg.impersonate.user = None;
+    let err = pods_with(cfg).get("as-agent").await.unwrap_err();
+    assert!(err.to_string().contains("without impersonating a user"), "{err}");
     sim.shutdown().await;
 }
 

@@ -50,6 +50,7 @@ const CASES: &[Case] = &[
     Case { name: "merged --context prod", env: Some("merged/01-contexts.yaml:merged/02-clusters.yaml"), flag: None, context: Some("prod"), auth: "exec" },
     Case { name: "--kubeconfig beats KUBECONFIG", env: Some("merged/01-contexts.yaml"), flag: Some("ipv6.yaml"), context: None, auth: "token" },
     Case { name: "relative", env: Some("relative/conf/config"), flag: None, context: None, auth: "client-certificate" },
+    Case { name: "impersonate", env: None, flag: Some("impersonate.yaml"), context: None, auth: "token" },
     Case { name: "relative exec", env: None, flag: Some("relative/conf/config"), context: Some("rel-exec"), auth: "exec" },
 ];
 
@@ -214,6 +215,15 @@ fn corpus_resolves_as_kubectl_resolves_it() {
                 ours["auth"]["api_version"], user["exec"]["apiVersion"],
                 "{name}: exec apiVersion"
             );
+        }
+        // Impersonation: what kubectl would send as Impersonate-* headers.
+        let as_fields = ["as", "as-uid", "as-groups", "as-user-extra"];
+        if as_fields.iter().any(|f| !user[*f].is_null()) {
+            for f in as_fields {
+                assert_eq!(ours["impersonate"][f], user[f], "{name}: {f}");
+            }
+        } else {
+            assert!(ours["impersonate"].is_null(), "{name}: nobody impersonated");
         }
         if kind == "token-file" {
             let file = user["tokenFile"].as_str().unwrap();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::kube::config::{AuthConfig, Config, Origin, Overrides, redact_userinfo};
+use crate::kube::config::{AuthConfig, Config, Impersonation, Origin, Overrides, redact_userinfo};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent kubeconfig [--kubeconfig FILE] [--context NAME] [--namespace NS]
@@ -86,6 +86,20 @@ pub fn describe(config: &Config) -> Value {
         },
         "proxy": config.proxy_url.as_ref().map(redact_userinfo),
         "auth": auth,
+        "impersonate": impersonate(&config.impersonate),
+    })
+}
+
+/// `null` when nobody is impersonated; otherwise the identity, as kubectl's view names it.
+fn impersonate(imp: &Impersonation) -> Value {
+    if imp.is_empty() {
+        return Value::Null;
+    }
+    json!({
+        "as": imp.user,
+        "as-uid": imp.uid,
+        "as-groups": imp.groups,
+        "as-user-extra": imp.extra,
     })
 }
 

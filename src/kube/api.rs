@@ -178,6 +178,7 @@ mod tests {
             tls: Default::default(),
             proxy_url: None,
             auth: Default::default(),
+            impersonate: Default::default(),
             origin: Default::default(),
         })
         .unwrap()

@@ -328,6 +328,7 @@ fn debug_of_credentials_and_config_shows_no_secret() {
             username: "admin".into(),
             password: Secret::new("sekrit-password"),
         },
+        impersonate: Default::default(),
         origin: Origin::Unknown,
     };
     let creds = Credentials::new(&config.auth).unwrap();

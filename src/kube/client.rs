@@ -68,6 +68,8 @@ struct Inner {
     base: String,
     namespace: String,
     credentials: Credentials,
+    /// Impersonation headers, sent with every request.
+    impersonate: Vec<(http::HeaderName, http::HeaderValue)>,
     options: ClientOptions,
 }
 
@@ -150,12 +152,17 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(60))
             .build(https);
         let prefix = config.server.path().trim_end_matches('/');
+        let impersonate = config
+            .impersonate
+            .headers()
+            .map_err(|problem| setup(format!("impersonation: {problem}")))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 base: format!("{scheme}://{authority}{prefix}"),
                 namespace: config.namespace,
                 credentials,
+                impersonate,
                 options,
             }),
         })
@@ -251,6 +258,9 @@ impl Client {
             .map_err(|e| Error::Auth { source: Box::new(e) })?;
         if let Some(value) = auth {
             builder = builder.header(header::AUTHORIZATION, value);
+        }
+        for (name, value) in &self.inner.impersonate {
+            builder = builder.header(name, value);
         }
         builder
             .body(Full::new(req.body.clone().unwrap_or_default()))
@@ -362,6 +372,7 @@ mod tests {
             tls: TlsConfig::default(),
             proxy_url: None,
             auth: Default::default(),
+            impersonate: Default::default(),
             origin: Default::default(),
         }
     }

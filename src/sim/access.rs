@@ -51,6 +51,7 @@ pub fn config(url: &str, ca_pem: Option<&str>, token: &str, path: &Path) -> Conf
         },
         proxy_url: None,
         auth: AuthConfig::Token(Secret::new(token)),
+        impersonate: Default::default(),
         origin: Origin::Kubeconfig {
             files: vec![path.to_path_buf()],
             context: CONTEXT.into(),

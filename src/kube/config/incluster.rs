@@ -79,6 +79,7 @@ pub fn load(env: &impl Env, overrides: &Overrides) -> Result<Option<Config>, Con
         },
         proxy_url,
         auth: AuthConfig::InCluster { token_file },
+        impersonate: Default::default(),
         origin: Origin::InCluster,
     }))
 }

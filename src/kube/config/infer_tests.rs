@@ -108,6 +108,7 @@ fn debug_hides_proxy_password_and_exec_env_values() {
             env: vec![("AWS_SECRET_ACCESS_KEY".into(), "sekrit-aws".into())],
             ..ExecConfig::default()
         }),
+        impersonate: Default::default(),
         origin: Origin::Unknown,
     };
     let debug = format!("{config:?}");

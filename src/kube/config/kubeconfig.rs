@@ -110,6 +110,15 @@ pub struct User {
     pub password: Option<Secret>,
     pub exec: Option<Exec>,
     pub auth_provider: Option<AuthProvider>,
+    /// Impersonation: `as`, `as-uid`, `as-groups`, `as-user-extra`.
+    #[serde(rename = "as")]
+    pub impersonate: Option<String>,
+    #[serde(rename = "as-uid")]
+    pub impersonate_uid: Option<String>,
+    #[serde(rename = "as-groups", default, deserialize_with = "nullable")]
+    pub impersonate_groups: Vec<String>,
+    #[serde(rename = "as-user-extra", default, deserialize_with = "nullable")]
+    pub impersonate_extra: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// `users[].user.exec` as written.

@@ -14,6 +14,7 @@
 
 mod error;
 pub mod exec;
+pub mod impersonate;
 pub mod incluster;
 pub mod kubeconfig;
 pub mod pem;
@@ -25,6 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigError, Entry};
+pub use impersonate::Impersonation;
 
 use crate::secret::Secret;
 
@@ -41,6 +43,8 @@ pub struct Config {
     /// An HTTP CONNECT proxy (`proxy-url`).
     pub proxy_url: Option<http::Uri>,
     pub auth: AuthConfig,
+    /// Who the requests act as (the kubeconfig user's `as`, `as-groups`, ...).
+    pub impersonate: Impersonation,
     /// Where this came from, for reports and errors.
     pub origin: Origin,
 }
@@ -53,6 +57,7 @@ impl fmt::Debug for Config {
             .field("tls", &self.tls)
             .field("proxy_url", &self.proxy_url.as_ref().map(redact_userinfo))
             .field("auth", &self.auth)
+            .field("impersonate", &self.impersonate)
             .field("origin", &self.origin)
             .finish()
     }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::kubeconfig::{Exec, Loaded, NamedCluster, NamedUser, User};
 pub use super::pem::{check_certificates, check_key, decode_base64};
-use super::{AuthConfig, Config, ConfigError, Entry, Env, ExecConfig, Origin, Overrides, TlsConfig};
+use super::{AuthConfig, Config, ConfigError, Entry, Env, ExecConfig, Impersonation, Origin, Overrides, TlsConfig};
 use crate::secret::Secret;
 
 /// Resolves the chosen context of already-loaded kubeconfig files.
@@ -61,6 +61,7 @@ pub fn select(env: &impl Env, loaded: &Loaded, overrides: &Overrides) -> Result<
         tls,
         proxy_url,
         auth,
+        impersonate: user.map(|u| impersonation(&u.user)).unwrap_or_default(),
         origin: Origin::Kubeconfig {
             files: files.clone(),
             context: context_name,
@@ -199,6 +200,16 @@ fn cluster_parts(
         }
     };
     Ok((server, tls, proxy))
+}
+
+/// The user's `as*` fields; empty strings count as unset (client-go).
+fn impersonation(u: &User) -> Impersonation {
+    Impersonation {
+        user: non_empty(&u.impersonate).map(str::to_owned),
+        uid: non_empty(&u.impersonate_uid).map(str::to_owned),
+        groups: u.impersonate_groups.clone(),
+        extra: u.impersonate_extra.clone(),
+    }
 }
 
 fn user_parts(
