@@ -294,6 +294,8 @@ async fn resource(
             match (method.clone(), sub) {
                 (Method::GET, Some("log")) if def.plural == "pods" => logs::handle(shared, &ns_key, name, q).await,
                 (Method::POST, Some("eviction")) if def.plural == "pods" => {
+                    // As the apiserver does (1.26+): say why before the graceful delete.
+                    delete::mark_disruption(shared, &key, "EvictionByEvictionAPI", "Eviction API: evicting");
                     let opts = delete::Options::default();
                     delete::delete(shared, def, &key, &opts)?;
                     Ok(wire::json(

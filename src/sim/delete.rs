@@ -72,6 +72,26 @@ fn finalizers(o: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Adds `DisruptionTarget=True` with `reason` to a pod that has not ended yet: what the
+/// apiserver's eviction, the taint manager and the scheduler's preemption write before they
+/// delete a pod.
+pub fn mark_disruption(shared: &Shared, key: &Key, reason: &str, message: &str) {
+    shared.store.update(key, |o| {
+        if matches!(o["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+            return;
+        }
+        let cond = json!({"type": "DisruptionTarget", "status": "True", "reason": reason,
+            "message": message, "lastTransitionTime": super::time::now()});
+        match o["status"]["conditions"].as_array_mut() {
+            Some(list) => {
+                list.retain(|c| c["type"] != "DisruptionTarget");
+                list.push(cond);
+            }
+            None => o["status"]["conditions"] = json!([cond]),
+        }
+    });
+}
+
 /// Whether the kubelet still has to stop this pod before it may go.
 fn pod_needs_kubelet(pod: &Value) -> bool {
     !pod["spec"]["nodeName"].as_str().unwrap_or("").is_empty()

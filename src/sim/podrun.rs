@@ -19,6 +19,15 @@ use super::store::{Key, random_hex};
 use super::time;
 use super::{delete, scheduler};
 
+/// The pod conditions the kubelet (here, with the scheduler's) writes; others are kept.
+const KUBELET_CONDITIONS: &[&str] = &[
+    "PodScheduled",
+    "PodReadyToStartContainers",
+    "Initialized",
+    "ContainersReady",
+    "Ready",
+];
+
 pub(super) struct Ctx {
     pub(super) shared: Arc<Shared>,
     pub(super) key: Key,
@@ -30,10 +39,19 @@ pub(super) struct Ctx {
 impl Ctx {
     /// Writes the status (only onto the same pod, not a same-named successor).
     fn publish(&self) {
-        let st = self.status.lock().unwrap_or_else(|p| p.into_inner()).to_json();
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner()).to_json();
         let uid = self.uid.clone();
         self.shared.store.update(&self.key, |o| {
             if o["metadata"]["uid"] == uid.as_str() {
+                // Conditions other writers own (DisruptionTarget) survive the kubelet's updates.
+                let theirs = o["status"]["conditions"].as_array().into_iter().flatten();
+                let theirs: Vec<Value> = theirs
+                    .filter(|c| !KUBELET_CONDITIONS.contains(&c["type"].as_str().unwrap_or("")))
+                    .cloned()
+                    .collect();
+                if let Some(list) = st["conditions"].as_array_mut() {
+                    list.extend(theirs);
+                }
                 o["status"] = st;
             }
         });
