@@ -44,6 +44,37 @@ async fn a_pod_deleted_from_outside_is_an_error_not_a_success() {
     assert_clean(&h.sim, "19").await;
 }
 
+/// `kubectl drain` evicts through the API: the step ends at once, as an error that says so.
+#[tokio::test]
+async fn a_drained_node_evicts_the_step_with_that_reason() {
+    let h = harness().await;
+    h.sim
+        .script(ScriptRule::image("t/drained").logs(["building"]).run_until_deleted());
+    let s = step("drained", "t/drained", "24");
+    let conf = workflow("24", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "24").await.unwrap();
+    h.backend.start_step(&s, "24").await.unwrap();
+    let mut logs = h.backend.tail_step(&s, "24").await.unwrap();
+    assert_eq!(&logs.recv().await.expect("a first line")[..], b"building");
+    let pod = pod_name(&s);
+    let eviction = serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": pod, "namespace": NS}});
+    let reply = crate::common::Raw::new(&h.sim)
+        .post(&format!("/api/v1/namespaces/{NS}/pods/{pod}/eviction"), &eviction)
+        .await;
+    assert_eq!(reply.status, 201);
+    let state = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while logs.recv().await.is_some() {}
+        h.backend.wait_step(&s, "24").await.unwrap()
+    })
+    .await
+    .expect("the evicted step ended");
+    let error = state.error.expect("an eviction is an error");
+    assert_eq!(error, "EvictionByEvictionAPI: Eviction API: evicting");
+    h.backend.destroy_workflow(&conf, "24").await.unwrap();
+    assert_clean(&h.sim, "24").await;
+}
+
 #[tokio::test]
 async fn eviction_is_an_error_with_its_reason() {
     let h = harness().await;

@@ -139,6 +139,7 @@ pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
             return finished(exited(0, false, None), true);
         }
         let why = system_why(status)
+            .or_else(|| disruption_why(status))
             .unwrap_or_else(|| Why::new("Deleted", "the pod was deleted by someone other than this agent"));
         return match terminated {
             Some(t) => finished(exited(t.exit_code, is_oom(t.reason.as_str()), Some(why)), true),
@@ -180,7 +181,9 @@ pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
     // 5. The pod ended without a container result: a system failure (evicted before start,
     //    deadline exceeded while pulling, admission errors).
     if status.phase == "Failed" {
-        let why = system_why(status).unwrap_or_else(|| Why::new("Failed", "the pod failed without a container result"));
+        let why = system_why(status)
+            .or_else(|| disruption_why(status))
+            .unwrap_or_else(|| Why::new("Failed", "the pod failed without a container result"));
         return finished(not_exited(why), ran);
     }
     if status.phase == "Succeeded" {
@@ -262,6 +265,26 @@ fn system_why(status: &PodStatus) -> Option<Why> {
     SYSTEM_REASONS
         .contains(&status.reason.as_str())
         .then(|| Why::new(&status.reason, &status.message))
+}
+
+/// Who is taking the pod away and why, when they said so before deleting it (Kubernetes 1.26+:
+/// an eviction through the API or `kubectl drain`, the taint manager for an unreachable node,
+/// preemption, pod garbage collection, the kubelet's own termination).
+fn disruption_why(status: &PodStatus) -> Option<Why> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
+        .map(|c| {
+            Why::new(
+                if c.reason.is_empty() {
+                    "DisruptionTarget"
+                } else {
+                    &c.reason
+                },
+                &c.message,
+            )
+        })
 }
 
 /// The first container (init containers first, as the kubelet starts them) waiting with a

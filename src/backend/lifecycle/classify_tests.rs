@@ -237,6 +237,46 @@ fn a_lost_node_is_an_error() {
 }
 
 #[test]
+fn a_disruption_says_who_took_the_pod_and_why() {
+    let cond = |reason: &str, message: &str| {
+        json!({"phase": "Running",
+            "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": reason, "message": message}],
+            "containerStatuses": [{"name": "wp-01", "state": {"running": {}}}]})
+    };
+    // kubectl drain (the eviction API), while the step runs.
+    let mut p = pod(cond("EvictionByEvictionAPI", "Eviction API: evicting"));
+    p.metadata.deletion_timestamp = Some("2026-01-01T00:00:00Z".into());
+    let s = state_of(run(&p, 0));
+    assert_eq!(
+        s.error.as_deref(),
+        Some("EvictionByEvictionAPI: Eviction API: evicting")
+    );
+    // An unreachable node's pods are deleted by the taint manager.
+    let mut p = pod(cond(
+        "DeletionByTaintManager",
+        "Taint manager: deleting due to NoExecute taint",
+    ));
+    p.metadata.deletion_timestamp = Some("2026-01-01T00:00:00Z".into());
+    let s = state_of(run(&p, 0));
+    assert!(s.error.unwrap().starts_with("DeletionByTaintManager: Taint manager"));
+    // A condition that is not True says nothing.
+    let mut p = pod(json!({"phase": "Running",
+        "conditions": [{"type": "DisruptionTarget", "status": "False", "reason": "PreemptionByScheduler"}]}));
+    p.metadata.deletion_timestamp = Some("2026-01-01T00:00:00Z".into());
+    assert!(state_of(run(&p, 0)).error.unwrap().starts_with("Deleted"));
+    // Failed with no container result, only the condition (the kubelet terminated it).
+    let p = pod(json!({"phase": "Failed",
+        "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
+                        "message": "Pod was terminated in response to imminent node shutdown."}]}));
+    assert!(
+        state_of(run(&p, 0))
+            .error
+            .unwrap()
+            .starts_with("TerminationByKubelet: Pod was terminated")
+    );
+}
+
+#[test]
 fn deleted_by_someone_else_is_never_a_success() {
     let mut p = pod(json!({"phase": "Running",
         "containerStatuses": [{"name": "wp-01", "state": {"running": {}}}]}));
