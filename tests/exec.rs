@@ -422,3 +422,49 @@ fn embedded_workspace_starts_with_the_tracked_files() {
     assert!(text.contains("[look] tracked content"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn repo_cron_environment_and_instance_filters_follow_the_flags() {
+    let steps = |args: &[&str]| -> Vec<String> {
+        let mut all = vec![
+            "testdata/pipelines/filters.yaml",
+            "--repo-url",
+            "https://github.com/acme/app.git",
+        ];
+        all.extend_from_slice(args);
+        let (configs, _) = dry_run(&all);
+        let names = configs[0].stages.iter().flat_map(|s| &s.steps).map(|s| s.name.clone());
+        names.filter(|n| n != "clone").collect()
+    };
+    assert_eq!(
+        steps(&["--event", "cron", "--cron", "nightly"]),
+        ["always", "nightly", "upstream-only"]
+    );
+    assert_eq!(
+        steps(&["--event", "cron", "--cron", "weekly"]),
+        ["always", "upstream-only"]
+    );
+    assert_eq!(
+        steps(&["--event", "deployment", "--deploy-to", "production"]),
+        ["always", "deploy-prod", "upstream-only"]
+    );
+    assert_eq!(
+        steps(&["--event", "deployment", "--deploy-to", "staging"]),
+        ["always", "upstream-only"]
+    );
+    let (configs, _) = dry_run(&[
+        "testdata/pipelines/filters.yaml",
+        "--repo-url",
+        "https://codeberg.org/mirror/app.git",
+    ]);
+    let names: Vec<&str> = configs[0]
+        .stages
+        .iter()
+        .flat_map(|s| &s.steps)
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(
+        names.contains(&"mirrors-only") && !names.contains(&"upstream-only"),
+        "{names:?}"
+    );
+}

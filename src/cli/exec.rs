@@ -148,6 +148,8 @@ pub fn plan(
     if let Some(event) = &args.event {
         meta.event = event.clone();
     }
+    meta.cron = args.cron.clone().unwrap_or_default();
+    meta.deploy_to = args.deploy_to.clone().unwrap_or_default();
     if let Some(branch) = &args.branch {
         meta.commit_branch = branch.clone();
         meta.commit_ref = format!("refs/heads/{branch}");

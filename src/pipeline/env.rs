@@ -32,6 +32,12 @@ pub struct Metadata {
     pub machine: String,
     /// Files changed by the commit, when known (for `when: path`).
     pub changed_files: Option<Vec<String>>,
+    /// The Woodpecker server's host (`when: instance`); none for `exec`.
+    pub system_host: String,
+    /// The cron job that started the pipeline (`when: cron`).
+    pub cron: String,
+    /// The deployment target (`when: environment`).
+    pub deploy_to: String,
 }
 
 impl Default for Metadata {
@@ -56,6 +62,9 @@ impl Default for Metadata {
             platform: default_platform(),
             machine: String::new(),
             changed_files: None,
+            system_host: String::new(),
+            cron: String::new(),
+            deploy_to: String::new(),
         }
     }
 }
@@ -158,6 +167,8 @@ impl Metadata {
         set("CI_PIPELINE_NUMBER", self.pipeline_number.to_string());
         set("CI_PIPELINE_PARENT", "0".into());
         set("CI_PIPELINE_EVENT", self.event.clone());
+        set("CI_PIPELINE_DEPLOY_TARGET", self.deploy_to.clone());
+        set("CI_SYSTEM_HOST", self.system_host.clone());
         set("CI_PIPELINE_CREATED", self.pipeline_created.to_string());
         set("CI_PIPELINE_STARTED", self.pipeline_created.to_string());
         if let Some(files) = &self.changed_files

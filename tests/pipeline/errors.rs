@@ -35,8 +35,8 @@ fn bad_input_errors_name_file_line_and_key() {
             "not supported: steps.a.dns (ci.yaml:4)",
         ),
         (
-            "steps:\n  a:\n    image: x\n    when:\n      repo: o/r\n",
-            "not supported: steps.a.when.repo (ci.yaml:5)",
+            "steps:\n  a:\n    image: x\n    when:\n      weekday: mon\n",
+            "not supported: steps.a.when.weekday (ci.yaml:5)",
         ),
         (
             "steps:\n  a:\n    image: [x]\n",

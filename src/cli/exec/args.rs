@@ -20,6 +20,8 @@ Options:
       --env K=V             an extra variable for every step
       --event EVENT         the pipeline event (default: manual)
       --branch BRANCH       the commit branch (default: the checkout's, else main)
+      --cron NAME           the cron job's name, for `when: cron` (with --event cron)
+      --deploy-to ENV       the deployment target, for `when: environment`
       --parallelism N       most steps running at once per workflow (default: no bound)
       --timeout D           per-workflow timeout, e.g. 90s, 30m, 1h (default: 1h)
       --repo-url URL        clone from URL (without it, and without a git remote, no clone step)
@@ -38,6 +40,8 @@ pub struct Args {
     pub env: BTreeMap<String, String>,
     pub event: Option<String>,
     pub branch: Option<String>,
+    pub cron: Option<String>,
+    pub deploy_to: Option<String>,
     pub parallelism: usize,
     pub timeout: Duration,
     pub repo_url: Option<String>,
@@ -57,6 +61,8 @@ impl Default for Args {
             env: BTreeMap::new(),
             event: None,
             branch: None,
+            cron: None,
+            deploy_to: None,
             parallelism: 0,
             timeout: Duration::from_secs(3600),
             repo_url: None,
@@ -127,6 +133,8 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
             }
             Long("event") => out.event = Some(string(p.value(), "--event")?),
             Long("branch") => out.branch = Some(string(p.value(), "--branch")?),
+            Long("cron") => out.cron = Some(string(p.value(), "--cron")?),
+            Long("deploy-to") => out.deploy_to = Some(string(p.value(), "--deploy-to")?),
             Long("parallelism") => {
                 let v = string(p.value(), "--parallelism")?;
                 out.parallelism = v.parse().map_err(|_| format!("--parallelism: `{v}` is not a number"))?;

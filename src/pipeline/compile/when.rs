@@ -1,4 +1,5 @@
-//! `when:` decided locally: event, branch, ref, path, platform, matrix, local and evaluate
+//! `when:` decided locally: event, branch, ref, path, platform, repo, instance, cron,
+//! environment, matrix, local and evaluate
 //! (Woodpecker's `pipeline/frontend/yaml/constraint`). `status` is not decided here: it
 //! becomes the step's `on_success`/`on_failure`, which the runtime applies. Pure.
 
@@ -60,7 +61,17 @@ fn entry_matches(w: &When, facts: &Facts<'_>, file: &str) -> Result<bool, Error>
     if !path_matches(&w.path, m.changed_files.as_ref()) {
         return Ok(false);
     }
-    if !w.platform.is_empty() && !matches(&w.platform, &m.platform) {
+    let others = [
+        (&w.platform, &m.platform),
+        (&w.repo, &m.repo),
+        (&w.instance, &m.system_host),
+        (&w.cron, &m.cron),
+        (&w.environment, &m.deploy_to),
+    ];
+    if others
+        .iter()
+        .any(|(list, value)| !list.is_empty() && !matches(list, value))
+    {
         return Ok(false);
     }
     if w.matrix.iter().any(|(k, v)| facts.axis.get(k) != Some(v)) {
@@ -140,6 +151,40 @@ mod tests {
         assert!(path_matches(&l, Some(&vec!["src/a/b.rs".into()])));
         assert!(!path_matches(&l, Some(&vec!["docs/x.md".into()])));
         assert!(!path_matches(&list(&[], &["*.md"]), Some(&vec!["README.md".into()])));
+    }
+
+    fn facts_check(w: &When, meta: &Metadata) -> bool {
+        let (axis, env) = (BTreeMap::new(), BTreeMap::new());
+        let facts = Facts {
+            meta,
+            axis: &axis,
+            env: &env,
+            local: true,
+        };
+        entry_matches(w, &facts, "ci.yaml").unwrap()
+    }
+
+    #[test]
+    fn repo_instance_cron_and_environment_match_the_metadata() {
+        let meta = Metadata {
+            repo: "acme/app".into(),
+            cron: "nightly".into(),
+            deploy_to: "production".into(),
+            ..Metadata::default()
+        };
+        let when = |f: fn(&mut When)| {
+            let mut w = When::default();
+            f(&mut w);
+            w
+        };
+        assert!(facts_check(&when(|w| w.repo = list(&["acme/*"], &[])), &meta));
+        assert!(!facts_check(&when(|w| w.repo = list(&["mirror/app"], &[])), &meta));
+        assert!(facts_check(&when(|w| w.cron = list(&["nightly"], &[])), &meta));
+        assert!(!facts_check(&when(|w| w.cron = list(&[], &["nightly"])), &meta));
+        assert!(facts_check(&when(|w| w.environment = list(&["prod*"], &[])), &meta));
+        // exec knows no server: an instance list never matches, an exclude list always does.
+        assert!(!facts_check(&when(|w| w.instance = list(&["ci.acme.dev"], &[])), &meta));
+        assert!(facts_check(&when(|w| w.instance = list(&[], &["ci.acme.dev"])), &meta));
     }
 
     #[test]

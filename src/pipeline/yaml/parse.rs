@@ -54,7 +54,19 @@ const SERVICE_KEYS: &[&str] = &[
     "when",
 ];
 const WHEN_KEYS: &[&str] = &[
-    "status", "event", "branch", "ref", "path", "platform", "matrix", "local", "evaluate",
+    "status",
+    "event",
+    "branch",
+    "ref",
+    "path",
+    "platform",
+    "repo",
+    "instance",
+    "cron",
+    "environment",
+    "matrix",
+    "local",
+    "evaluate",
 ];
 const EVENTS: &[&str] = &[
     "push",
@@ -264,6 +276,10 @@ fn when_one(node: &Node<'_>) -> Result<When, Error> {
             "ref" => w.reference = list(&n)?,
             "path" => w.path = list(&n)?,
             "platform" => w.platform = list(&n)?,
+            "repo" => w.repo = list(&n)?,
+            "instance" => w.instance = list(&n)?,
+            "cron" => w.cron = list(&n)?,
+            "environment" => w.environment = list(&n)?,
             "matrix" => {
                 for (k, v) in n.entries()? {
                     w.matrix.insert(k, v.string()?);

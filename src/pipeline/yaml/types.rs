@@ -42,6 +42,14 @@ pub struct When {
     pub reference: List,
     pub path: List,
     pub platform: List,
+    /// `owner/name` of the repository.
+    pub repo: List,
+    /// The Woodpecker server's host.
+    pub instance: List,
+    /// The cron job's name.
+    pub cron: List,
+    /// The deployment target.
+    pub environment: List,
     pub matrix: BTreeMap<String, String>,
     pub local: Option<bool>,
     pub evaluate: Option<String>,
