@@ -161,6 +161,24 @@ impl Quantity {
     pub fn is_zero(&self) -> bool {
         self.mantissa == 0
     }
+
+    /// Compares the values (`1Gi` > `1G` > `999M`), whatever the notation.
+    pub fn cmp_value(&self, other: &Quantity) -> std::cmp::Ordering {
+        let exp = self.exp.min(other.exp);
+        let scaled = |q: &Quantity| {
+            10i128
+                .checked_pow((q.exp - exp) as u32)
+                .and_then(|f| q.mantissa.checked_mul(f))
+        };
+        match (scaled(self), scaled(other)) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            // Too far apart to scale exactly: then the approximation cannot tie.
+            _ => {
+                let approx = |q: &Quantity| q.mantissa as f64 * 10f64.powi(q.exp);
+                approx(self).total_cmp(&approx(other))
+            }
+        }
+    }
 }
 
 impl fmt::Display for Quantity {
@@ -199,6 +217,24 @@ impl fmt::Display for Quantity {
             Some((s, _)) => write!(f, "{n}{s}"),
             None => write!(f, "{n}e{exp3}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn values_compare_across_notations() {
+        let q = |s: &str| Quantity::parse(s).unwrap();
+        assert_eq!(q("1Gi").cmp_value(&q("1G")), Greater);
+        assert_eq!(q("1000m").cmp_value(&q("1")), Equal);
+        assert_eq!(q("500m").cmp_value(&q("0.5")), Equal);
+        assert_eq!(q("999M").cmp_value(&q("1G")), Less);
+        assert_eq!(q("1e3").cmp_value(&q("1k")), Equal);
+        assert_eq!(q("1n").cmp_value(&q("1E")), Less);
+        assert_eq!(q("128Mi").cmp_value(&q("134217728")), Equal);
     }
 }
 
