@@ -13,6 +13,7 @@ pub mod pod;
 pub mod preflight;
 pub mod quantity;
 pub mod render;
+pub mod resources;
 pub mod script;
 pub mod secrets;
 pub mod security;

@@ -8,8 +8,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::quantity;
 use super::step_options::{self, Toleration};
+use super::{quantity, resources};
 
 /// Every option: (env var suffix after `WOODPECKER_BACKEND_K8S_`, flag after `--backend-k8s-`,
 /// whether it is a bool flag).
@@ -57,6 +57,8 @@ pub const VARS: &[(&str, &str, bool)] = &[
     // Ours (not in Woodpecker):
     ("POD_ACTIVE_DEADLINE", "pod-active-deadline", false),
     ("POD_SECURITY_RESTRICTED", "pod-security-restricted", true),
+    ("DEFAULT_RESOURCES", "default-resources", false),
+    ("MAX_RESOURCES", "max-resources", false),
 ];
 
 pub const ENV_PREFIX: &str = "WOODPECKER_BACKEND_K8S_";
@@ -107,6 +109,10 @@ pub struct Options {
     /// escalation, all capabilities dropped, RuntimeDefault seccomp, no service-account token
     /// unless the step names an account). Off by default, as in Woodpecker.
     pub pod_security_restricted: bool,
+    /// Ours: requests/limits for step containers that do not set them.
+    pub default_resources: resources::Bounds,
+    /// Ours: the most a step container may request or be limited to.
+    pub max_resources: resources::Bounds,
 }
 
 impl Default for Options {
@@ -139,6 +145,8 @@ impl Default for Options {
             fs_group: Some(1000),
             pod_active_deadline: None,
             pod_security_restricted: false,
+            default_resources: resources::Bounds::default(),
+            max_resources: resources::Bounds::default(),
         }
     }
 }
@@ -295,6 +303,13 @@ impl Options {
             "STOP_TIMEOUT" => self.stop_timeout = parse_seconds(var, text)?,
             "PERMISSION_INIT_IMAGE" => self.permission_init_image = text.to_string(),
             "POD_ACTIVE_DEADLINE" => self.pod_active_deadline = Some(parse_seconds(var, text)?),
+            "DEFAULT_RESOURCES" => {
+                self.default_resources =
+                    resources::Bounds::from_value(&parse_yaml(var, text)?).map_err(|e| err(var, e))?;
+            }
+            "MAX_RESOURCES" => {
+                self.max_resources = resources::Bounds::from_value(&parse_yaml(var, text)?).map_err(|e| err(var, e))?;
+            }
             other => unreachable!("{other} is listed as text in VARS"),
         }
         Ok(())

@@ -10,6 +10,7 @@ use super::labels;
 use super::names::{self, InvalidName};
 use super::options::Options;
 use super::quantity::{self, QuantityError};
+use super::resources;
 use super::script;
 use super::security;
 use super::step_options::StepOptions;
@@ -215,10 +216,18 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
         step.workspace_base.clone()
     };
     let step_sc = so.security_context.as_ref();
-    let resources = ResourceRequirements {
-        requests: quantities(step, "request", &so.requests)?,
-        limits: quantities(step, "limit", &so.limits)?,
-    };
+    let (mut requests, mut limits) = (
+        quantities(step, "request", &so.requests)?,
+        quantities(step, "limit", &so.limits)?,
+    );
+    resources::apply(
+        &opts.default_resources,
+        &opts.max_resources,
+        &mut requests,
+        &mut limits,
+        &mut warnings,
+    );
+    let resources = ResourceRequirements { requests, limits };
     let mut container = Container {
         name: container_name.clone(),
         image: step.image.clone(),

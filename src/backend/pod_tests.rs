@@ -289,6 +289,45 @@ fn resources_are_canonical_and_bad_ones_fail() {
 }
 
 #[test]
+fn agent_resource_defaults_and_maximums_reach_the_container_with_warnings() {
+    let opts = Options::from_lookup(|k| match k {
+        "WOODPECKER_BACKEND_K8S_DEFAULT_RESOURCES" => {
+            Some("{requests: {cpu: 100m, memory: 128Mi}, limits: {memory: 1Gi}}".into())
+        }
+        "WOODPECKER_BACKEND_K8S_MAX_RESOURCES" => Some("{limits: {cpu: '4', memory: 4Gi}}".into()),
+        _ => None,
+    })
+    .unwrap();
+    let (p, warnings) = build(&commands_step(), &opts);
+    assert_eq!(
+        p["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}})
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut s = commands_step();
+    s.backend_options.insert(
+        "kubernetes".into(),
+        json!({"resources": {"limits": {"cpu": 16, "memory": "2Gi"}}}),
+    );
+    let (p, warnings) = build(&s, &opts);
+    assert_eq!(
+        p["spec"]["containers"][0]["resources"],
+        json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "4", "memory": "2Gi"}})
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("resources.limits.cpu 16 is above the agent's maximum 4")),
+        "{warnings:?}"
+    );
+    let bad = Options::from_lookup(|k| (k == "WOODPECKER_BACKEND_K8S_MAX_RESOURCES").then(|| "{limit: {}}".into()));
+    assert_eq!(
+        bad.unwrap_err().to_string(),
+        "invalid WOODPECKER_BACKEND_K8S_MAX_RESOURCES: `limit` is not `requests` or `limits`"
+    );
+}
+
+#[test]
 fn placement_tolerations_affinity_and_colocation() {
     let mut s = commands_step();
     s.backend_options.insert(
