@@ -59,6 +59,7 @@ pub const VARS: &[(&str, &str, bool)] = &[
     ("POD_SECURITY_RESTRICTED", "pod-security-restricted", true),
     ("DEFAULT_RESOURCES", "default-resources", false),
     ("MAX_RESOURCES", "max-resources", false),
+    ("INFRA_RETRIES", "infra-retries", false),
 ];
 
 pub const ENV_PREFIX: &str = "WOODPECKER_BACKEND_K8S_";
@@ -113,6 +114,8 @@ pub struct Options {
     pub default_resources: resources::Bounds,
     /// Ours: the most a step container may request or be limited to.
     pub max_resources: resources::Bounds,
+    /// Ours: new pods for a step whose pod the cluster took away before the command started.
+    pub infra_retries: u32,
 }
 
 impl Default for Options {
@@ -147,6 +150,7 @@ impl Default for Options {
             pod_security_restricted: false,
             default_resources: resources::Bounds::default(),
             max_resources: resources::Bounds::default(),
+            infra_retries: 0,
         }
     }
 }
@@ -303,6 +307,13 @@ impl Options {
             "STOP_TIMEOUT" => self.stop_timeout = parse_seconds(var, text)?,
             "PERMISSION_INIT_IMAGE" => self.permission_init_image = text.to_string(),
             "POD_ACTIVE_DEADLINE" => self.pod_active_deadline = Some(parse_seconds(var, text)?),
+            "INFRA_RETRIES" => {
+                self.infra_retries = text
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 10)
+                    .ok_or_else(|| err(var, format!("{text:?} is not a number from 0 to 10")))?;
+            }
             "DEFAULT_RESOURCES" => {
                 self.default_resources =
                     resources::Bounds::from_value(&parse_yaml(var, text)?).map_err(|e| err(var, e))?;

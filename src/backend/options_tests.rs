@@ -71,8 +71,14 @@ fn every_variable_parses() {
         ("PERMISSION_INIT_IMAGE", "busybox:1"),
         ("POD_ACTIVE_DEADLINE", "2h"),
         ("POD_SECURITY_RESTRICTED", "true"),
+        ("INFRA_RETRIES", "2"),
+        ("DEFAULT_RESOURCES", "{requests: {cpu: 100m}}"),
+        ("MAX_RESOURCES", "{limits: {memory: 2Gi}}"),
     ])
     .unwrap();
+    assert_eq!(o.infra_retries, 2);
+    assert_eq!(o.default_resources.requests["cpu"], "100m");
+    assert_eq!(o.max_resources.limits["memory"], "2Gi");
     assert_eq!(o.namespace_for(42), "ci-42");
     assert!(o.namespace_per_org);
     assert_eq!(o.cluster_domain, "k8s.example");
@@ -111,6 +117,13 @@ fn every_variable_parses() {
 fn bad_values_name_the_variable() {
     for (k, v, needle) in [
         ("VOLUME_SIZE", "ten gigs", "invalid quantity"),
+        ("INFRA_RETRIES", "11", "not a number from 0 to 10"),
+        ("INFRA_RETRIES", "-1", "not a number from 0 to 10"),
+        (
+            "DEFAULT_RESOURCES",
+            "{requests: {cpu: fast}}",
+            "`requests.cpu`: invalid quantity",
+        ),
         ("STORAGE_RWX", "yes", "not a boolean"),
         ("POD_LABELS", "[a, b]", "expected a map"),
         ("POD_LABELS", "a: [1]", "expected a string"),

@@ -75,6 +75,68 @@ async fn a_drained_node_evicts_the_step_with_that_reason() {
     assert_clean(&h.sim, "24").await;
 }
 
+/// Evicts the step's pod once the sim has bound it, before its container starts.
+async fn evict_while_pending(h: &H, pod: &str) {
+    crate::common::wait_pod(&h.sim, NS, pod, "bound", |p| p["spec"]["nodeName"].is_string()).await;
+    let eviction = serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": pod, "namespace": NS}});
+    let reply = crate::common::Raw::new(&h.sim)
+        .post(&format!("/api/v1/namespaces/{NS}/pods/{pod}/eviction"), &eviction)
+        .await;
+    assert_eq!(reply.status, 201);
+}
+
+/// With INFRA_RETRIES, a pod the cluster takes away before the command starts is replaced,
+/// and the step runs; without, it is an error naming the reason.
+#[tokio::test]
+async fn a_pod_evicted_before_it_started_is_replaced_when_retries_are_on() {
+    for (retries, task) in [("1", "25"), ("0", "26")] {
+        let h = harness_with(&[("STORAGE_RWX", "false"), ("INFRA_RETRIES", retries)]).await;
+        h.sim.script(
+            ScriptRule::image("t/slow-start")
+                .logs(["ran"])
+                .start_delay(std::time::Duration::from_millis(1500)),
+        );
+        let s = step("slow-start", "t/slow-start", task);
+        let conf = workflow(task, std::slice::from_ref(&s));
+        h.backend.setup_workflow(&conf, task).await.unwrap();
+        h.backend.start_step(&s, task).await.unwrap();
+        let pod = pod_name(&s);
+        let (_, (lines, state)) = tokio::join!(evict_while_pending(&h, &pod), async {
+            let lines = drain(&h.backend, &s, task).await;
+            (lines, h.backend.wait_step(&s, task).await.unwrap())
+        });
+        let creates = h
+            .sim
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/pods") && r.status == 201)
+            .count();
+        if retries == "1" {
+            assert_eq!((state.exit_code, state.error.as_deref()), (0, None), "{lines:?}");
+            assert_eq!(lines.last().map(String::as_str), Some("ran"), "{lines:?}");
+            assert!(
+                lines.iter().any(
+                    |l| l.contains("taken away before the step started (EvictionByEvictionAPI")
+                        && l.contains("retry 1 of 1")
+                ),
+                "{lines:?}"
+            );
+            assert_eq!(creates, 2, "one replacement pod");
+        } else {
+            assert_eq!(
+                state.error.as_deref(),
+                Some("EvictionByEvictionAPI: Eviction API: evicting")
+            );
+            assert!(!lines.iter().any(|l| l == "ran"), "{lines:?}");
+            assert_eq!(creates, 1);
+        }
+        h.backend.destroy_step(&s, task).await.unwrap();
+        h.backend.destroy_workflow(&conf, task).await.unwrap();
+        assert_clean(&h.sim, task).await;
+    }
+}
+
 #[tokio::test]
 async fn eviction_is_an_error_with_its_reason() {
     let h = harness().await;

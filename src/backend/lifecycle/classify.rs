@@ -112,6 +112,33 @@ const SYSTEM_REASONS: &[&str] = &[
     "Preempting",
 ];
 
+/// Reasons a pod can end before its command started that say nothing about the step: the node
+/// or the cluster took it away (eviction, drain, preemption, a lost or shut-down node, kubelet
+/// admission, a sandbox the runtime could not create). Worth a new pod when the agent is set to
+/// retry (`WOODPECKER_BACKEND_K8S_INFRA_RETRIES`); image, configuration and scheduling problems
+/// are not: they would fail again.
+pub const INFRA_REASONS: &[&str] = &[
+    "Evicted",
+    "Preempting",
+    "NodeLost",
+    "Shutdown",
+    "Terminated",
+    "UnexpectedAdmissionError",
+    "NodeAffinity",
+    "CreatePodSandboxError",
+    "EvictionByEvictionAPI",
+    "PreemptionByScheduler",
+    "DeletionByTaintManager",
+    "DeletionByPodGC",
+    "TerminationByKubelet",
+];
+
+/// The infrastructure reason of an error (`Reason: message`), if it is one.
+pub fn infra_reason(error: &str) -> Option<&'static str> {
+    let reason = error.split(':').next().unwrap_or_default();
+    INFRA_REASONS.iter().copied().find(|r| *r == reason)
+}
+
 /// Classifies one observation of a step pod (rules in the module doc).
 pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
     let pod = obs.pod;

@@ -331,3 +331,23 @@ fn deleted_by_us_ends_with_exit_zero() {
     let s = state_of(classify(o, &limits()));
     assert_eq!((s.exit_code, s.exited, s.error), (0, true, None));
 }
+
+#[test]
+fn infrastructure_reasons_are_told_apart_from_the_steps_own() {
+    assert_eq!(
+        infra_reason("Evicted: The node was low on resource: memory."),
+        Some("Evicted")
+    );
+    assert_eq!(
+        infra_reason("DeletionByTaintManager: Taint manager: deleting due to NoExecute taint"),
+        Some("DeletionByTaintManager")
+    );
+    for not in [
+        "ErrImagePull: not found",
+        "Unschedulable: 0/1 nodes",
+        "Deleted: the pod was deleted",
+        "OOMKilled",
+    ] {
+        assert_eq!(infra_reason(not), None, "{not}");
+    }
+}

@@ -66,6 +66,18 @@ impl Follower {
         self.rx.borrow().pod().cloned()
     }
 
+    /// Waits (up to `limit`) until the watch's view of the pod satisfies `pred`; whether it did.
+    pub async fn wait_seen(&mut self, limit: Duration, pred: impl FnMut(&Seen) -> bool) -> bool {
+        matches!(tokio::time::timeout(limit, self.rx.wait_for(pred)).await, Ok(Ok(_)))
+    }
+
+    /// Starts over for a re-created pod: the pending clock, the look schedule, the last verdict.
+    pub fn restart(&mut self) {
+        self.since = Instant::now();
+        self.next_look = self.since + pending::next_look(Duration::ZERO);
+        self.last = None;
+    }
+
     /// Classifies the latest state now.
     pub fn verdict(&mut self) -> Verdict {
         let seen = self.rx.borrow_and_update();

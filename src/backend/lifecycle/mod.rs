@@ -290,6 +290,8 @@ impl super::Backend for KubeBackend {
             events_of: std::iter::once(name).chain(volume).collect(),
             warnings,
             follower: follow::Follower::new(seen, self.settings.limits, Instant::now(), deleted),
+            pod_object: pod,
+            retries: (self.opts.infra_retries, self.opts.infra_retries),
             log: log_tx,
             outcome: outcome_tx,
             shutdown: self.shutdown.clone(),

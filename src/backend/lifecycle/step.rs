@@ -8,19 +8,24 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 
-use super::classify::{Verdict, Why};
+use super::classify::{INFRA_REASONS, Verdict, Why, infra_reason};
 use super::follow::{Follower, Wake};
 use super::kubeio::{Kube, chain};
 use super::pending::PendingLog;
+use super::podwatch::Seen;
 use crate::Shutdown;
 use crate::backend::State;
 use crate::backend::loglines::{BATCH, LogSender};
+use crate::kube::types::Pod;
 
 /// How long the log may keep streaming after the pod is known to be over: the kubelet ends a
 /// follow stream within about 5 s of the container's end (its state check period).
 const LOG_DRAIN: Duration = Duration::from_secs(15);
 /// The same after this agent deleted the pod.
 const LOG_DRAIN_DELETED: Duration = Duration::from_secs(2);
+
+/// How long a re-created pod's predecessor may take to disappear, and the new one to show up.
+const RECREATE_WAIT: Duration = Duration::from_secs(60);
 
 /// The step's result once known: `Some(None)` when the agent stopped before it was.
 pub type Outcome = Option<Option<State>>;
@@ -35,6 +40,10 @@ pub struct StepTask {
     /// The builders' warnings: the first lines of the log.
     pub warnings: Vec<String>,
     pub follower: Follower,
+    /// The pod as built, to create it again after an infrastructure failure.
+    pub pod_object: Pod,
+    /// New pods left for infrastructure failures before the command starts, of how many.
+    pub retries: (u32, u32),
     pub log: LogSender,
     pub outcome: watch::Sender<Outcome>,
     pub shutdown: Shutdown,
@@ -69,11 +78,22 @@ impl StepTask {
                         self.read_log().await;
                     } else {
                         self.look(&mut pending).await;
+                        let infra = state.error.as_deref().and_then(infra_reason);
+                        if let Some(why) = infra.and(state.error.clone())
+                            && self.recreate(&why).await
+                        {
+                            pending = PendingLog::new();
+                            continue;
+                        }
                     }
                     return Some(state);
                 }
                 Wake::Verdict(Verdict::FailedToStart(why)) => {
                     self.look(&mut pending).await;
+                    if INFRA_REASONS.contains(&why.reason.as_str()) && self.recreate(&why.to_string()).await {
+                        pending = PendingLog::new();
+                        continue;
+                    }
                     let why = match self.follower.pod() {
                         Some(_) => why,
                         // The pod was created, yet the watch never showed it: say so, rather
@@ -103,6 +123,57 @@ impl StepTask {
                 return None;
             }
         }
+    }
+
+    /// A new pod in place of one the cluster took away before the step's command started
+    /// (`why`); false when no retry is left, the agent is deleting the step, or it failed.
+    async fn recreate(&mut self, why: &str) -> bool {
+        let (left, total) = self.retries;
+        if left == 0 || self.follower.deleted_by_us() {
+            return false;
+        }
+        self.retries.0 -= 1;
+        let pod = self.pod.clone();
+        self.say(format!(
+            "[kubernetes] pod {pod} was taken away before the step started ({why}); starting a new one (retry {} of {total})",
+            total - left + 1
+        ))
+        .await;
+        // It never ran: nothing to stop gracefully, and the name must be free again.
+        match self.kube.delete::<Pod>(&self.namespace, &pod, Some(0)).await {
+            Err(e) if !e.is_not_found() => {
+                self.say(format!("[kubernetes] could not delete pod {pod}: {}", chain(&e)))
+                    .await;
+                return false;
+            }
+            _ => {}
+        }
+        if !self
+            .follower
+            .wait_seen(RECREATE_WAIT, |s| matches!(s, Seen::Gone(_)))
+            .await
+        {
+            self.say(format!(
+                "[kubernetes] pod {pod} did not go away within {RECREATE_WAIT:?}"
+            ))
+            .await;
+            return false;
+        }
+        if self.follower.deleted_by_us() {
+            return false; // canceled meanwhile
+        }
+        let uid = match self.kube.create(&self.namespace, &self.pod_object).await {
+            Ok(created) => created.metadata.uid,
+            Err(e) => {
+                self.say(format!("[kubernetes] could not create pod {pod} again: {}", chain(&e)))
+                    .await;
+                return false;
+            }
+        };
+        let seen_new = |s: &Seen| matches!(s, Seen::Present(p) if p.metadata.uid == uid);
+        self.follower.wait_seen(RECREATE_WAIT, seen_new).await;
+        self.follower.restart();
+        true
     }
 
     async fn failed_to_start(&self, why: Why) -> State {
