@@ -56,13 +56,7 @@ async fn a_drained_node_evicts_the_step_with_that_reason() {
     h.backend.start_step(&s, "24").await.unwrap();
     let mut logs = h.backend.tail_step(&s, "24").await.unwrap();
     assert_eq!(&logs.recv().await.expect("a first line")[..], b"building");
-    let pod = pod_name(&s);
-    let eviction = serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction",
-        "metadata": {"name": pod, "namespace": NS}});
-    let reply = crate::common::Raw::new(&h.sim)
-        .post(&format!("/api/v1/namespaces/{NS}/pods/{pod}/eviction"), &eviction)
-        .await;
-    assert_eq!(reply.status, 201);
+    evict(&h, &pod_name(&s)).await;
     let state = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while logs.recv().await.is_some() {}
         h.backend.wait_step(&s, "24").await.unwrap()
@@ -75,15 +69,20 @@ async fn a_drained_node_evicts_the_step_with_that_reason() {
     assert_clean(&h.sim, "24").await;
 }
 
-/// Evicts the step's pod once the sim has bound it, before its container starts.
-async fn evict_while_pending(h: &H, pod: &str) {
-    crate::common::wait_pod(&h.sim, NS, pod, "bound", |p| p["spec"]["nodeName"].is_string()).await;
+/// `POST .../pods/{pod}/eviction`, as `kubectl drain` does.
+async fn evict(h: &H, pod: &str) {
     let eviction = serde_json::json!({"apiVersion": "policy/v1", "kind": "Eviction",
         "metadata": {"name": pod, "namespace": NS}});
     let reply = crate::common::Raw::new(&h.sim)
         .post(&format!("/api/v1/namespaces/{NS}/pods/{pod}/eviction"), &eviction)
         .await;
     assert_eq!(reply.status, 201);
+}
+
+/// Evicts the step's pod once the sim has bound it, before its container starts.
+async fn evict_while_pending(h: &H, pod: &str) {
+    crate::common::wait_pod(&h.sim, NS, pod, "bound", |p| p["spec"]["nodeName"].is_string()).await;
+    evict(h, pod).await;
 }
 
 /// With INFRA_RETRIES, a pod the cluster takes away before the command starts is replaced,

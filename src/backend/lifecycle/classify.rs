@@ -298,20 +298,17 @@ fn system_why(status: &PodStatus) -> Option<Why> {
 /// an eviction through the API or `kubectl drain`, the taint manager for an unreachable node,
 /// preemption, pod garbage collection, the kubelet's own termination).
 fn disruption_why(status: &PodStatus) -> Option<Why> {
-    status
+    condition_why(status, "DisruptionTarget", "True", "DisruptionTarget")
+}
+
+/// The reason and message of the pod condition `type_` when its status is `value`.
+fn condition_why(status: &PodStatus, type_: &str, value: &str, default_reason: &str) -> Option<Why> {
+    let c = status
         .conditions
         .iter()
-        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
-        .map(|c| {
-            Why::new(
-                if c.reason.is_empty() {
-                    "DisruptionTarget"
-                } else {
-                    &c.reason
-                },
-                &c.message,
-            )
-        })
+        .find(|c| c.type_ == type_ && c.status == value)?;
+    let reason = if c.reason.is_empty() { default_reason } else { &c.reason };
+    Some(Why::new(reason, &c.message))
 }
 
 /// The first container (init containers first, as the kubelet starts them) waiting with a
@@ -327,20 +324,7 @@ fn waiting_why(status: &PodStatus) -> Option<Why> {
 }
 
 fn unscheduled_why(status: &PodStatus) -> Option<Why> {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
-        .map(|c| {
-            Why::new(
-                if c.reason.is_empty() {
-                    "Unschedulable"
-                } else {
-                    &c.reason
-                },
-                &c.message,
-            )
-        })
+    condition_why(status, "PodScheduled", "False", "Unschedulable")
 }
 
 #[cfg(test)]
