@@ -106,7 +106,8 @@ pub(crate) struct Shared {
     logs: logs::LogStore,
     faults: Faults,
     recorder: record::Recorder,
-    rules: Mutex<Vec<ScriptRule>>,
+    /// Shared, not copied, into every pod's run: a rule may carry a long log.
+    rules: Mutex<Vec<Arc<ScriptRule>>>,
     shutdown: Shutdown,
     streams: Mutex<JoinSet<()>>,
     dir: PathBuf,
@@ -123,7 +124,7 @@ impl Shared {
         set.spawn(f);
     }
 
-    fn rules(&self) -> Vec<ScriptRule> {
+    fn rules(&self) -> Vec<Arc<ScriptRule>> {
         self.rules.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -296,7 +297,11 @@ impl Sim {
 
     /// Adds a behaviour rule for the scripted runner (later rules win).
     pub fn script(&self, rule: ScriptRule) {
-        self.shared.rules.lock().unwrap_or_else(|p| p.into_inner()).push(rule);
+        self.shared
+            .rules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(rule));
     }
 
     /// Objects in the store, for assertions ("nothing left behind").

@@ -6,6 +6,7 @@
 //! step is not interpreted (its `echo` lines are not faked). A pod labelled `service` (a
 //! Woodpecker service) runs until deleted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -154,7 +155,7 @@ fn all_containers(pod: &Value) -> impl Iterator<Item = &Value> {
 /// The behaviour chosen for one container.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerPlan {
-    pub rule: Option<ScriptRule>,
+    pub rule: Option<Arc<ScriptRule>>,
     pub service: bool,
 }
 
@@ -168,14 +169,14 @@ impl ContainerPlan {
 }
 
 /// The last rule matching `c` in `pod`.
-pub fn plan(rules: &[ScriptRule], pod: &Value, c: &Value) -> ContainerPlan {
+pub fn plan(rules: &[Arc<ScriptRule>], pod: &Value, c: &Value) -> ContainerPlan {
     let rule = rules.iter().rev().find(|r| r.matches_container(pod, c)).cloned();
     let service = pod["metadata"]["labels"]["service"].is_string();
     ContainerPlan { rule, service }
 }
 
 /// A pod-level fault (Unschedulable) from the last rule matching the pod.
-pub fn pod_fault(rules: &[ScriptRule], pod: &Value) -> Option<PodFault> {
+pub fn pod_fault(rules: &[Arc<ScriptRule>], pod: &Value) -> Option<PodFault> {
     rules
         .iter()
         .rev()
