@@ -117,7 +117,7 @@ const SYSTEM_REASONS: &[&str] = &[
 /// admission, a sandbox the runtime could not create). Worth a new pod when the agent is set to
 /// retry (`WOODPECKER_BACKEND_K8S_INFRA_RETRIES`); image, configuration and scheduling problems
 /// are not: they would fail again.
-pub const INFRA_REASONS: &[&str] = &[
+const INFRA_REASONS: &[&str] = &[
     "Evicted",
     "Preempting",
     "NodeLost",
@@ -133,10 +133,14 @@ pub const INFRA_REASONS: &[&str] = &[
     "TerminationByKubelet",
 ];
 
+/// Whether `reason` is one of [`INFRA_REASONS`].
+pub fn is_infra(reason: &str) -> bool {
+    INFRA_REASONS.contains(&reason)
+}
+
 /// The infrastructure reason of an error (`Reason: message`), if it is one.
-pub fn infra_reason(error: &str) -> Option<&'static str> {
-    let reason = error.split(':').next().unwrap_or_default();
-    INFRA_REASONS.iter().copied().find(|r| *r == reason)
+pub fn infra_reason(error: &str) -> Option<&str> {
+    error.split(':').next().filter(|r| is_infra(r))
 }
 
 /// Classifies one observation of a step pod (rules in the module doc).

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
 
-use super::classify::{INFRA_REASONS, Verdict, Why, infra_reason};
+use super::classify::{Verdict, Why, infra_reason, is_infra};
 use super::follow::{Follower, Wake};
 use super::kubeio::{Kube, chain};
 use super::pending::PendingLog;
@@ -78,8 +78,8 @@ impl StepTask {
                         self.read_log().await;
                     } else {
                         self.look(&mut pending).await;
-                        let infra = state.error.as_deref().and_then(infra_reason);
-                        if let Some(why) = infra.and(state.error.clone())
+                        let infra = state.error.clone().filter(|e| infra_reason(e).is_some());
+                        if let Some(why) = infra
                             && self.recreate(&why).await
                         {
                             pending = PendingLog::new();
@@ -90,7 +90,7 @@ impl StepTask {
                 }
                 Wake::Verdict(Verdict::FailedToStart(why)) => {
                     self.look(&mut pending).await;
-                    if INFRA_REASONS.contains(&why.reason.as_str()) && self.recreate(&why.to_string()).await {
+                    if is_infra(&why.reason) && self.recreate(&why.to_string()).await {
                         pending = PendingLog::new();
                         continue;
                     }
