@@ -22,6 +22,7 @@
 pub mod agent;
 pub mod backend;
 pub mod cli;
+pub mod go;
 pub mod kube;
 pub mod metrics;
 pub mod pipeline;

@@ -46,14 +46,18 @@ fn workflow(id: &str, steps: &[StepSpec], secrets: &[&str]) -> proto::Workflow {
         .enumerate()
         .map(|(i, v)| serde_json::json!({"name": format!("s{i}"), "value": v}))
         .collect();
-    let payload = serde_json::json!({
+    let mut payload = serde_json::json!({
         "pipeline": stages, "network": format!("wp_01jtest_{id}_default"),
-        "volume": format!("wp_01jtest_{id}_default"), "secrets": secrets,
+        "volume": format!("wp_01jtest_{id}_default"),
     });
+    // As Woodpecker's server compiles it: no secret is a nil slice, which Go writes as `null`.
+    if !secrets.is_empty() {
+        payload["secrets"] = secrets.into();
+    }
     proto::Workflow {
         id: id.into(),
         timeout: 0,
-        payload: Bytes::from(payload.to_string()),
+        payload: Bytes::from(crate::common::gomarshal::marshal_config(&payload)),
     }
 }
 

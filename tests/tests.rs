@@ -22,6 +22,8 @@ mod kubeconfig;
 mod lifecycle;
 // The YAML front end and the runtime.
 mod pipeline;
+// Workflow payloads as a Go server marshals them: null, absent and empty fields.
+mod payload;
 // `preflight` against the simulated cluster.
 mod preflight;
 // `render` golden files and schema validation.

@@ -252,9 +252,20 @@ impl SecretSource {
 pub fn read_agent_id(path: &Path) -> i64 {
     std::fs::read(path)
         .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| v.get("agent_id")?.as_i64())
+        .and_then(|b| crate::go::json::from_slice::<AgentConfigFile>(&b).ok())
+        .map(|f| f.agent_id)
         .unwrap_or(-1)
+}
+
+/// The Go agent's `AgentConfig` (`{"agent_id": N}`), read by Go's rules.
+#[derive(serde::Deserialize)]
+struct AgentConfigFile {
+    #[serde(default = "no_agent_id")]
+    agent_id: i64,
+}
+
+fn no_agent_id() -> i64 {
+    -1
 }
 
 /// Writes the agent id; `Ok` makes the agent "stateful" (it will not unregister on exit).

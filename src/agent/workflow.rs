@@ -65,7 +65,7 @@ pub async fn run<R: WorkflowRunner>(
 ) -> Result<(), CallError> {
     let id = wf.id.clone();
     let timeout = workflow_timeout(wf.timeout);
-    let decoded = serde_json::from_slice::<Config>(&wf.payload);
+    let decoded = crate::go::json::from_slice::<Config>(&wf.payload);
     let (trigger, cancel) = shutdown::channel();
     let trigger = Arc::new(trigger);
     let (aux_stop_trigger, aux_stop) = shutdown::channel();

@@ -35,8 +35,14 @@ Backend options (flag, then environment variable):
 /// What can go wrong; Display names the step, the cause is the source.
 #[derive(Debug)]
 enum RenderError {
-    Read { path: PathBuf, source: std::io::Error },
-    Decode { path: PathBuf, source: serde_json::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Decode {
+        path: PathBuf,
+        source: crate::go::json::Error,
+    },
     Options(options::OptionsError),
     Build(crate::backend::BuildError),
 }
@@ -119,7 +125,7 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         path: args.workflow.clone(),
         source,
     })?;
-    let conf: Config = serde_json::from_slice(&text).map_err(|source| RenderError::Decode {
+    let conf: Config = crate::go::json::from_slice(&text).map_err(|source| RenderError::Decode {
         path: args.workflow.clone(),
         source,
     })?;

@@ -6,14 +6,17 @@ use prost::Message;
 #[tokio::test]
 async fn full_workflow_in_order_with_exact_logs() {
     let server = Server::start(16).await;
-    server.state.push(workflow(
+    let wf = workflow(
         "11",
         &[
             ("build", &["echo hello", "echo  world  ", "exit 0"]),
             ("test", &["echo ok", "exit 3"]),
         ],
         &[],
-    ));
+    );
+    // A repository without secrets: Go's server sends `"secrets":null` (issue 10).
+    assert!(String::from_utf8_lossy(&wf.payload).contains(r#""secrets":null"#));
+    server.state.push(wf);
     let runner = fake::runner();
     let agent = start(
         &server,

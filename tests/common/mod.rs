@@ -2,6 +2,8 @@
 //! HTTP(S) client that trusts it (`Raw`, for tests that must not depend on our kube client), and
 //! small waiting helpers.
 
+pub mod gomarshal;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
