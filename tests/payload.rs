@@ -240,3 +240,22 @@ fn a_bad_field_is_named_by_its_path_without_its_value() {
     assert!(err.contains("pipeline[0].steps[0].ports[0].number"), "{err}");
     assert!(!err.contains("s3cr3t"), "{err}");
 }
+
+#[test]
+fn null_step_options_are_no_options_as_in_mapstructure() {
+    let step = |opts: Value| {
+        json!({"pipeline": [{"steps": [{"name": "a", "uuid": "01JOPTS", "image": "alpine:3",
+            "auth_config": {}, "backend_options": opts}]}], "volume": "wp_01jopts_1_default"})
+    };
+    let nulls = json!({"kubernetes": {"resources": null, "labels": null, "tolerations": null,
+        "securityContext": {"runAsUser": null, "privileged": null}, "nodeSelector": null,
+        "secrets": null, "runtimeClassName": null, "serviceAccountName": null, "affinity": null}});
+    let with_nulls = render(&write("opts-null.json", &step(nulls).to_string()));
+    let without = render(&write("opts-none.json", &step(json!({"kubernetes": null})).to_string()));
+    assert_eq!(
+        String::from_utf8_lossy(&with_nulls.stderr),
+        "",
+        "no warning for a null option"
+    );
+    assert_eq!(stdout("nulls", with_nulls), stdout("none", without));
+}

@@ -51,10 +51,12 @@ pub fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// mapstructure's key lookup: an exact match, else a case-insensitive one.
+/// mapstructure's key lookup: an exact match, else a case-insensitive one. A `null` value is no
+/// value (mapstructure leaves the field as it was when its input is nil).
 pub fn get<'v>(m: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     m.get(key)
         .or_else(|| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+        .filter(|v| !v.is_null())
 }
 
 /// Weak string: bools become `1`/`0`, numbers their shortest decimal form.
@@ -164,7 +166,7 @@ pub fn bool_field(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) ->
     let v = get(m, key)?;
     let b = weak_bool(v);
     if b.is_none() {
-        d.warn(&format!("{path}.{key}"), format!("expected a bool, got {v}"));
+        d.warn(&format!("{path}.{key}"), format!("expected a bool, got {}", kind(v)));
     }
     b
 }
@@ -173,7 +175,10 @@ pub fn int_field(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str) -> 
     let v = get(m, key)?;
     let i = weak_int(v);
     if i.is_none() {
-        d.warn(&format!("{path}.{key}"), format!("expected an integer, got {v}"));
+        d.warn(
+            &format!("{path}.{key}"),
+            format!("expected an integer, got {}", kind(v)),
+        );
     }
     i
 }
