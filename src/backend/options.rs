@@ -170,15 +170,6 @@ impl fmt::Display for OptionsError {
 }
 impl std::error::Error for OptionsError {}
 
-/// Go's `strconv.ParseBool`.
-pub fn parse_go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 /// Parses a YAML (or JSON) map of strings; scalars are accepted as their text.
 fn parse_map(var: &str, text: &str) -> Result<BTreeMap<String, String>, OptionsError> {
     let value = parse_yaml(var, text)?;
@@ -228,7 +219,8 @@ impl Options {
                 continue;
             }
             if is_bool {
-                let b = parse_go_bool(text).ok_or_else(|| err(&var, format!("{text:?} is not a boolean")))?;
+                let b = crate::go::strconv::parse_bool(text)
+                    .ok_or_else(|| err(&var, format!("{text:?} is not a boolean")))?;
                 o.set_bool(suffix, b);
                 continue;
             }
@@ -350,20 +342,15 @@ impl Options {
     }
 }
 
-/// Seconds as a plain integer, or a Go-style duration (`90s`, `5m`, `1h`).
+/// Whole seconds: a plain integer (Woodpecker's int-seconds options) or a Go duration (`90s`,
+/// `1m30s`, `1h`), by the one duration parser; a fraction of a second is refused.
 fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
-    let bad = || err(var, format!("{text:?} is not a number of seconds"));
-    let (num, mult) = match text.char_indices().last() {
-        Some((i, 's')) => (&text[..i], 1),
-        Some((i, 'm')) => (&text[..i], 60),
-        Some((i, 'h')) => (&text[..i], 3600),
-        _ => (text, 1),
-    };
-    let n: i64 = num.parse().map_err(|_| bad())?;
-    if n < 0 {
-        return Err(bad());
+    let d = crate::go::duration::setting(text, true)
+        .map_err(|e| err(var, format!("{text:?} is not a number of seconds or a duration: {e}")))?;
+    if d.subsec_nanos() != 0 {
+        return Err(err(var, format!("{text:?} is not a whole number of seconds")));
     }
-    Ok(n * mult)
+    i64::try_from(d.as_secs()).map_err(|_| err(var, format!("{text:?} is too large")))
 }
 
 #[path = "options_flags.rs"]

@@ -142,6 +142,8 @@ fn bad_values_name_the_variable() {
         ("POD_AFFINITY", "nodeAffinty: {}", "unknown option"),
         ("STOP_TIMEOUT", "-1", "not a number of seconds"),
         ("STOP_TIMEOUT", "soon", "not a number of seconds"),
+        ("STOP_TIMEOUT", "1.5s", "not a whole number of seconds"),
+        ("POD_ACTIVE_DEADLINE", "90 s", "unknown unit"),
         ("NAMESPACE", "Not_Valid", "valid namespace name"),
     ] {
         let e = parse(&[(k, v)]).unwrap_err();
@@ -156,6 +158,16 @@ fn bad_values_name_the_variable() {
             .namespace_for(3),
         "ci-3"
     );
+}
+
+#[test]
+fn seconds_options_take_plain_seconds_and_go_durations() {
+    // One duration parser for every variable: `1m30s` works here as for the agent's variables.
+    for (text, secs) in [("20", 20), ("1m30s", 90), ("2h", 7200), ("0", 0), ("90s", 90)] {
+        assert_eq!(parse(&[("STOP_TIMEOUT", text)]).unwrap().stop_timeout, secs, "{text}");
+        let deadline = parse(&[("POD_ACTIVE_DEADLINE", text)]).unwrap().pod_active_deadline;
+        assert_eq!(deadline, Some(secs), "{text}");
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::options::parse_go_bool;
+use crate::go::strconv::{parse_bool as parse_go_bool, parse_int as parse_go_int};
 
 /// A decoding context: a path prefix for messages and the warnings collected so far.
 pub struct Dec<'a> {
@@ -97,27 +97,6 @@ pub fn weak_int(v: &Value) -> Option<i64> {
         Value::String(s) => parse_go_int(s),
         _ => None,
     }
-}
-
-fn parse_go_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    let body = body.replace('_', "");
-    let lower = body.to_ascii_lowercase();
-    let n = if let Some(h) = lower.strip_prefix("0x") {
-        i64::from_str_radix(h, 16).ok()?
-    } else if let Some(o) = lower.strip_prefix("0o") {
-        i64::from_str_radix(o, 8).ok()?
-    } else if let Some(b) = lower.strip_prefix("0b") {
-        i64::from_str_radix(b, 2).ok()?
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        i64::from_str_radix(&lower[1..], 8).ok()?
-    } else {
-        lower.parse().ok()?
-    };
-    Some(if neg { -n } else { n })
 }
 
 /// A map of strings with weak values. Warns and returns `None` when `v` is not a map.

@@ -1,4 +1,7 @@
 //! Go's rules, in one place, wherever we read what a Go program (Woodpecker's server, its Go
-//! agent's configuration) wrote: JSON as `encoding/json` decodes it.
+//! agent's configuration) wrote: JSON as `encoding/json` decodes it, durations as
+//! `time.ParseDuration`, bools and ints as `strconv`.
 
+pub mod duration;
 pub mod json;
+pub mod strconv;

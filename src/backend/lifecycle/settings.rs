@@ -44,7 +44,7 @@ impl std::fmt::Display for SettingsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}={:?}: expected a duration such as 300, 90s, 5m or 1h",
+            "{}={:?}: expected seconds or a Go duration such as 300, 90s, 1m30s or 1h",
             self.var, self.value
         )
     }
@@ -65,28 +65,11 @@ impl Settings {
             (START_GRACE_VAR, &mut s.limits.grace),
         ] {
             if let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) {
-                *slot = parse_duration(&value).ok_or(SettingsError { var, value })?;
+                *slot = crate::go::duration::setting(value.trim(), true).map_err(|_| SettingsError { var, value })?;
             }
         }
         Ok(s)
     }
-}
-
-/// Whole seconds, or a number with `s`, `m` or `h`.
-fn parse_duration(s: &str) -> Option<std::time::Duration> {
-    let s = s.trim();
-    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        _ => return None,
-    };
-    Some(std::time::Duration::from_secs(secs))
 }
 
 #[cfg(test)]
@@ -118,8 +101,9 @@ mod tests {
                 .starts_with("WOODPECKER_BACKEND_K8S_START_GRACE=\"soon\""),
             "{err}"
         );
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("1d"), None);
-        assert_eq!(parse_duration("m"), None);
+        let grace = |v: &str| Settings::from_lookup("a", |k| (k == START_GRACE_VAR).then(|| v.to_string()));
+        assert_eq!(grace("2h").unwrap().limits.grace, Duration::from_secs(7200));
+        assert_eq!(grace("1m30s").unwrap().limits.grace, Duration::from_secs(90));
+        assert!(grace("1d").is_err() && grace("m").is_err() && grace("-5s").is_err());
     }
 }
