@@ -18,12 +18,16 @@
 //!   kubectl can talk to.
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
 //! - [`metrics`]: process-wide counters any room may bump; the agent serves them.
+//! - [`log`]: the process log (one level, one format) every room writes its own lines to.
+//! - [`go`]: Go's rules (JSON, durations, bools and ints, zerolog lines) wherever we read or
+//!   write what Go programs do.
 
 pub mod agent;
 pub mod backend;
 pub mod cli;
 pub mod go;
 pub mod kube;
+pub mod log;
 pub mod metrics;
 pub mod pipeline;
 pub mod secret;

@@ -98,7 +98,7 @@ impl Client {
         if Arc::ptr_eq(&self.token.read().expect("token lock"), rejected)
             && let Err(e) = self.auth_locked().await
         {
-            super::log::warn(format_args!("re-authentication failed: {}", e.status));
+            crate::log::warn(format_args!("re-authentication failed: {}", e.status));
         }
     }
 
@@ -110,7 +110,7 @@ impl Client {
                 _ = shutdown.wait() => return,
             }
             while let Err(e) = self.auth().await {
-                super::log::warn(format_args!("token refresh failed, retrying in 1s: {}", e.status));
+                crate::log::warn(format_args!("token refresh failed, retrying in 1s: {}", e.status));
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.wait() => return,
@@ -175,7 +175,7 @@ impl Client {
             if !status.code.is_retryable() || out_of_time {
                 return Err(CallError { method: path, status });
             }
-            super::log::debug(format_args!("{path} failed, retrying in {delay:?}: {status}"));
+            crate::log::debug(format_args!("{path} failed, retrying in {delay:?}: {status}"));
             tokio::select! {
                 _ = tokio::time::sleep(jitter(delay)) => {}
                 _ = cancel.wait() => return Ok(None),

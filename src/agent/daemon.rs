@@ -20,7 +20,8 @@ use super::grpc::{Channel, ChannelOptions, Code};
 use super::health;
 use super::reporter::Reporter;
 use super::workflow::{self, Shared, WorkflowRunner};
-use super::{log, proto, tls};
+use super::{proto, tls};
+use crate::log;
 use crate::shutdown::{self, Shutdown};
 
 /// Log bytes the report queue holds while the server is unreachable (then lines are dropped).
@@ -86,7 +87,7 @@ impl<R: WorkflowRunner> Agent<R> {
             keepalive_time: settings.keepalive_time,
             keepalive_timeout: settings.keepalive_timeout,
         });
-        let agent_id = config::read_agent_id(&settings.config_file);
+        let agent_id = config::read_agent_id(settings.config_file.as_deref());
         let client = Arc::new(Client::new(
             channel,
             secret,
@@ -105,19 +106,24 @@ impl<R: WorkflowRunner> Agent<R> {
             ),
             false => None,
         };
-        let mut attempt = 0;
+        // WOODPECKER_CONNECT_RETRY_COUNT attempts in all, as the Go agent makes.
+        let mut attempt = 1;
         let stateful = loop {
             match handshake(&client, &settings).await {
                 Ok(stateful) => break stateful,
                 Err(Error::Connect(e))
                     if matches!(e.status.code, Code::Unavailable | Code::DeadlineExceeded)
-                        && attempt < settings.connect_retry_count =>
+                        && attempt < settings.connect_attempts =>
                 {
+                    log::log(
+                        log::Level::WARN,
+                        &[("error", log::Value::Str(&e.status.to_string()))],
+                        format_args!(
+                            "cannot connect to {}, retrying in {:?} (attempt {attempt} of {})",
+                            settings.server, settings.connect_retry_delay, settings.connect_attempts
+                        ),
+                    );
                     attempt += 1;
-                    log::warn(format_args!(
-                        "cannot reach {} ({}), retry {attempt} of {} in {:?}",
-                        settings.server, e.status, settings.connect_retry_count, settings.connect_retry_delay
-                    ));
                     tokio::time::sleep(settings.connect_retry_delay).await;
                 }
                 Err(e) => return Err(e),
@@ -199,6 +205,16 @@ impl<R: WorkflowRunner> Agent<R> {
         let permits = Arc::new(Semaphore::new(settings.max_workflows as usize));
         let mut slots = JoinSet::new();
         loop {
+            if settings.single_workflow && !slots.is_empty() {
+                // WOODPECKER_AGENT_SINGLE_WORKFLOW: one workflow (or one failed poll), then stop.
+                tokio::select! {
+                    _ = async { while slots.join_next().await.is_some() {} } => {
+                        log::info(format_args!("shutdown single workflow runner"));
+                    }
+                    _ = shutdown.wait() => {}
+                }
+                break;
+            }
             let permit = tokio::select! {
                 p = permits.clone().acquire_owned() => p.expect("the semaphore is never closed"),
                 _ = shutdown.wait() => break,
@@ -255,7 +271,11 @@ impl<R: WorkflowRunner> Agent<R> {
 /// Auth, persist the id, check the version, register, persist again. `Ok(stateful)`.
 async fn handshake(client: &Client, settings: &Settings) -> Result<bool, Error> {
     let id = client.auth().await.map_err(Error::Connect)?;
-    let mut stateful = config::write_agent_id(&settings.config_file, id).is_ok();
+    let persist = |id| match &settings.config_file {
+        Some(path) => config::write_agent_id(path, id).is_ok(),
+        None => false,
+    };
+    let mut stateful = persist(id);
     let version = client.version().await.map_err(Error::Connect)?;
     if version.grpc_version != proto::VERSION {
         return Err(Error::VersionMismatch {
@@ -272,12 +292,16 @@ async fn handshake(client: &Client, settings: &Settings) -> Result<bool, Error> 
         custom_labels: settings.labels.clone(),
     };
     let id = client.register(info).await.map_err(Error::Connect)?;
-    stateful &= config::write_agent_id(&settings.config_file, id).is_ok();
-    if !stateful {
-        log::warn(format_args!(
+    stateful &= persist(id);
+    match &settings.config_file {
+        Some(path) if !stateful => log::warn(format_args!(
             "cannot write {}; the agent is stateless and unregisters on exit",
-            settings.config_file.display()
-        ));
+            path.display()
+        )),
+        None => log::info(format_args!(
+            "WOODPECKER_AGENT_CONFIG_FILE is empty: the agent is stateless and unregisters on exit"
+        )),
+        Some(_) => {}
     }
     Ok(stateful)
 }

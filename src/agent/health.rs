@@ -97,7 +97,7 @@ pub async fn serve(listener: TcpListener, state: std::sync::Arc<State>, mut stop
                     });
                 }
                 Err(e) => {
-                    super::log::warn(format_args!("health endpoint: accept: {e}"));
+                    crate::log::warn(format_args!("health endpoint: accept: {e}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

@@ -4,17 +4,16 @@
 //!
 //! Layers, bottom up: [`proto`] (hand-derived prost messages of `proto/woodpecker.proto`),
 //! [`grpc`] + [`tls`] (unary gRPC over hyper's HTTP/2 client), [`client`] (Woodpecker's RPCs:
-//! token, metadata, retries), [`reporter`] + [`tracer`] + [`mask`] (step updates and masked log
-//! batches, in order), [`workflow`] (one workflow: Wait, Extend, Init, run, Done), [`daemon`]
-//! (startup, slots, drain), with [`config`], [`health`], [`metrics`] and [`log`] beside them.
+//! token, metadata, retries), [`reporter`] + [`tracer`] (step updates and log batches, in
+//! order; lines arrive masked from the runtime), [`workflow`] (one workflow: Wait, Extend,
+//! Init, run, Done), [`daemon`] (startup, slots, drain), with [`config`], [`health`] and [`metrics`] beside them. Its own
+//! lines go to the process log (`crate::log`).
 
 pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod grpc;
 pub mod health;
-pub mod log;
-pub mod mask;
 pub use crate::metrics;
 pub mod proto;
 pub mod reporter;
@@ -22,6 +21,7 @@ pub mod runtime;
 pub mod tls;
 pub mod tracer;
 pub mod values;
+pub mod vars;
 pub mod workflow;
 
 pub use daemon::{Agent, Error};

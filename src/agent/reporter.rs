@@ -15,8 +15,9 @@ use prost::Message;
 use tokio::sync::{Notify, oneshot};
 
 use super::client::Client;
-use super::{log, metrics, proto};
+use super::{metrics, proto};
 use crate::Shutdown;
+use crate::log;
 
 /// The most log bytes one `Log` call carries (the Go agent's limit; gRPC's is 4 MiB).
 pub const MAX_BATCH: usize = 1 << 20;

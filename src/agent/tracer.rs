@@ -1,11 +1,11 @@
 //! The runtime's [`Tracer`] for one workflow in agent mode: step states become `Update`s, log
-//! lines are masked and become `LogEntry`s, both through the [`Reporter`] queue. Also bumps the
+//! lines become `LogEntry`s, both through the [`Reporter`] queue. Lines arrive masked: the
+//! runtime's line writer masks every secret once, for the agent and `exec` alike. Also bumps the
 //! step counters of the metrics registry.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::mask::Masker;
 use super::reporter::Reporter;
 use super::{metrics, proto};
 use crate::backend::Step;
@@ -14,7 +14,6 @@ use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 pub struct AgentTracer {
     pub workflow: String,
     pub reporter: Arc<Reporter>,
-    pub masker: Masker,
 }
 
 /// Woodpecker's `rpc.LogEntryType` number: `LogKind`'s discriminants are the wire values.
@@ -49,7 +48,7 @@ impl Tracer for AgentTracer {
             time: line.time,
             line: line.line as i32,
             r#type: entry_type(line.kind),
-            data: self.masker.mask(line.data),
+            data: line.data,
         });
     }
 }

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use super::client::{CallError, Client};
 use super::health::{self, now_unix};
-use super::mask::Masker;
 use super::reporter::Reporter;
 use super::tracer::AgentTracer;
-use super::{log, metrics, proto};
+use super::{metrics, proto};
 use crate::backend::Config;
+use crate::log;
 use crate::pipeline::trace::Tracer;
 use crate::shutdown::{self, Shutdown};
 
@@ -178,7 +178,6 @@ pub async fn run<R: WorkflowRunner>(
             let tracer = Arc::new(AgentTracer {
                 workflow: id.clone(),
                 reporter: sh.reporter.clone(),
-                masker: Masker::new(&conf.secrets),
             });
             sh.runner.run(conf, id.clone(), tracer, cancel.clone()).await
         }

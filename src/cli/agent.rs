@@ -1,7 +1,8 @@
-//! The `agent` subcommand (the default): read the `WOODPECKER_*` settings, connect to the
-//! server and run its workflows until SIGTERM/SIGINT, then drain (a second signal cancels the
-//! running workflows at once) and exit 0. `agent ping`
-//! GETs the health endpoint (the container image's healthcheck).
+//! The `agent` subcommand (the default): set up the process log, read the `WOODPECKER_*`
+//! settings, connect to the server and run its workflows until SIGTERM/SIGINT, then drain (a
+//! second signal cancels the running workflows at once) and exit 0; an error is a fatal log line
+//! and exit 1, as with the Go agent. `agent ping` GETs the health endpoint (the container
+//! image's healthcheck).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -9,12 +10,13 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::agent::config::Settings;
+use crate::agent::config::{self, Settings};
 use crate::agent::{Agent, PipelineRunner};
 use crate::backend::Options;
 use crate::backend::lifecycle::{self, Kube, KubeBackend};
 use crate::backend::preflight;
 use crate::kube::config::Overrides;
+use crate::log;
 use crate::shutdown;
 
 const HELP: &str = "\
@@ -23,11 +25,14 @@ Usage: woodpecker-k8s-agent agent [ping]
 Connects to a Woodpecker server (protocol 16, server 3.14 or newer) and runs its workflows as
 Kubernetes pods. Configured like woodpecker-agent, by environment variables:
   WOODPECKER_SERVER (localhost:9000), WOODPECKER_AGENT_SECRET or WOODPECKER_AGENT_SECRET_FILE,
-  WOODPECKER_GRPC_SECURE (false), WOODPECKER_GRPC_VERIFY (true), WOODPECKER_MAX_WORKFLOWS (1),
+  WOODPECKER_GRPC_SECURE (false), WOODPECKER_GRPC_SKIP_VERIFY (unset: verify),
+  WOODPECKER_MAX_WORKFLOWS (1), WOODPECKER_AGENT_SINGLE_WORKFLOW (false),
   WOODPECKER_AGENT_LABELS (k=v,...), WOODPECKER_HOSTNAME, WOODPECKER_AGENT_CONFIG_FILE
   (/etc/woodpecker/agent.conf), WOODPECKER_HEALTHCHECK (true), WOODPECKER_HEALTHCHECK_ADDR
-  (:3000), WOODPECKER_LOG_LEVEL (info), WOODPECKER_KEEPALIVE_TIME, WOODPECKER_KEEPALIVE_TIMEOUT,
-  WOODPECKER_RETRY_TIMEOUT (2m), WOODPECKER_DRAIN_TIMEOUT (5m), plus the backend's
+  (:3000), WOODPECKER_LOG_LEVEL (info), WOODPECKER_LOG_FILE (stderr), WOODPECKER_DEBUG_PRETTY,
+  WOODPECKER_DEBUG_NOCOLOR, WOODPECKER_KEEPALIVE_TIME, WOODPECKER_KEEPALIVE_TIMEOUT,
+  WOODPECKER_RETRY_TIMEOUT (2m), WOODPECKER_CONNECT_RETRY_COUNT (5),
+  WOODPECKER_CONNECT_RETRY_DELAY (2s), WOODPECKER_DRAIN_TIMEOUT (5m), plus the backend's
   WOODPECKER_BACKEND_K8S_* settings.
 
 `ping` exits 0 when the running agent's /healthz answers 200.
@@ -46,14 +51,44 @@ pub fn run(args: Vec<OsString>) -> super::Result {
             other => return Err(other.unexpected().into()),
         }
     }
+    // Like the Go agent, every line is a log line, the last words included: zerolog's JSON until
+    // the log settings are read, then theirs; an error ends the process as `log.Fatal` does.
+    log::set_format(log::Format::Json);
+    match run_agent(ping) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            log::log(
+                log::Level::FATAL,
+                &[("error", log::Value::Str(&log::chain(err.as_ref())))],
+                format_args!("error running agent"),
+            );
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn run_agent(ping: bool) -> super::Result {
     let env = |k: &str| std::env::var(k).ok();
+    // SAFETY: isatty only inspects the descriptor.
+    let stdout_is_terminal = unsafe { libc::isatty(1) } == 1;
+    let log_config = config::log_config(&env, stdout_is_terminal)?;
+    log::init(&log_config)?;
     let rt = super::runtime()?;
     if ping {
         // Only the address matters here (the image's healthcheck has no agent secret).
         let addr = env("WOODPECKER_HEALTHCHECK_ADDR").filter(|a| !a.is_empty());
         return rt.block_on(self::ping(addr.as_deref().unwrap_or(":3000")));
     }
+    log::info(format_args!("log level: {}", log_config.level.name()));
+    log::log(
+        log::Level::INFO,
+        &[("version", log::Value::Str(env!("CARGO_PKG_VERSION")))],
+        format_args!("Starting Woodpecker agent"),
+    );
     let settings = Settings::from_env(env, &os_hostname())?;
+    for line in settings.start_warnings(&env) {
+        log::warn(format_args!("{line}"));
+    }
     // Every setting is checked before anything connects.
     let opts = Options::from_lookup(env)?;
     // The agent label on every object this agent creates, and what the start-up sweep removes:
@@ -70,7 +105,7 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         let (stop_backend, backend_shutdown) = shutdown::channel();
         let (backend, swept) = KubeBackend::start(Kube::new(client), opts, backend_settings, backend_shutdown).await?;
         if swept > 0 {
-            crate::agent::log::info(format_args!(
+            log::info(format_args!(
                 "removed {swept} objects left by an earlier run of this agent"
             ));
         }
@@ -78,16 +113,34 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         // The first signal drains; a second one cancels the running workflows at once.
         let (cancel_trigger, cancel_now) = shutdown::channel();
         let signals = tokio::spawn(on_signals([trigger, cancel_trigger]));
+        let rotate = tokio::spawn(reopen_log_on_sigusr1());
         agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
         signals.abort();
+        rotate.abort();
         Ok(ExitCode::SUCCESS)
     })
 }
 
+/// SIGUSR1 reopens the log file (after log rotation), as the Go agent's log file does.
+async fn reopen_log_on_sigusr1() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        if let Err(e) = log::reopen() {
+            log::log(
+                log::Level::ERROR,
+                &[("error", log::Value::Str(&log::chain(&e)))],
+                format_args!("could not reopen the log file"),
+            );
+        }
+    }
+}
+
 /// One log line per check that is not plainly ok, and the verdict.
 fn log_preflight(report: &preflight::Report) {
-    use crate::agent::log;
     for check in &report.checks {
         match &check.outcome {
             preflight::Outcome::Ok(text) => log::debug(format_args!("preflight {}: {text}", check.name)),

@@ -278,7 +278,7 @@ async fn shutdown_drains_running_workflows_then_stops() {
     let conf_dir = dir.join("ro");
     std::fs::create_dir_all(&conf_dir).unwrap();
     let mut s = settings(&server, &dir, &[]);
-    s.config_file = conf_dir.clone(); // a directory: writing it fails
+    s.config_file = Some(conf_dir.clone()); // a directory: writing it fails
     let agent = Agent::start(s, runner.clone()).await.unwrap();
     let (trigger, shutdown) = shutdown::channel();
     let task = tokio::spawn(agent.run(shutdown));

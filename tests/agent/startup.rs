@@ -94,7 +94,8 @@ async fn health_endpoint_and_metrics() {
     let bad = tokio::task::spawn_blocking(move || ping(free.to_string()))
         .await
         .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    // As the Go agent: a fatal log line and exit 1 (Docker's "unhealthy").
+    assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("connect to the health endpoint"));
     let stats = http_get(addr, "/stats").await;
     assert!(
@@ -137,27 +138,77 @@ async fn tls_with_and_without_verification() {
         "{chain}"
     );
     assert!(server.state.calls().is_empty());
-    // WOODPECKER_GRPC_VERIFY=false: the same server is accepted and a workflow runs over TLS.
-    server.state.push(workflow("95", &[("a", &["echo over tls"])], &[]));
-    let agent = start(
+    // The deprecated WOODPECKER_GRPC_VERIFY=false is, as in the Go agent, "do not skip": refused.
+    let s = settings(
         &server,
-        "tls",
+        &dir,
         &[("WOODPECKER_GRPC_SECURE", "true"), ("WOODPECKER_GRPC_VERIFY", "false")],
-        fake::runner(),
-    )
-    .await;
-    server.state.until(10, "Done", |c| done(c, "95")).await;
-    assert_eq!(
-        flow(&server.state.calls(), "95"),
-        [
-            "init",
-            "start a",
-            "log a 0 over tls",
-            "end a 0",
-            "done canceled=false error=\"\""
-        ]
     );
-    agent.stop().await;
+    assert!(Agent::start(s, fake::runner()).await.is_err());
+    // WOODPECKER_GRPC_SKIP_VERIFY=true, and the deprecated WOODPECKER_GRPC_VERIFY=true (the Go
+    // agent's same skip switch): the same server is accepted and a workflow runs over TLS.
+    for (n, var) in [(95, "WOODPECKER_GRPC_SKIP_VERIFY"), (96, "WOODPECKER_GRPC_VERIFY")] {
+        let id = n.to_string();
+        server.state.push(workflow(&id, &[("a", &["echo over tls"])], &[]));
+        let agent = start(
+            &server,
+            "tls",
+            &[("WOODPECKER_GRPC_SECURE", "true"), (var, "true")],
+            fake::runner(),
+        )
+        .await;
+        server.state.until(10, "Done", |c| done(c, &id)).await;
+        assert_eq!(
+            flow(&server.state.calls(), &id),
+            [
+                "init",
+                "start a",
+                "log a 0 over tls",
+                "end a 0",
+                "done canceled=false error=\"\""
+            ],
+            "{var}"
+        );
+        agent.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn connect_retry_count_is_the_number_of_attempts() {
+    // A server that takes each connection and drops it: every Auth fails as UNAVAILABLE.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let acceptor = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            count.fetch_add(1, SeqCst);
+            drop(conn);
+        }
+    });
+    let server = Server::start(16).await;
+    let dir = temp_dir("retry-count");
+    for attempts in [1, 3] {
+        accepted.store(0, SeqCst);
+        let mut s = settings(
+            &server,
+            &dir,
+            &[("WOODPECKER_CONNECT_RETRY_COUNT", &attempts.to_string())],
+        );
+        s.server = addr.to_string();
+        let err = Agent::start(s, fake::runner())
+            .await
+            .err()
+            .expect("nothing to connect to");
+        assert!(err.to_string().contains("connect to the Woodpecker server"), "{err}");
+        assert_eq!(
+            accepted.load(SeqCst),
+            attempts,
+            "WOODPECKER_CONNECT_RETRY_COUNT={attempts}"
+        );
+    }
+    acceptor.abort();
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -174,12 +225,19 @@ pub(super) fn agent_command(env: &[(&str, &str)]) -> std::process::Command {
 
 #[test]
 fn binary_refuses_bad_settings_naming_the_variable() {
-    let out = agent_command(&[("WOODPECKER_AGENT_SECRET", "x"), ("WOODPECKER_MAX_WORKFLOWS", "many")])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // As `log.Fatal` in the Go agent: the last line is a fatal JSON log line, exit status 1.
+    let fatal = |env: &[(&str, &str)]| {
+        let out = agent_command(env).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let last: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+        assert_eq!(
+            (&last["level"], &last["message"]),
+            (&"fatal".into(), &"error running agent".into())
+        );
+        last["error"].as_str().unwrap().to_owned()
+    };
+    let err = fatal(&[("WOODPECKER_AGENT_SECRET", "x"), ("WOODPECKER_MAX_WORKFLOWS", "many")]);
     assert!(err.contains("WOODPECKER_MAX_WORKFLOWS=\"many\" is not valid"), "{err}");
-    let out = agent_command(&[]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("WOODPECKER_AGENT_SECRET is not set"));
+    assert!(fatal(&[]).contains("WOODPECKER_AGENT_SECRET is not set"));
 }

@@ -112,13 +112,15 @@ impl Kube {
                 Ok(Event::Deleted(p)) => sink.apply(Input::Deleted(p)),
                 Ok(Event::Restarted(list)) => sink.apply(Input::Restarted(list)),
                 // Being retried by the watcher (with backoff); a step only ever sees states. Said
-                // on stderr at most once a minute, so a watch that keeps failing is not silent.
+                // in the process log at most once a minute, so a watch that keeps failing is not
+                // silent.
                 Err(e) => {
                     if last_said.is_none_or(|t| t.elapsed() >= WATCH_ERROR_EVERY) {
                         last_said = Some(tokio::time::Instant::now());
-                        eprintln!(
-                            "warning: the shared pod watch of namespace {ns} failed (retrying): {}",
-                            chain(&e)
+                        crate::log::log(
+                            crate::log::Level::WARN,
+                            &[("error", crate::log::Value::Str(&chain(&e)))],
+                            format_args!("the shared pod watch of namespace {ns} failed (retrying)"),
                         );
                     }
                 }

@@ -13,8 +13,9 @@ pub const MAX_LINE: usize = 1 << 20;
 /// What a masked secret reads as.
 pub const MASK: &str = "********";
 
-/// Replaces secret values in log lines. Values are trimmed; values of 3 characters or fewer are
-/// not masked (too many false hits); multi-line secrets are masked line by line.
+/// Replaces secret values in log lines: the one masker of every line a step writes, in agent
+/// mode and in `exec`. Values are trimmed; values of 3 characters or fewer are not masked (too
+/// many false hits); multi-line secrets are masked line by line.
 #[derive(Clone, Default)]
 pub struct Masker {
     needles: Vec<Vec<u8>>,
@@ -158,6 +159,13 @@ mod tests {
         let m = Masker::new(["  hunter22 \n", "abc", "line1\nline2"]);
         let out = m.mask(Bytes::from_static(b"pw=hunter22 short=abc l=line2"));
         assert_eq!(&out[..], b"pw=******** short=abc l=********");
+    }
+
+    #[test]
+    fn masks_every_occurrence_and_leaves_short_values() {
+        let m = Masker::new(["hunter2", "abc", "   "]);
+        let out = m.mask(Bytes::from_static(b"a hunter2 b hunter2hunter2 abc"));
+        assert_eq!(&out[..], b"a ******** b **************** abc");
     }
 
     #[test]
