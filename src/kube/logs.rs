@@ -13,8 +13,10 @@
 //! reconnect; a terminated container or a finished/deleted pod means the log is complete. If
 //! the last stream broke rather than ended, one final non-follow read collects the tail.
 //!
-//! Known limit: a line longer than the bound is delivered in pieces; if the connection drops
-//! between two pieces, the rest of that one line is not re-sent (it is skipped as a duplicate).
+//! A line of up to [`FollowOptions::max_line`] bytes of text (1 MiB by default, as Woodpecker's
+//! line copier) is one line; a longer one is delivered in pieces of exactly that many bytes.
+//! Known limit: if the connection drops between two pieces, the rest of that one line is not
+//! re-sent (it is skipped as a duplicate).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use super::api::Api;
 use super::client::{BodyStream, Req};
 use super::decode::{LineSplitter, Piece};
 
+mod recut;
 mod resume;
 use super::error::{Error, Result};
 use super::params::LogParams;
@@ -97,7 +100,8 @@ impl Api<Pod> {
             pod: name.to_string(),
             container: container.to_string(),
             backoff: Backoff::new(options.backoff),
-            lines: LineSplitter::new(options.max_line),
+            lines: LineSplitter::new(options.max_line + STAMP_ROOM),
+            recut: recut::Recut::new(options.max_line),
             stream: None,
             delay: None,
             ready: VecDeque::new(),
@@ -113,7 +117,8 @@ impl Api<Pod> {
 
 #[derive(Debug, Clone)]
 pub struct FollowOptions {
-    /// Longer lines are split into pieces of this many bytes (the timestamp prefix included).
+    /// Longer lines are split into pieces of exactly this many bytes of text (the timestamp is
+    /// not counted). Memory: a stream holds up to this much more only while such a line passes.
     pub max_line: usize,
     /// Between reconnects and while the container has not started.
     pub backoff: BackoffConfig,
@@ -122,7 +127,7 @@ pub struct FollowOptions {
 impl Default for FollowOptions {
     fn default() -> Self {
         FollowOptions {
-            max_line: 64 << 10,
+            max_line: MAX_LINE,
             backoff: BackoffConfig {
                 initial: Duration::from_millis(250),
                 max: Duration::from_secs(5),
@@ -130,6 +135,13 @@ impl Default for FollowOptions {
         }
     }
 }
+
+/// The default [`FollowOptions::max_line`]: 1 MiB, Woodpecker's `MaxLogLineLength`.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Room for the timestamp prefix in the splitter's bound: RFC 3339 with nine fraction digits
+/// and an offset is 35 bytes, plus the space (the stamp parser looks at 40).
+const STAMP_ROOM: usize = 40;
 
 /// How long a clean end of stream waits for the caller's `done` signal (see
 /// [`LogFollower::with_done`]) before it counts as a drop and reconnects.
@@ -143,6 +155,8 @@ pub struct LogFollower {
     container: String,
     backoff: Backoff,
     lines: LineSplitter,
+    /// Cuts over-long lines at exactly `max_line` bytes of text.
+    recut: recut::Recut,
     stream: Option<LogStream>,
     delay: Option<Duration>,
     ready: VecDeque<Bytes>,
@@ -198,10 +212,12 @@ impl LogFollower {
                         if let Some(piece) = self.lines.finish() {
                             self.accept(piece);
                         }
+                        self.recut.flush(&mut self.ready);
                         self.finished = true;
                     } else {
                         // Still running or not started: the unfinished line comes again.
                         self.lines.reset();
+                        self.recut.flush(&mut self.ready);
                         self.delay = Some(if self.got_lines {
                             self.backoff.reset();
                             Duration::ZERO
@@ -213,6 +229,7 @@ impl LogFollower {
                 Err(e) => {
                     self.stream = None;
                     self.lines.reset();
+                    self.recut.flush(&mut self.ready);
                     self.delay = Some(self.backoff.next_delay());
                     if self.final_pass {
                         self.final_failures += 1;
@@ -303,10 +320,11 @@ impl LogFollower {
     }
 
     fn accept(&mut self, piece: Piece) {
+        let more = piece.cut;
         if let Some(line) = self.dedup.accept(piece) {
             // Only new lines count: a reconnect that merely repeats backs off.
             self.got_lines = true;
-            self.ready.push_back(line);
+            self.recut.push(line, more, &mut self.ready);
         }
     }
 }
