@@ -93,6 +93,58 @@ async fn full_workflow_on_the_simulated_cluster() {
     sim.shutdown().await;
 }
 
+/// The entries of step `step` of workflow `wf`, in order, as the server received them.
+fn entries(calls: &[Call], wf: &str, step: &str) -> Vec<proto::LogEntry> {
+    let uuid = uuid(wf, step);
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Log(entries) => Some(entries.iter().filter(|e| e.step_uuid == uuid).cloned()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+#[tokio::test]
+async fn long_lines_reach_the_server_as_the_go_agent_sends_them() {
+    // Woodpecker's line copier: a line of up to 1 MiB is one entry; a longer one is cut at
+    // exactly 1 MiB (bytes, even inside a UTF-8 sequence). The bytes arrive unchanged.
+    const MIB: usize = 1 << 20;
+    let long: String = (0..100_000)
+        .map(|i| b"abcdefghijklmnopqrstuvwxyz0123456789 -_/"[i * 7 % 40] as char)
+        .collect();
+    let huge = format!("{}\u{e9}{}", "x".repeat(MIB - 1), "yz\u{1F600}".repeat(100_000));
+    assert!(huge.len() > MIB * 3 / 2);
+    let sim = crate::common::start_sim().await;
+    sim.script(ScriptRule::name(&pod("241", "print")).logs([
+        "before".to_owned(),
+        long.clone(),
+        huge.clone(),
+        "after".to_owned(),
+    ]));
+    let server = Server::start(16).await;
+    server.state.push(workflow("241", &[("print", &["print"])], &[]));
+    let agent = start(&server, "e2e-long", &[], kube_runner(&sim)).await;
+    server.state.until(60, "Done", |c| done(c, "241")).await;
+    let got = entries(&server.state.calls(), "241", "print");
+    let lens: Vec<usize> = got.iter().map(|e| e.data.len()).collect();
+    assert_eq!(lens, [6, 100_000, MIB, huge.len() - MIB, 5]);
+    assert_eq!(
+        got[1].data,
+        long.as_bytes(),
+        "the 100,000-byte line, one entry, bytes unchanged"
+    );
+    // The cut falls between the two bytes of `é`, as Go's copier cuts.
+    assert_eq!(&got[2].data[MIB - 2..], b"x\xc3");
+    assert_eq!(got[3].data[0], 0xa9);
+    assert_eq!([&got[2].data[..], &got[3].data[..]].concat(), huge.as_bytes());
+    assert_eq!(got.iter().map(|e| e.line).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+    agent.stop().await;
+    assert_eq!(leftovers(&sim).await, Vec::<String>::new());
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn cancel_on_the_simulated_cluster_removes_the_pod() {
     let sim = crate::common::start_sim().await;
