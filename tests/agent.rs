@@ -1,14 +1,17 @@
 //! Agent mode against an in-test Woodpecker server (`agent/server.rs`) built from our `.proto`
 //! messages: the full protocol flow, cancel, token expiry, a server restart, capacity, secret
-//! masking, drain on shutdown, the version check, and the health endpoint; and end to end on the
-//! simulated cluster (`agent/e2e.rs`).
+//! masking, drain on shutdown, the version check, and the health endpoint; end to end on the
+//! simulated cluster (`agent/e2e.rs`); and the shipped binary against a server that is not ours
+//! (`agent/upstream.rs`: upstream's messages, signed tokens, Go-marshalled payloads).
 
 mod e2e;
 mod fake;
 mod flows;
+mod logging;
 mod proto_check;
 mod server;
 mod startup;
+mod upstream;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

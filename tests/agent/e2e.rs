@@ -14,7 +14,7 @@ use woodpecker_k8s_agent::sim::{ScriptRule, Sim};
 use super::*;
 
 /// The sim's storage is RWO only (k3s-like); the backend's default is RWX.
-const BACKEND_ENV: [(&str, &str); 2] = [
+pub(super) const BACKEND_ENV: [(&str, &str); 2] = [
     ("WOODPECKER_BACKEND_K8S_STORAGE_RWX", "false"),
     ("WOODPECKER_BACKEND_K8S_STOP_TIMEOUT", "2"),
 ];
@@ -37,7 +37,7 @@ fn kube_runner(sim: &Sim) -> Arc<PipelineRunner<KubeBackend>> {
 }
 
 /// Every object of ours (`wp-...`) still in the namespace, waiting a little for deletes.
-async fn leftovers(sim: &Sim) -> Vec<String> {
+pub(super) async fn leftovers(sim: &Sim) -> Vec<String> {
     let kinds = ["pods", "secrets", "services", "persistentvolumeclaims"];
     let left = || -> Vec<String> {
         kinds
@@ -198,7 +198,7 @@ fn spawn_binary(server: &Server, sim: &Sim, dir: &std::path::Path, extra: &[(&st
         .unwrap()
 }
 
-fn sigterm(child: &tokio::process::Child) {
+pub(super) fn sigterm(child: &tokio::process::Child) {
     // SAFETY: signalling our own child by its pid.
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
 }

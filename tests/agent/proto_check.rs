@@ -1,7 +1,8 @@
 //! Our `proto/woodpecker.proto` and the hand-derived prost structs against the protocol table
 //! (shared/spec/woodpecker-agent-protocol.md §1.2), encoded here by hand: the `.proto` is parsed
 //! by a tiny parser, and a fully populated instance of every struct is encoded and read back by
-//! field number, wire type and value.
+//! field number, wire type and value. Our `.proto` also declares exactly what upstream's file
+//! (`testdata/upstream/woodpecker.proto`) declares; `upstream/proto.rs` uses the same checks.
 
 use std::collections::BTreeMap;
 
@@ -57,14 +58,13 @@ const RPCS: &[(&str, &str, &str, &str)] = &[
     ("WoodpeckerAuth", "Auth", "AuthRequest", "AuthResponse"),
 ];
 
-type Parsed = (
-    String,
-    BTreeMap<String, Vec<(u32, String, String)>>,
-    Vec<(String, String, String, String)>,
-);
+/// message -> its fields (number, name, type), in declaration order.
+pub type Fields = BTreeMap<String, Vec<(u32, String, String)>>;
+
+type Parsed = (String, Fields, Vec<(String, String, String, String)>);
 
 /// package, messages, rpcs (service, method, request, response).
-fn parse_proto(text: &str) -> Parsed {
+pub fn parse_proto(text: &str) -> Parsed {
     let text: String = text
         .lines()
         .map(|l| l.split("//").next().unwrap())
@@ -167,6 +167,16 @@ fn proto_file_matches_the_protocol_table() {
     assert_eq!(VERSION, 16);
 }
 
+#[test]
+fn our_proto_declares_what_upstreams_declares() {
+    let read = |path: &str| std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let ours = parse_proto(&read("proto/woodpecker.proto"));
+    let upstream = parse_proto(&read("testdata/upstream/woodpecker.proto"));
+    assert_eq!(ours.0, upstream.0, "package");
+    assert_eq!(ours.1, upstream.1, "messages, field numbers, names and types");
+    assert_eq!(ours.2, upstream.2, "services and methods");
+}
+
 /// A raw field: (number, wire type, varint value or bytes).
 #[derive(Debug)]
 enum Raw {
@@ -210,15 +220,29 @@ fn raw_fields(mut b: &[u8]) -> Vec<(u32, Raw)> {
 /// + 7`, a bool `true`, a string or bytes field the text `<Message>.<n>`, a map one entry
 /// `k<n>` -> `v<n>`, and a message field a populated message.
 fn check(name: &str, encoded: Vec<u8>) {
-    let (_, fields) = TABLE.iter().find(|(m, _)| *m == name).unwrap();
+    let table: Fields = TABLE
+        .iter()
+        .map(|(m, fs)| {
+            (
+                m.to_string(),
+                fs.iter().map(|(n, f, t)| (*n, f.to_string(), t.to_string())).collect(),
+            )
+        })
+        .collect();
+    check_against(&table, name, encoded)
+}
+
+/// [`check`] against the fields of `table` (a parsed `.proto`).
+pub fn check_against(table: &Fields, name: &str, encoded: Vec<u8>) {
+    let fields = &table[name];
     let raw = raw_fields(&encoded);
     let nums: std::collections::BTreeSet<u32> = raw.iter().map(|(n, _)| *n).collect();
     let want: std::collections::BTreeSet<u32> = fields.iter().map(|(n, _, _)| *n).collect();
     assert_eq!(nums, want, "{name}: field numbers on the wire");
-    for (num, field, ty) in *fields {
+    for (num, field, ty) in fields {
         let values: Vec<&Raw> = raw.iter().filter(|(n, _)| n == num).map(|(_, r)| r).collect();
         let ctx = format!("{name}.{field} (#{num}, {ty})");
-        match *ty {
+        match ty.as_str() {
             "int32" | "int64" => assert!(
                 matches!(values[..], [Raw::Varint(v)] if *v == u64::from(num * 1000 + 7)),
                 "{ctx}: {values:?}"
@@ -248,7 +272,7 @@ fn check(name: &str, encoded: Vec<u8>) {
                     let Raw::Len(b) = v else {
                         panic!("{ctx}: not length-delimited")
                     };
-                    check(sub, b.to_vec());
+                    check_against(table, sub, b.to_vec());
                 }
             }
         }

@@ -224,7 +224,7 @@ impl State {
     }
 }
 
-fn frame(msg: &impl Message) -> Bytes {
+pub fn frame(msg: &impl Message) -> Bytes {
     let mut b = BytesMut::new();
     b.put_u8(0);
     b.put_u32(msg.encoded_len() as u32);
@@ -232,7 +232,7 @@ fn frame(msg: &impl Message) -> Bytes {
     b.freeze()
 }
 
-fn unframe<M: Message + Default>(mut body: Bytes) -> M {
+pub fn unframe<M: Message + Default>(mut body: Bytes) -> M {
     assert_eq!(body.get_u8(), 0, "the agent must not compress");
     let len = body.get_u32() as usize;
     assert_eq!(body.len(), len, "one whole message per request");
@@ -257,7 +257,7 @@ impl Body for Reply {
     }
 }
 
-fn ok(msg: &impl Message) -> http::Response<Reply> {
+pub fn ok(msg: &impl Message) -> http::Response<Reply> {
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", "0".parse().unwrap());
     http::Response::builder()
@@ -270,7 +270,7 @@ fn ok(msg: &impl Message) -> http::Response<Reply> {
 }
 
 /// A trailers-only error response.
-fn err(code: u8, message: &str) -> http::Response<Reply> {
+pub fn err(code: u8, message: &str) -> http::Response<Reply> {
     http::Response::builder()
         .header("content-type", "application/grpc")
         .header("grpc-status", code.to_string())
