@@ -451,6 +451,27 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_of_the_go_agent_is_read_or_named_as_ignored() {
+        use super::super::vars::{GO_AGENT_VARS, Use, ignored_line};
+        let seen = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let lookup = |k: &str| {
+            seen.borrow_mut().insert(k.to_owned());
+            (k == "WOODPECKER_AGENT_SECRET").then(|| "x".to_owned())
+        };
+        Settings::from_env(lookup, "h").unwrap();
+        log_config(&lookup, false).unwrap();
+        for (var, use_) in GO_AGENT_VARS {
+            match use_ {
+                Use::Ignored(why) => {
+                    let line = ignored_line(&|k: &str| (k == *var).then(|| "1".to_owned())).unwrap();
+                    assert_eq!(line, format!("ignoring {var} ({why})"));
+                }
+                Use::Honoured | Use::Differs => assert!(seen.borrow().contains(*var), "{var} is not read"),
+            }
+        }
+    }
+
+    #[test]
     fn tls_switches_read_as_the_go_agent_reads_them() {
         let verify = |vars: &[(&str, &str)]| {
             let mut all = vec![("WOODPECKER_AGENT_SECRET", "x"), ("WOODPECKER_GRPC_SECURE", "true")];

@@ -241,3 +241,22 @@ fn binary_refuses_bad_settings_naming_the_variable() {
     assert!(err.contains("WOODPECKER_MAX_WORKFLOWS=\"many\" is not valid"), "{err}");
     assert!(fatal(&[]).contains("WOODPECKER_AGENT_SECRET is not set"));
 }
+
+#[tokio::test]
+async fn single_workflow_mode_stops_after_one_workflow() {
+    let server = Server::start(16).await;
+    server.state.push(workflow("97", &[("a", &["echo one"])], &[]));
+    server.state.push(workflow("98", &[("a", &["echo two"])], &[]));
+    let dir = temp_dir("single");
+    let s = settings(&server, &dir, &[("WOODPECKER_AGENT_SINGLE_WORKFLOW", "true")]);
+    let agent = Agent::start(s, fake::runner()).await.unwrap();
+    // No shutdown from outside: the agent stops by itself once its one workflow is done.
+    let (_trigger, shutdown) = shutdown::channel();
+    tokio::time::timeout(Duration::from_secs(20), agent.run(shutdown))
+        .await
+        .expect("the agent stops after one workflow");
+    let calls = server.state.calls();
+    assert!(done(&calls, "97") && !calls.iter().any(|c| matches!(c, Call::Init(w, _) if w == "98")));
+    assert_eq!(calls.iter().filter(|c| matches!(c, Call::Next(_))).count(), 1);
+    let _ = std::fs::remove_dir_all(dir);
+}
