@@ -208,7 +208,8 @@ fn err(var: &str, reason: String) -> OptionsError {
 
 impl Options {
     /// Resolves the options from a lookup by full env var name (flags already folded in by the
-    /// caller, see [`Flags`]). Unset and empty values take the defaults.
+    /// caller, see [`Flags`]). Unset values take the defaults; empty ones too, but for bools,
+    /// which are false, as in the Go agent.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Options, OptionsError> {
         let mut o = Options::default();
         for &(suffix, _, is_bool) in VARS {
@@ -216,6 +217,11 @@ impl Options {
             let Some(raw) = lookup(&var) else { continue };
             let text = raw.trim();
             if text.is_empty() {
+                // As urfave/cli in the Go agent: a bool set to nothing is false; other empty
+                // values keep their defaults (Go would take "", which no option can use).
+                if is_bool {
+                    o.set_bool(suffix, false);
+                }
                 continue;
             }
             if is_bool {

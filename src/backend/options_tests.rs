@@ -161,6 +161,18 @@ fn bad_values_name_the_variable() {
 }
 
 #[test]
+fn an_empty_bool_is_false_as_in_the_go_agent() {
+    let o = parse(&[
+        ("STORAGE_RWX", ""),
+        ("POD_TOLERATIONS_ALLOW_FROM_STEP", ""),
+        ("NAMESPACE", ""),
+    ])
+    .unwrap();
+    assert!(!o.storage_rwx && !o.pod_tolerations_allow_from_step);
+    assert_eq!(o.namespace, "woodpecker");
+}
+
+#[test]
 fn seconds_options_take_plain_seconds_and_go_durations() {
     // One duration parser for every variable: `1m30s` works here as for the agent's variables.
     for (text, secs) in [("20", 20), ("1m30s", 90), ("2h", 7200), ("0", 0), ("90s", 90)] {
