@@ -27,7 +27,7 @@ impl std::fmt::Display for Error {
             Error::ReadRoots { path, .. } => write!(f, "read CA certificates from {}", path.display()),
             Error::NoRoots => write!(
                 f,
-                "no CA certificates found (looked at SSL_CERT_FILE and {}); set SSL_CERT_FILE or WOODPECKER_GRPC_VERIFY=false",
+                "no CA certificates found (looked at SSL_CERT_FILE and {}); set SSL_CERT_FILE or WOODPECKER_GRPC_SKIP_VERIFY=true",
                 BUNDLES.join(", ")
             ),
             Error::Rustls(_) => write!(f, "build the TLS configuration"),
