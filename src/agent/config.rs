@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use super::values::{check_address, parse_labels};
 use super::vars::Vars;
-use crate::Secret;
 use crate::log::{self, Level};
+use kube::Secret;
 
 /// Settings for one agent process. Public fields: tests shorten the intervals.
 #[derive(Debug, Clone)]

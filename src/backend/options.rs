@@ -330,8 +330,8 @@ impl Options {
     }
 
     /// The options of every delete: `STOP_TIMEOUT` grace, background propagation.
-    pub fn delete_options(&self) -> crate::kube::types::DeleteOptions {
-        crate::kube::types::DeleteOptions {
+    pub fn delete_options(&self) -> kube::types::DeleteOptions {
+        kube::types::DeleteOptions {
             grace_period_seconds: Some(self.stop_timeout),
             propagation_policy: Some("Background".into()),
         }

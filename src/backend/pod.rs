@@ -15,7 +15,7 @@ use super::script;
 use super::security;
 use super::step_options::StepOptions;
 use super::types::Step;
-use crate::kube::types::{
+use kube::types::{
     Container, ContainerPort, EnvVar, LocalObjectReference, ObjectMeta, OwnerReference, Pod, PodSpec,
     ResourceRequirements, VolumeMount,
 };

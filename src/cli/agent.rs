@@ -15,9 +15,9 @@ use crate::agent::{Agent, PipelineRunner};
 use crate::backend::Options;
 use crate::backend::lifecycle::{self, Kube, KubeBackend};
 use crate::backend::preflight;
-use crate::kube::config::Overrides;
 use crate::log;
 use crate::shutdown;
+use kube::config::Overrides;
 
 const HELP: &str = "\
 Usage: woodpecker-k8s-agent agent [ping]
@@ -94,9 +94,10 @@ fn run_agent(ping: bool) -> super::Result {
     // The agent label on every object this agent creates, and what the start-up sweep removes:
     // the hostname, so run the agent with a stable one (a StatefulSet, or WOODPECKER_HOSTNAME).
     let backend_settings = lifecycle::Settings::from_lookup(&settings.hostname, env)?;
-    let kube_config = crate::kube::Config::infer(&Overrides::default())?;
+    let kube_config = kube::Config::infer(&Overrides::default())?;
     rt.block_on(async move {
-        let client = crate::kube::Client::new(kube_config)?;
+        let client = kube::Client::new(kube_config)?;
+        crate::metrics::global().watch_client(&client);
         // Preflight at start (issue 6): findings go to the log, and the agent runs on either
         // way: a cluster briefly unreachable at start must not crash-loop the pod.
         let checks = preflight::Options::from_backend(&opts);

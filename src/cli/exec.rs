@@ -82,9 +82,11 @@ async fn embedded(
     printer: Arc<Printer>,
     cancel: Shutdown,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    use crate::sim::{RunnerKind, Sim, SimConfig};
+    use sim::{RunnerKind, Sim, SimConfig};
     let sim = Sim::start(SimConfig {
         runner: RunnerKind::Host,
+        // Services run until the workflow ends (their images' entrypoints are not run).
+        run_until_deleted_label: Some(crate::backend::labels::SERVICE.into()),
         ..SimConfig::default()
     })
     .await?;

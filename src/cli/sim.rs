@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::sim::{RunnerKind, Sim, SimConfig};
+use sim::{RunnerKind, Sim, SimConfig};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent sim [--dir D] [--http] [--port P] [--runner host|scripted] [--tick MS]
@@ -27,6 +27,8 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     let mut cfg = SimConfig {
         runner: RunnerKind::Host,
         tick: std::time::Duration::from_millis(50),
+        // Woodpecker's service pods run until deleted.
+        run_until_deleted_label: Some(crate::backend::labels::SERVICE.into()),
         ..SimConfig::default()
     };
     let mut parser = lexopt::Parser::from_args(args);

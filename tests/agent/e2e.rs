@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use kube::Client;
+use sim::{ScriptRule, Sim};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::Options;
 use woodpecker_k8s_agent::backend::lifecycle::{self, Kube, KubeBackend};
-use woodpecker_k8s_agent::kube::Client;
-use woodpecker_k8s_agent::sim::{ScriptRule, Sim};
 
 use super::*;
 
@@ -24,15 +24,14 @@ fn pod(wf: &str, step: &str) -> String {
 }
 
 fn kube_runner(sim: &Sim) -> Arc<PipelineRunner<KubeBackend>> {
+    kube_runner_on(Client::new(sim.kube_config()).unwrap())
+}
+
+fn kube_runner_on(client: Client) -> Arc<PipelineRunner<KubeBackend>> {
     let vars: HashMap<&str, &str> = BACKEND_ENV.into_iter().collect();
     let opts = Options::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
     let settings = lifecycle::Settings::from_lookup("e2e-agent", |_| None).unwrap();
-    let backend = KubeBackend::new(
-        Kube::new(Client::new(sim.kube_config()).unwrap()),
-        opts,
-        settings,
-        Shutdown::never(),
-    );
+    let backend = KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never());
     Arc::new(PipelineRunner::new(Arc::new(backend)))
 }
 
@@ -68,12 +67,11 @@ async fn full_workflow_on_the_simulated_cluster() {
     server
         .state
         .push(workflow("201", &[("build", &["make"]), ("test", &["make test"])], &[]));
-    let m = woodpecker_k8s_agent::metrics::global();
-    let requests = m.apiserver_requests.load(std::sync::atomic::Ordering::Relaxed);
-    let agent = start(&server, "e2e", &[], kube_runner(&sim)).await;
+    let client = Client::new(sim.kube_config()).unwrap();
+    let agent = start(&server, "e2e", &[], kube_runner_on(client.clone())).await;
     server.state.until(30, "Done", |c| done(c, "201")).await;
     // The Kubernetes client counts its requests for /metrics (PVC, Service, pods, logs, deletes).
-    assert!(m.apiserver_requests.load(std::sync::atomic::Ordering::Relaxed) >= requests + 5);
+    assert!(client.stats().requests >= 5, "{:?}", client.stats());
     assert_eq!(
         flow(&server.state.calls(), "201"),
         [

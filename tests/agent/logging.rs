@@ -3,7 +3,7 @@
 //! `WOODPECKER_LOG_FILE` as the Go agent reads them; a backend warning goes through the same
 //! log. Most cases end at start-up (no cluster configured), which makes them quick.
 
-use woodpecker_k8s_agent::sim::{FaultReply, RequestMatch, ScriptRule, Times};
+use sim::{FaultReply, RequestMatch, ScriptRule, Times};
 
 use super::e2e::{BACKEND_ENV, leftovers, sigterm};
 use super::startup::agent_command;

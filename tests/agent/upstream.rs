@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use server::{Call, Queued, Upstream};
-use woodpecker_k8s_agent::sim::ScriptRule;
+use sim::ScriptRule;
 
 use super::e2e::{BACKEND_ENV, leftovers, sigterm};
 use super::startup::agent_command;

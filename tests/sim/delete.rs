@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use woodpecker_k8s_agent::sim::ScriptRule;
+use sim::ScriptRule;
 
 use super::{NS, event_reasons, phase, pod, pods_path};
 use crate::common::{Raw, start_sim, wait_for, wait_pod};
 
-async fn gone(sim: &woodpecker_k8s_agent::sim::Sim, plural: &str, ns: &str, name: &str) {
+async fn gone(sim: &sim::Sim, plural: &str, ns: &str, name: &str) {
     wait_for(&format!("{plural}/{name} to disappear"), 10, || {
         let present = sim.object(plural, ns, name).is_some();
         async move { (!present).then_some(()) }

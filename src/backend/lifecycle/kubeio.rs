@@ -1,4 +1,4 @@
-//! The lifecycle's only door to the cluster: the handful of calls it makes, over `crate::kube`.
+//! The lifecycle's only door to the cluster: the handful of calls it makes, over `kube`.
 //! Everything else in the lifecycle is written against these, so the request budget per step
 //! can be read off one file.
 //!
@@ -10,12 +10,12 @@ use tokio::sync::watch;
 
 use super::podwatch::{Input, PodWatch};
 use crate::Shutdown;
-use crate::kube::api::Api;
-use crate::kube::logs::{FollowOptions, LogFollower};
-use crate::kube::params::{DeleteParams, ListParams, WatchParams};
-use crate::kube::types::{Event as KubeEvent, Pod, Resource};
-use crate::kube::watch::{Event, Watcher};
-use crate::kube::{Client, Error};
+use kube::api::Api;
+use kube::logs::{FollowOptions, LogFollower};
+use kube::params::{DeleteParams, ListParams, WatchParams};
+use kube::types::{Event as KubeEvent, Pod, Resource};
+use kube::watch::{Event, Watcher};
+use kube::{Client, Error};
 
 /// How often a failing shared watch is reported.
 const WATCH_ERROR_EVERY: std::time::Duration = std::time::Duration::from_secs(60);

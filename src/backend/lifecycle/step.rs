@@ -16,7 +16,7 @@ use super::podwatch::Seen;
 use crate::Shutdown;
 use crate::backend::State;
 use crate::backend::loglines::{BATCH, LogSender};
-use crate::kube::types::Pod;
+use kube::types::Pod;
 
 /// How long the log may keep streaming after the pod is known to be over: the kubelet ends a
 /// follow stream within about 5 s of the container's end (its state check period).

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::permissions::{self, SelfSubjectAccessReview};
 use super::storage::{self, StorageClass};
 use super::{Options, Outcome, Report};
-use crate::kube::client::Req;
-use crate::kube::types::{Namespace, ObjectMeta, resource};
-use crate::kube::{Api, Client, Error, ListParams};
+use kube::types::{Namespace, ObjectMeta, resource};
+use kube::{Api, Client, Error, ListParams};
 
 /// `GET /version`, the fields we print.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,7 +56,7 @@ const ANONYMOUS: &str = "system:anonymous";
 /// made is itself a line of the report.
 pub async fn preflight(client: &Client, opts: &Options) -> Report {
     let mut report = Report::default();
-    match client.request_json::<VersionInfo>(&Req::get("/version".into())).await {
+    match client.get_json::<VersionInfo>("/version").await {
         Ok(v) => report.push(
             "cluster",
             Outcome::Ok(format!("reachable, Kubernetes {} {}", v.git_version, v.platform)),
