@@ -20,11 +20,13 @@
 //! - [`cli`]: one file per subcommand; `main.rs` only dispatches.
 //!
 //! Shared by every room, importing none: [`go`] (Go's rules for what Go programs wrote),
-//! [`shutdown`] (the cancel signal every long loop takes), [`metrics`] (the agent's counters).
+//! [`shutdown`] (the cancel signal and the process signals), [`error_chain`] (an error and its
+//! causes, printed), [`metrics`] (the agent's counters).
 
 pub mod agent;
 pub mod backend;
 pub mod cli;
+pub mod error_chain;
 pub mod go;
 pub mod metrics;
 pub mod pipeline;

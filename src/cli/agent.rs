@@ -78,7 +78,7 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
         // The first signal drains; a second one cancels the running workflows at once.
         let (cancel_trigger, cancel_now) = shutdown::channel();
-        let signals = tokio::spawn(on_signals([trigger, cancel_trigger]));
+        let signals = tokio::spawn(on_signals(shutdown::Signals::install()?, [trigger, cancel_trigger]));
         agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
         signals.abort();
@@ -107,15 +107,9 @@ fn log_preflight(report: &preflight::Report) {
 }
 
 /// Fires each trigger on the next SIGTERM or SIGINT, in order.
-async fn on_signals(triggers: [shutdown::Trigger; 2]) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+async fn on_signals(mut signals: shutdown::Signals, triggers: [shutdown::Trigger; 2]) {
     for trigger in triggers {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        signals.next().await;
         trigger.fire();
     }
 }
