@@ -366,10 +366,8 @@ fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
     Ok(n * mult)
 }
 
-#[path = "options_flags.rs"]
 mod flags;
 pub use flags::{Flags, usage};
 
 #[cfg(test)]
-#[path = "options_tests.rs"]
 mod tests;
