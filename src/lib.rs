@@ -21,12 +21,14 @@
 //!
 //! Shared by every room, importing none: [`go`] (Go's rules for what Go programs wrote and
 //! expect: JSON, durations, bools and ints, zerolog lines), [`log`] (the process log: one level,
-//! one format, every room writes its own lines to it), [`shutdown`] (the cancel signal every
-//! long loop takes), [`metrics`] (the agent's counters).
+//! one format, every room writes its own lines to it), [`shutdown`] (the cancel signal and the
+//! process signals), [`error_chain`] (an error and its causes, printed), [`metrics`] (the
+//! agent's counters).
 
 pub mod agent;
 pub mod backend;
 pub mod cli;
+pub mod error_chain;
 pub mod go;
 pub mod log;
 pub mod metrics;

@@ -198,16 +198,22 @@ fn plain_line(e: &Event<'_>) -> String {
     line
 }
 
-/// An error and its causes on one line (`a: b: c`), as Go's wrapped errors read.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
+/// Reopens the log file on every SIGUSR1 (log rotation), as the Go agent's log file does; runs
+/// until the task is dropped.
+pub async fn reopen_on_sigusr1() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        if let Err(e) = reopen() {
+            log(
+                Level::ERROR,
+                &[("error", Value::Str(&crate::error_chain::one_line(&e)))],
+                format_args!("could not reopen the log file"),
+            );
+        }
     }
-    out
 }
 
 #[track_caller]
@@ -259,15 +265,5 @@ mod tests {
             message: "the shared pod watch failed",
         };
         assert_eq!(plain_line(&e), "warning: the shared pod watch failed error=boom\n");
-    }
-
-    #[test]
-    fn chains_read_like_go_errors() {
-        let io = std::io::Error::other("denied");
-        let err = OpenError {
-            path: "/var/log/a".into(),
-            source: io,
-        };
-        assert_eq!(chain(&err), "could not open log file '/var/log/a': denied");
     }
 }

@@ -203,7 +203,7 @@ mod tests {
         assert!(v.bool_or("X", false).unwrap_err().to_string().starts_with("X=\"yes\""));
         let err = v.duration("S", Duration::ZERO).unwrap_err();
         assert_eq!(
-            crate::log::chain(&err),
+            crate::error_chain::one_line(&err),
             "S=\"90\" is not a duration: time: missing unit in duration \"90\""
         );
     }

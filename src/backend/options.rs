@@ -359,10 +359,8 @@ fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
     i64::try_from(d.as_secs()).map_err(|_| err(var, format!("{text:?} is too large")))
 }
 
-#[path = "options_flags.rs"]
 mod flags;
 pub use flags::{Flags, usage};
 
 #[cfg(test)]
-#[path = "options_tests.rs"]
 mod tests;

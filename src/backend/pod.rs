@@ -382,9 +382,7 @@ fn permission_init(pod_sc: &Option<Value>, container: &Container, opts: &Options
 }
 
 #[cfg(test)]
-#[path = "pod_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "pod_fixture_tests.rs"]
 mod fixture_tests;

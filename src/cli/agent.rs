@@ -59,7 +59,7 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         Err(err) => {
             log::log(
                 log::Level::FATAL,
-                &[("error", log::Value::Str(&log::chain(err.as_ref())))],
+                &[("error", log::Value::Str(&crate::error_chain::one_line(err.as_ref())))],
                 format_args!("error running agent"),
             );
             Ok(ExitCode::from(1))
@@ -113,31 +113,14 @@ fn run_agent(ping: bool) -> super::Result {
         let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
         // The first signal drains; a second one cancels the running workflows at once.
         let (cancel_trigger, cancel_now) = shutdown::channel();
-        let signals = tokio::spawn(on_signals([trigger, cancel_trigger]));
-        let rotate = tokio::spawn(reopen_log_on_sigusr1());
+        let signals = tokio::spawn(on_signals(shutdown::Signals::install()?, [trigger, cancel_trigger]));
+        let rotate = tokio::spawn(log::reopen_on_sigusr1());
         agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
         signals.abort();
         rotate.abort();
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// SIGUSR1 reopens the log file (after log rotation), as the Go agent's log file does.
-async fn reopen_log_on_sigusr1() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
-        return;
-    };
-    while usr1.recv().await.is_some() {
-        if let Err(e) = log::reopen() {
-            log::log(
-                log::Level::ERROR,
-                &[("error", log::Value::Str(&log::chain(&e)))],
-                format_args!("could not reopen the log file"),
-            );
-        }
-    }
 }
 
 /// One log line per check that is not plainly ok, and the verdict.
@@ -160,15 +143,9 @@ fn log_preflight(report: &preflight::Report) {
 }
 
 /// Fires each trigger on the next SIGTERM or SIGINT, in order.
-async fn on_signals(triggers: [shutdown::Trigger; 2]) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+async fn on_signals(mut signals: shutdown::Signals, triggers: [shutdown::Trigger; 2]) {
     for trigger in triggers {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        signals.next().await;
         trigger.fire();
     }
 }

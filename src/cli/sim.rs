@@ -65,14 +65,12 @@ pub fn run(args: Vec<OsString>) -> super::Result {
                 "warning: the host runner runs each container's command on THIS machine (no images; only a private mount namespace)"
             );
         }
+        // Before the kubeconfig path is printed: whoever reads it may signal us at once.
+        let mut signals = crate::shutdown::Signals::install()?;
         let sim = Sim::start(cfg.clone()).await?;
         eprintln!("simulated cluster at {}", sim.url());
         println!("{}", sim.kubeconfig_path().display());
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        signals.next().await;
         sim.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

@@ -196,6 +196,21 @@ fn spawn_binary(server: &Server, sim: &Sim, dir: &std::path::Path, extra: &[(&st
         .unwrap()
 }
 
+/// Everything the child writes to `pipe`, as it arrives.
+fn collect(pipe: tokio::process::ChildStderr) -> Arc<std::sync::Mutex<String>> {
+    use tokio::io::AsyncReadExt;
+    let text = Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = text.clone();
+    tokio::spawn(async move {
+        let mut pipe = pipe;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
+}
+
 pub(super) fn sigterm(child: &tokio::process::Child) {
     // SAFETY: signalling our own child by its pid.
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
@@ -269,7 +284,8 @@ async fn binary_second_sigterm_cancels_at_once() {
     let server = Server::start(16).await;
     server.state.push(workflow("231", &[("forever", &["serve"])], &[]));
     let dir = temp_dir("binary-twice");
-    let child = spawn_binary(&server, &sim, &dir, &[("WOODPECKER_DRAIN_TIMEOUT", "10m")]);
+    let mut child = spawn_binary(&server, &sim, &dir, &[("WOODPECKER_DRAIN_TIMEOUT", "10m")]);
+    let stderr = collect(child.stderr.take().unwrap());
     server
         .state
         .until(30, "the first line", |c| {
@@ -277,15 +293,19 @@ async fn binary_second_sigterm_cancels_at_once() {
         })
         .await;
     sigterm(&child);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let draining = || {
+        let seen = stderr.lock().unwrap().contains("shutting down: no new work");
+        async move { seen.then_some(()) }
+    };
+    crate::common::wait_for("the agent to say it drains", 30, draining).await;
     assert!(!done(&server.state.calls(), "231"), "the first signal only drains");
     sigterm(&child);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .unwrap()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{stderr}");
     let lines = flow(&server.state.calls(), "231");
     assert!(lines.contains(&"cancel forever".to_string()), "{lines:?}");
     assert_eq!(

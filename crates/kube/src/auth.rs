@@ -392,5 +392,4 @@ fn sensitive(value: String, what: &'static str) -> Result<HeaderValue, AuthError
 }
 
 #[cfg(test)]
-#[path = "auth_tests.rs"]
 mod tests;

@@ -332,5 +332,4 @@ fn unscheduled_why(status: &PodStatus) -> Option<Why> {
 }
 
 #[cfg(test)]
-#[path = "classify_tests.rs"]
 mod tests;

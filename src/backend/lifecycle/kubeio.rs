@@ -20,18 +20,6 @@ use kube::{Client, Error};
 /// How often a failing shared watch is reported.
 const WATCH_ERROR_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// An error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 #[derive(Debug, Clone)]
 pub struct Kube {
     client: Client,
@@ -119,7 +107,7 @@ impl Kube {
                         last_said = Some(tokio::time::Instant::now());
                         crate::log::log(
                             crate::log::Level::WARN,
-                            &[("error", crate::log::Value::Str(&chain(&e)))],
+                            &[("error", crate::log::Value::Str(&crate::error_chain::one_line(&e)))],
                             format_args!("the shared pod watch of namespace {ns} failed (retrying)"),
                         );
                     }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::permissions::{self, SelfSubjectAccessReview};
 use super::storage::{self, StorageClass};
 use super::{Options, Outcome, Report};
+use crate::error_chain::one_line;
 use kube::types::{Namespace, ObjectMeta, resource};
 use kube::{Api, Client, Error, ListParams};
 
@@ -70,7 +71,7 @@ pub async fn preflight(client: &Client, opts: &Options) -> Report {
         }
         Err(e) if e.is_unauthorized() => report.push("cluster", Outcome::Ok("reachable".into())),
         Err(e) => {
-            report.push("cluster", Outcome::Fail(format!("unreachable: {}", chain(&e))));
+            report.push("cluster", Outcome::Fail(format!("unreachable: {}", one_line(&e))));
             return report;
         }
     }
@@ -126,7 +127,7 @@ async fn authentication(client: &Client) -> Outcome {
                 Outcome::Ok(format!("as {user}"))
             }
         }
-        Err(e) if e.is_unauthorized() => Outcome::Fail(format!("credentials rejected: {}", chain(&e))),
+        Err(e) if e.is_unauthorized() => Outcome::Fail(format!("credentials rejected: {}", one_line(&e))),
         Err(e) if e.message().contains(ANONYMOUS) => {
             Outcome::Fail(format!("the apiserver sees no credentials: {}", one_line(&e)))
         }
@@ -135,7 +136,7 @@ async fn authentication(client: &Client) -> Outcome {
         Err(Error::Api { status, .. }) => {
             Outcome::Ok(format!("credentials accepted (SelfSubjectReview: {})", status.code))
         }
-        Err(e) => Outcome::Fail(format!("could not ask: {}", chain(&e))),
+        Err(e) => Outcome::Fail(format!("could not ask: {}", one_line(&e))),
     }
 }
 
@@ -158,20 +159,4 @@ async fn namespace(client: &Client, opts: &Options) -> Outcome {
         )),
         Err(e) => Outcome::Fail(format!("cannot read namespace `{ns}`: {}", one_line(&e))),
     }
-}
-
-/// An error and its causes on one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn one_line(err: &Error) -> String {
-    chain(err).replace('\n', " ")
 }

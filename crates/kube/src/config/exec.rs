@@ -200,5 +200,4 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
 }
 
 #[cfg(test)]
-#[path = "exec_tests.rs"]
 mod tests;

@@ -281,5 +281,4 @@ pub fn load(env: &impl Env, explicit: Option<&Path>) -> Result<Option<Loaded>, C
 }
 
 #[cfg(test)]
-#[path = "kubeconfig_tests.rs"]
 mod tests;

@@ -286,5 +286,4 @@ pub fn infer(env: &impl Env, overrides: &Overrides) -> Result<Config, ConfigErro
 pub(crate) mod testenv;
 
 #[cfg(test)]
-#[path = "infer_tests.rs"]
 mod tests;

@@ -408,8 +408,6 @@ fn exec_config(
 }
 
 #[cfg(test)]
-#[path = "select_tests.rs"]
 mod tests;
 #[cfg(test)]
-#[path = "select_user_tests.rs"]
 mod user_tests;
