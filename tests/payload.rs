@@ -196,9 +196,10 @@ fn stdout(what: &str, out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[test]
-fn render_takes_every_nilable_field_null_and_every_optional_field_absent() {
-    // Every nil-able field but the two that hold the step (nothing would be left to render).
+/// Three variants of [`full`]: every nil-able field `null`, the same fields removed, and every
+/// optional (`omitempty` or nil-able) field absent; all but the two fields that hold the steps
+/// (without them nothing would be left to run).
+pub(crate) fn variants() -> (Value, Value, Value) {
     let keep = |owner: &str, key: &str| (owner, key) == ("Config", "pipeline") || (owner, key) == ("Stage", "steps");
     let (mut nulled, mut removed, mut absent) = (full(), full(), full());
     for field in FIELDS.iter().filter(|f| !keep(f.owner, f.key)) {
@@ -216,6 +217,12 @@ fn render_takes_every_nilable_field_null_and_every_optional_field_absent() {
             });
         }
     }
+    (nulled, removed, absent)
+}
+
+#[test]
+fn render_takes_every_nilable_field_null_and_every_optional_field_absent() {
+    let (nulled, removed, absent) = variants();
     let nulled_out = stdout("nulled", render(&write("nulled.json", &nulled.to_string())));
     assert!(nulled_out.contains("\"kind\": \"Pod\""), "{nulled_out}");
     let removed_out = stdout("removed", render(&write("removed.json", &removed.to_string())));

@@ -80,6 +80,43 @@ async fn full_workflow_in_order_with_exact_logs() {
 }
 
 #[tokio::test]
+async fn payloads_with_every_nilable_field_null_or_every_optional_field_absent_run() {
+    let server = Server::start(16).await;
+    let (nulled, _, absent) = crate::payload::variants();
+    for (id, mut payload) in [("41", nulled), ("42", absent)] {
+        let step = &mut payload["pipeline"][0]["steps"][0];
+        step["commands"] = serde_json::json!(["echo ok"]);
+        step["detach"] = serde_json::json!(false);
+        step["uuid"] = uuid(id, "build").into();
+        // Without either, Woodpecker's runtime skips the step (as it did here: `skip build`).
+        step["on_success"] = true.into();
+        server.state.push(proto::Workflow {
+            id: id.into(),
+            timeout: 0,
+            payload: Bytes::from(payload.to_string()),
+        });
+    }
+    let agent = start(
+        &server,
+        "go-nulls",
+        &[("WOODPECKER_MAX_WORKFLOWS", "2")],
+        fake::runner(),
+    )
+    .await;
+    for id in ["41", "42"] {
+        server.state.until(10, "Done", |c| done(c, id)).await;
+        let lines = flow(&server.state.calls(), id);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("done canceled=false error=\"\""),
+            "{id}: {lines:?}"
+        );
+        assert!(lines.contains(&"log build 0 ok".to_string()), "{id}: {lines:?}");
+    }
+    agent.stop().await;
+}
+
+#[tokio::test]
 async fn cancel_from_the_server_cancels_the_workflow() {
     let server = Server::start(16).await;
     server.state.push(workflow(
