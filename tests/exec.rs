@@ -187,12 +187,16 @@ fn a_folder_runs_in_depends_on_order() {
     let out = exec(&["--dry-run"], &dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(stderr.lines().collect::<Vec<_>>(), ["# build", "# a-deploy"]);
+    // File order, as Woodpecker numbers them; each says what it waits for.
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        ["# a-deploy (after build)", "# build"]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn no_pipeline_and_unsupported_keys_are_errors() {
+fn no_pipeline_is_an_error_and_unknown_keys_a_warning() {
     let dir = tempdir("empty");
     let out = exec(&["--dry-run"], &dir);
     assert_eq!(out.status.code(), Some(2));
@@ -202,14 +206,25 @@ fn no_pipeline_and_unsupported_keys_are_errors() {
     );
     std::fs::write(
         dir.join(".woodpecker.yaml"),
-        "steps:\n  a:\n    image: x\n    network_mode: host\n",
+        "steps:\n  a:\n    image: x\n    shm_size: 1g\n  b:\n    image: [x]\n",
     )
     .unwrap();
     let out = exec(&["--dry-run"], &dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr, "error: .woodpecker.yaml:6: steps.b.image: expected a string\n");
+    // A key Woodpecker ignores is a warning, once, and the run goes on.
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  a:\n    image: x\n    shm_size: 1g\n",
+    )
+    .unwrap();
+    let out = exec(&["--dry-run"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert_eq!(
         stderr,
-        "error: not supported: steps.a.network_mode (.woodpecker.yaml:4)\n"
+        "warning: .woodpecker.yaml:4: steps.a.shm_size: `shm_size` is not a key of a step of `steps`; ignored\n# woodpecker\n"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -424,7 +439,7 @@ fn embedded_workspace_starts_with_the_tracked_files() {
 }
 
 #[test]
-fn repo_cron_environment_and_instance_filters_follow_the_flags() {
+fn repo_cron_deploy_target_and_instance_filters_follow_the_flags() {
     let steps = |args: &[&str]| -> Vec<String> {
         let mut all = vec![
             "testdata/pipelines/filters.yaml",

@@ -13,7 +13,9 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn load(text: &str) -> Result<Vec<Workflow>, String> {
-    yaml::load("ci.yaml", "ci", text, &env).map_err(|e| e.to_string())
+    yaml::load("ci.yaml", "ci", text, &env)
+        .map(|l| l.workflows)
+        .map_err(|e| e.to_string())
 }
 
 fn compile_with(text: &str, opts: &Options) -> Result<Option<Config>, String> {
@@ -203,9 +205,20 @@ steps:
 "#,
     );
     let names: Vec<String> = shape(&c).into_iter().flatten().collect();
+    // `path` is only checked for push and pull request events (this run is manual), as in
+    // Woodpecker: `docs` runs although `on_empty` is false.
     assert_eq!(
         names,
-        ["build", "on-main", "notify", "always", "eval", "code", "manual-or-tag"]
+        [
+            "build",
+            "on-main",
+            "notify",
+            "always",
+            "eval",
+            "docs",
+            "code",
+            "manual-or-tag"
+        ]
     );
     let notify = step(&c, "notify");
     assert_eq!((notify.on_success, notify.on_failure), (false, true));
