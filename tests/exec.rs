@@ -505,8 +505,11 @@ fn scenario(name: &str, files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>,
     (code, text, json)
 }
 
+/// (step, status, exit code) rows.
+type StepRows = Vec<(String, String, i64)>;
+
 /// (workflow, status) and (step, status, exit code) from a report.
-fn statuses(report: &serde_json::Value) -> (Vec<(String, String)>, Vec<(String, String, i64)>) {
+fn statuses(report: &serde_json::Value) -> (Vec<(String, String)>, StepRows) {
     let mut flows = Vec::new();
     let mut steps = Vec::new();
     for w in report["workflows"].as_array().into_iter().flatten() {
@@ -525,7 +528,7 @@ fn statuses(report: &serde_json::Value) -> (Vec<(String, String)>, Vec<(String, 
     (flows, steps)
 }
 
-fn owned<const N: usize>(list: [(&str, &str, i64); N]) -> Vec<(String, String, i64)> {
+fn owned<const N: usize>(list: [(&str, &str, i64); N]) -> StepRows {
     list.iter()
         .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
         .collect()
@@ -539,7 +542,7 @@ fn woodpecker_e2e_scenarios_single_workflow() {
     let step = |name: &str, cmd: &str, extra: &str| {
         format!("  - name: {name}\n    image: alpine\n    commands: [\"{cmd}\"]\n{extra}")
     };
-    let cases: Vec<(&str, String, Option<i32>, Vec<(String, String, i64)>)> = vec![
+    let cases: Vec<(&str, String, Option<i32>, StepRows)> = vec![
         (
             "simple-success",
             format!(

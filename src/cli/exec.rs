@@ -38,14 +38,19 @@ pub struct Planned {
     pub fate: Fate,
     /// The checkout the workflow file belongs to.
     pub repo_dir: std::path::PathBuf,
+    /// Compiled once before a run, so that what is prepared (the workspace claim) and what
+    /// runs are the same workflow.
+    pub compiled: Option<Compiled>,
 }
 
 /// What becomes of a planned workflow.
 pub enum Fate {
     /// It runs once the workflows it depends on (by name) have ended, if they ended in a way
-    /// its `runs_on` accepts (`on_success`, `on_failure`).
+    /// its `runs_on` accepts (`on_success`, `on_failure`). It compiled without error; it is
+    /// compiled again, with `opts`, when it is printed or run, so that a run holds one
+    /// compiled workflow at a time where it can (a 27-item matrix of thousands of steps).
     Run {
-        compiled: Compiled,
+        opts: Box<Options>,
         depends_on: Vec<String>,
         on_success: bool,
         on_failure: bool,
@@ -55,9 +60,18 @@ pub enum Fate {
 }
 
 impl Planned {
-    pub fn compiled(&self) -> Option<&Compiled> {
+    /// Whether it runs.
+    pub fn runs(&self) -> bool {
+        matches!(self.fate, Fate::Run { .. })
+    }
+
+    /// The compiled workflow (it compiled in [`plan`] already, so this does not fail there).
+    pub fn compile(&self) -> Option<Compiled> {
+        if let Some(c) = &self.compiled {
+            return Some(c.clone());
+        }
         match &self.fate {
-            Fate::Run { compiled, .. } => Some(compiled),
+            Fate::Run { opts, .. } => compile::compile(&self.workflow, opts).ok().flatten(),
             Fate::Left(_) => None,
         }
     }
@@ -80,7 +94,7 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
         eprintln!("warning: {w}");
     }
     let plan = plan.workflows;
-    if !plan.iter().any(|p| p.compiled().is_some()) {
+    if !plan.iter().any(Planned::runs) {
         for p in &plan {
             if let Fate::Left(why) = &p.fate {
                 eprintln!("# {}: {why}", label(&p.workflow));
@@ -89,22 +103,31 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
         return Err("no workflow to run: every one was left out (see above; --event selects by event)".into());
     }
     if args.dry_run {
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
         for p in &plan {
             match &p.fate {
-                Fate::Run {
-                    compiled, depends_on, ..
-                } => {
+                Fate::Run { depends_on, .. } => {
                     if depends_on.is_empty() {
                         eprintln!("# {}", label(&p.workflow));
                     } else {
                         eprintln!("# {} (after {})", label(&p.workflow), depends_on.join(", "));
                     }
-                    println!("{}", serde_json::to_string_pretty(&masked(&compiled.config))?);
+                    let Some(mut compiled) = p.compile() else { continue };
+                    mask(&mut compiled.config);
+                    serde_json::to_writer_pretty(&mut out, &compiled.config)?;
+                    writeln!(out)?;
                 }
                 Fate::Left(why) => eprintln!("# {}: {why}", label(&p.workflow)),
             }
         }
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
+    }
+    let mut plan = plan;
+    for p in &mut plan {
+        p.compiled = p.compile();
     }
     let rt = super::runtime()?;
     let ok = rt.block_on(async {
@@ -238,11 +261,11 @@ pub fn plan(
         let fate = match compile::compile(wf, &opts)? {
             None => Fate::Left("skipped: its `when:` does not match".into()),
             Some(c) if c.config.stages.is_empty() => Fate::Left("skipped: no step of it runs".into()),
-            Some(compiled) => {
+            Some(_) => {
                 number += 1;
                 let (on_success, on_failure) = compile::workflow_runs_on(wf, &opts);
                 Fate::Run {
-                    compiled,
+                    opts: Box::new(opts),
                     depends_on: Vec::new(),
                     on_success,
                     on_failure,
@@ -312,6 +335,7 @@ pub fn plan(
             workflow,
             fate,
             repo_dir: repo_dir.clone(),
+            compiled: None,
         })
         .collect();
     Ok(Plan { workflows, warnings })
@@ -355,6 +379,12 @@ fn repo_dir(first: &Path, cwd: &Path) -> std::path::PathBuf {
 /// The config with every secret value replaced, for printing.
 pub fn masked(config: &Config) -> Config {
     let mut c = config.clone();
+    mask(&mut c);
+    c
+}
+
+/// Replaces every secret value of a config, in place.
+pub fn mask(c: &mut Config) {
     for s in &mut c.secrets {
         s.value = MASK.into();
     }
@@ -368,7 +398,6 @@ pub fn masked(config: &Config) -> Config {
             step.auth_config.password = MASK.into();
         }
     }
-    c
 }
 
 /// Whether a workflow runs after its dependencies ended with `statuses`, by Woodpecker's
@@ -414,15 +443,18 @@ pub async fn execute<B: Backend>(
         status: Option<FlowStatus>,
     }
     let mut items: Vec<Item> = Vec::new();
-    for p in plan {
+    for mut p in plan {
+        let compiled = p.compiled.take().or_else(|| p.compile());
         match p.fate {
             Fate::Left(why) => printer.say(&format!("# {}: {why}", label(&p.workflow))),
             Fate::Run {
-                compiled,
-                depends_on,
+                ref depends_on,
                 on_success,
                 on_failure,
+                ..
             } => {
+                let Some(compiled) = compiled else { continue };
+                let depends_on = depends_on.clone();
                 let flow = printer.add_workflow(
                     &label(&p.workflow),
                     &p.workflow.name,

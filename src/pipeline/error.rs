@@ -77,6 +77,16 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A piece of the user's input short enough to quote in a message (a hostile file may put
+/// 100 KB in one value).
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// What Woodpecker accepts but its linter warns about (an unknown key, a value outside its
 /// list, a deprecated key), or what has no effect on a local run. Printed once per place.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

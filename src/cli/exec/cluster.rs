@@ -95,7 +95,7 @@ pub fn seed_workspaces(
         .map(|f| std::path::Path::new(std::ffi::OsStr::from_bytes(f)))
         .collect();
     let mut copied = 0;
-    for conf in plan.iter().filter_map(|p| p.compiled()).map(|c| &c.config) {
+    for conf in plan.iter().filter_map(|p| p.compiled.as_ref()).map(|c| &c.config) {
         let steps: Vec<_> = conf.stages.iter().flat_map(|s| &s.steps).collect();
         let (Some(first), false) = (steps.first(), steps.iter().any(|s| s.type_ == "clone")) else {
             continue;

@@ -325,6 +325,7 @@ mod tests {
         assert_eq!(evaluate(&deep, &e), Err("nested deeper than 64 levels".into()));
         let nots = format!("{}true", "!".repeat(10_000));
         assert_eq!(evaluate(&nots, &e), Err("nested deeper than 64 levels".into()));
+        assert_eq!(crate::pipeline::error::shorten(&deep).len(), 83);
         assert_eq!(
             evaluate(r#"len(CI_COMMIT_BRANCH) > 2"#, &e),
             Err("function `len` is not supported".into())

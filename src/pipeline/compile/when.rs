@@ -79,7 +79,7 @@ fn entry_matches(w: &When, facts: &Facts<'_>, global: bool, file: &str) -> Resul
                 file,
                 w.evaluate_line,
                 &format!("{}.evaluate", w.key),
-                format!("`{src}`: {e}"),
+                format!("`{}`: {e}", crate::pipeline::error::shorten(src)),
             )
         })?;
         ok = ok && result;
