@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kube::Client;
+use kube::params::LogParams;
+use sim::{RecordedRequest, ScriptRule, Sim, SimConfig};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Settings};
 use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, Step};
-use woodpecker_k8s_agent::kube::Client;
-use woodpecker_k8s_agent::kube::params::LogParams;
-use woodpecker_k8s_agent::sim::{RecordedRequest, ScriptRule, Sim, SimConfig};
 
 const NS: &str = "woodpecker";
 const STEPS: usize = 20;
@@ -240,6 +240,7 @@ async fn main() {
     let sim = Arc::new(
         Sim::start(SimConfig {
             tick: Duration::from_millis(5),
+            run_until_deleted_label: Some(woodpecker_k8s_agent::backend::labels::SERVICE.into()),
             ..SimConfig::default()
         })
         .await

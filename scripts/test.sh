@@ -19,4 +19,4 @@ fi
 # from competing for the 2 cores with the timing-sensitive tests running beside it.
 bash scripts/build-static.sh x86_64 >/dev/null
 
-cargo test --all-targets "$@"
+cargo test --workspace --all-targets "$@"

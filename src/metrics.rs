@@ -1,8 +1,10 @@
 //! A small process-wide metrics registry (atomics, no labels) and its Prometheus text
-//! rendering for `/metrics`. Any layer may bump a counter through [`global`]; nothing here
-//! knows who does.
+//! rendering for `/metrics`. Any room of the app may bump a counter through [`global`]; the
+//! Kubernetes client keeps its own counters ([`kube::Client::stats`]), read when rendering from
+//! the client given to [`Metrics::watch_client`].
 
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 #[derive(Debug, Default)]
@@ -11,13 +13,12 @@ pub struct Metrics {
     pub workflows_total: AtomicU64,
     pub steps_started: AtomicU64,
     pub steps_failed: AtomicU64,
-    pub apiserver_requests: AtomicU64,
-    pub apiserver_errors: AtomicU64,
-    pub watch_restarts: AtomicU64,
     pub log_bytes: AtomicU64,
     pub log_lines_dropped: AtomicU64,
     pub grpc_requests: AtomicU64,
     pub grpc_errors: AtomicU64,
+    /// The agent's Kubernetes client, whose counters the apiserver rows show.
+    kube: OnceLock<kube::Client>,
 }
 
 static GLOBAL: Metrics = Metrics {
@@ -25,13 +26,11 @@ static GLOBAL: Metrics = Metrics {
     workflows_total: AtomicU64::new(0),
     steps_started: AtomicU64::new(0),
     steps_failed: AtomicU64::new(0),
-    apiserver_requests: AtomicU64::new(0),
-    apiserver_errors: AtomicU64::new(0),
-    watch_restarts: AtomicU64::new(0),
     log_bytes: AtomicU64::new(0),
     log_lines_dropped: AtomicU64::new(0),
     grpc_requests: AtomicU64::new(0),
     grpc_errors: AtomicU64::new(0),
+    kube: OnceLock::new(),
 };
 
 /// The process's registry.
@@ -40,17 +39,10 @@ pub fn global() -> &'static Metrics {
 }
 
 impl Metrics {
-    /// One apiserver request (for the Kubernetes client to call).
-    pub fn apiserver_request(&self, failed: bool) {
-        self.apiserver_requests.fetch_add(1, Relaxed);
-        if failed {
-            self.apiserver_errors.fetch_add(1, Relaxed);
-        }
-    }
-
-    /// A watch stream was re-opened (for the backend's shared watch to call).
-    pub fn watch_restart(&self) {
-        self.watch_restarts.fetch_add(1, Relaxed);
+    /// Shows `client`'s request and watch counters (and its clones') from now on; the first
+    /// client given wins.
+    pub fn watch_client(&self, client: &kube::Client) {
+        let _ = self.kube.set(client.clone());
     }
 
     pub fn grpc_request(&self, failed: bool) {
@@ -62,6 +54,10 @@ impl Metrics {
 
     /// The Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
+        self.render_with(self.kube.get().map(kube::Client::stats).unwrap_or_default())
+    }
+
+    fn render_with(&self, kube: kube::Stats) -> String {
         let rows: [(&str, &str, &str, i64); 11] = [
             (
                 "woodpecker_agent_workflows_running",
@@ -91,19 +87,19 @@ impl Metrics {
                 "woodpecker_agent_apiserver_requests_total",
                 "counter",
                 "Requests sent to the Kubernetes apiserver.",
-                self.apiserver_requests.load(Relaxed) as i64,
+                kube.requests as i64,
             ),
             (
                 "woodpecker_agent_apiserver_errors_total",
                 "counter",
                 "Apiserver requests that failed.",
-                self.apiserver_errors.load(Relaxed) as i64,
+                kube.errors as i64,
             ),
             (
                 "woodpecker_agent_watch_restarts_total",
                 "counter",
                 "Watch streams re-opened.",
-                self.watch_restarts.load(Relaxed) as i64,
+                kube.watch_restarts as i64,
             ),
             (
                 "woodpecker_agent_log_bytes_total",
@@ -145,10 +141,12 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.apiserver_request(true);
-        m.apiserver_request(false);
         m.workflows_running.store(2, Relaxed);
-        let text = m.render();
+        let text = m.render_with(kube::Stats {
+            requests: 2,
+            errors: 1,
+            watch_restarts: 0,
+        });
         assert!(
             text.contains("# TYPE woodpecker_agent_workflows_running gauge\nwoodpecker_agent_workflows_running 2\n")
         );

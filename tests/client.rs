@@ -9,16 +9,16 @@ mod streams;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::Secret;
+use kube::config::{AuthConfig, Config, Impersonation};
+use kube::params::Preconditions;
+use kube::retry::BackoffConfig;
+use kube::types::Pod;
+use kube::{Api, Client, ClientOptions, DeleteParams, ListParams};
 use serde_json::json;
+use sim::Sim;
+use sim::faults::{FaultReply, RequestMatch, Times};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use woodpecker_k8s_agent::Secret;
-use woodpecker_k8s_agent::kube::config::{AuthConfig, Config, Impersonation};
-use woodpecker_k8s_agent::kube::params::Preconditions;
-use woodpecker_k8s_agent::kube::retry::BackoffConfig;
-use woodpecker_k8s_agent::kube::types::Pod;
-use woodpecker_k8s_agent::kube::{Api, Client, ClientOptions, DeleteParams, ListParams};
-use woodpecker_k8s_agent::sim::Sim;
-use woodpecker_k8s_agent::sim::faults::{FaultReply, RequestMatch, Times};
 
 use crate::common::start_sim;
 
@@ -76,6 +76,13 @@ async fn crud_and_error_reasons_over_tls() {
     assert!(api.get_opt("missing").await.unwrap().is_none());
     let missing = api.get("missing").await.unwrap_err();
     assert!(missing.is_not_found());
+    // The client counts its own attempts: create, create (409), get, get_opt (404), get (404).
+    let stats = api.client().stats();
+    assert_eq!(
+        (stats.requests, stats.errors, stats.watch_restarts),
+        (5, 3, 0),
+        "{stats:?}"
+    );
     assert!(
         missing
             .to_string()
@@ -337,10 +344,7 @@ async fn a_slow_reply_times_out_and_the_read_is_retried() {
         Times::Once,
     );
     let err = once.get("slow").await.unwrap_err();
-    assert!(
-        matches!(err, woodpecker_k8s_agent::kube::Error::Timeout { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, kube::Error::Timeout { .. }), "{err}");
     sim.shutdown().await;
 }
 

@@ -378,8 +378,8 @@ fn invalid_corpus_fails_in_both_tools_and_we_say_where() {
 
 #[tokio::test]
 async fn a_relative_exec_command_runs_from_the_kubeconfig_directory() {
-    use woodpecker_k8s_agent::kube::auth::Credentials;
-    use woodpecker_k8s_agent::kube::config::{AuthConfig, Overrides, ProcessEnv, infer};
+    use kube::auth::Credentials;
+    use kube::config::{AuthConfig, Overrides, ProcessEnv, infer};
     let overrides = Overrides {
         kubeconfig: Some(corpus().join("relative/conf/config")),
         context: Some("rel-exec".into()),

@@ -7,8 +7,8 @@ mod pending;
 
 use std::time::Duration;
 
+use sim::{FaultReply, RequestMatch, ScriptRule, Times};
 use woodpecker_k8s_agent::backend::{Backend, Config, Stage};
-use woodpecker_k8s_agent::sim::{FaultReply, RequestMatch, ScriptRule, Times};
 
 use harness::*;
 
@@ -86,11 +86,17 @@ async fn a_watch_reset_mid_step_misses_no_termination() {
     let conf = workflow("18", std::slice::from_ref(&s));
     h.backend.setup_workflow(&conf, "18").await.unwrap();
     h.backend.start_step(&s, "18").await.unwrap();
-    // Every watch reconnect answers 410 once, and the open watch is cut: the watcher relists.
+    // Once the shared watch is open, it ends with a 410 ERROR event and the next two watches
+    // are refused with 410: the watcher relists.
+    let watching = || {
+        let open = h.sim.requests().iter().any(|r| r.watch && r.path.ends_with("/pods"));
+        async move { open.then_some(()) }
+    };
+    crate::common::wait_for("the shared watch to open", 10, watching).await;
     h.sim
         .faults()
         .fail(RequestMatch::path("/pods").watch(true), FaultReply::Gone, Times::N(2));
-    h.sim.faults().cut_watches_after(1, false);
+    h.sim.faults().expire_open_watches();
     let lines = drain(&h.backend, &s, "18").await;
     let state = h.backend.wait_step(&s, "18").await.unwrap();
     h.backend.destroy_step(&s, "18").await.unwrap();

@@ -3,9 +3,9 @@
 
 use std::process::Command;
 
+use kube::Client;
+use sim::Sim;
 use woodpecker_k8s_agent::backend::preflight::{Options, Outcome, Report, permissions, preflight};
-use woodpecker_k8s_agent::kube::Client;
-use woodpecker_k8s_agent::sim::Sim;
 
 use crate::common::start_sim;
 

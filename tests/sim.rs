@@ -36,7 +36,7 @@ pub fn phase(p: &Value) -> &str {
 }
 
 /// The reasons of the events about `name`, in order.
-pub fn event_reasons(sim: &woodpecker_k8s_agent::sim::Sim, name: &str) -> Vec<String> {
+pub fn event_reasons(sim: &sim::Sim, name: &str) -> Vec<String> {
     let mut evs = sim.objects("events", Some(NS));
     evs.retain(|e| e["involvedObject"]["name"] == name);
     evs.sort_by_key(|e| {

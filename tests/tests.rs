@@ -20,6 +20,8 @@ mod kubectl;
 mod kubeconfig;
 // The backend's step lifecycle on the simulated cluster.
 mod lifecycle;
+// The walls between the rooms: imports against the arrows, the shipped build without the sim.
+mod layers;
 // The YAML front end and the runtime.
 mod pipeline;
 // Workflow payloads as a Go server marshals them: null, absent and empty fields.

@@ -22,9 +22,9 @@ mod server;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use sim::{ScriptRule, Sim, SimConfig};
 use woodpecker_k8s_agent::agent::config::Settings;
 use woodpecker_k8s_agent::agent::{Agent, proto};
-use woodpecker_k8s_agent::sim::{ScriptRule, Sim, SimConfig};
 
 fn workflow(id: usize, steps: usize, lines: usize, sleep_ms: u64) -> proto::Workflow {
     let stages: Vec<_> = (0..steps)
@@ -71,9 +71,12 @@ fn main() {
                 arg(&args, 5),
             );
             let server = server::Server::start(16).await;
-            let sim = Sim::start(SimConfig::default())
-                .await
-                .expect("start the simulated cluster");
+            let sim = Sim::start(SimConfig {
+                run_until_deleted_label: Some(woodpecker_k8s_agent::backend::labels::SERVICE.into()),
+                ..SimConfig::default()
+            })
+            .await
+            .expect("start the simulated cluster");
             let every = Duration::from_millis(sleep_ms / lines.max(1) as u64);
             let logs: Vec<String> = (0..lines).map(|l| format!("simulated step output line {l}")).collect();
             sim.script(ScriptRule::any().logs(logs).every(every));

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use woodpecker_k8s_agent::kube::decode::{JsonLines, LineSplitter};
+use kube::decode::{JsonLines, LineSplitter};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use super::grpc::{Channel, Code, Status};
 use super::metrics;
 use super::proto::{self, method};
-use crate::{Secret, Shutdown};
+use crate::Shutdown;
+use kube::Secret;
 
 pub struct Client {
     channel: Channel,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::values::{check_address, parse_bool, parse_duration, parse_labels, parse_level};
-use crate::Secret;
+use kube::Secret;
 
 /// Settings for one agent process. Public fields: tests shorten the intervals.
 #[derive(Debug, Clone)]

@@ -289,14 +289,10 @@ fn status_from(headers: &http::HeaderMap) -> Option<Status> {
 
 /// A transport failure (refused, reset, TLS) reads as UNAVAILABLE, as grpc-go reports it.
 fn transport_status(path: &str, err: &(dyn std::error::Error + 'static)) -> Status {
-    let mut msg = format!("{path}: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        msg.push_str(": ");
-        msg.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    Status::new(Code::Unavailable, msg)
+    Status::new(
+        Code::Unavailable,
+        format!("{path}: {}", crate::error_chain::one_line(err)),
+    )
 }
 
 /// The gRPC message frame: flag byte 0 (uncompressed), big-endian u32 length, the message.

@@ -1,6 +1,6 @@
 //! The agent's own log: one line per event on stderr, `level=... msg=...`, filtered by
 //! WOODPECKER_LOG_LEVEL. Deliberately tiny (no tracing): the agent logs a few lines per
-//! workflow. Never pass a secret here; `crate::Secret` prints as `[REDACTED]` anyway.
+//! workflow. Never pass a secret here; `kube::Secret` prints as `[REDACTED]` anyway.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, Ordering};

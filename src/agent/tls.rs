@@ -9,7 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::kube::tls::{AcceptAnyCert, SYSTEM_BUNDLES as BUNDLES};
+use kube::tls::{AcceptAnyCert, SYSTEM_BUNDLES as BUNDLES};
 
 #[derive(Debug)]
 pub enum Error {

@@ -32,10 +32,13 @@ pub fn skipped_workflow_labels(step: &Step, opts: &Options) -> Vec<String> {
         .collect()
 }
 
+/// The label a service step's pod carries (its value is the pod name).
+pub const SERVICE: &str = "service";
+
 /// Rules 4 and 5: `service` for service steps, then `step` and `woodpecker-ci.org/step`.
 fn step_identity(step: &Step, pod_name: &str, out: &mut BTreeMap<String, String>) {
     if step.is_service() {
-        out.insert("service".into(), names::to_label_value(pod_name));
+        out.insert(SERVICE.into(), names::to_label_value(pod_name));
     }
     let step_label = names::to_label_value(&step.name);
     out.insert("step".into(), step_label.clone());

@@ -1,6 +1,6 @@
 //! Woodpecker's Kubernetes backend: the workflow types the server sends, the agent options,
 //! pure builders for every object (no I/O), and the step lifecycle on one shared watch.
-//! Speaks to the cluster only through `crate::kube`.
+//! Speaks to the cluster only through `kube`.
 
 pub mod affinity;
 pub mod labels;

@@ -4,7 +4,7 @@
 
 use super::labels;
 use super::options::Options;
-use crate::kube::types::{Namespace, ObjectMeta};
+use kube::types::{Namespace, ObjectMeta};
 
 /// The Namespace to ensure for a workflow of `org_id`, or `None` when per-org mode is off (the
 /// single namespace is the admin's to create).

@@ -332,8 +332,8 @@ impl Options {
     }
 
     /// The options of every delete: `STOP_TIMEOUT` grace, background propagation.
-    pub fn delete_options(&self) -> crate::kube::types::DeleteOptions {
-        crate::kube::types::DeleteOptions {
+    pub fn delete_options(&self) -> kube::types::DeleteOptions {
+        kube::types::DeleteOptions {
             grace_period_seconds: Some(self.stop_timeout),
             propagation_policy: Some("Background".into()),
         }
@@ -366,10 +366,8 @@ fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
     Ok(n * mult)
 }
 
-#[path = "options_flags.rs"]
 mod flags;
 pub use flags::{Flags, usage};
 
 #[cfg(test)]
-#[path = "options_tests.rs"]
 mod tests;

@@ -15,7 +15,7 @@ use super::script;
 use super::security;
 use super::step_options::StepOptions;
 use super::types::Step;
-use crate::kube::types::{
+use kube::types::{
     Container, ContainerPort, EnvVar, LocalObjectReference, ObjectMeta, OwnerReference, Pod, PodSpec,
     ResourceRequirements, VolumeMount,
 };
@@ -382,9 +382,7 @@ fn permission_init(pod_sc: &Option<Value>, container: &Container, opts: &Options
 }
 
 #[cfg(test)]
-#[path = "pod_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "pod_fixture_tests.rs"]
 mod fixture_tests;

@@ -12,7 +12,7 @@ use super::secrets;
 use super::service;
 use super::types::{Config, Step};
 use super::volume;
-use crate::kube::types::{Pod, Secret};
+use kube::types::{Pod, Secret};
 
 /// The anchor uid in rendered output: the apiserver assigns the real one when the headless
 /// Service is created, and a fixed value keeps the output deterministic.

@@ -11,7 +11,7 @@ use super::options::Options;
 use super::pod::{BuildError, PodContext};
 use super::step_options::NativeSecret;
 use super::types::Step;
-use crate::kube::types::{EnvVar, Secret, Volume, VolumeMount};
+use kube::types::{EnvVar, Secret, Volume, VolumeMount};
 
 /// Whether the step has registry credentials (both username and password).
 pub fn has_registry_auth(step: &Step) -> bool {

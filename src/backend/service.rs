@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::names;
 use super::pod::{BuildError, PodContext};
-use crate::kube::types::{OwnerReference, Service, ServiceSpec};
+use kube::types::{OwnerReference, Service, ServiceSpec};
 
 /// The headless Service selecting every pod of the task. It carries no ownerReference itself.
 pub fn headless_service(ctx: &PodContext) -> Result<Service, BuildError> {

@@ -424,5 +424,4 @@ impl StepOptions {
 }
 
 #[cfg(test)]
-#[path = "step_options_tests.rs"]
 mod tests;

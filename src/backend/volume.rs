@@ -6,7 +6,7 @@ use super::names;
 use super::options::Options;
 use super::pod::{BuildError, PodContext};
 use super::types::{Config, Step};
-use crate::kube::types::{PersistentVolumeClaim, PvcSpec, PvcVolumeSource, Volume, VolumeMount, VolumeResources};
+use kube::types::{PersistentVolumeClaim, PvcSpec, PvcVolumeSource, Volume, VolumeMount, VolumeResources};
 
 /// The PVC for `conf.volume`, or `None` when the workflow has no volume (local `exec` payloads).
 pub fn workflow_pvc(

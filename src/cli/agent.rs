@@ -14,8 +14,8 @@ use crate::agent::{Agent, PipelineRunner};
 use crate::backend::Options;
 use crate::backend::lifecycle::{self, Kube, KubeBackend};
 use crate::backend::preflight;
-use crate::kube::config::Overrides;
 use crate::shutdown;
+use kube::config::Overrides;
 
 const HELP: &str = "\
 Usage: woodpecker-k8s-agent agent [ping]
@@ -59,9 +59,10 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     // The agent label on every object this agent creates, and what the start-up sweep removes:
     // the hostname, so run the agent with a stable one (a StatefulSet, or WOODPECKER_HOSTNAME).
     let backend_settings = lifecycle::Settings::from_lookup(&settings.hostname, env)?;
-    let kube_config = crate::kube::Config::infer(&Overrides::default())?;
+    let kube_config = kube::Config::infer(&Overrides::default())?;
     rt.block_on(async move {
-        let client = crate::kube::Client::new(kube_config)?;
+        let client = kube::Client::new(kube_config)?;
+        crate::metrics::global().watch_client(&client);
         // Preflight at start (issue 6): findings go to the log, and the agent runs on either
         // way: a cluster briefly unreachable at start must not crash-loop the pod.
         let checks = preflight::Options::from_backend(&opts);
@@ -77,7 +78,7 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
         // The first signal drains; a second one cancels the running workflows at once.
         let (cancel_trigger, cancel_now) = shutdown::channel();
-        let signals = tokio::spawn(on_signals([trigger, cancel_trigger]));
+        let signals = tokio::spawn(on_signals(shutdown::Signals::install()?, [trigger, cancel_trigger]));
         agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
         signals.abort();
@@ -106,15 +107,9 @@ fn log_preflight(report: &preflight::Report) {
 }
 
 /// Fires each trigger on the next SIGTERM or SIGINT, in order.
-async fn on_signals(triggers: [shutdown::Trigger; 2]) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+async fn on_signals(mut signals: shutdown::Signals, triggers: [shutdown::Trigger; 2]) {
     for trigger in triggers {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        signals.next().await;
         trigger.fire();
     }
 }

@@ -159,9 +159,11 @@ async fn embedded(
     printer: Arc<Printer>,
     cancel: Shutdown,
 ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-    use crate::sim::{RunnerKind, Sim, SimConfig};
+    use sim::{RunnerKind, Sim, SimConfig};
     let sim = Sim::start(SimConfig {
         runner: RunnerKind::Host,
+        // Services run until the workflow ends (their images' entrypoints are not run).
+        run_until_deleted_label: Some(crate::backend::labels::SERVICE.into()),
         ..SimConfig::default()
     })
     .await?;
@@ -578,18 +580,11 @@ pub async fn execute<B: Backend>(
 /// Fires on Ctrl-C or SIGTERM. The task is owned by `tasks`.
 pub fn signals(tasks: &mut JoinSet<()>) -> Shutdown {
     let (trigger, shutdown) = shutdown::channel();
+    let signals = shutdown::Signals::install();
     tasks.spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term => {}
+        match signals {
+            Ok(mut signals) => signals.next().await,
+            Err(_) => std::future::pending().await,
         }
         eprintln!("\ncanceling: stopping the running steps and removing every object...");
         trigger.fire();

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
-use crate::kube::config::{AuthConfig, Config, Impersonation, Origin, Overrides, redact_userinfo};
+use kube::config::{AuthConfig, Config, Impersonation, Origin, Overrides, redact_userinfo};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent kubeconfig [--kubeconfig FILE] [--context NAME] [--namespace NS]

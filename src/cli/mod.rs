@@ -16,11 +16,12 @@ pub type Result = std::result::Result<std::process::ExitCode, Box<dyn StdError +
 
 /// Prints an error and each of its causes, one per line (`error: ...`, `  caused by: ...`).
 pub fn report_error(err: &(dyn StdError + 'static)) {
-    eprintln!("error: {err}");
-    let mut source = err.source();
-    while let Some(cause) = source {
-        eprintln!("  caused by: {cause}");
-        source = cause.source();
+    for (i, e) in crate::error_chain::causes(err).enumerate() {
+        if i == 0 {
+            eprintln!("error: {e}");
+        } else {
+            eprintln!("  caused by: {e}");
+        }
     }
 }
 

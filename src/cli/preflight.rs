@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use crate::backend::options::{Flags, Options as BackendOptions};
 use crate::backend::preflight::{Options, preflight};
-use crate::kube::config::{Overrides, redact_userinfo};
-use crate::kube::retry::RetryPolicy;
-use crate::kube::{Client, ClientOptions, Config};
+use kube::config::{Overrides, redact_userinfo};
+use kube::retry::RetryPolicy;
+use kube::{Client, ClientOptions, Config};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent preflight [OPTIONS]

@@ -13,7 +13,6 @@ use serde_json::json;
 
 use crate::backend::options::{self, Flags, Options};
 
-#[path = "render_yaml.rs"]
 mod yaml;
 use crate::backend::{Config, render};
 

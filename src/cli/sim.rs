@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::sim::{RunnerKind, Sim, SimConfig};
+use sim::{RunnerKind, Sim, SimConfig};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent sim [--dir D] [--http] [--port P] [--runner host|scripted] [--tick MS]
@@ -27,6 +27,8 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     let mut cfg = SimConfig {
         runner: RunnerKind::Host,
         tick: std::time::Duration::from_millis(50),
+        // Woodpecker's service pods run until deleted.
+        run_until_deleted_label: Some(crate::backend::labels::SERVICE.into()),
         ..SimConfig::default()
     };
     let mut parser = lexopt::Parser::from_args(args);
@@ -63,14 +65,12 @@ pub fn run(args: Vec<OsString>) -> super::Result {
                 "warning: the host runner runs each container's command on THIS machine (no images; only a private mount namespace)"
             );
         }
+        // Before the kubeconfig path is printed: whoever reads it may signal us at once.
+        let mut signals = crate::shutdown::Signals::install()?;
         let sim = Sim::start(cfg.clone()).await?;
         eprintln!("simulated cluster at {}", sim.url());
         println!("{}", sim.kubeconfig_path().display());
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        signals.next().await;
         sim.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

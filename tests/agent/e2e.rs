@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use kube::Client;
+use sim::{ScriptRule, Sim};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::Options;
 use woodpecker_k8s_agent::backend::lifecycle::{self, Kube, KubeBackend};
-use woodpecker_k8s_agent::kube::Client;
-use woodpecker_k8s_agent::sim::{ScriptRule, Sim};
 
 use super::*;
 
@@ -24,15 +24,14 @@ fn pod(wf: &str, step: &str) -> String {
 }
 
 fn kube_runner(sim: &Sim) -> Arc<PipelineRunner<KubeBackend>> {
+    kube_runner_on(Client::new(sim.kube_config()).unwrap())
+}
+
+fn kube_runner_on(client: Client) -> Arc<PipelineRunner<KubeBackend>> {
     let vars: HashMap<&str, &str> = BACKEND_ENV.into_iter().collect();
     let opts = Options::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
     let settings = lifecycle::Settings::from_lookup("e2e-agent", |_| None).unwrap();
-    let backend = KubeBackend::new(
-        Kube::new(Client::new(sim.kube_config()).unwrap()),
-        opts,
-        settings,
-        Shutdown::never(),
-    );
+    let backend = KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never());
     Arc::new(PipelineRunner::new(Arc::new(backend)))
 }
 
@@ -68,12 +67,11 @@ async fn full_workflow_on_the_simulated_cluster() {
     server
         .state
         .push(workflow("201", &[("build", &["make"]), ("test", &["make test"])], &[]));
-    let m = woodpecker_k8s_agent::metrics::global();
-    let requests = m.apiserver_requests.load(std::sync::atomic::Ordering::Relaxed);
-    let agent = start(&server, "e2e", &[], kube_runner(&sim)).await;
+    let client = Client::new(sim.kube_config()).unwrap();
+    let agent = start(&server, "e2e", &[], kube_runner_on(client.clone())).await;
     server.state.until(30, "Done", |c| done(c, "201")).await;
     // The Kubernetes client counts its requests for /metrics (PVC, Service, pods, logs, deletes).
-    assert!(m.apiserver_requests.load(std::sync::atomic::Ordering::Relaxed) >= requests + 5);
+    assert!(client.stats().requests >= 5, "{:?}", client.stats());
     assert_eq!(
         flow(&server.state.calls(), "201"),
         [
@@ -144,6 +142,21 @@ fn spawn_binary(server: &Server, sim: &Sim, dir: &std::path::Path, extra: &[(&st
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Everything the child writes to `pipe`, as it arrives.
+fn collect(pipe: tokio::process::ChildStderr) -> Arc<std::sync::Mutex<String>> {
+    use tokio::io::AsyncReadExt;
+    let text = Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = text.clone();
+    tokio::spawn(async move {
+        let mut pipe = pipe;
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    text
 }
 
 fn sigterm(child: &tokio::process::Child) {
@@ -219,7 +232,8 @@ async fn binary_second_sigterm_cancels_at_once() {
     let server = Server::start(16).await;
     server.state.push(workflow("231", &[("forever", &["serve"])], &[]));
     let dir = temp_dir("binary-twice");
-    let child = spawn_binary(&server, &sim, &dir, &[("WOODPECKER_DRAIN_TIMEOUT", "10m")]);
+    let mut child = spawn_binary(&server, &sim, &dir, &[("WOODPECKER_DRAIN_TIMEOUT", "10m")]);
+    let stderr = collect(child.stderr.take().unwrap());
     server
         .state
         .until(30, "the first line", |c| {
@@ -227,15 +241,19 @@ async fn binary_second_sigterm_cancels_at_once() {
         })
         .await;
     sigterm(&child);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let draining = || {
+        let seen = stderr.lock().unwrap().contains("shutting down: no new work");
+        async move { seen.then_some(()) }
+    };
+    crate::common::wait_for("the agent to say it drains", 30, draining).await;
     assert!(!done(&server.state.calls(), "231"), "the first signal only drains");
     sigterm(&child);
-    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .unwrap()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = stderr.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(0), "{stderr}");
     let lines = flow(&server.state.calls(), "231");
     assert!(lines.contains(&"cancel forever".to_string()), "{lines:?}");
     assert_eq!(

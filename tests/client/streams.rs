@@ -4,12 +4,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use woodpecker_k8s_agent::kube::logs::FollowOptions;
-use woodpecker_k8s_agent::kube::types::{Event as KubeEvent, Pod, Resource};
-use woodpecker_k8s_agent::kube::watch::{Event, WatchEvent};
-use woodpecker_k8s_agent::kube::{Api, ListParams, WatchParams};
-use woodpecker_k8s_agent::sim::faults::{FaultReply, RequestMatch, Times};
-use woodpecker_k8s_agent::sim::{ScriptRule, SimConfig};
+use kube::logs::FollowOptions;
+use kube::types::{Event as KubeEvent, Pod, Resource};
+use kube::watch::{Event, WatchEvent};
+use kube::{Api, ListParams, WatchParams};
+use sim::faults::{FaultReply, RequestMatch, Times};
+use sim::{ScriptRule, SimConfig};
 
 use super::{FAST_BACKOFF, NS, pod, pods};
 use crate::common::{fast_config, start_sim, start_sim_with};
@@ -33,11 +33,7 @@ async fn a_raw_watch_sees_changes_after_the_list() {
 }
 
 /// Names seen as Applied until `want` are all there; Restarted lists count too.
-async fn collect_names(
-    w: &mut woodpecker_k8s_agent::kube::watch::Watcher<Pod>,
-    want: &BTreeSet<String>,
-    restarted: &mut u32,
-) {
+async fn collect_names(w: &mut kube::watch::Watcher<Pod>, want: &BTreeSet<String>, restarted: &mut u32) {
     let mut seen = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     while !want.is_subset(&seen) {
@@ -134,7 +130,7 @@ async fn the_watcher_relists_when_its_resource_version_is_too_old() {
     sim.shutdown().await;
 }
 
-async fn wait_restart(w: &mut woodpecker_k8s_agent::kube::watch::Watcher<Pod>, restarted: &mut u32, before: u32) {
+async fn wait_restart(w: &mut kube::watch::Watcher<Pod>, restarted: &mut u32, before: u32) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while *restarted == before {
         assert!(Instant::now() < deadline, "no re-list after a 410");
@@ -228,7 +224,7 @@ async fn pump_feeds_a_channel_until_the_log_ends() {
     api.create(&pod("pump-1", "p")).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let follower = api.follow_log("pump-1", "step", FollowOptions::default());
-    let task = tokio::spawn(follower.pump(tx, woodpecker_k8s_agent::Shutdown::never()));
+    let task = tokio::spawn(follower.pump(tx, std::future::pending()));
     let mut got = Vec::new();
     while let Some(line) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
@@ -284,7 +280,7 @@ async fn dropping_a_log_stream_ends_it_on_the_server() {
     sim.script(ScriptRule::name("endless").logs(["tick"]).run_until_deleted());
     let api = pods(&sim);
     api.create(&pod("endless", "e")).await.unwrap();
-    let params = woodpecker_k8s_agent::kube::params::LogParams {
+    let params = kube::params::LogParams {
         container: Some("step".into()),
         follow: true,
         ..Default::default()

@@ -16,12 +16,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
-use woodpecker_k8s_agent::sim::{Sim, SimConfig};
+use sim::{Sim, SimConfig};
 
 /// A fast config: TLS, scripted runner, 5 ms kubelet tick.
 pub fn fast_config() -> SimConfig {
     SimConfig {
         tick: Duration::from_millis(5),
+        // Woodpecker's service pods run until deleted, as on a cluster.
+        run_until_deleted_label: Some(woodpecker_k8s_agent::backend::labels::SERVICE.into()),
         ..SimConfig::default()
     }
 }

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use woodpecker_k8s_agent::kube::auth::Credentials;
-use woodpecker_k8s_agent::kube::config::{AuthConfig, Overrides, ProcessEnv, infer};
-use woodpecker_k8s_agent::sim::Sim;
+use kube::auth::Credentials;
+use kube::config::{AuthConfig, Overrides, ProcessEnv, infer};
+use sim::Sim;
 
 use crate::common::{Raw, start_sim};
 
@@ -182,8 +182,8 @@ async fn an_exec_client_certificate_authenticates() {
 /// by `Credentials::exec_cert_resolver` at the TLS handshake -> list pods.
 #[tokio::test]
 async fn our_client_authenticates_with_an_exec_client_certificate() {
-    use woodpecker_k8s_agent::kube::types::Pod;
-    use woodpecker_k8s_agent::kube::{Api, Client, ListParams};
+    use kube::types::Pod;
+    use kube::{Api, Client, ListParams};
     let sim = start_sim().await;
     let dir = temp_dir("client-exec-cert");
     let (cert, key) = sim.client_certificate("ci-exec", &["system:masters"]).unwrap();

@@ -1,8 +1,8 @@
 //! Abnormal ends: OOMKilled, eviction, the deadline backstop and a pod deleted from outside are
 //! reported as such, never as a silent success.
 
+use sim::ScriptRule;
 use woodpecker_k8s_agent::backend::Backend;
-use woodpecker_k8s_agent::sim::ScriptRule;
 
 use super::harness::*;
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use kube::Client;
 use serde_json::Value;
+use sim::{RecordedRequest, Sim};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Limits, Settings};
 use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, State, Step};
-use woodpecker_k8s_agent::kube::Client;
-use woodpecker_k8s_agent::sim::{RecordedRequest, Sim};
 
 use crate::common;
 

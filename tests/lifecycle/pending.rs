@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use sim::ScriptRule;
 use woodpecker_k8s_agent::backend::Backend;
-use woodpecker_k8s_agent::sim::ScriptRule;
 
 use super::harness::*;
 
@@ -107,7 +107,7 @@ async fn a_missing_secret_fails_after_the_grace_with_the_kubelets_message() {
 
 #[tokio::test]
 async fn a_watch_that_never_works_is_named_not_the_pod() {
-    use woodpecker_k8s_agent::sim::{FaultReply, RequestMatch, Times};
+    use sim::{FaultReply, RequestMatch, Times};
     let h = harness().await;
     h.sim.script(ScriptRule::image("t/pass").logs(["fine"]));
     // Every list and watch of pods fails (as when RBAC forbids them); creating pods works.

@@ -6,15 +6,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::Client;
+use sim::{ScriptRule, Sim};
 use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Settings};
 use woodpecker_k8s_agent::backend::options::Options as BackendOptions;
 use woodpecker_k8s_agent::backend::{Config, Step};
-use woodpecker_k8s_agent::kube::Client;
 use woodpecker_k8s_agent::pipeline::compile::{self, Options};
 use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
 use woodpecker_k8s_agent::pipeline::{RuntimeOptions, WorkflowOutcome, run_workflow, yaml};
 use woodpecker_k8s_agent::shutdown::{self, Shutdown};
-use woodpecker_k8s_agent::sim::{ScriptRule, Sim};
 
 use crate::common::{start_sim, wait_for};
 

@@ -1,19 +1,32 @@
 //! Deletion: grace periods, preconditions, garbage collection, namespaces, storage and PVC protection.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use woodpecker_k8s_agent::sim::ScriptRule;
+use sim::ScriptRule;
 
 use super::{NS, event_reasons, phase, pod, pods_path};
 use crate::common::{Raw, start_sim, wait_for, wait_pod};
 
-async fn gone(sim: &woodpecker_k8s_agent::sim::Sim, plural: &str, ns: &str, name: &str) {
+async fn gone(sim: &sim::Sim, plural: &str, ns: &str, name: &str) {
     wait_for(&format!("{plural}/{name} to disappear"), 10, || {
         let present = sim.object(plural, ns, name).is_some();
         async move { (!present).then_some(()) }
     })
     .await
+}
+
+/// Returns once the garbage collector has swept after everything done so far: a fresh owner is
+/// deleted in the background and its dependent collected. What should survive a sweep and is
+/// still there after this has survived one.
+async fn gc_swept(sim: &sim::Sim, raw: &Raw) {
+    let secrets = format!("/api/v1/namespaces/{NS}/secrets");
+    let owner = raw
+        .post(&secrets, &json!({"metadata": {"name": "barrier"}}))
+        .await
+        .json();
+    let dep = owned_by(json!({"metadata": {"name": "barrier-dep"}}), &owner, "Secret");
+    assert_eq!(raw.post(&secrets, &dep).await.status, 201);
+    raw.delete(&format!("{secrets}/barrier"), None).await;
+    gone(sim, "secrets", NS, "barrier-dep").await;
 }
 
 fn owned_by(mut obj: Value, owner: &Value, kind: &str) -> Value {
@@ -102,7 +115,7 @@ async fn garbage_collection_background_foreground_and_orphan() {
     gone(&sim, "secrets", NS, "fg-dep").await;
     gone(&sim, "secrets", NS, "fg").await;
     gone(&sim, "secrets", NS, "or").await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    gc_swept(&sim, &raw).await;
     let orphan = sim
         .object("secrets", NS, "or-dep")
         .expect("orphaned dependent survives");
@@ -230,7 +243,12 @@ async fn a_claim_in_use_is_held_by_pvc_protection_until_its_pod_is_gone() {
     let r = raw.delete(&format!("{pvcs}/ws"), None).await;
     assert_eq!(r.status, 200);
     assert!(r.json()["metadata"]["deletionTimestamp"].is_string());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // An unused claim deleted now goes at once: the controllers have run since `ws` was deleted.
+    let unused = json!({"metadata": {"name": "unused"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    raw.post(&pvcs, &unused).await;
+    raw.delete(&format!("{pvcs}/unused"), None).await;
+    gone(&sim, "persistentvolumeclaims", NS, "unused").await;
+    gc_swept(&sim, &raw).await;
     assert!(
         sim.object("persistentvolumeclaims", NS, "ws").is_some(),
         "held while the pod runs"

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use woodpecker_k8s_agent::sim::{FaultReply, RequestMatch, ScriptRule, Times};
+use sim::{FaultReply, RequestMatch, ScriptRule, Times};
 
 use super::{NS, phase, pod, pods_path};
 use crate::common::{Next, Raw, start_sim, wait_pod};

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use serde_json::json;
-use woodpecker_k8s_agent::sim::{RunnerKind, SimConfig};
+use sim::{RunnerKind, SimConfig};
 
 use super::{NS, phase, pods_path};
 use crate::common::{Raw, fast_config, start_sim_with, wait_for, wait_pod};
 
-async fn host_sim() -> woodpecker_k8s_agent::sim::Sim {
+async fn host_sim() -> sim::Sim {
     start_sim_with(SimConfig {
         runner: RunnerKind::Host,
         ..fast_config()

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use woodpecker_k8s_agent::sim::ScriptRule;
+use sim::{ScriptRule, SimConfig};
 
 use super::{NS, event_reasons, phase, pod, pods_path};
-use crate::common::{Raw, start_sim, wait_pod};
+use crate::common::{Raw, fast_config, start_sim, start_sim_with, wait_pod};
 
 fn main_state(p: &Value) -> &Value {
     &p["status"]["containerStatuses"][0]["state"]
@@ -204,7 +204,7 @@ async fn services_run_until_deleted_and_deadlines_fail_pods() {
     sim.script(ScriptRule::prefix("svc-").run_until_deleted());
     let raw = Raw::new(&sim);
     raw.post(&pods_path(), &pod("svc-db")).await;
-    // The default for a pod labelled `service` is the same.
+    // So does a pod with the configured `run_until_deleted_label` (the tests' config: `service`).
     let mut labelled = pod("wp-svc-1-cache");
     labelled["metadata"]["labels"] = json!({"service": "cache"});
     raw.post(&pods_path(), &labelled).await;
@@ -216,8 +216,24 @@ async fn services_run_until_deleted_and_deadlines_fail_pods() {
     wait_pod(&sim, NS, "wp-svc-1-cache", "Running", |p| phase(p) == "Running").await;
     let p = wait_pod(&sim, NS, "deadline", "DeadlineExceeded", |p| phase(p) == "Failed").await;
     assert_eq!(p["status"]["reason"], "DeadlineExceeded");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A second after they started (the deadline), both still run: a pod without a rule exits
+    // within a few 5 ms ticks.
     assert_eq!(phase(&sim.object("pods", NS, "svc-db").unwrap()), "Running");
+    assert_eq!(phase(&sim.object("pods", NS, "wp-svc-1-cache").unwrap()), "Running");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_the_setting_a_labelled_pod_is_an_ordinary_pod() {
+    let sim = start_sim_with(SimConfig {
+        run_until_deleted_label: None,
+        ..fast_config()
+    })
+    .await;
+    let mut labelled = pod("wp-svc-1-cache");
+    labelled["metadata"]["labels"] = json!({"service": "cache"});
+    Raw::new(&sim).post(&pods_path(), &labelled).await;
+    wait_pod(&sim, NS, "wp-svc-1-cache", "Succeeded", |p| phase(p) == "Succeeded").await;
     sim.shutdown().await;
 }
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use woodpecker_k8s_agent::sim::ScriptRule;
-use woodpecker_k8s_agent::sim::time;
+use sim::ScriptRule;
+use sim::time;
 
 use super::{NS, phase, pod, pods_path};
 use crate::common::{Next, Raw, start_sim, wait_pod};

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use woodpecker_k8s_agent::sim::SimConfig;
+use sim::SimConfig;
 
 use super::{pod, pods_path};
 use crate::common::{Next, Raw, fast_config, start_sim, start_sim_with};

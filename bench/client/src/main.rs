@@ -1,4 +1,4 @@
-//! Client throughput benchmark against the simulated cluster (`woodpecker_k8s_agent::sim`).
+//! Client throughput benchmark against the simulated cluster (the `sim` crate).
 //! `serve N DIR` starts a TLS `Sim` on 127.0.0.1, creates N pods in namespace `bench` (waits
 //! until the kubelet has run them all to `Succeeded`, so nothing changes during the reads), runs
 //! a scripted pod `woodpecker/log` that writes N log lines at once, and arms the sim to end every
@@ -14,11 +14,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use woodpecker_k8s_agent::kube::config::{Config, Overrides};
-use woodpecker_k8s_agent::kube::logs::FollowOptions;
-use woodpecker_k8s_agent::kube::types::Pod;
-use woodpecker_k8s_agent::kube::{Api, Client, WatchParams};
-use woodpecker_k8s_agent::sim::{ScriptRule, Sim, SimConfig};
+use kube::config::{Config, Overrides};
+use kube::logs::FollowOptions;
+use kube::types::Pod;
+use kube::{Api, Client, WatchParams};
+use sim::{ScriptRule, Sim, SimConfig};
 
 /// A step pod as the agent would create it (emptyDir instead of the workflow's PVC).
 fn pod_json(i: usize) -> serde_json::Value {
@@ -152,7 +152,7 @@ fn decode(file: &Path) {
     let lines: Vec<&[u8]> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
     let start = Instant::now();
     for line in &lines {
-        woodpecker_k8s_agent::kube::watch::decode_event::<Pod>(line).unwrap();
+        kube::watch::decode_event::<Pod>(line).unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
     let n = lines.len();

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use crate::backend::State;
-use crate::kube::types::{ContainerState, ContainerStatus, Pod, PodStatus};
+use kube::types::{ContainerState, ContainerStatus, Pod, PodStatus};
 
 /// How long a pod may stay unstarted before the step fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,5 +332,4 @@ fn unscheduled_why(status: &PodStatus) -> Option<Why> {
 }
 
 #[cfg(test)]
-#[path = "classify_tests.rs"]
 mod tests;

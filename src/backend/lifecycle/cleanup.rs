@@ -11,8 +11,7 @@ use super::error::Error;
 use super::kubeio::Kube;
 use crate::backend::labels;
 use crate::backend::names::TASK_LABEL;
-use crate::kube;
-use crate::kube::types::{PersistentVolumeClaim, Pod, Resource, Secret, Service};
+use kube::types::{PersistentVolumeClaim, Pod, Resource, Secret, Service};
 
 /// Collects failed deletes; NotFound is success (already gone, or never created).
 #[derive(Debug, Default)]
@@ -135,7 +134,7 @@ pub async fn sweep(kube: &Kube, ns: Option<&str>, agent: &str, running: &HashSet
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::types::Status;
+    use kube::types::Status;
 
     fn api_error(code: u16, reason: &str) -> kube::Error {
         kube::Error::Api {

@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use crate::kube;
-
 /// A boxed error from another layer (the object builders).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -14,7 +14,7 @@ use super::classify::{Limits, Observation, Verdict, classify};
 use super::pending;
 use super::podwatch::Seen;
 use crate::Shutdown;
-use crate::kube::types::Pod;
+use kube::types::Pod;
 
 /// Why [`Follower::next`] returned.
 #[derive(Debug, Clone, PartialEq, Eq)]

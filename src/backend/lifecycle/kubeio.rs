@@ -1,4 +1,4 @@
-//! The lifecycle's only door to the cluster: the handful of calls it makes, over `crate::kube`.
+//! The lifecycle's only door to the cluster: the handful of calls it makes, over `kube`.
 //! Everything else in the lifecycle is written against these, so the request budget per step
 //! can be read off one file.
 //!
@@ -10,27 +10,15 @@ use tokio::sync::watch;
 
 use super::podwatch::{Input, PodWatch};
 use crate::Shutdown;
-use crate::kube::api::Api;
-use crate::kube::logs::{FollowOptions, LogFollower};
-use crate::kube::params::{DeleteParams, ListParams, WatchParams};
-use crate::kube::types::{Event as KubeEvent, Pod, Resource};
-use crate::kube::watch::{Event, Watcher};
-use crate::kube::{Client, Error};
+use kube::api::Api;
+use kube::logs::{FollowOptions, LogFollower};
+use kube::params::{DeleteParams, ListParams, WatchParams};
+use kube::types::{Event as KubeEvent, Pod, Resource};
+use kube::watch::{Event, Watcher};
+use kube::{Client, Error};
 
 /// How often a failing shared watch is reported.
 const WATCH_ERROR_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// An error and its causes on one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
 
 #[derive(Debug, Clone)]
 pub struct Kube {
@@ -118,7 +106,7 @@ impl Kube {
                         last_said = Some(tokio::time::Instant::now());
                         eprintln!(
                             "warning: the shared pod watch of namespace {ns} failed (retrying): {}",
-                            chain(&e)
+                            crate::error_chain::one_line(&e)
                         );
                     }
                 }

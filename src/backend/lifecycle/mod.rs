@@ -42,7 +42,7 @@ use super::options::Options;
 use super::pod::PodContext;
 use super::{Config, LogLines, State, Step};
 use crate::Shutdown;
-use crate::kube::types::{Namespace, Pod, Service};
+use kube::types::{Namespace, Pod, Service};
 use registry::{Registry, StepRun, Workflow};
 
 /// How long `destroy_workflow` waits for its steps' followers to see their pods go.
@@ -165,7 +165,7 @@ impl KubeBackend {
         }
     }
 
-    async fn create<K: crate::kube::types::Resource>(&self, ns: &str, obj: &K) -> Result<K, Error> {
+    async fn create<K: kube::types::Resource>(&self, ns: &str, obj: &K) -> Result<K, Error> {
         let action = || format!("create {} {}", K::KIND.to_lowercase(), obj.meta().name);
         self.kube.create(ns, obj).await.map_err(|e| Error::kube(action(), e))
     }
@@ -344,7 +344,7 @@ impl super::Backend for KubeBackend {
             }
         };
         for s in &secrets {
-            cleanup::delete::<crate::kube::types::Secret>(&self.kube, &ns, s, None, &mut out).await;
+            cleanup::delete::<kube::types::Secret>(&self.kube, &ns, s, None, &mut out).await;
         }
         cleanup::delete::<Pod>(&self.kube, &ns, &pod, grace, &mut out).await;
         Ok(out.into_result(format!("destroy step {}", step.name))?)

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::kube::types::Event;
+use kube::types::Event;
 
 use super::classify::Why;
 

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-use crate::kube::types::Pod;
+use kube::types::Pod;
 
 /// What the shared watch saw (the client's `Watcher` events, minus the HTTP).
 #[derive(Debug, Clone)]
@@ -165,7 +165,7 @@ mod tests {
         let mut p = Pod::default();
         p.metadata.name = name.into();
         p.metadata.uid = uid.into();
-        p.status = Some(crate::kube::types::PodStatus {
+        p.status = Some(kube::types::PodStatus {
             phase: phase.into(),
             ..Default::default()
         });

@@ -10,13 +10,14 @@ use tokio::time::{Duration, timeout};
 
 use super::classify::{Verdict, Why, infra_reason, is_infra};
 use super::follow::{Follower, Wake};
-use super::kubeio::{Kube, chain};
+use super::kubeio::Kube;
 use super::pending::PendingLog;
 use super::podwatch::Seen;
 use crate::Shutdown;
 use crate::backend::State;
 use crate::backend::loglines::{BATCH, LogSender};
-use crate::kube::types::Pod;
+use crate::error_chain::one_line as chain;
+use kube::types::Pod;
 
 /// How long the log may keep streaming after the pod is known to be over: the kubelet ends a
 /// follow stream within about 5 s of the container's end (its state check period).

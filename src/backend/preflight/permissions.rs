@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kube::types::{ObjectMeta, resource};
+use kube::types::{ObjectMeta, resource};
 
 /// One verb on one (sub)resource of one API group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

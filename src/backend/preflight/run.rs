@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::permissions::{self, SelfSubjectAccessReview};
 use super::storage::{self, StorageClass};
 use super::{Options, Outcome, Report};
-use crate::kube::client::Req;
-use crate::kube::types::{Namespace, ObjectMeta, resource};
-use crate::kube::{Api, Client, Error, ListParams};
+use crate::error_chain::one_line;
+use kube::types::{Namespace, ObjectMeta, resource};
+use kube::{Api, Client, Error, ListParams};
 
 /// `GET /version`, the fields we print.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -57,7 +57,7 @@ const ANONYMOUS: &str = "system:anonymous";
 /// made is itself a line of the report.
 pub async fn preflight(client: &Client, opts: &Options) -> Report {
     let mut report = Report::default();
-    match client.request_json::<VersionInfo>(&Req::get("/version".into())).await {
+    match client.get_json::<VersionInfo>("/version").await {
         Ok(v) => report.push(
             "cluster",
             Outcome::Ok(format!("reachable, Kubernetes {} {}", v.git_version, v.platform)),
@@ -71,7 +71,7 @@ pub async fn preflight(client: &Client, opts: &Options) -> Report {
         }
         Err(e) if e.is_unauthorized() => report.push("cluster", Outcome::Ok("reachable".into())),
         Err(e) => {
-            report.push("cluster", Outcome::Fail(format!("unreachable: {}", chain(&e))));
+            report.push("cluster", Outcome::Fail(format!("unreachable: {}", one_line(&e))));
             return report;
         }
     }
@@ -127,7 +127,7 @@ async fn authentication(client: &Client) -> Outcome {
                 Outcome::Ok(format!("as {user}"))
             }
         }
-        Err(e) if e.is_unauthorized() => Outcome::Fail(format!("credentials rejected: {}", chain(&e))),
+        Err(e) if e.is_unauthorized() => Outcome::Fail(format!("credentials rejected: {}", one_line(&e))),
         Err(e) if e.message().contains(ANONYMOUS) => {
             Outcome::Fail(format!("the apiserver sees no credentials: {}", one_line(&e)))
         }
@@ -136,7 +136,7 @@ async fn authentication(client: &Client) -> Outcome {
         Err(Error::Api { status, .. }) => {
             Outcome::Ok(format!("credentials accepted (SelfSubjectReview: {})", status.code))
         }
-        Err(e) => Outcome::Fail(format!("could not ask: {}", chain(&e))),
+        Err(e) => Outcome::Fail(format!("could not ask: {}", one_line(&e))),
     }
 }
 
@@ -159,20 +159,4 @@ async fn namespace(client: &Client, opts: &Options) -> Outcome {
         )),
         Err(e) => Outcome::Fail(format!("cannot read namespace `{ns}`: {}", one_line(&e))),
     }
-}
-
-/// An error and its causes on one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn one_line(err: &Error) -> String {
-    chain(err).replace('\n', " ")
 }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::report::Outcome;
-use crate::kube::types::{ObjectMeta, resource};
+use kube::types::{ObjectMeta, resource};
 
 /// `storage.k8s.io/v1` StorageClass, the fields we read.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

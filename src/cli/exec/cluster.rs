@@ -8,10 +8,10 @@ use std::sync::Arc;
 use super::{Args, Planned, Printer, execute};
 use crate::backend::lifecycle::{Kube, KubeBackend, Settings};
 use crate::backend::options::Options;
-use crate::kube::Client;
-use crate::kube::config::{Config, Overrides};
 use crate::pipeline::ulid;
 use crate::shutdown::{self, Shutdown};
+use kube::Client;
+use kube::config::{Config, Overrides};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -75,7 +75,7 @@ pub async fn with_config(
 /// git checkout.
 #[cfg(feature = "sim")]
 pub fn seed_workspaces(
-    sim: &crate::sim::Sim,
+    sim: &sim::Sim,
     namespace: &str,
     plan: &[Planned],
     repo: &std::path::Path,

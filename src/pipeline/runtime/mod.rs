@@ -85,17 +85,7 @@ pub(crate) fn unix_now() -> i64 {
 
 /// An error and its causes on one line, as the server shows a step error.
 pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
+    crate::error_chain::one_line(err)
 }
 
 /// What the step tasks share.

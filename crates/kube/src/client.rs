@@ -1,0 +1,435 @@
+//! HTTPS transport to one apiserver: hyper-util's pooled client over hyper-rustls (ring) over
+//! our TCP/CONNECT connector. Adds credentials (re-asked once after a 401), retries by
+//! [`RetryPolicy`], a connect timeout and a request timeout for ordinary calls, and a
+//! read-idle limit (no overall deadline) for watch and log streams. Turns non-2xx replies into
+//! typed [`Error::Api`]. Knows paths only as strings; which resource they name is `api`'s job.
+//!
+//! HTTP/1.1 only, on purpose: each watch or log stream gets its own connection, so one stuck
+//! stream cannot stall the others, and dead connections are found by TCP keepalive and the
+//! per-stream idle limit (the spec's "HTTP/1.1 + idle deadlines" option).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::auth::Credentials;
+use super::config::{Config, TlsConfig};
+use super::connector::{Connector, Proxy};
+use super::error::{Error, Result, status_from_body};
+use super::retry::{Backoff, Outcome, RetryPolicy, retry_after};
+use super::tls;
+
+/// Largest non-streamed reply body we read (a big LIST).
+const MAX_BODY: usize = 64 << 20;
+
+/// Timeouts and retries. The defaults suit the agent; tests shorten them.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// TCP connect (+ proxy CONNECT). client-go dials with 30 s.
+    pub connect_timeout: Duration,
+    /// One attempt of an ordinary call, from sending to the last body byte; for streams, until
+    /// the reply head.
+    pub request_timeout: Duration,
+    /// A log stream with no bytes for this long is treated as dropped (and resumed). Watches
+    /// use their `timeoutSeconds` + 5 s instead.
+    pub log_idle_timeout: Duration,
+    pub retry: RetryPolicy,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            log_idle_timeout: Duration::from_secs(300),
+            retry: RetryPolicy::default(),
+            user_agent: concat!("woodpecker-k8s-agent/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+/// A cheap-to-clone handle to one apiserver; clones share the connection pool.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+/// What a client and its clones have done so far, for the caller's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Request attempts (a retried request counts once per attempt).
+    pub requests: u64,
+    /// Attempts that did not end in a 2xx reply.
+    pub errors: u64,
+    /// Watches re-opened after a failure (by any [`crate::watch::Watcher`] on this client).
+    pub watch_restarts: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    errors: AtomicU64,
+    pub(crate) watch_restarts: AtomicU64,
+}
+
+struct Inner {
+    http: HyperClient<HttpsConnector<Connector>, Full<Bytes>>,
+    /// `scheme://authority[/prefix]`, no trailing slash.
+    base: String,
+    namespace: String,
+    credentials: Credentials,
+    /// Impersonation headers, sent with every request.
+    impersonate: Vec<(http::HeaderName, http::HeaderValue)>,
+    options: ClientOptions,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.inner.base)
+            .field("namespace", &self.inner.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request as the API layer describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Req {
+    pub method: Method,
+    /// Path and query, starting with `/`.
+    pub path: String,
+    pub body: Option<Bytes>,
+}
+
+impl Req {
+    pub fn get(path: String) -> Req {
+        Req {
+            method: Method::GET,
+            path,
+            body: None,
+        }
+    }
+
+    /// `METHOD /path` without the query, for error messages.
+    fn what(&self) -> String {
+        let path = self.path.split('?').next().unwrap_or_default();
+        format!("{} {path}", self.method)
+    }
+}
+
+impl Client {
+    /// Counters shared by this client and its clones.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        Stats {
+            requests: c.requests.load(Relaxed),
+            errors: c.errors.load(Relaxed),
+            watch_restarts: c.watch_restarts.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    pub fn new(config: Config) -> Result<Client> {
+        Client::with_options(config, ClientOptions::default())
+    }
+
+    pub fn with_options(config: Config, options: ClientOptions) -> Result<Client> {
+        let setup = |what: String| Error::Setup { what, source: None };
+        let scheme = config.server.scheme_str().unwrap_or_default();
+        let authority = config
+            .server
+            .authority()
+            .ok_or_else(|| setup(format!("server URL {} has no host", config.server)))?;
+        let credentials = Credentials::new(&config.auth).map_err(|e| Error::Auth { source: Box::new(e) })?;
+        let tls_config = match scheme {
+            "https" => tls::client_config(&config.tls, credentials.exec_cert_resolver())?,
+            // Never used for plain http, but the connector type wants one.
+            "http" => tls::client_config(
+                &TlsConfig {
+                    insecure_skip_verify: true,
+                    ..Default::default()
+                },
+                None,
+            )?,
+            other => return Err(setup(format!("server URL scheme {other:?} is not http or https"))),
+        };
+        let proxy = match &config.proxy_url {
+            Some(uri) => Some(Proxy::from_uri(uri).map_err(setup)?),
+            None => None,
+        };
+        let connector = Connector {
+            proxy,
+            connect_timeout: options.connect_timeout,
+        };
+        let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config)
+            .https_or_http();
+        if let Some(name) = &config.tls.server_name {
+            builder = builder.with_server_name_resolver(FixedServerNameResolver::new(tls::server_name(name)?));
+        }
+        let https = builder.enable_http1().wrap_connector(connector);
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        let prefix = config.server.path().trim_end_matches('/');
+        let impersonate = config
+            .impersonate
+            .headers()
+            .map_err(|problem| setup(format!("impersonation: {problem}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base: format!("{scheme}://{authority}{prefix}"),
+                namespace: config.namespace,
+                credentials,
+                impersonate,
+                options,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The namespace from the kubeconfig context or the service account.
+    pub fn default_namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.inner.options
+    }
+
+    /// Sends one request through auth, retries and the request timeout, and returns the reply
+    /// head once it is 2xx; any other reply becomes [`Error::Api`].
+    pub(crate) async fn send(&self, req: &Req) -> Result<Response<Incoming>> {
+        let opts = &self.inner.options;
+        let what = req.what();
+        let mut backoff = Backoff::new(opts.retry.backoff);
+        let mut reauthenticated = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = self.build(req).await?;
+            let outcome = tokio::time::timeout(opts.request_timeout, self.inner.http.request(request)).await;
+            let ok = matches!(&outcome, Ok(Ok(r)) if r.status().is_success());
+            self.inner.counters.requests.fetch_add(1, Relaxed);
+            if !ok {
+                self.inner.counters.errors.fetch_add(1, Relaxed);
+            }
+            let (err, outcome) = match outcome {
+                Ok(Ok(resp)) if resp.status().is_success() => return Ok(resp),
+                Ok(Ok(resp)) => {
+                    let code = resp.status();
+                    if code == StatusCode::UNAUTHORIZED && !reauthenticated {
+                        // An expired token or exec credential: ask for a fresh one, once.
+                        reauthenticated = true;
+                        self.inner.credentials.invalidate();
+                        attempt -= 1;
+                        continue;
+                    }
+                    let after = retry_after(resp.headers());
+                    let body = self.read_error_body(resp).await;
+                    let status = status_from_body(code.as_u16(), req.method == Method::POST, &body);
+                    let err = Error::Api {
+                        what: what.clone(),
+                        status: Box::new(status),
+                    };
+                    (
+                        err,
+                        Outcome::Reply {
+                            status: code,
+                            retry_after: after,
+                        },
+                    )
+                }
+                Ok(Err(e)) => (
+                    Error::Transport {
+                        what: what.clone(),
+                        source: Box::new(e),
+                    },
+                    Outcome::TransportError,
+                ),
+                Err(_) => (
+                    Error::Timeout {
+                        what: what.clone(),
+                        after: opts.request_timeout,
+                    },
+                    Outcome::TransportError,
+                ),
+            };
+            match opts.retry.decide(&req.method, attempt, outcome, &mut backoff) {
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => return Err(err),
+            }
+        }
+    }
+
+    async fn build(&self, req: &Req) -> Result<Request<Full<Bytes>>> {
+        let uri = format!("{}{}", self.inner.base, req.path);
+        let mut builder = Request::builder()
+            .method(req.method.clone())
+            .uri(&uri)
+            .header(header::ACCEPT, "application/json")
+            .header(header::USER_AGENT, &self.inner.options.user_agent);
+        if req.body.is_some() {
+            builder = builder.header(header::CONTENT_TYPE, "application/json");
+        }
+        let auth = self
+            .inner
+            .credentials
+            .authorization()
+            .await
+            .map_err(|e| Error::Auth { source: Box::new(e) })?;
+        if let Some(value) = auth {
+            builder = builder.header(header::AUTHORIZATION, value);
+        }
+        for (name, value) in &self.inner.impersonate {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(Full::new(req.body.clone().unwrap_or_default()))
+            .map_err(|e| Error::Setup {
+                what: format!("building the request {}", req.what()),
+                source: Some(Box::new(e)),
+            })
+    }
+
+    /// The body of an error reply, bounded in size and time; failures yield an empty body.
+    async fn read_error_body(&self, resp: Response<Incoming>) -> Bytes {
+        let read = Limited::new(resp.into_body(), 1 << 20).collect();
+        match tokio::time::timeout(self.inner.options.request_timeout, read).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        }
+    }
+
+    /// An ordinary call: the whole reply body, within the request timeout.
+    pub(crate) async fn request_bytes(&self, req: &Req) -> Result<Bytes> {
+        let what = req.what();
+        let timeout = self.inner.options.request_timeout;
+        let resp = self.send(req).await?;
+        let read = Limited::new(resp.into_body(), MAX_BODY).collect();
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) => Err(Error::Transport { what, source: e }),
+            Err(_) => Err(Error::Timeout { what, after: timeout }),
+        }
+    }
+
+    /// GETs a path outside the resource APIs (`/version`, `/healthz`) and decodes its JSON.
+    pub async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.request_json(&Req::get(path.to_string())).await
+    }
+
+    pub(crate) async fn request_json<T: serde::de::DeserializeOwned>(&self, req: &Req) -> Result<T> {
+        let body = self.request_bytes(req).await?;
+        serde_json::from_slice(&body).map_err(|source| Error::Decode {
+            what: req.what(),
+            source,
+        })
+    }
+
+    /// A streamed reply (watch, follow logs): no overall deadline, but `idle` between chunks.
+    pub(crate) async fn request_stream(&self, req: &Req, idle: Duration) -> Result<BodyStream> {
+        let resp = self.send(req).await?;
+        Ok(BodyStream {
+            body: resp.into_body(),
+            idle,
+            what: req.what(),
+            ended: false,
+        })
+    }
+}
+
+/// The body of a streamed reply, read chunk by chunk under a read-idle limit.
+#[derive(Debug)]
+pub struct BodyStream {
+    body: Incoming,
+    idle: Duration,
+    what: String,
+    ended: bool,
+}
+
+impl BodyStream {
+    /// The next chunk, or `None` at a clean end. An error ends the stream too.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        while !self.ended {
+            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+                Err(_) => {
+                    self.ended = true;
+                    return Err(Error::Timeout {
+                        what: self.what.clone(),
+                        after: self.idle,
+                    });
+                }
+                Ok(frame) => frame,
+            };
+            match frame {
+                None => self.ended = true,
+                Some(Err(e)) => {
+                    self.ended = true;
+                    return Err(Error::Transport {
+                        what: self.what.clone(),
+                        source: Box::new(e),
+                    });
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(server: &str) -> Config {
+        Config {
+            server: server.parse().unwrap(),
+            namespace: "ns".into(),
+            tls: TlsConfig::default(),
+            proxy_url: None,
+            auth: Default::default(),
+            impersonate: Default::default(),
+            origin: Default::default(),
+        }
+    }
+
+    #[test]
+    fn base_keeps_a_path_prefix_and_refuses_other_schemes() {
+        let c = Client::new(config("http://127.0.0.1:8080/k8s/clusters/c-1/")).unwrap();
+        assert_eq!(c.inner.base, "http://127.0.0.1:8080/k8s/clusters/c-1");
+        assert_eq!(c.default_namespace(), "ns");
+        let err = Client::new(config("ftp://h")).unwrap_err();
+        assert!(err.to_string().contains("ftp"), "{err}");
+    }
+
+    #[test]
+    fn request_descriptions_drop_the_query() {
+        assert_eq!(Req::get("/api/v1/pods?watch=1".into()).what(), "GET /api/v1/pods");
+    }
+}

@@ -1,0 +1,77 @@
+//! Resuming a log without loss or repeat, apart from any I/O: parse the kubelet's RFC 3339
+//! line timestamps, remember the last delivered stamp and how many lines carried it, and drop
+//! exactly the repeat after a reconnect with `sinceTime`. Knows nothing of HTTP or pods.
+
+use bytes::Bytes;
+
+use crate::decode::Piece;
+use crate::time::StampParser;
+pub use crate::time::{Stamp, format_seconds, parse_rfc3339};
+
+/// The resume bookkeeping, apart from I/O: strips timestamps, remembers the last delivered
+/// stamp and its count, and drops the repeat after a reconnect.
+#[derive(Debug, Default, Clone)]
+pub struct Dedup {
+    /// The last delivered line's stamp, and how many delivered lines had exactly it.
+    last: Option<(Stamp, u32)>,
+    /// While replaying after a reconnect: lines before this stamp, and this many at it, repeat.
+    skip: Option<(Stamp, u32)>,
+    /// Whether the head of the current (cut) line was delivered, so its pieces are too.
+    head_delivered: bool,
+    parser: StampParser,
+}
+
+impl Dedup {
+    /// Where to resume: the `sinceTime` for the next request.
+    pub fn since_time(&self) -> Option<String> {
+        self.last.map(|(stamp, _)| format_seconds(stamp.0))
+    }
+
+    /// A new stream starts (from `since_time`): what follows repeats up to the last line.
+    pub fn restart(&mut self) {
+        self.skip = self.last;
+        self.head_delivered = false;
+    }
+
+    /// The text to deliver for one piece of the stream, if it is new.
+    pub fn accept(&mut self, piece: Piece) -> Option<Bytes> {
+        if piece.cont {
+            return self.head_delivered.then_some(piece.data);
+        }
+        let Some((stamp, text)) = split_with(&mut self.parser, &piece.data) else {
+            // No timestamp (should not happen with timestamps=true): pass it on as is.
+            self.head_delivered = true;
+            return Some(piece.data);
+        };
+        if let Some((t, n)) = &mut self.skip {
+            if stamp < *t || (stamp == *t && *n > 0) {
+                if stamp == *t {
+                    *n -= 1;
+                }
+                self.head_delivered = false;
+                return None;
+            }
+            self.skip = None;
+        }
+        self.last = match self.last {
+            Some((t, n)) if t == stamp => Some((t, n + 1)),
+            _ => Some((stamp, 1)),
+        };
+        self.head_delivered = true;
+        Some(text)
+    }
+}
+
+/// Splits `"<RFC 3339> <text>"` into the parsed stamp and the text (a zero-copy slice).
+pub fn split_stamp(line: &Bytes) -> Option<(Stamp, Bytes)> {
+    split_with(&mut StampParser::default(), line)
+}
+
+fn split_with(parser: &mut StampParser, line: &Bytes) -> Option<(Stamp, Bytes)> {
+    let space = memchr::memchr(b' ', &line[..line.len().min(40)]);
+    let (head, rest) = match space {
+        Some(i) => (&line[..i], line.slice(i + 1..)),
+        None => (&line[..], Bytes::new()),
+    };
+    Some((parser.parse(head)?, rest))
+}
