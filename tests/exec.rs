@@ -187,12 +187,16 @@ fn a_folder_runs_in_depends_on_order() {
     let out = exec(&["--dry-run"], &dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(stderr.lines().collect::<Vec<_>>(), ["# build", "# a-deploy"]);
+    // File order, as Woodpecker numbers them; each says what it waits for.
+    assert_eq!(
+        stderr.lines().collect::<Vec<_>>(),
+        ["# a-deploy (after build)", "# build"]
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn no_pipeline_and_unsupported_keys_are_errors() {
+fn no_pipeline_is_an_error_and_unknown_keys_a_warning() {
     let dir = tempdir("empty");
     let out = exec(&["--dry-run"], &dir);
     assert_eq!(out.status.code(), Some(2));
@@ -202,14 +206,25 @@ fn no_pipeline_and_unsupported_keys_are_errors() {
     );
     std::fs::write(
         dir.join(".woodpecker.yaml"),
-        "steps:\n  a:\n    image: x\n    network_mode: host\n",
+        "steps:\n  a:\n    image: x\n    shm_size: 1g\n  b:\n    image: [x]\n",
     )
     .unwrap();
     let out = exec(&["--dry-run"], &dir);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr, "error: .woodpecker.yaml:6: steps.b.image: expected a string\n");
+    // A key Woodpecker ignores is a warning, once, and the run goes on.
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  a:\n    image: x\n    shm_size: 1g\n",
+    )
+    .unwrap();
+    let out = exec(&["--dry-run"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert_eq!(
         stderr,
-        "error: not supported: steps.a.network_mode (.woodpecker.yaml:4)\n"
+        "warning: .woodpecker.yaml:4: steps.a.shm_size: `shm_size` is not a key of a step of `steps`; ignored\n# woodpecker\n"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -424,7 +439,7 @@ fn embedded_workspace_starts_with_the_tracked_files() {
 }
 
 #[test]
-fn repo_cron_environment_and_instance_filters_follow_the_flags() {
+fn repo_cron_deploy_target_and_instance_filters_follow_the_flags() {
     let steps = |args: &[&str]| -> Vec<String> {
         let mut all = vec![
             "testdata/pipelines/filters.yaml",
@@ -467,4 +482,389 @@ fn repo_cron_environment_and_instance_filters_follow_the_flags() {
         names.contains(&"mirrors-only") && !names.contains(&"upstream-only"),
         "{names:?}"
     );
+}
+
+/// A run of `exec --embedded --event push` over `files` (name, text) in `.woodpecker/`, with
+/// the `--report` JSON it wrote.
+fn scenario(name: &str, files: &[(&str, &str)], extra: &[&str]) -> (Option<i32>, String, serde_json::Value) {
+    let dir = tempdir(&format!("scn-{name}"));
+    let wp = dir.join(".woodpecker");
+    std::fs::create_dir_all(&wp).unwrap();
+    for (file, text) in files {
+        std::fs::write(wp.join(file), text).unwrap();
+    }
+    let report = dir.join("report.json");
+    let report_arg = report.display().to_string();
+    let mut args = vec!["--event", "push", "--report", report_arg.as_str()];
+    args.extend_from_slice(extra);
+    let (code, text) = embedded(&args, &dir);
+    let json = std::fs::read_to_string(&report)
+        .map(|t| serde_json::from_str(&t).expect("the report is JSON"))
+        .unwrap_or(serde_json::Value::Null);
+    let _ = std::fs::remove_dir_all(&dir);
+    (code, text, json)
+}
+
+/// (step, status, exit code) rows.
+type StepRows = Vec<(String, String, i64)>;
+
+/// (workflow, status) and (step, status, exit code) from a report.
+fn statuses(report: &serde_json::Value) -> (Vec<(String, String)>, StepRows) {
+    let mut flows = Vec::new();
+    let mut steps = Vec::new();
+    for w in report["workflows"].as_array().into_iter().flatten() {
+        flows.push((
+            w["name"].as_str().unwrap().to_owned(),
+            w["status"].as_str().unwrap().to_owned(),
+        ));
+        for s in w["steps"].as_array().into_iter().flatten() {
+            steps.push((
+                s["name"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+                s["exit_code"].as_i64().unwrap(),
+            ));
+        }
+    }
+    (flows, steps)
+}
+
+fn owned<const N: usize>(list: [(&str, &str, i64); N]) -> StepRows {
+    list.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), *c))
+        .collect()
+}
+
+/// Woodpecker's own end-to-end scenarios (`e2e/scenarios/fixtures`, 17 pipelines with the
+/// status of every workflow and step) as a spec: the same behaviours, our own pipelines, run
+/// for real on the embedded cluster, read back from `--report`.
+#[test]
+fn woodpecker_e2e_scenarios_single_workflow() {
+    let step = |name: &str, cmd: &str, extra: &str| {
+        format!("  - name: {name}\n    image: alpine\n    commands: [\"{cmd}\"]\n{extra}")
+    };
+    let cases: Vec<(&str, String, Option<i32>, StepRows)> = vec![
+        (
+            "simple-success",
+            format!(
+                "steps:\n{}{}",
+                step("build", "echo building", ""),
+                step("test", "echo testing", "")
+            ),
+            Some(0),
+            owned([("build", "success", 0), ("test", "success", 0)]),
+        ),
+        (
+            "step-failure-stops",
+            format!(
+                "steps:\n{}{}",
+                step("build", "exit 1", ""),
+                step("deploy", "echo deploying", "")
+            ),
+            Some(1),
+            owned([("build", "failure", 1), ("deploy", "skipped", 0)]),
+        ),
+        (
+            "failure-ignore",
+            format!(
+                "steps:\n{}{}",
+                step("lint", "exit 1", "    failure: ignore\n"),
+                step("build", "echo ok", "")
+            ),
+            Some(0),
+            owned([("lint", "failure", 1), ("build", "success", 0)]),
+        ),
+        (
+            "on-failure-notify",
+            format!(
+                "steps:\n{}{}",
+                step("build", "exit 2", ""),
+                step("notify", "echo notifying", "    when:\n      - status: [failure]\n")
+            ),
+            Some(1),
+            owned([("build", "failure", 2), ("notify", "success", 0)]),
+        ),
+        (
+            "service",
+            format!(
+                "steps:\n{}services:\n  - name: db\n    image: alpine\n    commands: [\"sleep 30\"]\n",
+                step("test", "echo running tests", "")
+            ),
+            Some(0),
+            owned([("db", "success", 0), ("test", "success", 0)]),
+        ),
+        (
+            "parallel-steps",
+            format!(
+                "steps:\n{}{}{}",
+                step("test-unit", "echo unit", "    depends_on: []\n"),
+                step("test-integration", "echo integration", "    depends_on: []\n"),
+                step(
+                    "deploy",
+                    "echo deploy",
+                    "    depends_on: [test-unit, test-integration]\n"
+                )
+            ),
+            Some(0),
+            owned([
+                ("test-unit", "success", 0),
+                ("test-integration", "success", 0),
+                ("deploy", "success", 0),
+            ]),
+        ),
+        (
+            // Woodpecker's fixture is an OOM kill (137); the host runner has no memory limit,
+            // so the step exits 137 itself.
+            "killed-137",
+            format!("steps:\n{}", step("hungry", "exit 137", "")),
+            Some(1),
+            owned([("hungry", "failure", 137)]),
+        ),
+        (
+            "always-run-on-failure",
+            format!(
+                "steps:\n{}{}{}",
+                step("build", "exit 1", ""),
+                step(
+                    "always-cleanup",
+                    "echo cleaning",
+                    "    when:\n      - status: [success, failure]\n"
+                ),
+                step("deploy", "echo deploying", "")
+            ),
+            Some(1),
+            owned([
+                ("build", "failure", 1),
+                ("always-cleanup", "success", 0),
+                ("deploy", "skipped", 0),
+            ]),
+        ),
+        (
+            "step-optional-depends-on",
+            format!(
+                "when:\n  event: push\nsteps:\n{}{}{}",
+                step("build", "echo building", ""),
+                step("lint", "echo linting", "    when:\n      event: tag\n"),
+                step(
+                    "deploy",
+                    "echo deploying",
+                    "    depends_on:\n      - build\n      - name: lint\n        optional: true\n"
+                )
+            ),
+            Some(0),
+            owned([("build", "success", 0), ("deploy", "success", 0)]),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, text, code, want) in cases {
+        let (got_code, out, report) = scenario(name, &[("ci.yaml", &text)], &[]);
+        let (_, steps) = statuses(&report);
+        if got_code != code || steps != want {
+            wrong.push(format!(
+                "{name}: exit {got_code:?} (want {code:?})\n  got  {steps:?}\n  want {want:?}\n{out}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn woodpecker_e2e_scenarios_several_workflows() {
+    let wf = |deps: &str, name: &str, cmd: &str| {
+        format!("{deps}steps:\n  - name: {name}\n    image: alpine\n    commands: [\"{cmd}\"]\n")
+    };
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, Option<i32>, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
+        (
+            "one-fails",
+            vec![
+                ("failing.yaml", wf("", "bad-step", "exit 1")),
+                ("passing.yaml", wf("", "ok-step", "echo fine")),
+            ],
+            Some(1),
+            vec![("failing", "failure"), ("passing", "success")],
+        ),
+        (
+            // A `when` entry that is no condition (`failure: ignore`) is only a warning: the
+            // step runs and fails.
+            "flaky-when-failure-key",
+            vec![
+                (
+                    "flaky.yaml",
+                    wf("", "flaky", "exit 1")
+                        .replace("    commands", "    when:\n      - failure: ignore\n    commands"),
+                ),
+                ("main.yaml", wf("", "build", "echo building")),
+            ],
+            Some(1),
+            vec![("flaky", "failure"), ("main", "success")],
+        ),
+        (
+            "chain",
+            vec![
+                ("build.yaml", wf("", "compile", "echo compiling")),
+                ("deploy.yaml", wf("depends_on: [build]\n", "deploy", "echo deploying")),
+                (
+                    "notify.yaml",
+                    wf("depends_on:\n  - deploy\n", "notify", "echo notifying"),
+                ),
+            ],
+            Some(0),
+            vec![("build", "success"), ("deploy", "success"), ("notify", "success")],
+        ),
+        (
+            "dependency-fails",
+            vec![
+                ("build.yaml", wf("", "compile", "exit 1")),
+                ("deploy.yaml", wf("depends_on: [build]\n", "deploy", "echo never")),
+            ],
+            Some(1),
+            vec![("build", "failure"), ("deploy", "skipped")],
+        ),
+        (
+            "optional-workflow-dependency",
+            vec![
+                ("check-a.yaml", wf("", "check-a", "echo a")),
+                ("check-b.yaml", wf("when:\n  event: tag\n", "check-b", "echo b")),
+                (
+                    "deploy.yaml",
+                    wf(
+                        "depends_on:\n  - check-a\n  - name: check-b\n    optional: true\n",
+                        "deploy",
+                        "echo deploying",
+                    ),
+                ),
+            ],
+            Some(0),
+            vec![("check-a", "success"), ("deploy", "success")],
+        ),
+        (
+            "missing-required-workflow-dependency",
+            vec![
+                ("check-a.yaml", wf("", "check-a", "echo a")),
+                (
+                    "deploy.yaml",
+                    wf("depends_on: [check-a, ghost-workflow]\n", "deploy", "echo deploying"),
+                ),
+            ],
+            Some(0),
+            vec![("check-a", "success")],
+        ),
+        (
+            // A required dependency that its `when:` filters out drops the dependant too.
+            "filtered-required-workflow-dependency",
+            vec![
+                ("check-b.yaml", wf("when:\n  event: tag\n", "check-b", "echo b")),
+                ("deploy.yaml", wf("depends_on: [check-b]\n", "deploy", "echo deploying")),
+                ("lint.yaml", wf("", "lint", "echo lint")),
+            ],
+            Some(0),
+            vec![("lint", "success")],
+        ),
+        (
+            // runs_on: [failure] runs after a failed dependency, and only then.
+            "runs-on-failure",
+            vec![
+                ("build.yaml", wf("", "compile", "exit 3")),
+                (
+                    "report.yaml",
+                    wf("depends_on: [build]\nruns_on: [failure]\n", "report", "echo report"),
+                ),
+            ],
+            Some(1),
+            vec![("build", "failure"), ("report", "success")],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (name, files, code, want) in cases {
+        let refs: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
+        let (got_code, out, report) = scenario(name, &refs, &[]);
+        let (flows, _) = statuses(&report);
+        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        if got_code != code || flows != want {
+            wrong.push(format!(
+                "{name}: exit {got_code:?} (want {code:?})\n  got  {flows:?}\n  want {want:?}\n{out}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn skipped_workflows_have_skipped_step_rows_and_lines_name_their_workflow() {
+    let files = [
+        (
+            "build.yaml",
+            "steps:\n  - name: compile\n    image: x\n    commands: [echo compiling, exit 1]\n",
+        ),
+        (
+            "deploy.yaml",
+            "depends_on: [build]\nsteps:\n  - name: ship\n    image: x\n    commands: [echo never]\n",
+        ),
+    ];
+    let (code, text, report) = scenario("skip-rows", &files, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("[build/compile] compiling\n"), "{text}");
+    assert!(
+        text.contains("# deploy: skipped (it depends on `build`, which ended failure)"),
+        "{text}"
+    );
+    let rows = summary(&text);
+    assert!(
+        rows.contains(&("deploy/ship".to_string(), "skipped".to_string())),
+        "{text}"
+    );
+    assert_eq!(report["status"], "failure");
+    assert_eq!(report["workflows"][1]["steps"][0]["status"], "skipped");
+}
+
+#[test]
+fn a_step_with_a_missing_required_dependency_fails_before_anything_runs() {
+    let files = [(
+        "ci.yaml",
+        "steps:\n  - name: build\n    image: x\n    commands: [echo b]\n  - name: deploy\n    image: x\n    commands: [echo d]\n    depends_on: [build, ghost-step]\n",
+    )];
+    let (code, text, report) = scenario("missing-step-dep", &files, &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("error: .woodpecker/ci.yaml:8: steps.deploy.depends_on: depends on `ghost-step`, which is not a step of this workflow"),
+        "{text}"
+    );
+    assert_eq!(report, serde_json::Value::Null, "no report without a run");
+}
+
+#[test]
+fn independent_workflows_run_at_the_same_time_within_the_bound() {
+    // Each workflow waits for the other's file: only a parallel run finishes.
+    let dir = tempdir("meet");
+    let a = dir.join("a");
+    let b = dir.join("b");
+    let wf = |me: &std::path::Path, other: &std::path::Path| {
+        format!(
+            "steps:\n  - name: meet\n    image: x\n    commands:\n      - touch {}\n      - for i in $(seq 100); do [ -e {} ] && exit 0; sleep 0.1; done; exit 1\n",
+            me.display(),
+            other.display()
+        )
+    };
+    let files = [("a.yaml", wf(&a, &b)), ("b.yaml", wf(&b, &a))];
+    let refs: Vec<(&str, &str)> = files.iter().map(|(f, t)| (*f, t.as_str())).collect();
+    let (code, text, report) = scenario("meet", &refs, &["--max-workflows", "2"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(
+        statuses(&report).0,
+        [
+            ("a".to_string(), "success".to_string()),
+            ("b".to_string(), "success".to_string())
+        ]
+    );
+    // One at a time, the first waits in vain.
+    let _ = std::fs::remove_file(&a);
+    let _ = std::fs::remove_file(&b);
+    let (code, text, report) = scenario("meet-seq", &refs, &["--max-workflows", "1"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        statuses(&report).0[0],
+        ("a".to_string(), "failure".to_string()),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

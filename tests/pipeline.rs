@@ -7,3 +7,5 @@ mod fake;
 mod frontend;
 mod onsim;
 mod runtime;
+// Hostile files: bounded time and memory.
+mod bounded;

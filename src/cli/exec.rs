@@ -1,13 +1,16 @@
 //! The `exec` subcommand: read workflow files, compile them, and either print them
-//! (`--dry-run`) or run them one after another through the runtime on a cluster (or the
-//! embedded simulated one), printing logs, a live status line and a summary. Ctrl-C/SIGTERM
-//! cancel: the runtime removes every object before we exit. This file is the I/O shell; the
-//! work is in `crate::pipeline`.
+//! (`--dry-run`) or run them through the runtime on a cluster (or the embedded simulated one):
+//! each workflow after those it depends on, independent ones at the same time (bounded by
+//! `--max-workflows`), printing logs, a live status line, a summary, and with `--report` a
+//! JSON result. Which workflows run, and after what, follows Woodpecker's builder and queue
+//! ([`plan`], [`execute`]). Ctrl-C/SIGTERM cancel: the runtime removes every object before we
+//! exit. This file is the I/O shell; the work is in `crate::pipeline`.
 
 mod args;
 mod cluster;
 mod output;
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -20,21 +23,64 @@ use tokio::task::JoinSet;
 use crate::backend::{Backend, Config};
 use crate::pipeline::compile::{self, Compiled, Options};
 use crate::pipeline::env::Metadata;
+use crate::pipeline::error::Warning;
 use crate::pipeline::runtime::logs::MASK;
 use crate::pipeline::yaml::{self, Workflow};
 use crate::pipeline::{RuntimeOptions, files, run_workflow, ulid};
 use crate::shutdown::{self, Shutdown};
 
 pub use args::{Args, parse_duration};
-pub use output::Printer;
+pub use output::{FlowStatus, Printer};
 
-/// One workflow of the run: what was written, and what it compiled to (`None`: its `when:`
-/// excludes it).
+/// One workflow of the run: what was written, and what becomes of it.
 pub struct Planned {
     pub workflow: Workflow,
-    pub compiled: Option<Compiled>,
+    pub fate: Fate,
     /// The checkout the workflow file belongs to.
     pub repo_dir: std::path::PathBuf,
+    /// Compiled once before a run, so that what is prepared (the workspace claim) and what
+    /// runs are the same workflow.
+    pub compiled: Option<Compiled>,
+}
+
+/// What becomes of a planned workflow.
+pub enum Fate {
+    /// It runs once the workflows it depends on (by name) have ended, if they ended in a way
+    /// its `runs_on` accepts (`on_success`, `on_failure`). It compiled without error; it is
+    /// compiled again, with `opts`, when it is printed or run, so that a run holds one
+    /// compiled workflow at a time where it can (a 27-item matrix of thousands of steps).
+    Run {
+        opts: Box<Options>,
+        depends_on: Vec<String>,
+        on_success: bool,
+        on_failure: bool,
+    },
+    /// Left out before anything runs, and why (its `when:`, a missing dependency, no steps).
+    Left(String),
+}
+
+impl Planned {
+    /// Whether it runs.
+    pub fn runs(&self) -> bool {
+        matches!(self.fate, Fate::Run { .. })
+    }
+
+    /// The compiled workflow (it compiled in [`plan`] already, so this does not fail there).
+    pub fn compile(&self) -> Option<Compiled> {
+        if let Some(c) = &self.compiled {
+            return Some(c.clone());
+        }
+        match &self.fate {
+            Fate::Run { opts, .. } => compile::compile(&self.workflow, opts).ok().flatten(),
+            Fate::Left(_) => None,
+        }
+    }
+}
+
+/// The workflows of a run and the warnings about their files.
+pub struct Plan {
+    pub workflows: Vec<Planned>,
+    pub warnings: Vec<Warning>,
 }
 
 pub fn run(argv: Vec<OsString>) -> super::Result {
@@ -44,17 +90,44 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
         return Ok(ExitCode::SUCCESS);
     }
     let plan = plan(&args, &|name| std::env::var(name).ok())?;
-    if args.dry_run {
+    for w in &plan.warnings {
+        eprintln!("warning: {w}");
+    }
+    let plan = plan.workflows;
+    if !plan.iter().any(Planned::runs) {
         for p in &plan {
-            match &p.compiled {
-                Some(c) => {
-                    eprintln!("# {}", label(&p.workflow));
-                    println!("{}", serde_json::to_string_pretty(&masked(&c.config))?);
-                }
-                None => eprintln!("# {}: skipped (its `when:` does not match)", label(&p.workflow)),
+            if let Fate::Left(why) = &p.fate {
+                eprintln!("# {}: {why}", label(&p.workflow));
             }
         }
+        return Err("no workflow to run: every one was left out (see above; --event selects by event)".into());
+    }
+    if args.dry_run {
+        use std::io::Write;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        for p in &plan {
+            match &p.fate {
+                Fate::Run { depends_on, .. } => {
+                    if depends_on.is_empty() {
+                        eprintln!("# {}", label(&p.workflow));
+                    } else {
+                        eprintln!("# {} (after {})", label(&p.workflow), depends_on.join(", "));
+                    }
+                    let Some(mut compiled) = p.compile() else { continue };
+                    mask(&mut compiled.config);
+                    serde_json::to_writer_pretty(&mut out, &compiled.config)?;
+                    writeln!(out)?;
+                }
+                Fate::Left(why) => eprintln!("# {}: {why}", label(&p.workflow)),
+            }
+        }
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
+    }
+    let mut plan = plan;
+    for p in &mut plan {
+        p.compiled = p.compile();
     }
     let rt = super::runtime()?;
     let ok = rt.block_on(async {
@@ -62,12 +135,16 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
         let cancel = signals(&mut tasks);
         let printer = Arc::new(Printer::new(Box::new(std::io::stdout()), stdout_is_tty()));
         let result = if args.embedded {
-            embedded(&args, plan, printer, cancel).await
+            embedded(&args, plan, printer.clone(), cancel).await
         } else {
-            cluster::on_cluster(&args, plan, printer, cancel).await
+            cluster::on_cluster(&args, plan, printer.clone(), cancel).await
         };
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
+        if let (Ok(_), Some(path)) = (&result, &args.report) {
+            let json = serde_json::to_string_pretty(&printer.report()).unwrap_or_default();
+            std::fs::write(path, json + "\n").map_err(|e| format!("--report {}: {e}", path.display()))?;
+        }
         result
     })?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -134,12 +211,15 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// Finds, loads, orders and compiles the workflows. `getenv` reads the process environment
-/// (secrets not given with `--secret`).
+/// Finds, loads and compiles the workflows, and decides which run after which, as
+/// Woodpecker's builder does: files in name order, one workflow per matrix item; a workflow
+/// its `when:` excludes, or with no step left, is left out (and does not take a number); then
+/// a workflow whose required `depends_on` names no workflow of the run is left out, and so is
+/// what requires it. `getenv` reads the process environment (secrets not given with `--secret`).
 pub fn plan(
     args: &Args,
     getenv: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<Planned>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Plan, Box<dyn std::error::Error + Send + Sync>> {
     let cwd = std::env::current_dir()?;
     let paths = files::discover(args.path.as_deref(), Path::new("."))?;
     let repo_dir = repo_dir(&paths[0], &cwd);
@@ -160,47 +240,129 @@ pub fn plan(
     let defaults = Options::default();
     let workspace = format!("{}/{}", defaults.workspace_base, defaults.workspace_path);
     let mut workflows = Vec::new();
+    let mut warnings = Vec::new();
     for path in &paths {
         // `${VAR}` sees the metadata as the workflow will (its name included).
         let mut subst_env = meta.environ(&yaml::workflow_name(path), 0, &workspace);
         subst_env.extend(args.env.clone());
         let lookup = |name: &str| subst_env.get(name).cloned();
-        workflows.extend(yaml::load_file(path, &lookup)?);
+        let loaded = yaml::load_file(path, &lookup)?;
+        workflows.extend(loaded.workflows);
+        warnings.extend(loaded.warnings);
     }
-    let workflows = files::order(workflows)?;
-    let mut out = Vec::with_capacity(workflows.len());
-    for (i, wf) in workflows.into_iter().enumerate() {
-        let mut secrets = std::collections::BTreeMap::new();
-        for name in compile::secret_names(&wf) {
-            let value = args
-                .secrets
-                .get(&name)
-                .cloned()
-                .or_else(|| getenv(&name))
-                .or_else(|| getenv(&name.to_uppercase()));
-            if let Some(v) = value {
-                secrets.insert(name, v);
-            }
-        }
-        // Every --secret is known to the pipeline (and masked in logs), used or not.
-        for (k, v) in &args.secrets {
-            secrets.entry(k.clone()).or_insert_with(|| v.clone());
-        }
+    let mut fates: Vec<Fate> = Vec::with_capacity(workflows.len());
+    let mut number = 1;
+    for wf in &workflows {
         let opts = Options {
             meta: meta.clone(),
-            secrets,
+            secrets: secrets_for(wf, args, getenv),
             env: args.env.clone(),
-            workflow_number: i + 1,
+            workflow_number: number,
             ..Default::default()
         };
-        let compiled = compile::compile(&wf, &opts)?;
-        out.push(Planned {
-            workflow: wf,
-            compiled,
-            repo_dir: repo_dir.clone(),
-        });
+        let fate = match compile::compile(wf, &opts)? {
+            None => Fate::Left("skipped: its `when:` does not match".into()),
+            Some(c) if c.config.stages.is_empty() => Fate::Left("skipped: no step of it runs".into()),
+            Some(_) => {
+                number += 1;
+                let (on_success, on_failure) = compile::workflow_runs_on(wf, &opts);
+                Fate::Run {
+                    opts: Box::new(opts),
+                    depends_on: Vec::new(),
+                    on_success,
+                    on_failure,
+                }
+            }
+        };
+        fates.push(fate);
     }
-    Ok(out)
+    // Which of the runnable workflows keep their dependencies.
+    let runnable: Vec<usize> = (0..workflows.len())
+        .filter(|&i| matches!(fates[i], Fate::Run { .. }))
+        .collect();
+    let items: Vec<(&str, &[yaml::Dep])> = runnable
+        .iter()
+        .map(|&i| (workflows[i].name.as_str(), workflows[i].depends_on.as_slice()))
+        .collect();
+    for (k, result) in files::filter_missing(&items).into_iter().enumerate() {
+        let i = runnable[k];
+        match result {
+            Ok(left) => {
+                if let Fate::Run { depends_on, .. } = &mut fates[i] {
+                    *depends_on = left;
+                }
+            }
+            Err(d) => {
+                let why = if workflows.iter().any(|w| w.name == d.missing) {
+                    format!(
+                        "left out: it depends on `{}`, which does not run (make it `{{name: {}, optional: true}}` to run without it)",
+                        d.missing, d.missing
+                    )
+                } else {
+                    format!(
+                        "left out: it depends on `{}`, which is no workflow of this run",
+                        d.missing
+                    )
+                };
+                fates[i] = Fate::Left(why);
+            }
+        }
+    }
+    let deps: Vec<(&str, &[String])> = workflows
+        .iter()
+        .zip(&fates)
+        .filter_map(|(w, f)| match f {
+            Fate::Run { depends_on, .. } => Some((w.name.as_str(), depends_on.as_slice())),
+            Fate::Left(_) => None,
+        })
+        .collect();
+    if let Some(names) = files::cycle(&deps) {
+        let file = workflows
+            .iter()
+            .find(|w| w.name == names[0])
+            .map(|w| w.file.clone())
+            .unwrap_or_default();
+        return Err(crate::pipeline::Error::invalid(
+            &file,
+            0,
+            "depends_on",
+            format!("workflows depend on each other in a cycle: {}", names.join(", ")),
+        )
+        .into());
+    }
+    let workflows = workflows
+        .into_iter()
+        .zip(fates)
+        .map(|(workflow, fate)| Planned {
+            workflow,
+            fate,
+            repo_dir: repo_dir.clone(),
+            compiled: None,
+        })
+        .collect();
+    Ok(Plan { workflows, warnings })
+}
+
+/// The secrets a workflow names, from `--secret` or the environment; every `--secret` is known
+/// to the pipeline (and masked in logs), used or not.
+fn secrets_for(wf: &Workflow, args: &Args, getenv: &dyn Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
+    let mut secrets = BTreeMap::new();
+    for name in compile::secret_names(wf) {
+        let value = args
+            .secrets
+            .get(&name)
+            .or_else(|| args.secrets.get(&name.to_lowercase()))
+            .cloned()
+            .or_else(|| getenv(&name))
+            .or_else(|| getenv(&name.to_uppercase()));
+        if let Some(v) = value {
+            secrets.insert(name, v);
+        }
+    }
+    for (k, v) in &args.secrets {
+        secrets.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    secrets
 }
 
 /// The checkout a pipeline belongs to: the folder holding the file, or above `.woodpecker/`.
@@ -219,6 +381,12 @@ fn repo_dir(first: &Path, cwd: &Path) -> std::path::PathBuf {
 /// The config with every secret value replaced, for printing.
 pub fn masked(config: &Config) -> Config {
     let mut c = config.clone();
+    mask(&mut c);
+    c
+}
+
+/// Replaces every secret value of a config, in place.
+pub fn mask(c: &mut Config) {
     for s in &mut c.secrets {
         s.value = MASK.into();
     }
@@ -232,11 +400,23 @@ pub fn masked(config: &Config) -> Config {
             step.auth_config.password = MASK.into();
         }
     }
-    c
 }
 
-/// Runs the planned workflows in order on `backend`; true when all that ran succeeded. A
-/// workflow whose `depends_on` failed is not run.
+/// Whether a workflow runs after its dependencies ended with `statuses`, by Woodpecker's
+/// `Task.ShouldRun`: on success only (the default), every dependency must have succeeded; on
+/// failure only, none may have; with both, it always runs.
+fn should_run(on_success: bool, on_failure: bool, statuses: &[FlowStatus]) -> bool {
+    match (on_success, on_failure) {
+        (true, true) => true,
+        (true, false) => statuses.iter().all(|s| *s == FlowStatus::Success),
+        (false, true) => statuses.iter().all(|s| *s != FlowStatus::Success),
+        (false, false) => false,
+    }
+}
+
+/// Runs the planned workflows on `backend`: each once the workflows it depends on have ended
+/// (if [`should_run`] says so), at most `--max-workflows` at once; true when every workflow
+/// that ran succeeded.
 pub async fn execute<B: Backend>(
     backend: Arc<B>,
     plan: Vec<Planned>,
@@ -255,55 +435,146 @@ pub async fn execute<B: Backend>(
             }
         });
     }
-    let mut ok = true;
-    let mut failed: Vec<String> = Vec::new();
-    for p in plan {
-        let name = label(&p.workflow);
-        if cancel.is_fired() {
-            break;
+    struct Item {
+        name: String,
+        flow: usize,
+        compiled: Option<Compiled>,
+        depends_on: Vec<String>,
+        on_success: bool,
+        on_failure: bool,
+        status: Option<FlowStatus>,
+    }
+    let mut items: Vec<Item> = Vec::new();
+    for mut p in plan {
+        let compiled = p.compiled.take().or_else(|| p.compile());
+        match p.fate {
+            Fate::Left(why) => printer.say(&format!("# {}: {why}", label(&p.workflow))),
+            Fate::Run {
+                ref depends_on,
+                on_success,
+                on_failure,
+                ..
+            } => {
+                let Some(compiled) = compiled else { continue };
+                let depends_on = depends_on.clone();
+                let flow = printer.add_workflow(
+                    &label(&p.workflow),
+                    &p.workflow.name,
+                    &p.workflow.axis,
+                    &compiled.config,
+                );
+                items.push(Item {
+                    name: p.workflow.name.clone(),
+                    flow,
+                    compiled: Some(compiled),
+                    depends_on,
+                    on_success,
+                    on_failure,
+                    status: None,
+                });
+            }
         }
-        let Some(compiled) = p.compiled else {
-            printer.say(&format!("# {name}: skipped (its `when:` does not match)"));
-            continue;
-        };
-        if let Some(dep) = p.workflow.depends_on.iter().find(|d| failed.contains(d)) {
-            printer.say(&format!("# {name}: not run (it depends on `{dep}`, which failed)"));
-            failed.push(p.workflow.name.clone());
-            ok = false;
-            continue;
+    }
+    let bound = if args.max_workflows == 0 {
+        usize::MAX
+    } else {
+        args.max_workflows
+    };
+    let mut running: JoinSet<(usize, FlowStatus, Option<String>)> = JoinSet::new();
+    loop {
+        // Decide every waiting workflow whose dependencies have all ended.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for i in 0..items.len() {
+                if items[i].status.is_some() || items[i].compiled.is_none() {
+                    continue;
+                }
+                let deps: Option<Vec<(String, FlowStatus)>> = items[i]
+                    .depends_on
+                    .iter()
+                    .flat_map(|d| items.iter().filter(move |it| &it.name == d))
+                    .map(|it| it.status.map(|s| (it.name.clone(), s)))
+                    .collect();
+                let Some(deps) = deps else { continue };
+                if cancel.is_fired() {
+                    items[i].status = Some(FlowStatus::Killed);
+                    items[i].compiled = None;
+                    printer.end_workflow(
+                        items[i].flow,
+                        FlowStatus::Killed,
+                        Some("canceled before it started".into()),
+                    );
+                    progressed = true;
+                    continue;
+                }
+                let statuses: Vec<FlowStatus> = deps.iter().map(|(_, s)| *s).collect();
+                if !should_run(items[i].on_success, items[i].on_failure, &statuses) {
+                    let why = match deps.iter().find(|(_, s)| *s != FlowStatus::Success) {
+                        Some((name, s)) => format!("it depends on `{name}`, which ended {}", s.word()),
+                        None => "its dependencies succeeded and it runs on failure only".to_string(),
+                    };
+                    items[i].status = Some(FlowStatus::Skipped);
+                    items[i].compiled = None;
+                    printer.skip_workflow(items[i].flow, &why);
+                    progressed = true;
+                    continue;
+                }
+                if running.len() >= bound {
+                    continue;
+                }
+                let Some(compiled) = items[i].compiled.take() else {
+                    continue;
+                };
+                progressed = true;
+                let (flow, backend, printer) = (items[i].flow, backend.clone(), printer.clone());
+                let (cancel, timeout, parallelism) = (cancel.clone(), args.timeout, args.parallelism);
+                running.spawn(async move {
+                    printer.begin_workflow(flow, &compiled.notes);
+                    let opts = RuntimeOptions {
+                        parallelism,
+                        workflow_timeout: Some(timeout),
+                        ..Default::default()
+                    };
+                    let task = ulid::new().to_lowercase();
+                    let tracer: Arc<dyn crate::pipeline::trace::Tracer> = printer.clone();
+                    let outcome = run_workflow(backend, compiled.config, task, opts, tracer, cancel).await;
+                    let (status, why) = match (&outcome.error, outcome.timed_out, outcome.canceled) {
+                        _ if outcome.success => (FlowStatus::Success, None),
+                        (Some(e), _, _) => (FlowStatus::Failure, Some(format!("error: {e}"))),
+                        (None, true, _) => (
+                            FlowStatus::Killed,
+                            Some(format!("timed out after {}s", timeout.as_secs())),
+                        ),
+                        (None, false, true) => (FlowStatus::Killed, Some("canceled".into())),
+                        (None, false, false) => (FlowStatus::Failure, Some("failed".into())),
+                    };
+                    printer.end_workflow(flow, status, why.clone());
+                    (flow, status, why)
+                });
+            }
         }
-        printer.begin_workflow(&name, &compiled.config, &compiled.notes);
-        let opts = RuntimeOptions {
-            parallelism: args.parallelism,
-            workflow_timeout: Some(args.timeout),
-            ..Default::default()
+        let Some(joined) = running.join_next().await else { break };
+        let (flow, status) = match joined {
+            Ok((flow, status, _)) => (flow, status),
+            Err(e) => {
+                eprintln!("a workflow task died: {e}");
+                continue;
+            }
         };
-        let task = ulid::new().to_lowercase();
-        let outcome = run_workflow(
-            backend.clone(),
-            compiled.config,
-            task,
-            opts,
-            printer.clone(),
-            cancel.clone(),
-        )
-        .await;
-        if !outcome.success {
-            ok = false;
-            failed.push(p.workflow.name.clone());
-            let why = match (&outcome.error, outcome.timed_out, outcome.canceled) {
-                (Some(e), _, _) => format!("error: {e}"),
-                (None, true, _) => format!("timed out after {}s", args.timeout.as_secs()),
-                (None, false, true) => "canceled".into(),
-                (None, false, false) => "failed".into(),
-            };
-            printer.say(&format!("# {name}: {why}"));
+        if let Some(it) = items.iter_mut().find(|it| it.flow == flow) {
+            it.status = Some(status);
         }
     }
     ticker.abort_all();
     while ticker.join_next().await.is_some() {}
     printer.finish();
-    ok
+    let ran: Vec<FlowStatus> = items
+        .iter()
+        .filter_map(|it| it.status)
+        .filter(|s| *s != FlowStatus::Skipped)
+        .collect();
+    !ran.is_empty() && ran.iter().all(|s| *s == FlowStatus::Success)
 }
 
 /// Fires on Ctrl-C or SIGTERM. The task is owned by `tasks`.

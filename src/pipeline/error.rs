@@ -1,6 +1,7 @@
 //! The front end's error: what went wrong with a pipeline file, pointing at the file, the line
 //! and the key (`steps.build.image`). One type for parsing and compiling, since both report
-//! against what the user wrote. Knows nothing of the runtime.
+//! against what the user wrote; and the [`Warning`] for what Woodpecker accepts with a lint
+//! warning. Knows nothing of the runtime.
 
 use std::fmt;
 
@@ -18,7 +19,7 @@ pub struct Error {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// A key this front end does not implement (or that Woodpecker does not know).
+    /// A key Woodpecker knows that this front end does not implement.
     NotSupported,
     /// The value has the wrong YAML type.
     WrongType { expected: &'static str },
@@ -75,6 +76,43 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// A piece of the user's input short enough to quote in a message (a hostile file may put
+/// 100 KB in one value).
+pub fn shorten(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+/// What Woodpecker accepts but its linter warns about (an unknown key, a value outside its
+/// list, a deprecated key), or what has no effect on a local run. Printed once per place.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Warning {
+    pub file: String,
+    /// 1-based; 0 for the whole file.
+    pub line: usize,
+    /// The dotted key (`steps.build.shm_size`), empty for the document.
+    pub key: String,
+    pub msg: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let place = if self.line == 0 {
+            self.file.clone()
+        } else {
+            format!("{}:{}", self.file, self.line)
+        };
+        if self.key.is_empty() {
+            write!(f, "{place}: {}", self.msg)
+        } else {
+            write!(f, "{place}: {}: {}", self.key, self.msg)
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,13 @@
-//! Which workflow files a run reads and in what order: a file, a folder of `*.yaml`/`*.yml`,
-//! or the defaults (`.woodpecker/`, `.woodpecker.yaml`, `.woodpecker.yml`); then the loaded
-//! workflows ordered by their `depends_on` (a workflow runs after every workflow it names,
-//! file order otherwise). Reads directories only; loading is [`crate::pipeline::yaml`]'s.
+//! Which workflow files a run reads: a file, a folder of `*.yaml`/`*.yml` (sorted by name, as
+//! Woodpecker sorts them), or the defaults (`.woodpecker/`, `.woodpecker.yaml`,
+//! `.woodpecker.yml`); then which workflows stay in the run by their `depends_on`
+//! (Woodpecker's `filterMissingDependencies`), and cycles among them. Reads directories only;
+//! loading is [`crate::pipeline::yaml`]'s.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::error::Error;
-use crate::pipeline::yaml::Workflow;
+use crate::pipeline::yaml::Dep;
 
 /// The workflow files for `path` (or the defaults under `dir`), sorted by name within a folder.
 pub fn discover(path: Option<&Path>, dir: &Path) -> Result<Vec<PathBuf>, String> {
@@ -48,97 +49,141 @@ pub fn discover(path: Option<&Path>, dir: &Path) -> Result<Vec<PathBuf>, String>
     Ok(files)
 }
 
-/// Orders workflows so each runs after those it `depends_on`; unknown names and cycles are
-/// errors naming the file.
-pub fn order(workflows: Vec<Workflow>) -> Result<Vec<Workflow>, Error> {
-    for wf in &workflows {
-        for dep in &wf.depends_on {
-            if !workflows.iter().any(|w| &w.name == dep) {
-                return Err(Error::invalid(
-                    &wf.file,
-                    0,
-                    "depends_on",
-                    format!("no workflow is named `{dep}`"),
-                ));
+/// Why a workflow was left out of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dropped {
+    pub index: usize,
+    /// The required dependency that is not part of the run.
+    pub missing: String,
+}
+
+/// Woodpecker's `filterMissingDependencies`: `items` are (workflow name, its `depends_on`) of
+/// the workflows that will run. A workflow with a required dependency that names no workflow
+/// of the run is dropped, and so, in turn, is what requires it; optional dependencies that
+/// name nothing are forgotten. Returns, per item, its dependencies left, or why it was dropped.
+pub fn filter_missing(items: &[(&str, &[Dep])]) -> Vec<Result<Vec<String>, Dropped>> {
+    let mut alive = vec![true; items.len()];
+    let mut why: Vec<Option<String>> = vec![None; items.len()];
+    loop {
+        let present: HashSet<&str> = items
+            .iter()
+            .zip(&alive)
+            .filter(|(_, a)| **a)
+            .map(|((name, _), _)| *name)
+            .collect();
+        let mut changed = false;
+        for (i, (_, deps)) in items.iter().enumerate() {
+            if !alive[i] {
+                continue;
+            }
+            if let Some(d) = deps.iter().find(|d| !d.optional && !present.contains(d.name.as_str())) {
+                alive[i] = false;
+                why[i] = Some(d.name.clone());
+                changed = true;
             }
         }
+        if !changed {
+            break;
+        }
     }
-    let mut placed: Vec<bool> = vec![false; workflows.len()];
-    let mut out_idx = Vec::with_capacity(workflows.len());
-    while out_idx.len() < workflows.len() {
-        let ready = (0..workflows.len()).find(|&i| {
-            !placed[i]
-                && workflows[i].depends_on.iter().all(|d| {
-                    workflows
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, w)| &w.name == d)
-                        .all(|(j, _)| placed[j])
-                })
+    let present: HashSet<&str> = items
+        .iter()
+        .zip(&alive)
+        .filter(|(_, a)| **a)
+        .map(|((name, _), _)| *name)
+        .collect();
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, (_, deps))| match why[i].take() {
+            Some(missing) => Err(Dropped { index: i, missing }),
+            None => {
+                let mut left: Vec<String> = deps
+                    .iter()
+                    .filter(|d| present.contains(d.name.as_str()))
+                    .map(|d| d.name.clone())
+                    .collect();
+                left.dedup();
+                Ok(left)
+            }
+        })
+        .collect()
+}
+
+/// The workflows on a `depends_on` cycle among `items` (name, dependencies), if any.
+pub fn cycle(items: &[(&str, &[String])]) -> Option<Vec<String>> {
+    let mut done: HashSet<&str> = HashSet::new();
+    let mut left: Vec<usize> = (0..items.len()).collect();
+    loop {
+        let before = left.len();
+        left.retain(|&i| {
+            let ready = items[i].1.iter().all(|d| done.contains(d.as_str()) || d == items[i].0);
+            let self_loop = items[i].1.iter().any(|d| d == items[i].0);
+            if ready && !self_loop {
+                done.insert(items[i].0);
+                false
+            } else {
+                true
+            }
         });
-        let Some(i) = ready else {
-            let stuck: Vec<&str> = (0..workflows.len())
-                .filter(|&i| !placed[i])
-                .map(|i| workflows[i].name.as_str())
-                .collect();
-            let first = workflows
-                .iter()
-                .find(|w| w.name == stuck[0])
-                .map(|w| w.file.as_str())
-                .unwrap_or("");
-            return Err(Error::invalid(
-                first,
-                0,
-                "depends_on",
-                format!("workflows depend on each other in a cycle: {}", stuck.join(", ")),
-            ));
-        };
-        placed[i] = true;
-        out_idx.push(i);
+        if left.is_empty() {
+            return None;
+        }
+        if left.len() == before {
+            let mut names: Vec<String> = left.iter().map(|&i| items[i].0.to_owned()).collect();
+            names.dedup();
+            return Some(names);
+        }
     }
-    let mut slots: Vec<Option<Workflow>> = workflows.into_iter().map(Some).collect();
-    Ok(out_idx.into_iter().filter_map(|i| slots[i].take()).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn wf(name: &str, deps: &[&str]) -> Workflow {
-        Workflow {
+    fn dep(name: &str, optional: bool) -> Dep {
+        Dep {
             name: name.into(),
-            file: format!("{name}.yaml"),
-            depends_on: deps.iter().map(|d| d.to_string()).collect(),
-            ..Default::default()
+            optional,
         }
     }
 
-    fn names(w: &[Workflow]) -> Vec<&str> {
-        w.iter().map(|w| w.name.as_str()).collect()
+    #[test]
+    fn missing_required_dependencies_drop_the_workflow_and_its_dependants() {
+        let check = [dep("check-a", false), dep("ghost", false)];
+        let deploy = [dep("deploy", false)];
+        let opt = [dep("check-a", false), dep("check-b", true)];
+        let items: Vec<(&str, &[Dep])> = vec![
+            ("check-a", &[]),
+            ("deploy", &check),
+            ("notify", &deploy),
+            ("release", &opt),
+        ];
+        let out = filter_missing(&items);
+        assert_eq!(out[0], Ok(vec![]));
+        assert_eq!(
+            out[1],
+            Err(Dropped {
+                index: 1,
+                missing: "ghost".into()
+            })
+        );
+        assert_eq!(
+            out[2],
+            Err(Dropped {
+                index: 2,
+                missing: "deploy".into()
+            })
+        );
+        assert_eq!(out[3], Ok(vec!["check-a".to_string()]));
     }
 
     #[test]
-    fn orders_by_depends_on() {
-        let out = order(vec![
-            wf("deploy", &["test", "build"]),
-            wf("build", &[]),
-            wf("test", &["build"]),
-        ])
-        .unwrap();
-        assert_eq!(names(&out), ["build", "test", "deploy"]);
-    }
-
-    #[test]
-    fn unknown_and_cycles() {
-        assert_eq!(
-            order(vec![wf("a", &["zz"])]).unwrap_err().to_string(),
-            "a.yaml: depends_on: no workflow is named `zz`"
-        );
-        assert_eq!(
-            order(vec![wf("a", &["b"]), wf("b", &["a"]), wf("c", &[])])
-                .unwrap_err()
-                .to_string(),
-            "a.yaml: depends_on: workflows depend on each other in a cycle: a, b"
-        );
+    fn cycles_are_named() {
+        let (a, b) = (vec!["b".to_string()], vec!["a".to_string()]);
+        let items: Vec<(&str, &[String])> = vec![("a", &a), ("b", &b), ("c", &[])];
+        assert_eq!(cycle(&items), Some(vec!["a".to_string(), "b".to_string()]));
+        let items: Vec<(&str, &[String])> = vec![("a", &[]), ("b", &b)];
+        assert_eq!(cycle(&items), None);
     }
 }

@@ -5,7 +5,7 @@
 //! - [`yaml`]: workflow files to what the user wrote (matrix, `${VAR}`, anchors, every key).
 //! - [`compile`]: what the user wrote to a `backend::Config` (stages, env, secrets, clone).
 //! - [`env`]: the run's metadata and the `CI_*` variables.
-//! - [`files`]: which workflow files a run reads, and their `depends_on` order.
+//! - [`files`]: which workflow files a run reads, and which workflows stay by `depends_on`.
 //! - [`error`]: the front end's error, pointing at file, line and key.
 //! - [`runtime`]: [`run_workflow`], Woodpecker's order and failure semantics.
 //! - [`trace`]: what the runtime reports (step states, log lines).

@@ -13,7 +13,9 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn load(text: &str) -> Result<Vec<Workflow>, String> {
-    yaml::load("ci.yaml", "ci", text, &env).map_err(|e| e.to_string())
+    yaml::load("ci.yaml", "ci", text, &env)
+        .map(|l| l.workflows)
+        .map_err(|e| e.to_string())
 }
 
 fn compile_with(text: &str, opts: &Options) -> Result<Option<Config>, String> {
@@ -203,9 +205,20 @@ steps:
 "#,
     );
     let names: Vec<String> = shape(&c).into_iter().flatten().collect();
+    // `path` is only checked for push and pull request events (this run is manual), as in
+    // Woodpecker: `docs` runs although `on_empty` is false.
     assert_eq!(
         names,
-        ["build", "on-main", "notify", "always", "eval", "code", "manual-or-tag"]
+        [
+            "build",
+            "on-main",
+            "notify",
+            "always",
+            "eval",
+            "docs",
+            "code",
+            "manual-or-tag"
+        ]
     );
     let notify = step(&c, "notify");
     assert_eq!((notify.on_success, notify.on_failure), (false, true));
@@ -364,4 +377,128 @@ fn services_and_clone_as_lists() {
     assert_eq!(shape(&c), [["fetch"], ["db"], ["a"]]);
     assert_eq!(step(&c, "db").ports[0].number, 5432);
     assert_eq!(step(&c, "fetch").type_, "clone");
+}
+
+#[test]
+fn sequence_merges_and_aliased_when_lists_as_woodpeckers_own_pipelines_write_them() {
+    // The shapes of Woodpecker's .woodpecker/docs.yaml and test.yaml: `path: [<<: *a, <<: *b]`,
+    // a merged list with an extra item, and `when: *alias` of a list of conditions.
+    let text = r#"
+variables:
+  - path: &when_path
+      - 'docs/**'
+      - 'cli/**'
+  - path: &docker_path
+      - 'web/**'
+  - &when
+    - path: *when_path
+      event: pull_request
+steps:
+  build:
+    image: x
+    commands:
+      - <<: [*when_path, *docker_path]
+      - echo done
+    when:
+      - event: push
+        path:
+          - <<: *when_path
+          - <<: *docker_path
+      - event: manual
+  lint:
+    image: x
+    commands: [lint]
+    when: *when
+"#;
+    let wfs = load(text).unwrap();
+    let build = &wfs[0].steps[0];
+    assert_eq!(build.commands, ["docs/**", "cli/**", "web/**", "echo done"]);
+    assert_eq!(build.when[0].path.include, ["docs/**", "cli/**", "web/**"]);
+    assert_eq!(wfs[0].steps[1].when[0].event, ["pull_request"]);
+    let names: Vec<String> = shape(&compile(text)).into_iter().flatten().collect();
+    assert_eq!(names, ["build"], "lint is for pull requests only");
+}
+
+#[test]
+fn optional_dependencies_names_and_values_as_woodpecker_decodes_them() {
+    let c = compile(
+        r#"
+steps:
+  - image: x
+    commands: [a]
+  - name: lint
+    image: x
+    commands: [lint]
+    when: {event: tag}
+  build:
+    image: x
+"#
+        .replace("  build:\n    image: x\n", "")
+        .as_str(),
+    );
+    // A list step without a name is `step-N`.
+    assert_eq!(shape(&c), [["step-0"]]);
+    let c = compile(
+        r#"
+steps:
+  first:
+    name: renamed
+    image: x
+    commands: [a]
+  lint:
+    image: x
+    commands: [lint]
+    when: {event: tag}
+  deploy:
+    image: x
+    commands: [d]
+    environment:
+      EMPTY:
+      FLAG: true
+      LIST: [a, 1, 1.5]
+      MAP: {b: 2, a: x}
+    depends_on: [renamed, {name: lint, optional: true}]
+"#,
+    );
+    assert_eq!(shape(&c), [["renamed"], ["deploy"]]);
+    let e = &step(&c, "deploy").environment;
+    assert!(!e.contains_key("EMPTY"), "a null value sets no variable");
+    assert_eq!((e["FLAG"].as_str(), e["LIST"].as_str()), ("true", "a,1,1.5"));
+    assert_eq!(e["MAP"], r#"{"a":"x","b":2}"#);
+}
+
+#[test]
+fn plugins_see_the_workspace_under_woodpecker() {
+    let c = compile(
+        "workspace:\n  base: /go\n  path: src/app\nsteps:\n  build:\n    image: golang\n    commands: [go build]\n  publish:\n    image: plugins/docker\n    settings: {repo: x}\n",
+    );
+    assert_eq!(step(&c, "build").working_dir, "/go/src/app");
+    let p = step(&c, "publish");
+    assert_eq!(
+        (p.working_dir.as_str(), p.workspace_base.as_str()),
+        ("/woodpecker/src/app", "/woodpecker")
+    );
+    assert_eq!(p.environment["CI_WORKSPACE"], "/woodpecker/src/app");
+    assert!(p.volumes[0].ends_with("_default:/woodpecker"));
+}
+
+#[test]
+fn matrix_is_sorted_by_name_and_stops_where_woodpecker_stops() {
+    let wfs = load("matrix:\n  Z: [1, 2]\n  A: [x, y]\nsteps:\n  a:\n    image: x\n").unwrap();
+    let axes: Vec<String> = wfs.iter().map(|w| yaml::axis_label(&w.axis)).collect();
+    assert_eq!(axes, ["A=x, Z=1", "A=x, Z=2", "A=y, Z=1", "A=y, Z=2"]);
+    // Ten axes of ten values: 10^10 combinations are never built; 27 items, with a warning.
+    let mut text = String::from("matrix:\n");
+    for i in 0..10 {
+        text.push_str(&format!("  A{i}: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n"));
+    }
+    text.push_str("steps:\n  a:\n    image: x\n");
+    let start = std::time::Instant::now();
+    let loaded = yaml::load("ci.yaml", "ci", &text, &env).unwrap();
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(loaded.workflows.len(), 27);
+    assert_eq!(
+        loaded.warnings[0].to_string(),
+        "ci.yaml:1: matrix: the matrix has 10000000000 combinations; Woodpecker runs only the first 27, and so does exec"
+    );
 }

@@ -94,7 +94,7 @@ fn backend(sim: &Sim) -> Arc<KubeBackend> {
 }
 
 fn compile(text: &str) -> Config {
-    let wf = &yaml::load("t.yaml", "t", text, &|_| None).expect("load")[0];
+    let wf = &yaml::load("t.yaml", "t", text, &|_| None).expect("load").workflows[0];
     compile::compile(wf, &Options::default())
         .expect("compile")
         .expect("included")

@@ -11,7 +11,8 @@ Run a local pipeline on a cluster, or on the built-in simulated one with --embed
 Usage: woodpecker-k8s-agent exec [PATH] [OPTIONS]
 
 PATH is a workflow file or a folder of them (default: .woodpecker/, .woodpecker.yaml,
-.woodpecker.yml). Workflows run one after another in their depends_on order.
+.woodpecker.yml). Workflows run after the workflows they depend on; independent ones run at
+the same time (see --max-workflows), their log lines prefixed with workflow/step.
 
 Options:
       --embedded            run on the simulated cluster (steps run on this host)
@@ -21,8 +22,10 @@ Options:
       --event EVENT         the pipeline event (default: manual)
       --branch BRANCH       the commit branch (default: the checkout's, else main)
       --cron NAME           the cron job's name, for `when: cron` (with --event cron)
-      --deploy-to ENV       the deployment target, for `when: environment`
+      --deploy-to ENV       the deployment target (CI_PIPELINE_DEPLOY_TARGET)
       --parallelism N       most steps running at once per workflow (default: no bound)
+      --max-workflows N     most workflows running at once (default: 4; 0: no bound)
+      --report FILE         write the result as JSON: workflows and steps, status, exit code
       --timeout D           per-workflow timeout, e.g. 90s, 30m, 1h (default: 1h)
       --repo-url URL        clone from URL (without it, and without a git remote, no clone step)
       --kubeconfig FILE     kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)
@@ -43,6 +46,8 @@ pub struct Args {
     pub cron: Option<String>,
     pub deploy_to: Option<String>,
     pub parallelism: usize,
+    pub max_workflows: usize,
+    pub report: Option<PathBuf>,
     pub timeout: Duration,
     pub repo_url: Option<String>,
     pub kubeconfig: Option<PathBuf>,
@@ -64,6 +69,8 @@ impl Default for Args {
             cron: None,
             deploy_to: None,
             parallelism: 0,
+            max_workflows: 4,
+            report: None,
             timeout: Duration::from_secs(3600),
             repo_url: None,
             kubeconfig: None,
@@ -139,6 +146,13 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
                 let v = string(p.value(), "--parallelism")?;
                 out.parallelism = v.parse().map_err(|_| format!("--parallelism: `{v}` is not a number"))?;
             }
+            Long("max-workflows") => {
+                let v = string(p.value(), "--max-workflows")?;
+                out.max_workflows = v
+                    .parse()
+                    .map_err(|_| format!("--max-workflows: `{v}` is not a number"))?;
+            }
+            Long("report") => out.report = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
             Long("timeout") => out.timeout = parse_duration(&string(p.value(), "--timeout")?)?,
             Long("repo-url") => out.repo_url = Some(string(p.value(), "--repo-url")?),
             Long("kubeconfig") => out.kubeconfig = Some(PathBuf::from(p.value().map_err(|e| e.to_string())?)),
@@ -180,6 +194,10 @@ mod tests {
             "ci",
             "--event",
             "push",
+            "--max-workflows",
+            "2",
+            "--report",
+            "out.json",
         ])
         .unwrap();
         assert_eq!(a.path, Some(PathBuf::from("p.yaml")));
@@ -189,6 +207,7 @@ mod tests {
         assert_eq!((a.parallelism, a.timeout), (4, Duration::from_secs(5400)));
         assert_eq!(a.repo_url.as_deref(), Some("https://x/y.git"));
         assert_eq!((a.namespace.as_deref(), a.event.as_deref()), (Some("ci"), Some("push")));
+        assert_eq!((a.max_workflows, a.report), (2, Some(PathBuf::from("out.json"))));
     }
 
     #[test]

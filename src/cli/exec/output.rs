@@ -1,6 +1,9 @@
-//! What `exec` prints: each log line prefixed by its step (coloured on a terminal), a live
-//! status line of the running steps on a terminal, and a summary table at the end. Implements
-//! the runtime's [`Tracer`]; knows nothing of backends.
+//! What `exec` prints: each log line prefixed by its step (by workflow/step when the run has
+//! several workflows, coloured on a terminal), a live status line of the running steps on a
+//! terminal, and at the end a table of the workflows and one of every step, including the
+//! steps of workflows that did not run (skipped). The same rows give the `--report` JSON.
+//! Implements the runtime's [`Tracer`]; knows nothing of backends. All output goes through
+//! this one writer, one line per write.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,9 +15,31 @@ use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 
 const COLORS: &[&str] = &["36", "33", "35", "32", "34", "91", "96", "93"];
 
+/// How a workflow ended, in Woodpecker's status words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowStatus {
+    Success,
+    Failure,
+    /// Canceled (Ctrl-C, SIGTERM, timeout).
+    Killed,
+    /// Not run: a dependency ended in a way its `runs_on` does not accept.
+    Skipped,
+}
+
+impl FlowStatus {
+    pub fn word(self) -> &'static str {
+        match self {
+            FlowStatus::Success => "success",
+            FlowStatus::Failure => "failure",
+            FlowStatus::Killed => "killed",
+            FlowStatus::Skipped => "skipped",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Row {
-    workflow: String,
+    workflow: usize,
     name: String,
     failure: String,
     color: &'static str,
@@ -26,12 +51,39 @@ struct Row {
     pending: Option<String>,
 }
 
+#[derive(Debug, Clone)]
+struct Flow {
+    label: String,
+    name: String,
+    axis: std::collections::BTreeMap<String, String>,
+    status: Option<FlowStatus>,
+    /// Why it did not run, or the runtime's error.
+    why: Option<String>,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+}
+
 struct State {
     out: Box<dyn Write + Send>,
     status_shown: bool,
     rows: Vec<Row>,
     by_uuid: HashMap<String, usize>,
-    workflows: usize,
+    flows: Vec<Flow>,
+}
+
+impl State {
+    /// Several workflows: lines and rows name the workflow too.
+    fn multi(&self) -> bool {
+        self.flows.len() > 1
+    }
+
+    fn row_name(&self, r: &Row) -> String {
+        if self.multi() {
+            format!("{}/{}", self.flows[r.workflow].label, r.name)
+        } else {
+            r.name.clone()
+        }
+    }
 }
 
 /// The terminal (or pipe) `exec` writes to.
@@ -49,7 +101,7 @@ impl Printer {
                 status_shown: false,
                 rows: Vec::new(),
                 by_uuid: HashMap::new(),
-                workflows: 0,
+                flows: Vec::new(),
             }),
             tty,
         }
@@ -65,25 +117,32 @@ impl Printer {
         self.write_line(&mut s, text);
     }
 
-    /// Announces a workflow and registers its steps for the summary.
-    pub fn begin_workflow(&self, name: &str, config: &Config, notes: &[String]) {
+    /// Registers a workflow of the run and its steps (for the summary and the report); call
+    /// for every workflow before any starts. Returns its index.
+    pub fn add_workflow(
+        &self,
+        label: &str,
+        name: &str,
+        axis: &std::collections::BTreeMap<String, String>,
+        config: &Config,
+    ) -> usize {
         let mut s = self.lock();
-        s.workflows += 1;
-        let header = if self.tty {
-            format!("\x1b[1m# {name}\x1b[0m")
-        } else {
-            format!("# {name}")
-        };
-        self.write_line(&mut s, &header);
-        for note in notes {
-            self.write_line(&mut s, &format!("  note: {note}"));
-        }
+        let idx = s.flows.len();
+        s.flows.push(Flow {
+            label: label.to_owned(),
+            name: name.to_owned(),
+            axis: axis.clone(),
+            status: None,
+            why: None,
+            started: None,
+            finished: None,
+        });
         for step in config.stages.iter().flat_map(|st| &st.steps) {
             let color = COLORS[s.rows.len() % COLORS.len()];
-            let idx = s.rows.len();
-            s.by_uuid.insert(step.uuid.clone(), idx);
+            let row = s.rows.len();
+            s.by_uuid.insert(step.uuid.clone(), row);
             s.rows.push(Row {
-                workflow: name.to_owned(),
+                workflow: idx,
                 name: step.name.clone(),
                 failure: step.failure.clone(),
                 color,
@@ -93,6 +152,52 @@ impl Printer {
                 pending: None,
             });
         }
+        idx
+    }
+
+    /// Announces that a registered workflow starts.
+    pub fn begin_workflow(&self, idx: usize, notes: &[String]) {
+        let mut s = self.lock();
+        s.flows[idx].started = Some(Instant::now());
+        let name = s.flows[idx].label.clone();
+        let header = if self.tty {
+            format!("\x1b[1m# {name}\x1b[0m")
+        } else {
+            format!("# {name}")
+        };
+        self.write_line(&mut s, &header);
+        for note in notes {
+            self.write_line(&mut s, &format!("  note: {note}"));
+        }
+    }
+
+    /// Records how a workflow ended (and says why when it did not succeed).
+    pub fn end_workflow(&self, idx: usize, status: FlowStatus, why: Option<String>) {
+        let mut s = self.lock();
+        let flow = &mut s.flows[idx];
+        flow.status = Some(status);
+        flow.finished = Some(Instant::now());
+        flow.why = why.clone();
+        let label = flow.label.clone();
+        if let Some(why) = why {
+            self.write_line(&mut s, &format!("# {label}: {why}"));
+        }
+    }
+
+    /// A registered workflow that will not run: every step of it is skipped.
+    pub fn skip_workflow(&self, idx: usize, why: &str) {
+        let mut s = self.lock();
+        let flow = &mut s.flows[idx];
+        flow.status = Some(FlowStatus::Skipped);
+        flow.why = Some(why.to_owned());
+        let label = flow.label.clone();
+        for r in s.rows.iter_mut().filter(|r| r.workflow == idx) {
+            r.state = Some(StepState {
+                skipped: true,
+                ..Default::default()
+            });
+        }
+        self.write_line(&mut s, &format!("# {label}: skipped ({why})"));
     }
 
     fn write_line(&self, s: &mut State, text: &str) {
@@ -101,7 +206,7 @@ impl Printer {
         }
         let _ = writeln!(s.out, "{text}");
         if self.tty {
-            let status = status_line(&s.rows);
+            let status = status_line(s);
             s.status_shown = !status.is_empty();
             if s.status_shown {
                 let _ = write!(s.out, "\x1b[2m{status}\x1b[0m");
@@ -116,7 +221,7 @@ impl Printer {
             return;
         }
         let mut s = self.lock();
-        let status = status_line(&s.rows);
+        let status = status_line(&s);
         let _ = write!(s.out, "\r\x1b[2K");
         s.status_shown = !status.is_empty();
         if s.status_shown {
@@ -125,28 +230,85 @@ impl Printer {
         let _ = s.out.flush();
     }
 
-    /// Clears the status line and prints the summary table.
+    /// Clears the status line and prints the summary tables.
     pub fn finish(&self) {
         let mut s = self.lock();
         if self.tty && s.status_shown {
             let _ = write!(s.out, "\r\x1b[2K");
             s.status_shown = false;
         }
-        let table = summary(&s.rows, s.workflows > 1);
-        let _ = write!(s.out, "\n{table}");
+        let mut text = String::from("\n");
+        if s.multi() {
+            text.push_str(&workflow_table(&s));
+            text.push('\n');
+        }
+        text.push_str(&summary(&s));
+        let _ = write!(s.out, "{text}");
         let _ = s.out.flush();
+    }
+
+    /// The run as JSON: status, then every workflow with its steps (status, exit code, error,
+    /// duration).
+    pub fn report(&self) -> serde_json::Value {
+        let s = self.lock();
+        let secs = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => serde_json::json!((b - a).as_secs_f64()),
+            _ => serde_json::Value::Null,
+        };
+        let flows: Vec<serde_json::Value> = s
+            .flows
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let steps: Vec<serde_json::Value> = s
+                    .rows
+                    .iter()
+                    .filter(|r| r.workflow == i)
+                    .map(|r| {
+                        let st = r.state.clone().unwrap_or_default();
+                        serde_json::json!({
+                            "name": r.name,
+                            "status": step_status(r, f.status),
+                            "exit_code": st.exit_code,
+                            "error": st.error,
+                            "failure": r.failure,
+                            "duration_seconds": secs(r.started, r.finished),
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": f.name,
+                    "matrix": f.axis,
+                    "status": f.status.map(FlowStatus::word).unwrap_or("pending"),
+                    "error": f.why.clone().unwrap_or_default(),
+                    "duration_seconds": secs(f.started, f.finished),
+                    "steps": steps,
+                })
+            })
+            .collect();
+        let ran: Vec<FlowStatus> = s.flows.iter().filter_map(|f| f.status).collect();
+        let status = if ran.contains(&FlowStatus::Killed) {
+            "killed"
+        } else if ran.contains(&FlowStatus::Failure) {
+            "failure"
+        } else {
+            "success"
+        };
+        serde_json::json!({ "status": status, "workflows": flows })
     }
 }
 
-fn status_line(rows: &[Row]) -> String {
-    let running: Vec<String> = rows
+fn status_line(s: &State) -> String {
+    let running: Vec<String> = s
+        .rows
         .iter()
         .filter(|r| r.started.is_some() && r.finished.is_none())
         .map(|r| {
             let time = secs(r.started.map(|t| t.elapsed()).unwrap_or_default());
+            let name = s.row_name(r);
             match &r.pending {
-                Some(why) => format!("{} {time} (waiting: {why})", r.name),
-                None => format!("{} {time}", r.name),
+                Some(why) => format!("{name} {time} (waiting: {why})"),
+                None => format!("{name} {time}"),
             }
         })
         .collect();
@@ -173,7 +335,7 @@ fn pending_reason(text: &str) -> Option<String> {
     Some(why.split(':').next().unwrap_or(why).trim().to_owned())
 }
 
-/// A finished step's result word.
+/// A step's result word for the table.
 fn result(r: &Row) -> String {
     let Some(st) = &r.state else {
         return if r.started.is_some() {
@@ -196,21 +358,41 @@ fn result(r: &Row) -> String {
     }
 }
 
-/// The summary table: step, result, exit code, duration (and the error of failed steps).
-fn summary(rows: &[Row], with_workflow: bool) -> String {
-    let name = |r: &Row| {
-        if with_workflow {
-            format!("{}/{}", r.workflow, r.name)
-        } else {
-            r.name.clone()
+/// A step's status in Woodpecker's words, for the report.
+fn step_status(r: &Row, flow: Option<FlowStatus>) -> &'static str {
+    match &r.state {
+        Some(st) if st.skipped => "skipped",
+        Some(st) if st.canceled => "killed",
+        Some(st) if st.exit_code != 0 || !st.error.is_empty() => "failure",
+        Some(_) => "success",
+        None if r.started.is_some() => "running",
+        None if flow == Some(FlowStatus::Killed) => "killed",
+        None => "skipped",
+    }
+}
+
+/// The workflow table of a run with several workflows.
+fn workflow_table(s: &State) -> String {
+    let width = s.flows.iter().map(|f| f.label.len()).max().unwrap_or(8).max(8);
+    let mut out = format!("{:<width$}  RESULT\n", "WORKFLOW");
+    for f in &s.flows {
+        let word = f.status.map(FlowStatus::word).unwrap_or("not run");
+        match (&f.why, f.status) {
+            (Some(why), Some(FlowStatus::Skipped)) => out.push_str(&format!("{:<width$}  {word} ({why})\n", f.label)),
+            _ => out.push_str(&format!("{:<width$}  {word}\n", f.label)),
         }
-    };
-    let width = rows.iter().map(|r| name(r).len()).max().unwrap_or(4).max(4);
+    }
+    out
+}
+
+/// The summary table: step, result, exit code, duration (and the error of failed steps).
+fn summary(s: &State) -> String {
+    let width = s.rows.iter().map(|r| s.row_name(r).len()).max().unwrap_or(4).max(4);
     let mut out = format!(
         "{:<width$}  {:<17}  {:>4}  {:>8}\n",
         "STEP", "RESULT", "EXIT", "DURATION"
     );
-    for r in rows {
+    for r in &s.rows {
         let exit = match &r.state {
             Some(st) if st.exited => st.exit_code.to_string(),
             _ => "-".into(),
@@ -221,7 +403,7 @@ fn summary(rows: &[Row], with_workflow: bool) -> String {
         };
         out.push_str(&format!(
             "{:<width$}  {:<17}  {:>4}  {:>8}\n",
-            name(r),
+            s.row_name(r),
             result(r),
             exit,
             duration
@@ -261,7 +443,7 @@ impl Tracer for Printer {
         let (name, color) = match s.by_uuid.get(&step.uuid) {
             Some(&i) => {
                 s.rows[i].pending = pending_reason(&text);
-                (s.rows[i].name.clone(), s.rows[i].color)
+                (s.row_name(&s.rows[i]), s.rows[i].color)
             }
             None => (step.name.clone(), COLORS[0]),
         };
@@ -302,22 +484,55 @@ mod tests {
         }
     }
 
+    fn config(steps: &[&Step]) -> Config {
+        Config {
+            stages: vec![Stage {
+                steps: steps.iter().map(|s| (*s).clone()).collect(),
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn line(s: &Step, text: &str) -> LogLine {
+        LogLine {
+            step_uuid: s.uuid.clone(),
+            line: 0,
+            time: 0,
+            kind: LogKind::Stdout,
+            data: text.to_owned().into(),
+        }
+    }
+
+    fn started(s: &Step) -> StepState {
+        StepState {
+            step_uuid: s.uuid.clone(),
+            ..Default::default()
+        }
+    }
+
+    fn done(s: &Step, code: i32) -> StepState {
+        StepState {
+            step_uuid: s.uuid.clone(),
+            exited: true,
+            exit_code: code,
+            finished: 1,
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn status_line_shows_why_a_step_waits() {
-        let mut row = Row {
-            workflow: "ci".into(),
-            name: "build".into(),
-            failure: "fail".into(),
-            color: COLORS[0],
-            started: Some(Instant::now()),
-            finished: None,
-            state: None,
-            pending: pending_reason("[kubernetes] pod wp-1 is waiting: ErrImagePull: pull access denied"),
-        };
-        assert_eq!(row.pending.as_deref(), Some("ErrImagePull"));
-        assert!(status_line(std::slice::from_ref(&row)).starts_with("running: build 0.0s (waiting: ErrImagePull)"));
-        row.pending = pending_reason("compiling...");
-        assert_eq!(status_line(&[row]), "running: build 0.0s");
+        let p = Printer::new(Box::new(Buf::default()), false);
+        let b = step("build", "fail");
+        p.add_workflow("ci", "ci", &Default::default(), &config(&[&b]));
+        p.step_state(&b, &started(&b));
+        p.log_line(
+            &b,
+            line(&b, "[kubernetes] pod wp-1 is waiting: ErrImagePull: pull access denied"),
+        );
+        assert!(status_line(&p.lock()).starts_with("running: build 0.0s (waiting: ErrImagePull)"));
+        p.log_line(&b, line(&b, "compiling..."));
+        assert_eq!(status_line(&p.lock()), "running: build 0.0s");
     }
 
     #[test]
@@ -325,44 +540,14 @@ mod tests {
         let buf = Buf::default();
         let p = Printer::new(Box::new(buf.clone()), false);
         let (a, b, c) = (step("build", "fail"), step("flaky", "ignore"), step("deploy", "fail"));
-        let conf = Config {
-            stages: vec![Stage {
-                steps: vec![a.clone(), b.clone(), c.clone()],
-            }],
-            ..Default::default()
-        };
-        p.begin_workflow("ci", &conf, &["no clone step".into()]);
-        p.step_state(
-            &a,
-            &StepState {
-                step_uuid: a.uuid.clone(),
-                ..Default::default()
-            },
-        );
-        let line = LogLine {
-            step_uuid: a.uuid.clone(),
-            line: 0,
-            time: 0,
-            kind: LogKind::Stdout,
-            data: "hello".into(),
-        };
-        p.log_line(&a, line);
-        let done = |s: &Step, code| StepState {
-            step_uuid: s.uuid.clone(),
-            exited: true,
-            exit_code: code,
-            finished: 1,
-            ..Default::default()
-        };
+        let ci = p.add_workflow("ci", "ci", &Default::default(), &config(&[&a, &b, &c]));
+        p.begin_workflow(ci, &["no clone step".into()]);
+        p.step_state(&a, &started(&a));
+        p.log_line(&a, line(&a, "hello"));
         p.step_state(&a, &done(&a, 0));
-        p.step_state(
-            &b,
-            &StepState {
-                step_uuid: b.uuid.clone(),
-                ..Default::default()
-            },
-        );
+        p.step_state(&b, &started(&b));
         p.step_state(&b, &done(&b, 3));
+        p.end_workflow(ci, FlowStatus::Success, None);
         p.finish();
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
@@ -372,5 +557,39 @@ mod tests {
         assert!(lines[6].starts_with("flaky   failure (ignored)     3  "), "{text}");
         assert_eq!(lines[7], "deploy  not run               -         -");
         assert!(!text.contains('\x1b'), "no colours off a terminal");
+    }
+
+    #[test]
+    fn several_workflows_name_the_workflow_and_skipped_ones_have_rows() {
+        let buf = Buf::default();
+        let p = Printer::new(Box::new(buf.clone()), false);
+        let (a, b) = (step("compile", "fail"), step("ship", "fail"));
+        let build = p.add_workflow("build", "build", &Default::default(), &config(&[&a]));
+        let deploy = p.add_workflow("deploy", "deploy", &Default::default(), &config(&[&b]));
+        p.begin_workflow(build, &[]);
+        p.step_state(&a, &started(&a));
+        p.log_line(&a, line(&a, "oops"));
+        p.step_state(&a, &done(&a, 2));
+        p.end_workflow(build, FlowStatus::Failure, Some("failed".into()));
+        p.skip_workflow(deploy, "it depends on `build`, which failed");
+        p.finish();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("[build/compile] oops\n"), "{text}");
+        assert!(
+            text.contains("# deploy: skipped (it depends on `build`, which failed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("deploy    skipped (it depends on `build`, which failed)"),
+            "{text}"
+        );
+        assert!(text.contains("build/compile  failure               2"), "{text}");
+        assert!(text.contains("deploy/ship    skipped               -"), "{text}");
+        let report = p.report();
+        assert_eq!(report["status"], "failure");
+        assert_eq!(report["workflows"][0]["steps"][0]["exit_code"], 2);
+        assert_eq!(report["workflows"][0]["steps"][0]["status"], "failure");
+        assert_eq!(report["workflows"][1]["status"], "skipped");
+        assert_eq!(report["workflows"][1]["steps"][0]["status"], "skipped");
     }
 }

@@ -1,7 +1,8 @@
 //! `when: evaluate:` expressions: the part of expr-lang that pipeline conditions use, over the
 //! step environment. Literals (`"s"`, `'s'`, `true`, `false`, `nil`, `[a, b]`), variables
 //! (unknown ones are `nil`), `==`, `!=`, `in`, `not in`, `contains`, `startsWith`, `endsWith`,
-//! `!`/`not`, `&&`/`and`, `||`/`or` and parentheses. Anything else is an error naming it. Pure.
+//! `matches` (RE2 syntax, as Go's regexp), `!`/`not`, `&&`/`and`, `||`/`or` and parentheses,
+//! nested at most 64 deep. Anything else is an error naming it. Pure.
 
 use std::collections::BTreeMap;
 
@@ -72,9 +73,13 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// The deepest nesting of parentheses, lists and negations.
+const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     toks: Vec<Tok>,
     pos: usize,
+    depth: usize,
     env: &'a BTreeMap<String, String>,
 }
 
@@ -119,9 +124,21 @@ impl Parser<'_> {
 
     fn not(&mut self) -> Result<Val, String> {
         if self.eat_op("!") || self.eat_word("not") {
-            return Ok(Val::Bool(!truth(&self.not()?)?));
+            self.enter()?;
+            let v = self.not();
+            self.depth -= 1;
+            return Ok(Val::Bool(!truth(&v?)?));
         }
         self.compare()
+    }
+
+    /// One level deeper into parentheses, lists or negations; bounded.
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        Ok(())
     }
 
     fn compare(&mut self) -> Result<Val, String> {
@@ -169,6 +186,11 @@ impl Parser<'_> {
                 }
             }
             "contains" => s(&left).contains(&s(&right)),
+            "matches" => {
+                let pattern = s(&right);
+                let re = regex_lite::Regex::new(&pattern).map_err(|e| format!("`matches \"{pattern}\"`: {e}"))?;
+                re.is_match(&s(&left))
+            }
             "startsWith" => s(&left).starts_with(&s(&right)),
             "endsWith" => s(&left).ends_with(&s(&right)),
             other => return Err(format!("`{other}` is not supported")),
@@ -182,20 +204,26 @@ impl Parser<'_> {
         match tok {
             Tok::Str(s) => Ok(Val::Str(s)),
             Tok::Op("(") => {
-                let v = self.or()?;
+                self.enter()?;
+                let v = self.or();
+                self.depth -= 1;
+                let v = v?;
                 if !self.eat_op(")") {
                     return Err("missing `)`".into());
                 }
                 Ok(v)
             }
             Tok::Op("[") => {
+                self.enter()?;
                 let mut items = Vec::new();
                 while !self.eat_op("]") {
-                    items.push(self.primary()?);
+                    let item = self.primary();
+                    items.push(item?);
                     if !self.eat_op(",") && !matches!(self.peek(), Some(Tok::Op("]"))) {
                         return Err("expected `,` or `]`".into());
                     }
                 }
+                self.depth -= 1;
                 Ok(Val::List(items))
             }
             Tok::Ident(w) => Ok(match w.as_str() {
@@ -233,6 +261,7 @@ pub fn evaluate(src: &str, env: &BTreeMap<String, String>) -> Result<bool, Strin
     let mut p = Parser {
         toks: lex(src)?,
         pos: 0,
+        depth: 0,
         env,
     };
     let v = p.or()?;
@@ -282,10 +311,21 @@ mod tests {
     #[test]
     fn rejects_what_it_does_not_know() {
         let e = env();
+        assert_eq!(evaluate(r#"CI_COMMIT_BRANCH matches "^m""#, &e), Ok(true));
         assert_eq!(
-            evaluate(r#"CI_COMMIT_BRANCH matches "^m""#, &e),
-            Err("`matches` is not supported".into())
+            evaluate(r#"CI_COMMIT_BRANCH matches "^v?[0-9]+\\.[0-9]+$""#, &e),
+            Ok(false)
         );
+        assert!(
+            evaluate(r#"CI_COMMIT_BRANCH matches "(""#, &e)
+                .unwrap_err()
+                .starts_with("`matches \"(\"`")
+        );
+        let deep = format!("{}true{}", "(".repeat(10_000), ")".repeat(10_000));
+        assert_eq!(evaluate(&deep, &e), Err("nested deeper than 64 levels".into()));
+        let nots = format!("{}true", "!".repeat(10_000));
+        assert_eq!(evaluate(&nots, &e), Err("nested deeper than 64 levels".into()));
+        assert_eq!(crate::pipeline::error::shorten(&deep).len(), 83);
         assert_eq!(
             evaluate(r#"len(CI_COMMIT_BRANCH) > 2"#, &e),
             Err("function `len` is not supported".into())

@@ -1,15 +1,19 @@
 //! A [`Workflow`] (what the user wrote) to a `backend::Config` (what the runtime runs), by
-//! Woodpecker's compile rules (spec §5, §6.1): `when:` filters, the clone step, services in
-//! their own stage, stages from `depends_on`, the `CI_*` environment, `from_secret`,
-//! `settings:` to `PLUGIN_*`, workspace and volumes. Pure: secrets arrive resolved.
+//! Woodpecker's compiler (`pipeline/frontend/yaml/compiler`): `when:` filters, the clone
+//! step, services in their own stage, stages from `depends_on`, the `CI_*` environment,
+//! `from_secret` (at the top of a value or nested in it), `settings:` to `PLUGIN_*` and
+//! `environment:` by its `ParamsToEnv` rules, the plugin workspace, volumes, extra hosts.
+//! Pure: secrets arrive resolved.
 
 mod expr;
+mod glob;
+mod params;
 mod stages;
 pub mod when;
 
 use std::collections::BTreeMap;
 
-use crate::backend::types::{Port, SecretValue};
+use crate::backend::types::{HostAlias, Port, SecretValue};
 use crate::backend::{Config, Stage, Step};
 use crate::pipeline::env::Metadata;
 use crate::pipeline::error::{Error, ErrorKind};
@@ -18,6 +22,10 @@ use crate::pipeline::yaml::{Container, Value, Workflow};
 
 /// Woodpecker's default clone plugin.
 pub const CLONE_IMAGE: &str = "docker.io/woodpeckerci/plugin-git:2.6.5";
+
+/// Where plugins find the workspace whatever `workspace.base` says (Woodpecker's
+/// `pluginWorkspaceBase`: their entrypoints must not be shadowed).
+pub const PLUGIN_WORKSPACE_BASE: &str = "/woodpecker";
 
 /// Everything a compile needs beyond the workflow.
 #[derive(Debug, Clone)]
@@ -30,7 +38,7 @@ pub struct Options {
     pub workspace_base: String,
     pub workspace_path: String,
     pub clone_image: String,
-    /// Running locally (`when: local: false` excludes).
+    /// Running locally (`when: local: false` drops a step).
     pub local: bool,
     /// 1-based position of the workflow in the run.
     pub workflow_number: usize,
@@ -63,32 +71,76 @@ pub struct Compiled {
 /// Every secret name a workflow refers to, with where (for resolving them up front).
 pub fn secret_names(wf: &Workflow) -> Vec<String> {
     let all = wf.clone.iter().chain(&wf.services).chain(&wf.steps);
-    let mut names: Vec<String> = all
-        .flat_map(|c| c.environment.iter().chain(&c.settings))
-        .filter_map(|(_, v, _)| match v {
-            Value::FromSecret(n) => Some(n.clone()),
-            Value::Plain(_) => None,
-        })
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for (_, v, _) in all.flat_map(|c| c.environment.iter().chain(&c.settings)) {
+        match v {
+            Value::FromSecret(n) => names.push(n.clone()),
+            Value::Plain(json) => params::nested_secrets(json, &mut names),
+        }
+    }
     names.sort();
     names.dedup();
     names
 }
 
-/// Compiles one workflow; `None` when its own `when:` excludes it.
-pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error> {
+/// The environment and facts of one workflow: what `when:` is matched against.
+fn workflow_env(wf: &Workflow, opts: &Options) -> (String, String, BTreeMap<String, String>) {
     let base = wf.workspace_base.clone().unwrap_or_else(|| opts.workspace_base.clone());
     let path = wf.workspace_path.clone().unwrap_or_else(|| opts.workspace_path.clone());
     let workspace = join(&base, &path);
     let mut env = opts.meta.environ(&wf.name, opts.workflow_number, &workspace);
     env.extend(opts.env.clone());
+    (base, path, env)
+}
+
+/// Whether the workflow's own `when:` lets it run.
+pub fn workflow_included(wf: &Workflow, opts: &Options) -> Result<bool, Error> {
+    let (_, _, env) = workflow_env(wf, opts);
+    let mut when_env = env;
+    when_env.extend(wf.axis.clone());
+    let facts = when::Facts {
+        meta: &opts.meta,
+        axis: &wf.axis,
+        env: &when_env,
+    };
+    when::included(&wf.when, &facts, true, &wf.file)
+}
+
+/// `(runs on success, runs on failure)` of a workflow after its dependencies: its `runs_on`
+/// plus what its `when: status` adds, as Woodpecker's builder computes it (a workflow whose
+/// `when` includes `failure` gets both, a quirk of Woodpecker kept on purpose).
+pub fn workflow_runs_on(wf: &Workflow, opts: &Options) -> (bool, bool) {
+    let (_, _, mut env) = workflow_env(wf, opts);
+    env.extend(wf.axis.clone());
     let facts = when::Facts {
         meta: &opts.meta,
         axis: &wf.axis,
         env: &env,
-        local: opts.local,
     };
-    if !when::included(&wf.when, &facts, &wf.file)? {
+    let mut runs_on = wf.runs_on.clone();
+    let (_, failure) = when::status(&wf.when, &facts, true);
+    if failure && !wf.when.is_empty() {
+        for s in ["failure", "success"] {
+            if !runs_on.iter().any(|r| r == s) {
+                runs_on.push(s.into());
+            }
+        }
+    }
+    let success = runs_on.is_empty() || runs_on.iter().any(|r| r == "success");
+    (success, runs_on.iter().any(|r| r == "failure"))
+}
+
+/// Compiles one workflow; `None` when its own `when:` excludes it.
+pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error> {
+    let (base, path, env) = workflow_env(wf, opts);
+    let mut when_env = env.clone();
+    when_env.extend(wf.axis.clone());
+    let facts = when::Facts {
+        meta: &opts.meta,
+        axis: &wf.axis,
+        env: &when_env,
+    };
+    if !when::included(&wf.when, &facts, true, &wf.file)? {
         return Ok(None);
     }
     let prefix = format!("wp_{}_{}", ulid::new().to_lowercase(), opts.workflow_number);
@@ -98,8 +150,9 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
         opts,
         env: &env,
         base: &base,
-        workspace: &workspace,
+        path: &path,
         volume: &volume,
+        facts: &facts,
     };
     let mut config = Config {
         network: volume.clone(),
@@ -108,9 +161,9 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
     };
     let mut notes = Vec::new();
 
-    if !wf.clone.is_empty() {
+    if !wf.clone.is_empty() && !wf.skip_clone {
         for c in &wf.clone {
-            if when::included(&c.when, &facts, &wf.file)? {
+            if when::included(&c.when, &facts, false, &wf.file)? {
                 config.stages.push(Stage {
                     steps: vec![ctx.step(c, "clone")?],
                 });
@@ -122,13 +175,13 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
         notes.push("no clone step: no remote URL (pass --repo-url to clone)".into());
     } else {
         config.stages.push(Stage {
-            steps: vec![ctx.default_clone()],
+            steps: vec![ctx.default_clone()?],
         });
     }
 
     let mut services = Vec::new();
     for c in &wf.services {
-        if when::included(&c.when, &facts, &wf.file)? {
+        if when::included(&c.when, &facts, false, &wf.file)? {
             services.push(ctx.step(c, "service")?);
         }
     }
@@ -136,9 +189,12 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
         config.stages.push(Stage { steps: services });
     }
 
-    let mut kept: Vec<&Container> = Vec::new();
+    let mut kept: Vec<&Container> = Vec::with_capacity(wf.steps.len());
     for c in &wf.steps {
-        if when::included(&c.when, &facts, &wf.file)? {
+        if opts.local && !when::is_local(&c.when) {
+            continue;
+        }
+        if when::included(&c.when, &facts, false, &wf.file)? {
             kept.push(c);
         }
     }
@@ -147,13 +203,17 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
         .map(|c| stages::Node {
             name: &c.name,
             depends_on: c.depends_on.as_deref(),
-            line: c.line,
+            line: if c.depends_on_line > 0 {
+                c.depends_on_line
+            } else {
+                c.line
+            },
         })
         .collect();
     let levels = stages::stages(&nodes).map_err(|e| match e {
         stages::StageError::Unknown(step, line, dep) => {
             let why = if wf.steps.iter().any(|c| c.name == dep) {
-                format!("depends on `{dep}`, which its `when:` excludes from this run")
+                format!("depends on `{dep}`, which its `when:` excludes from this run (make it `{{name: {dep}, optional: true}}` to run without it)")
             } else {
                 format!("depends on `{dep}`, which is not a step of this workflow")
             };
@@ -164,6 +224,12 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
             line,
             "steps",
             format!("depends_on has a cycle: {}", names.join(" -> ")),
+        ),
+        stages::StageError::Duplicate(name, line) => Error::invalid(
+            &wf.file,
+            line,
+            &format!("steps.{name}"),
+            format!("step name `{name}` is used more than once; with depends_on, step names must be unique"),
         ),
     })?;
     for level in levels {
@@ -202,21 +268,27 @@ struct StepCtx<'a> {
     opts: &'a Options,
     env: &'a BTreeMap<String, String>,
     base: &'a str,
-    workspace: &'a str,
+    path: &'a str,
     volume: &'a str,
+    facts: &'a when::Facts<'a>,
 }
 
 impl StepCtx<'_> {
-    fn blank(&self, name: &str, type_: &str, image: &str) -> Step {
+    /// A step's frame: plugins see the workspace under [`PLUGIN_WORKSPACE_BASE`].
+    fn blank(&self, name: &str, type_: &str, image: &str, plugin: bool) -> Step {
+        let base = if plugin { PLUGIN_WORKSPACE_BASE } else { self.base };
+        let workspace = join(base, self.path);
+        let mut environment = self.env.clone();
+        environment.insert("CI_WORKSPACE".into(), workspace.clone());
         Step {
             name: name.to_owned(),
             uuid: ulid::new(),
             type_: type_.to_owned(),
             image: image.to_owned(),
-            working_dir: self.workspace.to_owned(),
-            workspace_base: self.base.to_owned(),
-            environment: self.env.clone(),
-            volumes: vec![format!("{}:{}", self.volume, self.base)],
+            working_dir: workspace,
+            workspace_base: base.to_owned(),
+            environment,
+            volumes: vec![format!("{}:{base}", self.volume)],
             on_success: true,
             failure: "fail".into(),
             workflow_labels: self.wf.labels.clone(),
@@ -224,18 +296,27 @@ impl StepCtx<'_> {
         }
     }
 
-    fn default_clone(&self) -> Step {
-        let mut s = self.blank("clone", "clone", &self.opts.clone_image);
-        s.environment.insert("PLUGIN_DEPTH".into(), "0".into());
+    fn default_clone(&self) -> Result<Step, Error> {
+        let mut settings = vec![(
+            "depth".to_string(),
+            Value::Plain(serde_json::Value::String("0".into())),
+            0,
+        )];
         if self.opts.meta.event == "tag" {
-            s.environment.insert("PLUGIN_TAGS".into(), "true".into());
+            settings.push(("tags".into(), Value::Plain(serde_json::Value::String("true".into())), 0));
         }
-        s
+        let c = Container {
+            name: "clone".into(),
+            image: self.opts.clone_image.clone(),
+            settings,
+            ..Default::default()
+        };
+        self.step(&c, "clone")
     }
 
     /// `kind`: "clone", "service", or "" for a step (plugin or commands by its shape).
     fn step(&self, c: &Container, kind: &str) -> Result<Step, Error> {
-        let plugin = c.commands.is_empty() && c.entrypoint.is_empty() && c.environment.is_empty();
+        let plugin = c.is_plugin();
         let type_ = match kind {
             "" if plugin => "plugin",
             "" => "commands",
@@ -246,26 +327,29 @@ impl StepCtx<'_> {
             "service" => "services",
             _ => "steps",
         };
-        let mut s = self.blank(&c.name, type_, &c.image);
-        if type_ != "plugin" {
+        let mut s = self.blank(&c.name, type_, &c.image, plugin);
+        if !plugin {
             s.environment.extend(self.wf.axis.clone());
         }
-        for (k, v, line) in &c.environment {
-            let key = format!("{section}.{}.environment.{k}", c.name);
-            let value = self.value(v, *line, &key)?;
-            if let Value::FromSecret(_) = v {
-                s.secret_mapping.insert(k.clone(), value.clone());
-            }
-            s.environment.insert(k.clone(), value);
-        }
+        let lookup = |name: &str| self.opts.secret(name);
         for (k, v, line) in &c.settings {
             let name = format!("PLUGIN_{}", k.to_uppercase().replace(['.', '-'], "_"));
             let key = format!("{section}.{}.settings.{k}", c.name);
-            let value = self.value(v, *line, &key)?;
-            if let Value::FromSecret(_) = v {
+            let (value, secret) = params::to_env(v, &lookup)
+                .map_err(|missing| Error::new(&self.wf.file, *line, &key, ErrorKind::MissingSecret(missing)))?;
+            if secret {
                 s.secret_mapping.insert(name.clone(), value.clone());
             }
             s.environment.insert(name, value);
+        }
+        for (k, v, line) in &c.environment {
+            let key = format!("{section}.{}.environment.{k}", c.name);
+            let (value, secret) = params::to_env(v, &lookup)
+                .map_err(|missing| Error::new(&self.wf.file, *line, &key, ErrorKind::MissingSecret(missing)))?;
+            if secret {
+                s.secret_mapping.insert(k.clone(), value.clone());
+            }
+            s.environment.insert(k.clone(), value);
         }
         s.pull = c.pull;
         s.privileged = c.privileged;
@@ -274,7 +358,7 @@ impl StepCtx<'_> {
         s.entrypoint = c.entrypoint.clone();
         s.volumes.extend(c.volumes.iter().cloned());
         if let Some(dir) = &c.directory {
-            s.working_dir = join(self.workspace, dir);
+            s.working_dir = join(&s.working_dir, dir);
         }
         s.ports = c
             .ports
@@ -284,35 +368,42 @@ impl StepCtx<'_> {
                 protocol: p.clone(),
             })
             .collect();
-        s.backend_options = c.backend_options.clone();
-        (s.on_success, s.on_failure) = when::status(&c.when);
-        s.failure = c.failure.clone().unwrap_or_else(|| "fail".into());
-        Ok(s)
-    }
-
-    /// An environment or settings value as a string; `from_secret` resolved.
-    fn value(&self, v: &Value, line: usize, key: &str) -> Result<String, Error> {
-        match v {
-            Value::FromSecret(name) => self
-                .opts
-                .secrets
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::new(&self.wf.file, line, key, ErrorKind::MissingSecret(name.clone()))),
-            Value::Plain(serde_json::Value::String(s)) => Ok(s.clone()),
-            Value::Plain(serde_json::Value::Array(items)) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
-                Ok(items.iter().map(plain).collect::<Vec<_>>().join(","))
-            }
-            Value::Plain(other) => Ok(plain(other)),
+        for host in &c.extra_hosts {
+            let Some((name, ip)) = host.split_once(':') else {
+                return Err(Error::invalid(
+                    &self.wf.file,
+                    c.line,
+                    &format!("{section}.{}.extra_hosts", c.name),
+                    format!("`{host}` is not NAME:IP"),
+                ));
+            };
+            s.extra_hosts.push(HostAlias {
+                name: name.into(),
+                ip: ip.into(),
+            });
         }
+        s.dns = c.dns.clone();
+        s.dns_search = c.dns_search.clone();
+        s.devices = c.devices.clone();
+        s.tmpfs = c.tmpfs.clone();
+        s.network_mode = c.network_mode.clone();
+        s.backend_options = c.backend_options.clone();
+        (s.on_success, s.on_failure) = when::status(&c.when, self.facts, false);
+        s.failure = c
+            .failure
+            .clone()
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| "fail".into());
+        Ok(s)
     }
 }
 
-/// A JSON value as a setting: strings bare, everything else as JSON.
-fn plain(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
+impl Options {
+    /// A secret's value: by name, else by its lower-case name (Woodpecker keys secrets so).
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets
+            .get(name)
+            .or_else(|| self.secrets.get(&name.to_lowercase()))
+            .cloned()
     }
 }

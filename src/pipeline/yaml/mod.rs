@@ -1,23 +1,37 @@
-//! The YAML front end: a workflow file's text to [`Workflow`]s, one per matrix item. Order of
-//! work as in Woodpecker: read the matrix from the raw text, then per item substitute
-//! `${VAR}` (matrix values over the metadata environment), parse (anchors, aliases and `<<`
-//! merges resolved; top-level `variables:` holds anchors), and read every key.
-//! Knows nothing of compilation or the backend.
+//! The YAML front end: a workflow file's text to [`Workflow`]s, one per matrix item, plus the
+//! warnings Woodpecker's linter would give. Order of work as in Woodpecker: read the matrix
+//! from the raw text, then per item substitute `${VAR}` (matrix values over the metadata
+//! environment), parse (anchors, aliases and `<<` merges of maps and lists resolved;
+//! top-level `variables:` holds anchors), and read every key. Every node knows its line (from
+//! the parser itself, [`tree`]), in any indentation or flow style. Knows nothing of
+//! compilation or the backend.
 
-mod locate;
+mod events;
 mod matrix;
 mod node;
 mod parse;
 pub mod subst;
+pub mod tree;
 pub mod types;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-pub use types::{Container, List, Value, When, Workflow};
+pub use parse::EVENTS;
+pub use types::{Container, Dep, List, PathList, Value, When, Workflow};
 
-use crate::pipeline::error::{Error, ErrorKind};
+use crate::pipeline::error::{Error, ErrorKind, Warning};
 use node::{Node, Source};
+
+/// The most a workflow file may hold; Woodpecker's server refuses larger configs too.
+pub const MAX_FILE: u64 = 10 << 20;
+
+/// What one file gave: its workflows and the warnings about it (each once).
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub workflows: Vec<Workflow>,
+    pub warnings: Vec<Warning>,
+}
 
 /// The workflow name of a file: its base name without extension and leading dot.
 pub fn workflow_name(path: &Path) -> String {
@@ -25,52 +39,61 @@ pub fn workflow_name(path: &Path) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let base = base.strip_prefix('.').unwrap_or(&base);
-    let base = base
-        .strip_suffix(".yaml")
-        .or_else(|| base.strip_suffix(".yml"))
-        .unwrap_or(base);
-    base.to_owned()
+    // Woodpecker's SanitizePath: trim `.yml`, then `.yaml`, then one leading dot.
+    let base = base.strip_suffix(".yml").unwrap_or(&base);
+    let base = base.strip_suffix(".yaml").unwrap_or(base);
+    base.strip_prefix('.').unwrap_or(base).to_owned()
 }
 
-fn parse_yaml(file: &str, text: &str) -> Result<serde_yaml::Value, Error> {
-    let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(0);
-        let msg = e.to_string();
-        // The parser's own text ends with "at line N column M"; the line is already in front.
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_owned();
-        Error::new(file, line, "", ErrorKind::Read(format!("not valid YAML: {msg}")))
-    })?;
-    value
-        .apply_merge()
-        .map_err(|e| Error::new(file, 0, "", ErrorKind::Read(format!("bad `<<` merge: {e}"))))?;
-    Ok(value)
+fn tree_of(file: &str, text: &str) -> Result<tree::Yaml, Error> {
+    tree::parse(text).map_err(|e| Error::new(file, e.line as usize, "", ErrorKind::Read(e.msg)))
 }
 
 /// Reads one file's text. `env` is the metadata environment for `${VAR}`.
-pub fn load(file: &str, name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Workflow>, Error> {
-    let raw = parse_yaml(file, text)?;
-    let src = Source { file, text };
+pub fn load(file: &str, name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Error> {
+    let raw = tree_of(file, text)?;
+    let src = Source::new(file);
     let axes = matrix::axes(&Node::root(&raw, &src))?;
-    let mut out = Vec::with_capacity(axes.len());
+    let mut warnings = src.warnings.into_inner();
+    warnings.extend(parse::deprecated_vars(file, text));
+    let mut workflows = Vec::with_capacity(axes.len());
     for axis in axes {
         let lookup = |var: &str| axis.get(var).cloned().or_else(|| env(var));
-        let substituted = subst::substitute(text, &lookup)
-            .map_err(|(line, msg)| Error::new(file, line, "", ErrorKind::Invalid(msg)))?;
-        let value = parse_yaml(file, &substituted)?;
-        let src = Source {
-            file,
-            text: &substituted,
+        let substituted;
+        let parsed;
+        let doc = if text.contains('$') {
+            substituted = subst::substitute(text, &lookup)
+                .map_err(|(line, msg)| Error::new(file, line, "", ErrorKind::Invalid(msg)))?;
+            parsed = tree_of(file, &substituted)?;
+            &parsed
+        } else {
+            &raw
         };
-        out.push(parse::workflow(&Node::root(&value, &src), name, axis)?);
+        let src = Source::new(file);
+        workflows.push(parse::workflow(&Node::root(doc, &src), name, axis)?);
+        warnings.extend(src.warnings.into_inner());
     }
-    Ok(out)
+    let mut seen = HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
+    Ok(Loaded { workflows, warnings })
 }
 
-/// Reads a file from disk.
-pub fn load_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Workflow>, Error> {
+/// Reads a file from disk (at most [`MAX_FILE`] bytes).
+pub fn load_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Error> {
+    use std::io::Read;
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::new(&file, 0, "", ErrorKind::Read(e.to_string())))?;
+    let read_err = |e: std::io::Error| Error::new(&file, 0, "", ErrorKind::Read(e.to_string()));
+    let f = std::fs::File::open(path).map_err(read_err)?;
+    let mut text = String::new();
+    f.take(MAX_FILE + 1).read_to_string(&mut text).map_err(read_err)?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(Error::new(
+            &file,
+            0,
+            "",
+            ErrorKind::Read(format!("larger than {} MiB; not a workflow file", MAX_FILE >> 20)),
+        ));
+    }
     load(&file, &workflow_name(path), &text, env)
 }
 

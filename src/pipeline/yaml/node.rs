@@ -1,35 +1,46 @@
-//! A YAML value with where it came from: the key path (to find its line and to name it in
-//! errors) and typed accessors that fail with the front end's [`Error`]. Woodpecker decodes
-//! scalars leniently (a number is a fine image tag), so string accessors accept any scalar.
+//! A YAML node with what an error needs: the file, the line its key (or list item) was written
+//! on, and the dotted key shown to the user (`steps.build.image`); typed accessors that decode
+//! by Go's yaml rules as Woodpecker's types do (any scalar is a fine string, `StringOrSlice`
+//! items must be strings, null is "absent") and fail with the front end's [`Error`]; and the
+//! sink for warnings (what Woodpecker's linter only warns about).
 
-use serde_yaml::Value;
+use std::cell::RefCell;
 
-use super::locate::{Seg, line_of};
-use crate::pipeline::error::{Error, ErrorKind};
+use super::tree::{Kind, V, Yaml};
+use crate::pipeline::error::{Error, ErrorKind, Warning};
 
-/// The file being read.
+/// The file being read and the warnings found in it.
 #[derive(Debug)]
 pub struct Source<'a> {
     pub file: &'a str,
-    pub text: &'a str,
+    pub warnings: RefCell<Vec<Warning>>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(file: &'a str) -> Self {
+        Source {
+            file,
+            warnings: RefCell::new(Vec::new()),
+        }
+    }
 }
 
 #[derive(Clone)]
 pub struct Node<'a> {
-    pub value: &'a Value,
+    pub y: &'a Yaml,
     src: &'a Source<'a>,
-    path: Vec<Seg>,
     /// The dotted name shown to the user (list items that have a name show the name).
     key: String,
+    line: usize,
 }
 
 impl<'a> Node<'a> {
-    pub fn root(value: &'a Value, src: &'a Source<'a>) -> Self {
+    pub fn root(y: &'a Yaml, src: &'a Source<'a>) -> Self {
         Node {
-            value,
+            y,
             src,
-            path: Vec::new(),
             key: String::new(),
+            line: y.line as usize,
         }
     }
 
@@ -38,8 +49,9 @@ impl<'a> Node<'a> {
         &self.key
     }
 
+    /// Where the key (or list item) was written.
     pub fn line(&self) -> usize {
-        line_of(self.src.text, &self.path)
+        self.line
     }
 
     pub fn file(&self) -> &str {
@@ -47,11 +59,21 @@ impl<'a> Node<'a> {
     }
 
     pub fn error(&self, kind: ErrorKind) -> Error {
-        Error::new(self.src.file, self.line(), &self.key, kind)
+        Error::new(self.src.file, self.line, &self.key, kind)
     }
 
     pub fn invalid(&self, msg: impl Into<String>) -> Error {
         self.error(ErrorKind::Invalid(msg.into()))
+    }
+
+    /// Records a warning about this node.
+    pub fn warn(&self, msg: impl Into<String>) {
+        self.src.warnings.borrow_mut().push(Warning {
+            file: self.src.file.to_owned(),
+            line: self.line,
+            key: self.key.clone(),
+            msg: msg.into(),
+        });
     }
 
     fn wrong(&self, expected: &'static str) -> Error {
@@ -66,117 +88,144 @@ impl<'a> Node<'a> {
         }
     }
 
-    /// The child under a map key.
-    pub fn child(&self, key: &str, value: &'a Value) -> Node<'a> {
-        let mut path = self.path.clone();
-        path.push(Seg::Key(key.to_owned()));
+    /// The child under a map key (its line is the key's).
+    pub fn child(&self, key: &'a Yaml, name: &str, value: &'a Yaml) -> Node<'a> {
         Node {
-            value,
+            y: value,
             src: self.src,
-            path,
-            key: self.join(key),
+            key: self.join(name),
+            line: key.line as usize,
         }
     }
 
     /// The child at a list index, displayed as `name` when given, else `[i]`.
-    pub fn item(&self, index: usize, value: &'a Value, name: Option<&str>) -> Node<'a> {
-        let mut path = self.path.clone();
-        path.push(Seg::Index(index));
+    pub fn item(&self, index: usize, value: &'a Yaml, name: Option<&str>) -> Node<'a> {
         let key = match name {
             Some(n) => self.join(n),
             None => format!("{}[{index}]", self.key),
         };
         Node {
-            value,
+            y: value,
             src: self.src,
-            path,
             key,
+            line: value.line as usize,
         }
     }
 
     pub fn is_null(&self) -> bool {
-        self.value.is_null()
+        self.y.is_null()
     }
 
-    /// A map's entries in file order, keys as strings.
+    pub fn is_map(&self) -> bool {
+        matches!(self.y.v, V::Map(_))
+    }
+
+    pub fn is_seq(&self) -> bool {
+        matches!(self.y.v, V::Seq(_))
+    }
+
+    /// A map's entries in file order, keys as text; null is an empty map.
     pub fn entries(&self) -> Result<Vec<(String, Node<'a>)>, Error> {
-        let Value::Mapping(map) = self.value else {
-            return Err(self.wrong("a map"));
-        };
-        map.iter()
-            .map(|(k, v)| {
-                let key = scalar(k).ok_or_else(|| self.invalid("map keys must be strings"))?;
-                Ok((key.clone(), self.child(&key, v)))
-            })
-            .collect()
+        match &self.y.v {
+            V::Map(map) => map
+                .iter()
+                .map(|(k, v)| {
+                    let name = k
+                        .as_scalar()
+                        .map(|s| s.text.clone())
+                        .ok_or_else(|| self.invalid("map keys must be strings"))?;
+                    let child = self.child(k, &name, v);
+                    Ok((name, child))
+                })
+                .collect(),
+            _ if self.is_null() => Ok(Vec::new()),
+            _ => Err(self.wrong("a map")),
+        }
     }
 
+    /// The value under `key`, unless absent or null (Go leaves a field alone for null).
     pub fn get(&self, key: &str) -> Option<Node<'a>> {
-        let Value::Mapping(map) = self.value else { return None };
-        map.get(key).map(|v| self.child(key, v))
+        let V::Map(map) = &self.y.v else { return None };
+        map.iter()
+            .find(|(k, _)| k.as_scalar().is_some_and(|s| s.text == key))
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| self.child(k, key, v))
     }
 
-    /// Fails with "not supported" on the first key not in `allowed`.
-    pub fn only_keys(&self, allowed: &[&str]) -> Result<(), Error> {
+    /// Warns about every key not in `known` (Woodpecker ignores them; its linter warns).
+    pub fn warn_unknown(&self, known: &[&str], what: &str) -> Result<(), Error> {
         for (k, node) in self.entries()? {
-            if !allowed.contains(&k.as_str()) {
-                return Err(node.error(ErrorKind::NotSupported));
+            if !known.contains(&k.as_str()) {
+                node.warn(format!("`{k}` is not a key of {what}; ignored"));
             }
         }
         Ok(())
     }
 
+    /// Any scalar as its text (Go decodes `1.10` into a string as `1.10`); null is empty.
     pub fn string(&self) -> Result<String, Error> {
-        scalar(self.value).ok_or_else(|| self.wrong("a string"))
+        match &self.y.v {
+            V::Scalar(s) if s.kind == Kind::Null => Ok(String::new()),
+            V::Scalar(s) => Ok(s.text.clone()),
+            _ => Err(self.wrong("a string")),
+        }
     }
 
+    /// `true`/`false` (and YAML 1.1's yes/no/on/off, which Go accepts for a bool); null is false.
     pub fn boolean(&self) -> Result<bool, Error> {
-        match self.value {
-            Value::Bool(b) => Ok(*b),
-            Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
+        let Some(s) = self.y.as_scalar() else {
+            return Err(self.wrong("true or false"));
+        };
+        match (s.kind, s.text.as_str()) {
+            (Kind::Bool(b), _) => Ok(b),
+            (Kind::Null, _) => Ok(false),
+            (_, "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON") => Ok(true),
+            (_, "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF") => Ok(false),
             _ => Err(self.wrong("true or false")),
         }
     }
 
-    /// A list's items.
+    /// A list's items; null is an empty list.
     pub fn items(&self) -> Result<Vec<Node<'a>>, Error> {
-        let Value::Sequence(seq) = self.value else {
-            return Err(self.wrong("a list"));
-        };
-        Ok(seq.iter().enumerate().map(|(i, v)| self.item(i, v, None)).collect())
+        match &self.y.v {
+            V::Seq(seq) => Ok(seq.iter().enumerate().map(|(i, v)| self.item(i, v, None)).collect()),
+            _ if self.is_null() => Ok(Vec::new()),
+            _ => Err(self.wrong("a list")),
+        }
     }
 
-    /// A string or a list of strings (Woodpecker's `StringOrSlice`).
+    /// Woodpecker's `StringOrSlice`: a scalar, or a list whose items are strings (a number or a
+    /// map in the list is an error, as in Go).
     pub fn strings(&self) -> Result<Vec<String>, Error> {
-        match self.value {
-            Value::Null => Ok(Vec::new()),
-            Value::Sequence(_) => self
-                .items()?
-                .iter()
-                .map(|n| {
-                    scalar(n.value).ok_or_else(|| {
-                        let hint = if n.value.is_mapping() {
-                            " (quote it: it contains `: `)"
-                        } else {
-                            ""
-                        };
-                        n.invalid(format!("expected a string{hint}"))
-                    })
-                })
-                .collect(),
-            v => scalar(v)
-                .map(|s| vec![s])
-                .ok_or_else(|| self.wrong("a string or a list of strings")),
+        match &self.y.v {
+            V::Scalar(s) if s.kind == Kind::Null => Ok(Vec::new()),
+            V::Scalar(s) => Ok(vec![s.text.clone()]),
+            V::Seq(_) => self.items()?.iter().map(Node::list_string).collect(),
+            V::Map(_) => Err(self.wrong("a string or a list of strings")),
         }
+    }
+
+    fn list_string(&self) -> Result<String, Error> {
+        match &self.y.v {
+            V::Scalar(s) if s.kind == Kind::Str => Ok(s.text.clone()),
+            V::Scalar(s) if s.kind != Kind::Null => {
+                Err(self.invalid(format!("expected a string, found a {} (quote it)", kind_name(s.kind))))
+            }
+            V::Map(_) => Err(self.invalid("expected a string, found a map (quote it if it contains `: `)")),
+            _ => Err(self.wrong("a string")),
+        }
+    }
+
+    /// A Go `[]string`: a list of scalars (numbers read as written).
+    pub fn string_list(&self) -> Result<Vec<String>, Error> {
+        self.items()?.iter().map(Node::string).collect()
     }
 }
 
-/// A scalar as text (strings, numbers, booleans).
-pub fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Bool(_) => "boolean",
+        Kind::Int(_) | Kind::Float(_) => "number",
+        _ => "value",
     }
 }

@@ -1,15 +1,17 @@
 //! What the user wrote in a workflow file, after anchors, merges and `${VAR}` substitution:
-//! plain data with the line each item sits on, no defaults applied and nothing resolved. The
-//! compiler ([`crate::pipeline::compile`]) turns it into a `backend::Config`.
+//! plain data with the line each item sits on, no defaults applied and nothing resolved
+//! (Woodpecker's `pipeline/frontend/yaml/types`). The compiler
+//! ([`crate::pipeline::compile`]) turns it into a `backend::Config`.
 
 use std::collections::BTreeMap;
 
-/// A value of `environment:` or `settings:`.
+/// A value of `environment:` or `settings:`: the YAML value as JSON (numbers keep their type,
+/// as Go's `map[string]any` does), in which a map with a `from_secret` key stands for that
+/// secret, at the top or nested (Woodpecker resolves both).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    /// A scalar, list or map as JSON (settings keep structure; environment wants scalars).
     Plain(serde_json::Value),
-    /// `{from_secret: NAME}`.
+    /// `{from_secret: NAME}` as the whole value.
     FromSecret(String),
 }
 
@@ -19,14 +21,22 @@ pub enum Value {
 pub struct List {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
-    /// `path:` only: whether a constraint matches when no changed files are known.
-    pub on_empty: Option<bool>,
 }
 
 impl List {
     pub fn is_empty(&self) -> bool {
         self.include.is_empty() && self.exclude.is_empty()
     }
+}
+
+/// `path:`: include/exclude globs, the commit-message escape hatch and the empty-commit rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PathList {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub ignore_message: String,
+    /// Whether the constraint matches when no changed files are known (default true).
+    pub on_empty: Option<bool>,
 }
 
 /// One `when:` entry; a `when:` list matches when any entry does.
@@ -37,10 +47,11 @@ pub struct When {
     pub line: usize,
     pub evaluate_line: usize,
     pub status: Vec<String>,
-    pub event: List,
+    /// Event names (Woodpecker's `event` is a plain list: no include/exclude).
+    pub event: Vec<String>,
     pub branch: List,
     pub reference: List,
-    pub path: List,
+    pub path: PathList,
     pub platform: List,
     /// `owner/name` of the repository.
     pub repo: List,
@@ -48,11 +59,28 @@ pub struct When {
     pub instance: List,
     /// The cron job's name.
     pub cron: List,
-    /// The deployment target.
-    pub environment: List,
-    pub matrix: BTreeMap<String, String>,
+    /// `matrix:` as include/exclude maps of globs.
+    pub matrix_include: BTreeMap<String, String>,
+    pub matrix_exclude: BTreeMap<String, String>,
     pub local: Option<bool>,
     pub evaluate: Option<String>,
+}
+
+/// One entry of `depends_on`: `build` or `{name: lint, optional: true}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dep {
+    pub name: String,
+    /// An optional dependency that is not part of the run is dropped instead of failing.
+    pub optional: bool,
+}
+
+impl Dep {
+    pub fn required(name: &str) -> Dep {
+        Dep {
+            name: name.to_owned(),
+            optional: false,
+        }
+    }
 }
 
 /// A step, a service or a clone step.
@@ -64,19 +92,36 @@ pub struct Container {
     pub pull: bool,
     pub commands: Vec<String>,
     pub entrypoint: Vec<String>,
-    /// In file order; key, value, the value's line.
+    /// In file order; key, value, the value's line. Null values are left out (Woodpecker
+    /// sets no variable for them).
     pub environment: Vec<(String, Value, usize)>,
     pub settings: Vec<(String, Value, usize)>,
     /// `None` when the key is absent (matters: any `depends_on` turns the steps into a DAG).
-    pub depends_on: Option<Vec<String>>,
+    pub depends_on: Option<Vec<Dep>>,
+    pub depends_on_line: usize,
     pub detach: bool,
+    /// As written; anything but `ignore` fails the workflow (Woodpecker's linter warns about
+    /// values other than fail, ignore, cancel).
     pub failure: Option<String>,
     pub privileged: bool,
     pub volumes: Vec<String>,
     pub directory: Option<String>,
     pub ports: Vec<(u16, String)>,
+    pub extra_hosts: Vec<String>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub devices: Vec<String>,
+    pub tmpfs: Vec<String>,
+    pub network_mode: String,
     pub backend_options: BTreeMap<String, serde_json::Value>,
     pub when: Vec<When>,
+}
+
+impl Container {
+    /// Woodpecker's `IsPlugin`: no commands, no entrypoint, no environment.
+    pub fn is_plugin(&self) -> bool {
+        self.commands.is_empty() && self.entrypoint.is_empty() && self.environment.is_empty()
+    }
 }
 
 /// One workflow file (one matrix item of it).
@@ -89,7 +134,10 @@ pub struct Workflow {
     /// The matrix item this workflow was expanded for (empty without a matrix).
     pub axis: BTreeMap<String, String>,
     pub when: Vec<When>,
-    pub depends_on: Vec<String>,
+    pub depends_on: Vec<Dep>,
+    /// Deprecated `runs_on` (`success`, `failure`): when the workflow runs after its
+    /// dependencies ended.
+    pub runs_on: Vec<String>,
     pub labels: BTreeMap<String, String>,
     pub workspace_base: Option<String>,
     pub workspace_path: Option<String>,
