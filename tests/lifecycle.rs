@@ -1,6 +1,7 @@
 //! The backend's step lifecycle on the simulated cluster: results, pending explained, logs,
 //! watch recovery, deletion, cancel, RWO co-location, parallelism, cleanup and request counts.
 
+mod admin;
 mod ends;
 mod harness;
 mod pending;

@@ -334,6 +334,41 @@ fn usage_and_argument_errors() {
         "{help}"
     );
     assert!(help.contains("$WOODPECKER_BACKEND_K8S_PULL_SECRET_NAMES"), "{help}");
+    // Issue 17: the admins' options are flags too, from the one table.
+    for var in [
+        "START_TIMEOUT",
+        "START_GRACE",
+        "MAX_STEP_TIMEOUT",
+        "KEEP_FAILED_PODS",
+        "DEFAULT_ARCH",
+        "RUN_AS_USER",
+        "RUN_AS_GROUP",
+        "FS_GROUP",
+        "POD_SECURITY_ENFORCE",
+        "POD_PATCH",
+        "SERVICE_PATCH",
+        "CACHES",
+    ] {
+        let flag = format!("--backend-k8s-{}", var.to_lowercase().replace('_', "-"));
+        let line = help
+            .lines()
+            .find(|l| l.trim_end().ends_with(&format!("$WOODPECKER_BACKEND_K8S_{var}")));
+        assert!(line.is_some_and(|l| l.contains(&flag)), "{var}: {help}");
+    }
+    // A patch touching what the agent owns stops render (and the agent) naming the field.
+    let out = Command::new(bin)
+        .arg("render")
+        .arg(root().join("testdata/workflows/basic.json"))
+        .args(["--backend-k8s-pod-patch", "{spec: {containers: []}}"])
+        .env_clear()
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("WOODPECKER_BACKEND_K8S_POD_PATCH") && err.contains("`spec.containers`: owned by the agent"),
+        "{err}"
+    );
     let wf = root().join("testdata/workflows/basic.json");
     for (args, needle) in [
         (vec!["-o", "xml"], "unknown output format \"xml\""),
@@ -359,14 +394,57 @@ fn usage_and_argument_errors() {
 /// pod-security-standards) that apply to what we emit, checked on the restricted fixture.
 #[test]
 fn restricted_fixture_meets_pod_security_restricted() {
-    let list: Value = serde_json::from_str(&ok_stdout("restricted", &render("restricted", &[]))).unwrap();
+    assert_restricted("restricted", 3);
+}
+
+/// Issue 17: agent-wide ids and the restricted defaults make plain steps (the clone step, a
+/// service, a build with caches and patches) restricted with no per-step setup, and the
+/// privileged step is refused (no objects, a warning) rather than sent to the cluster.
+#[test]
+fn admin_fixture_meets_pod_security_restricted_without_per_step_setup() {
+    assert_restricted("admin", 3);
+    let out = render("admin", &[]);
+    let warnings = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warnings.contains(
+            "step \"docker\": refused: the agent enforces Pod Security \"restricted\" (WOODPECKER_BACKEND_K8S_POD_SECURITY_ENFORCE) and the step asks for privileged: true"
+        ),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("caches.secrets: not a cache the agent declares"),
+        "{warnings}"
+    );
+    let list: Value = serde_json::from_str(&ok_stdout("admin", &out)).unwrap();
+    let pod = |step: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["step"] == step)
+            .unwrap_or_else(|| panic!("no pod for {step}"))
+            .clone()
+    };
+    // DEFAULT_ARCH=none: no pin, unless the step names its platform.
+    assert!(pod("clone")["spec"].get("nodeSelector").is_none());
+    assert_eq!(pod("build")["spec"]["nodeSelector"]["kubernetes.io/arch"], "arm64");
+    // The step timeout (2h) is capped at MAX_STEP_TIMEOUT (1h) and is the pod's deadline.
+    assert_eq!(pod("build")["spec"]["activeDeadlineSeconds"], 3600);
+    // The service patch reaches only the service.
+    assert_eq!(pod("cache")["spec"]["terminationGracePeriodSeconds"], 5);
+    assert!(pod("build")["spec"].get("terminationGracePeriodSeconds").is_none());
+    assert_eq!(pod("clone")["spec"]["topologySpreadConstraints"][0]["maxSkew"], 1);
+}
+
+fn assert_restricted(fixture: &str, expected_pods: usize) {
+    let list: Value = serde_json::from_str(&ok_stdout(fixture, &render(fixture, &[]))).unwrap();
     let pods: Vec<&Value> = list["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|o| o["kind"] == "Pod")
         .collect();
-    assert_eq!(pods.len(), 3);
+    assert_eq!(pods.len(), expected_pods);
     for pod in pods {
         let name = str_at(pod, "/metadata/name");
         let spec = &pod["spec"];

@@ -32,6 +32,15 @@ pub fn skipped_workflow_labels(step: &Step, opts: &Options) -> Vec<String> {
         .collect()
 }
 
+/// The annotation of a pod with a step timeout (its value: the timeout, `90s`): the pod's
+/// `activeDeadlineSeconds` is that timeout, and a `DeadlineExceeded` means the step ran too long.
+pub const STEP_TIMEOUT_ANNOTATION: &str = "woodpecker-k8s-agent/step-timeout";
+/// The label of a failed step's pod kept for debugging (`KEEP_FAILED_PODS`); its value is the
+/// Unix time after which the agent deletes it.
+pub const KEPT_UNTIL_LABEL: &str = "woodpecker-k8s-agent/kept-until";
+/// The label of every pod that mounts a cache: `woodpecker-k8s-agent/cache-<name>: "true"`.
+pub const CACHE_LABEL_PREFIX: &str = "woodpecker-k8s-agent/cache-";
+
 /// The label a service step's pod carries (its value is the pod name).
 pub const SERVICE: &str = "service";
 

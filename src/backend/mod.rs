@@ -10,6 +10,7 @@ pub mod names;
 pub mod namespace;
 pub mod options;
 pub mod pod;
+pub mod podpatch;
 pub mod preflight;
 pub mod quantity;
 pub mod render;

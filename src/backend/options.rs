@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -60,6 +61,19 @@ pub const VARS: &[(&str, &str, bool)] = &[
     ("DEFAULT_RESOURCES", "default-resources", false),
     ("MAX_RESOURCES", "max-resources", false),
     ("INFRA_RETRIES", "infra-retries", false),
+    // Ours, for cluster admins (issue 17):
+    ("START_TIMEOUT", "start-timeout", false),
+    ("START_GRACE", "start-grace", false),
+    ("MAX_STEP_TIMEOUT", "max-step-timeout", false),
+    ("KEEP_FAILED_PODS", "keep-failed-pods", false),
+    ("DEFAULT_ARCH", "default-arch", false),
+    ("RUN_AS_USER", "run-as-user", false),
+    ("RUN_AS_GROUP", "run-as-group", false),
+    ("FS_GROUP", "fs-group", false),
+    ("POD_SECURITY_ENFORCE", "pod-security-enforce", false),
+    ("POD_PATCH", "pod-patch", false),
+    ("SERVICE_PATCH", "service-patch", false),
+    ("CACHES", "caches", false),
 ];
 
 pub const ENV_PREFIX: &str = "WOODPECKER_BACKEND_K8S_";
@@ -116,6 +130,28 @@ pub struct Options {
     pub max_resources: resources::Bounds,
     /// Ours: new pods for a step whose pod the cluster took away before the command started.
     pub infra_retries: u32,
+    /// How long a step's pod may take to start (`START_TIMEOUT`).
+    pub start_timeout: Duration,
+    /// How long retryable start errors (image pulls, a missing secret) get (`START_GRACE`).
+    pub start_grace: Duration,
+    /// The most a step's own `timeout` (`backend_options.kubernetes.timeout`) may be, in
+    /// seconds; `None`: no cap.
+    pub max_step_timeout: Option<i64>,
+    /// Keep a failed step's pod this many seconds (labelled, reaped by the agent); `None`: off.
+    pub keep_failed_pods: Option<i64>,
+    /// The arch pin of a step without a `platform` of its own.
+    pub default_arch: DefaultArch,
+    /// Pod `runAsUser`/`runAsGroup` unless the step sets them.
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    /// Refuse steps that ask for less than this Pod Security level, before the cluster does.
+    pub pod_security_enforce: Option<PssLevel>,
+    /// A JSON merge patch applied to every step pod (checked at start, see [`super::podpatch`]).
+    pub pod_patch: Option<Value>,
+    /// A JSON merge patch applied after `pod_patch` to the pods of services.
+    pub service_patch: Option<Value>,
+    /// Admin-declared cache volumes, by the name steps use.
+    pub caches: BTreeMap<String, Cache>,
 }
 
 impl Default for Options {
@@ -151,6 +187,17 @@ impl Default for Options {
             default_resources: resources::Bounds::default(),
             max_resources: resources::Bounds::default(),
             infra_retries: 0,
+            start_timeout: Duration::from_secs(300),
+            start_grace: Duration::from_secs(60),
+            max_step_timeout: None,
+            keep_failed_pods: None,
+            default_arch: DefaultArch::Agent,
+            run_as_user: None,
+            run_as_group: None,
+            pod_security_enforce: None,
+            pod_patch: None,
+            service_patch: None,
+            caches: BTreeMap::new(),
         }
     }
 }
@@ -319,9 +366,61 @@ impl Options {
             "MAX_RESOURCES" => {
                 self.max_resources = resources::Bounds::from_value(&parse_yaml(var, text)?).map_err(|e| err(var, e))?;
             }
+            "START_TIMEOUT" => self.start_timeout = parse_duration(var, text)?,
+            "START_GRACE" => self.start_grace = parse_duration(var, text)?,
+            "MAX_STEP_TIMEOUT" => self.max_step_timeout = Some(parse_seconds(var, text)?).filter(|s| *s > 0),
+            "KEEP_FAILED_PODS" => self.keep_failed_pods = Some(parse_seconds(var, text)?).filter(|s| *s > 0),
+            "DEFAULT_ARCH" => {
+                self.default_arch = match text {
+                    "agent" => DefaultArch::Agent,
+                    "none" => DefaultArch::None,
+                    other => return Err(err(var, format!("{other:?} is not agent or none"))),
+                }
+            }
+            "RUN_AS_USER" => self.run_as_user = Some(parse_id(var, text)?),
+            "RUN_AS_GROUP" => self.run_as_group = Some(parse_id(var, text)?),
+            "FS_GROUP" => {
+                self.fs_group = if text == "none" {
+                    None
+                } else {
+                    Some(parse_id(var, text)?)
+                }
+            }
+            "POD_SECURITY_ENFORCE" => {
+                self.pod_security_enforce = match text {
+                    "off" | "privileged" => None,
+                    "baseline" => Some(PssLevel::Baseline),
+                    "restricted" => Some(PssLevel::Restricted),
+                    other => return Err(err(var, format!("{other:?} is not baseline, restricted or off"))),
+                }
+            }
+            "POD_PATCH" | "SERVICE_PATCH" => {
+                let patch = parse_yaml(var, text)?;
+                super::podpatch::check(&patch).map_err(|e| err(var, e))?;
+                let slot = if suffix == "POD_PATCH" {
+                    &mut self.pod_patch
+                } else {
+                    &mut self.service_patch
+                };
+                *slot = Some(patch).filter(|p| !p.is_null());
+            }
+            "CACHES" => self.caches = parse_caches(var, text)?,
             other => unreachable!("{other} is listed as text in VARS"),
         }
         Ok(())
+    }
+
+    /// Only `START_TIMEOUT` and `START_GRACE` (through the same table and parser as
+    /// [`Options::from_lookup`]), for callers that read the lifecycle's limits on their own.
+    pub fn start_limits(lookup: impl Fn(&str) -> Option<String>) -> Result<(Duration, Duration), OptionsError> {
+        let mut o = Options::default();
+        for suffix in ["START_TIMEOUT", "START_GRACE"] {
+            let var = format!("{ENV_PREFIX}{suffix}");
+            if let Some(text) = lookup(&var).filter(|v| !v.trim().is_empty()) {
+                o.set_text(suffix, &var, text.trim())?;
+            }
+        }
+        Ok((o.start_timeout, o.start_grace))
     }
 
     /// The namespace of a step of organisation `org_id`.
@@ -348,6 +447,64 @@ impl Options {
     }
 }
 
+/// A duration: whole seconds or a Go duration (`START_TIMEOUT=10m`).
+fn parse_duration(var: &str, text: &str) -> Result<Duration, OptionsError> {
+    crate::go::duration::setting(text, true)
+        .map_err(|e| err(var, format!("{text:?} is not a number of seconds or a duration: {e}")))
+}
+
+/// A user or group id: a whole number from 0 to 2^31-1.
+fn parse_id(var: &str, text: &str) -> Result<i64, OptionsError> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|n| (0..=i64::from(i32::MAX)).contains(n))
+        .ok_or_else(|| err(var, format!("{text:?} is not a user or group id (0 to 2147483647)")))
+}
+
+/// `CACHES`: a map from the name steps use to the claim, `{go: go-cache}` or
+/// `{go: {claim: go-cache, readOnly: true}}`.
+fn parse_caches(var: &str, text: &str) -> Result<BTreeMap<String, Cache>, OptionsError> {
+    let value = parse_yaml(var, text)?;
+    let Some(map) = value.as_object() else {
+        return Err(err(var, "expected a map from cache name to claim name".into()));
+    };
+    let mut out = BTreeMap::new();
+    for (name, v) in map {
+        if !super::names::is_dns_label(name) {
+            return Err(err(var, format!("cache name {name:?} is not a DNS label")));
+        }
+        let cache = match v {
+            Value::String(claim) => Cache {
+                claim: claim.clone(),
+                read_only: false,
+            },
+            Value::Object(m) => {
+                if let Some(k) = m.keys().find(|k| !["claim", "readOnly"].contains(&k.as_str())) {
+                    return Err(err(var, format!("cache {name:?}: unknown key {k:?} (claim, readOnly)")));
+                }
+                Cache {
+                    claim: m.get("claim").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    read_only: m.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
+                }
+            }
+            _ => {
+                return Err(err(
+                    var,
+                    format!("cache {name:?}: expected a claim name or {{claim, readOnly}}"),
+                ));
+            }
+        };
+        if !super::names::is_dns_subdomain(&cache.claim) {
+            return Err(err(
+                var,
+                format!("cache {name:?}: claim {:?} is not a valid claim name", cache.claim),
+            ));
+        }
+        out.insert(name.clone(), cache);
+    }
+    Ok(out)
+}
+
 /// Whole seconds: a plain integer (Woodpecker's int-seconds options) or a Go duration (`90s`,
 /// `1m30s`, `1h`), by the one duration parser; a fraction of a second is refused.
 fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
@@ -359,7 +516,9 @@ fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
     i64::try_from(d.as_secs()).map_err(|_| err(var, format!("{text:?} is too large")))
 }
 
+mod admin;
 mod flags;
+pub use admin::{Cache, DefaultArch, PssLevel};
 pub use flags::{Flags, usage};
 
 #[cfg(test)]

@@ -197,6 +197,28 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     }
     volumes.extend(native.volumes);
     mounts.extend(native.mounts);
+    // Admin-declared caches the step asked for (already allow-listed by the gate).
+    for (name, path) in &so.caches {
+        let Some(cache) = opts.caches.get(name) else { continue };
+        let vol = names::to_dns_label(&format!("cache-{name}"));
+        if volumes.iter().any(|v| v.name == vol) {
+            continue;
+        }
+        volumes.push(kube::types::Volume {
+            name: vol.clone(),
+            persistent_volume_claim: Some(kube::types::PvcVolumeSource {
+                claim_name: cache.claim.clone(),
+                read_only: cache.read_only,
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: vol,
+            mount_path: path.clone(),
+            read_only: cache.read_only,
+            ..Default::default()
+        });
+    }
     // The apiserver refuses two mounts at one path; keep the first.
     let mut seen = std::collections::BTreeSet::new();
     mounts.retain(|m| {
@@ -261,12 +283,13 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     let task_label = names::task_label_value(&ctx.task);
     let base_affinity = so.affinity.clone().or_else(|| opts.pod_affinity.clone());
     let affinity = affinity::with_colocation(base_affinity, &ctx.colocation, &task_label);
-    let node_selector = affinity::node_selector(
-        step.environment.get("CI_SYSTEM_PLATFORM").map(String::as_str),
-        &opts.pod_node_selector,
-        &so.node_selector,
-        &mut warnings,
-    );
+    // The step's own platform picks the arch; else the agent's, unless DEFAULT_ARCH=none.
+    let platform = match (&so.platform, opts.default_arch) {
+        (Some(p), _) => Some(p.as_str()),
+        (None, super::options::DefaultArch::Agent) => step.environment.get("CI_SYSTEM_PLATFORM").map(String::as_str),
+        (None, super::options::DefaultArch::None) => None,
+    };
+    let node_selector = affinity::node_selector(platform, &opts.pod_node_selector, &so.node_selector, &mut warnings);
     let tolerations = if so.tolerations.is_empty() {
         &opts.pod_tolerations
     } else {
@@ -308,6 +331,20 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     metadata.labels = labels::pod_labels(step, &pod_name, opts, &so, &ctx.task, &ctx.agent);
     warnings.extend(labels::skipped_workflow_labels(step, opts));
     metadata.annotations = labels::pod_annotations(opts, &so);
+    for name in so.caches.keys() {
+        let key = format!("{}{name}", labels::CACHE_LABEL_PREFIX);
+        if names::is_qualified_name(&key) {
+            metadata.labels.insert(key, "true".into());
+        }
+    }
+    // A step timeout is the pod's deadline (counted from when the node takes the pod).
+    let mut active_deadline = opts.active_deadline(ctx.workflow_timeout_secs);
+    if let Some(t) = so.timeout {
+        active_deadline = Some(active_deadline.map_or(t, |d| d.min(t)));
+        metadata
+            .annotations
+            .insert(labels::STEP_TIMEOUT_ANNOTATION.into(), format!("{t}s"));
+    }
 
     let spec = PodSpec {
         init_containers: init.into_iter().collect(),
@@ -332,17 +369,31 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
         security_context: pod_sc,
         runtime_class_name: so.runtime_class_name.clone(),
         priority_class_name: opts.priority_class.clone(),
-        active_deadline_seconds: opts.active_deadline(ctx.workflow_timeout_secs),
+        active_deadline_seconds: active_deadline,
         host_users: so.host_users,
         ..Default::default()
     };
-    let pod = Pod {
+    let mut pod = Pod {
         api_version: "v1".into(),
         kind: "Pod".into(),
         metadata,
         spec,
         status: None,
     };
+    // The admin's patches last: they were checked at start not to touch what the agent owns.
+    let service_patch = opts.service_patch.as_ref().filter(|_| step.is_service());
+    for (var, patch) in [("POD_PATCH", opts.pod_patch.as_ref()), ("SERVICE_PATCH", service_patch)] {
+        if let Some(patch) = patch {
+            pod = super::podpatch::apply(pod, patch).map_err(|e| BuildError::Workflow {
+                what: if var == "POD_PATCH" {
+                    "pod patch (WOODPECKER_BACKEND_K8S_POD_PATCH)"
+                } else {
+                    "service patch (WOODPECKER_BACKEND_K8S_SERVICE_PATCH)"
+                },
+                source: Box::new(e),
+            })?;
+        }
+    }
     Ok((pod, warnings))
 }
 

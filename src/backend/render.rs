@@ -78,11 +78,17 @@ pub fn workflow(
     for step in conf.stages.iter().flat_map(|s| s.steps.iter()) {
         let step = if redact_secrets { redact(step) } else { step.clone() };
         let objs = step_objects(&step, opts, &ctx)?;
+        out.warnings
+            .extend(objs.warnings.into_iter().map(|w| format!("step {:?}: {w}", step.name)));
+        // A refused step creates nothing.
+        if !objs.refused.is_empty() {
+            out.warnings
+                .push(format!("step {:?}: {}", step.name, refusal_line(opts, &objs.refused)));
+            continue;
+        }
         out.objects.extend(objs.registry_secret.iter().map(to_value));
         out.objects.extend(objs.step_secret.iter().map(to_value));
         out.objects.push(to_value(&objs.pod));
-        out.warnings
-            .extend(objs.warnings.into_iter().map(|w| format!("step {:?}: {w}", step.name)));
     }
     Ok(out)
 }
@@ -95,6 +101,17 @@ pub struct StepObjects {
     pub step_secret: Option<Secret>,
     pub pod: Pod,
     pub warnings: Vec<String>,
+    /// Why the agent refuses to run the step (`POD_SECURITY_ENFORCE`); empty when it may run.
+    pub refused: Vec<String>,
+}
+
+/// The step-log line of a step refused by `POD_SECURITY_ENFORCE`.
+pub fn refusal_line(opts: &Options, refused: &[String]) -> String {
+    let level = opts.pod_security_enforce.map_or("", |l| l.name());
+    format!(
+        "refused: the agent enforces Pod Security {level:?} (WOODPECKER_BACKEND_K8S_POD_SECURITY_ENFORCE) and the step asks for {}",
+        refused.join(", ")
+    )
 }
 
 /// Builds a step's objects; nothing is created.
@@ -102,11 +119,19 @@ pub fn step_objects(step: &Step, opts: &Options, ctx: &PodContext) -> Result<Ste
     let registry_secret = secrets::registry_secret(step, opts, ctx)?;
     let step_secret = secrets::step_secret(step, ctx)?;
     let (pod, warnings) = pod::step_pod(step, opts, ctx)?;
+    let refused = match opts.pod_security_enforce {
+        Some(level) => {
+            let (so, _) = pod::step_options(step, opts);
+            super::security::enforce_refusals(level, step.privileged, so.security_context.as_ref())
+        }
+        None => Vec::new(),
+    };
     Ok(StepObjects {
         registry_secret,
         step_secret,
         pod,
         warnings,
+        refused,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::options::Options;
+use super::options::{Options, PssLevel};
 use super::step_options::{Profile, SecurityContext};
 
 fn profile(p: &Option<Profile>) -> Option<Value> {
@@ -28,6 +28,8 @@ pub fn pod_security_context(
     let mut run_as_non_root = opts.secctx_nonroot.then_some(true);
     let mut fs_group = opts.fs_group;
     let (mut user, mut group, mut seccomp, mut apparmor, mut policy) = (None, None, None, None, None);
+    // The agent-wide ids (RUN_AS_USER, RUN_AS_GROUP) unless the step sets its own.
+    let (default_user, default_group) = (opts.run_as_user, opts.run_as_group);
     if let Some(sc) = sc {
         let mut root_guard = |field: &str, v: Option<i64>| match v {
             Some(0) if !allow_root => {
@@ -52,6 +54,11 @@ pub fn pod_security_context(
         seccomp = profile(&sc.seccomp_profile);
         apparmor = profile(&sc.apparmor_profile);
         policy = sc.fs_group_change_policy.clone();
+    }
+    // A privileged step (or one in a user namespace) is left to run as its image says.
+    if !allow_root {
+        user = user.or(default_user);
+        group = group.or(default_group);
     }
     if run_as_non_root.is_none()
         && user.is_none()
@@ -134,6 +141,37 @@ pub fn restricted_defaults(container: Option<Value>, pod: Option<Value>) -> (Opt
         p["seccompProfile"] = json!({"type": "RuntimeDefault"});
     }
     (Some(c), Some(p))
+}
+
+/// What a step asks for that the enforced Pod Security `level` (`POD_SECURITY_ENFORCE`)
+/// forbids: privileged, an `Unconfined` seccomp or AppArmor profile, and for `restricted` also
+/// root (`runAsUser: 0`) or `runAsNonRoot: false`. Empty when the step may run. The agent refuses
+/// such a step with these reasons in its log instead of letting the admission controller
+/// reject the pod.
+pub fn enforce_refusals(level: PssLevel, privileged: bool, sc: Option<&SecurityContext>) -> Vec<String> {
+    let mut out = Vec::new();
+    let path = "backend_options.kubernetes.securityContext";
+    if privileged || sc.and_then(|s| s.privileged) == Some(true) {
+        out.push("privileged: true (a privileged container)".to_string());
+    }
+    let Some(sc) = sc else { return out };
+    for (key, p) in [
+        ("seccompProfile", &sc.seccomp_profile),
+        ("apparmorProfile", &sc.apparmor_profile),
+    ] {
+        if p.as_ref().is_some_and(|p| p.type_ == "Unconfined") {
+            out.push(format!("{path}.{key}.type: Unconfined"));
+        }
+    }
+    if level == PssLevel::Restricted {
+        if sc.run_as_user == Some(0) {
+            out.push(format!("{path}.runAsUser: 0 (root)"));
+        }
+        if sc.run_as_non_root == Some(false) {
+            out.push(format!("{path}.runAsNonRoot: false"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -275,5 +313,41 @@ mod tests {
             Some(json!({"privileged": true, "capabilities": {"drop": ["ALL"]}}))
         );
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn enforce_refuses_what_the_level_forbids() {
+        let unconfined = SecurityContext {
+            seccomp_profile: Some(Profile {
+                type_: "Unconfined".into(),
+                localhost_profile: String::new(),
+            }),
+            ..Default::default()
+        };
+        let root = SecurityContext {
+            run_as_user: Some(0),
+            run_as_non_root: Some(false),
+            ..Default::default()
+        };
+        assert!(enforce_refusals(PssLevel::Restricted, false, None).is_empty());
+        assert_eq!(
+            enforce_refusals(PssLevel::Baseline, true, None),
+            ["privileged: true (a privileged container)"]
+        );
+        assert_eq!(
+            enforce_refusals(PssLevel::Baseline, false, Some(&unconfined)),
+            ["backend_options.kubernetes.securityContext.seccompProfile.type: Unconfined"]
+        );
+        assert!(
+            enforce_refusals(PssLevel::Baseline, false, Some(&root)).is_empty(),
+            "baseline allows root"
+        );
+        assert_eq!(
+            enforce_refusals(PssLevel::Restricted, false, Some(&root)),
+            [
+                "backend_options.kubernetes.securityContext.runAsUser: 0 (root)",
+                "backend_options.kubernetes.securityContext.runAsNonRoot: false"
+            ]
+        );
     }
 }

@@ -28,6 +28,12 @@ pub struct StepOptions {
     pub secrets: Vec<NativeSecret>,
     pub workspace_volume: Option<bool>,
     pub host_users: Option<bool>,
+    /// Ours: the step's own time limit in seconds (capped by `MAX_STEP_TIMEOUT`).
+    pub timeout: Option<i64>,
+    /// Ours: the step's platform (`linux/arm64`), which picks the node arch.
+    pub platform: Option<String>,
+    /// Ours: admin-declared caches to mount, name to mount path.
+    pub caches: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -102,6 +108,9 @@ const TOP_KEYS: &[&str] = &[
     "secrets",
     "workspaceVolume",
     "hostUsers",
+    "timeout",
+    "platform",
+    "caches",
 ];
 
 /// Tolerations: a list of `{key, operator, value, effect, tolerationSeconds}`.
@@ -339,6 +348,37 @@ impl StepOptions {
         }
         o.workspace_volume = bool_field(&mut d, m, "workspaceVolume", path);
         o.host_users = bool_field(&mut d, m, "hostUsers", path);
+        if let Some(t) = get(m, "timeout") {
+            let p = format!("{path}.timeout");
+            let text = match t {
+                Value::String(_) | Value::Number(_) => super::weak::weak_string(t),
+                _ => None,
+            };
+            match text.map(|s| crate::go::duration::setting(s.trim(), true)) {
+                Some(Ok(dur)) if dur.as_secs() > 0 => o.timeout = Some(dur.as_secs().max(1) as i64),
+                _ => d.warn(&p, format!("{t} is not a duration such as 90s, 10m or 1h, ignored")),
+            }
+        }
+        if let Some(pl) = string_field(&mut d, m, "platform", path).filter(|s| !s.is_empty()) {
+            match pl.split_once('/') {
+                Some((_, arch)) if super::names::is_label_value(arch) && !arch.is_empty() => o.platform = Some(pl),
+                _ => d.warn(
+                    &format!("{path}.platform"),
+                    format!("{pl:?} is not os/arch such as linux/arm64, ignored"),
+                ),
+            }
+        }
+        let caches = map_field(&mut d, m, "caches", path);
+        for (name, mount) in caches {
+            if mount.starts_with('/') {
+                o.caches.insert(name, mount);
+            } else {
+                d.warn(
+                    &format!("{path}.caches.{name}"),
+                    format!("{mount:?} is not an absolute path, ignored"),
+                );
+            }
+        }
         (o, warnings)
     }
 
@@ -419,6 +459,25 @@ impl StepOptions {
         ) {
             self.secrets.clear();
         }
+        if let (Some(t), Some(max)) = (self.timeout, opts.max_step_timeout)
+            && t > max
+        {
+            w.push(format!(
+                "backend_options.kubernetes.timeout: {t}s is above the agent's maximum, lowered to {max}s \
+                 (WOODPECKER_BACKEND_K8S_MAX_STEP_TIMEOUT)"
+            ));
+            self.timeout = Some(max);
+        }
+        self.caches.retain(|name, _| {
+            let declared = opts.caches.contains_key(name);
+            if !declared {
+                w.push(format!(
+                    "backend_options.kubernetes.caches.{name}: not a cache the agent declares \
+                     (WOODPECKER_BACKEND_K8S_CACHES), ignored"
+                ));
+            }
+            declared
+        });
         w
     }
 }

@@ -163,6 +163,20 @@ impl<K: Resource> Api<K> {
         // 200 with the object (pods: with deletionTimestamp), 202, or a Success Status.
         self.client.request_bytes(&req).await.map(drop)
     }
+
+    /// PATCH with a JSON merge patch (RFC 7386); returns the object as stored.
+    pub async fn merge_patch(&self, name: &str, patch: &serde_json::Value) -> Result<K> {
+        let body = serde_json::to_vec(patch).map_err(|source| Error::Decode {
+            what: format!("encoding a patch of {} {name:?}", K::KIND),
+            source,
+        })?;
+        let req = Req {
+            method: Method::PATCH,
+            path: self.item_path(name),
+            body: Some(Bytes::from(body)),
+        };
+        self.client.request_json(&req).await
+    }
 }
 
 #[cfg(test)]

@@ -285,7 +285,12 @@ impl Client {
             .header(header::ACCEPT, "application/json")
             .header(header::USER_AGENT, &self.inner.options.user_agent);
         if req.body.is_some() {
-            builder = builder.header(header::CONTENT_TYPE, "application/json");
+            let kind = if req.method == Method::PATCH {
+                "application/merge-patch+json"
+            } else {
+                "application/json"
+            };
+            builder = builder.header(header::CONTENT_TYPE, kind);
         }
         let auth = self
             .inner

@@ -317,3 +317,391 @@ mod tests {
         assert!(s.get("stringData").is_none());
     }
 }
+
+/// The namespace label the Pod Security admission plugin enforces.
+pub const PSS_ENFORCE_LABEL: &str = "pod-security.kubernetes.io/enforce";
+
+/// The Pod Security admission plugin for a new pod: the level of the namespace's
+/// `pod-security.kubernetes.io/enforce` label (`baseline` or `restricted`; `privileged`, absent
+/// or unknown admit everything), checked as the plugin checks, with its 403 message:
+/// `pods "x" is forbidden: violates PodSecurity "restricted:latest": <check> (<detail>), ...`.
+pub fn pod_security(namespace: Option<&Value>, pod: &Value) -> Result<(), ApiError> {
+    let level = namespace
+        .and_then(|ns| ns["metadata"]["labels"][PSS_ENFORCE_LABEL].as_str())
+        .unwrap_or("privileged");
+    let restricted = match level {
+        "restricted" => true,
+        "baseline" => false,
+        _ => return Ok(()),
+    };
+    let version = namespace
+        .and_then(|ns| ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"].as_str())
+        .unwrap_or("latest");
+    let found = pss_violations(pod, restricted);
+    if found.is_empty() {
+        return Ok(());
+    }
+    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+    let mut e = ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "pods {name:?} is forbidden: violates PodSecurity \"{level}:{version}\": {}",
+            found.join(", ")
+        ),
+    );
+    e.details = Some(json!({"name": name, "kind": "pods"}));
+    Err(e)
+}
+
+/// Capabilities the baseline level lets a container add.
+const BASELINE_CAPS: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+/// Volume types the restricted level allows.
+const RESTRICTED_VOLUMES: &[&str] = &[
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+];
+/// Sysctls the baseline level allows.
+const SAFE_SYSCTLS: &[&str] = &[
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+];
+
+/// `"a", "b"` as the plugin lists names.
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `container "a"` or `containers "a", "b"`.
+fn containers_phrase(names: &[String]) -> String {
+    let noun = if names.len() == 1 { "container" } else { "containers" };
+    format!("{noun} {}", quoted(names))
+}
+
+/// The failed checks of the Pod Security Standards (kubernetes.io/docs/concepts/security/
+/// pod-security-standards, v1.32), in the plugin's order and wording: baseline, and with
+/// `restricted` the restricted checks too.
+pub fn pss_violations(pod: &Value, restricted: bool) -> Vec<String> {
+    let spec = &pod["spec"];
+    let psc = &spec["securityContext"];
+    let containers: Vec<&Value> = ["initContainers", "containers", "ephemeralContainers"]
+        .iter()
+        .flat_map(|l| spec[*l].as_array().into_iter().flatten())
+        .collect();
+    let cname = |c: &Value| c["name"].as_str().unwrap_or("").to_string();
+    let which = |pred: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        containers.iter().filter(|c| pred(c)).map(|c| cname(c)).collect()
+    };
+    let mut out = Vec::new();
+
+    // Baseline.
+    let host_ns: Vec<String> = ["hostNetwork", "hostPID", "hostIPC"]
+        .iter()
+        .filter(|k| spec[**k] == true)
+        .map(|k| format!("{k}=true"))
+        .collect();
+    if !host_ns.is_empty() {
+        out.push(format!("host namespaces ({})", host_ns.join(", ")));
+    }
+    let privileged = which(&|c| c["securityContext"]["privileged"] == true);
+    if !privileged.is_empty() {
+        out.push(format!(
+            "privileged ({} must not set securityContext.privileged=true)",
+            containers_phrase(&privileged)
+        ));
+    }
+    let mut bad_caps = Vec::new();
+    let mut bad_cap_containers = Vec::new();
+    for c in &containers {
+        let added: Vec<String> = c["securityContext"]["capabilities"]["add"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|cap| !BASELINE_CAPS.contains(cap))
+            .map(String::from)
+            .collect();
+        if !added.is_empty() {
+            bad_cap_containers.push(cname(c));
+            bad_caps.extend(added);
+        }
+    }
+    if !bad_caps.is_empty() {
+        out.push(format!(
+            "non-default capabilities ({} must not include {} in securityContext.capabilities.add)",
+            containers_phrase(&bad_cap_containers),
+            quoted(&bad_caps)
+        ));
+    }
+    let volumes: Vec<&Value> = spec["volumes"].as_array().into_iter().flatten().collect();
+    let host_path: Vec<String> = volumes
+        .iter()
+        .filter(|v| v.get("hostPath").is_some())
+        .map(|v| v["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    if !host_path.is_empty() {
+        let noun = if host_path.len() == 1 { "volume" } else { "volumes" };
+        out.push(format!("hostPath volumes ({noun} {})", quoted(&host_path)));
+    }
+    let host_ports: Vec<String> = containers
+        .iter()
+        .flat_map(|c| c["ports"].as_array().into_iter().flatten())
+        .filter_map(|p| p["hostPort"].as_i64().filter(|p| *p != 0))
+        .map(|p| p.to_string())
+        .collect();
+    if !host_ports.is_empty() {
+        out.push(format!(
+            "hostPort ({} {})",
+            if host_ports.len() == 1 { "hostPort" } else { "hostPorts" },
+            host_ports.join(", ")
+        ));
+    }
+    for (field, check) in [
+        ("appArmorProfile", "appArmorProfile"),
+        ("seccompProfile", "seccompProfile"),
+    ] {
+        let unconfined = |sc: &Value| sc[field]["type"] == "Unconfined";
+        let mut forbidden = Vec::new();
+        if unconfined(psc) {
+            forbidden.push(format!(
+                "pod must not set securityContext.{field}.type to \"Unconfined\""
+            ));
+        }
+        let cs = which(&|c| unconfined(&c["securityContext"]));
+        if !cs.is_empty() {
+            forbidden.push(format!(
+                "{} must not set securityContext.{field}.type to \"Unconfined\"",
+                containers_phrase(&cs)
+            ));
+        }
+        if !forbidden.is_empty() && (field == "appArmorProfile" || !restricted) {
+            out.push(format!("{check} ({})", forbidden.join("; ")));
+        }
+    }
+    let sysctls: Vec<String> = psc["sysctls"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .filter(|n| !SAFE_SYSCTLS.contains(n))
+        .map(String::from)
+        .collect();
+    if !sysctls.is_empty() {
+        out.push(format!("forbidden sysctls ({})", sysctls.join(", ")));
+    }
+    if !restricted {
+        return out;
+    }
+
+    // Restricted.
+    let mut bad_volumes = Vec::new();
+    for v in &volumes {
+        let name = v["name"].as_str().unwrap_or("");
+        let kind = v
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.as_str())
+            .find(|k| *k != "name");
+        if let Some(kind) = kind.filter(|k| !RESTRICTED_VOLUMES.contains(k)) {
+            bad_volumes.push(format!("volume {name:?} uses restricted volume type {kind:?}"));
+        }
+    }
+    if !bad_volumes.is_empty() {
+        out.push(format!("restricted volume types ({})", bad_volumes.join(", ")));
+    }
+    let ape = which(&|c| c["securityContext"]["allowPrivilegeEscalation"] != false);
+    if !ape.is_empty() {
+        out.push(format!(
+            "allowPrivilegeEscalation != false ({} must set securityContext.allowPrivilegeEscalation=false)",
+            containers_phrase(&ape)
+        ));
+    }
+    let no_drop = which(&|c| {
+        !c["securityContext"]["capabilities"]["drop"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x == "ALL"))
+    });
+    let bad_add = which(&|c| {
+        c["securityContext"]["capabilities"]["add"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x != "NET_BIND_SERVICE"))
+    });
+    if !no_drop.is_empty() || !bad_add.is_empty() {
+        let mut parts = Vec::new();
+        if !no_drop.is_empty() {
+            parts.push(format!(
+                "{} must set securityContext.capabilities.drop=[\"ALL\"]",
+                containers_phrase(&no_drop)
+            ));
+        }
+        if !bad_add.is_empty() {
+            parts.push(format!(
+                "{} must not include capabilities other than \"NET_BIND_SERVICE\" in securityContext.capabilities.add",
+                containers_phrase(&bad_add)
+            ));
+        }
+        out.push(format!("unrestricted capabilities ({})", parts.join("; ")));
+    }
+    let pod_nonroot = psc["runAsNonRoot"].as_bool();
+    let explicit_false =
+        pod_nonroot == Some(false) || containers.iter().any(|c| c["securityContext"]["runAsNonRoot"] == false);
+    let unset = which(&|c| c["securityContext"]["runAsNonRoot"].is_null() && pod_nonroot != Some(true));
+    if explicit_false {
+        out.push("runAsNonRoot != true (pod or containers must not set securityContext.runAsNonRoot=false)".into());
+    } else if !unset.is_empty() {
+        out.push(format!(
+            "runAsNonRoot != true (pod or {} must set securityContext.runAsNonRoot=true)",
+            containers_phrase(&unset)
+        ));
+    }
+    let root_pod = psc["runAsUser"] == 0;
+    let root_containers = which(&|c| c["securityContext"]["runAsUser"] == 0);
+    if root_pod || !root_containers.is_empty() {
+        let mut parts = Vec::new();
+        if root_pod {
+            parts.push("pod must not set runAsUser=0".to_string());
+        }
+        if !root_containers.is_empty() {
+            parts.push(format!(
+                "{} must not set runAsUser=0",
+                containers_phrase(&root_containers)
+            ));
+        }
+        out.push(format!("runAsUser=0 ({})", parts.join("; ")));
+    }
+    let ok_profile = |sc: &Value| {
+        matches!(
+            sc["seccompProfile"]["type"].as_str(),
+            Some("RuntimeDefault" | "Localhost")
+        )
+    };
+    let pod_profile = psc["seccompProfile"]["type"].as_str();
+    let unconfined_pod = pod_profile == Some("Unconfined");
+    let unconfined: Vec<String> = which(&|c| c["securityContext"]["seccompProfile"]["type"] == "Unconfined");
+    let missing = which(&|c| c["securityContext"]["seccompProfile"]["type"].is_null() && !ok_profile(psc));
+    if unconfined_pod || !unconfined.is_empty() {
+        let mut parts = Vec::new();
+        if unconfined_pod {
+            parts.push("pod must not set securityContext.seccompProfile.type to \"Unconfined\"".to_string());
+        }
+        if !unconfined.is_empty() {
+            parts.push(format!(
+                "{} must not set securityContext.seccompProfile.type to \"Unconfined\"",
+                containers_phrase(&unconfined)
+            ));
+        }
+        out.push(format!("seccompProfile ({})", parts.join("; ")));
+    } else if !missing.is_empty() {
+        out.push(format!(
+            "seccompProfile (pod or {} must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")",
+            containers_phrase(&missing)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod pss_tests {
+    use super::*;
+
+    fn ns(level: &str) -> Value {
+        json!({"metadata": {"name": "ci", "labels": {PSS_ENFORCE_LABEL: level}}})
+    }
+
+    fn plain() -> Value {
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "alpine"}],
+            "volumes": [{"name": "ws", "persistentVolumeClaim": {"claimName": "x"}}]}})
+    }
+
+    fn restricted_ok() -> Value {
+        json!({"metadata": {"name": "p"}, "spec": {
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "c", "image": "alpine", "securityContext": {
+                "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}})
+    }
+
+    #[test]
+    fn a_plain_pod_passes_baseline_not_restricted() {
+        pod_security(Some(&ns("baseline")), &plain()).unwrap();
+        pod_security(None, &plain()).unwrap();
+        pod_security(Some(&ns("privileged")), &plain()).unwrap();
+        let e = pod_security(Some(&ns("restricted")), &plain()).unwrap_err();
+        assert_eq!(e.code, 403);
+        assert_eq!(
+            e.message,
+            "pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\": \
+             allowPrivilegeEscalation != false (container \"c\" must set securityContext.allowPrivilegeEscalation=false), \
+             unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"]), \
+             runAsNonRoot != true (pod or container \"c\" must set securityContext.runAsNonRoot=true), \
+             seccompProfile (pod or container \"c\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")"
+        );
+        pod_security(Some(&ns("restricted")), &restricted_ok()).unwrap();
+    }
+
+    #[test]
+    fn baseline_refuses_privileged_host_and_unconfined() {
+        let mut p = plain();
+        p["spec"]["containers"][0]["securityContext"] =
+            json!({"privileged": true, "capabilities": {"add": ["SYS_ADMIN"]}});
+        p["spec"]["hostNetwork"] = json!(true);
+        p["spec"]["securityContext"] = json!({"seccompProfile": {"type": "Unconfined"}});
+        p["spec"]["volumes"] = json!([{"name": "docker", "hostPath": {"path": "/var/run/docker.sock"}}]);
+        let found = pss_violations(&p, false);
+        assert_eq!(
+            found,
+            [
+                "host namespaces (hostNetwork=true)",
+                "privileged (container \"c\" must not set securityContext.privileged=true)",
+                "non-default capabilities (container \"c\" must not include \"SYS_ADMIN\" in securityContext.capabilities.add)",
+                "hostPath volumes (volume \"docker\")",
+                "seccompProfile (pod must not set securityContext.seccompProfile.type to \"Unconfined\")",
+            ]
+        );
+        let e = pod_security(Some(&ns("baseline")), &p).unwrap_err();
+        assert!(e.message.contains("\"baseline:latest\""), "{}", e.message);
+    }
+
+    #[test]
+    fn restricted_refuses_root_and_unconfined_seccomp() {
+        let mut p = restricted_ok();
+        p["spec"]["securityContext"]["runAsUser"] = json!(0);
+        p["spec"]["containers"][0]["securityContext"]["seccompProfile"] = json!({"type": "Unconfined"});
+        let found = pss_violations(&p, true);
+        assert_eq!(
+            found,
+            [
+                "runAsUser=0 (pod must not set runAsUser=0)",
+                "seccompProfile (container \"c\" must not set securityContext.seccompProfile.type to \"Unconfined\")",
+            ]
+        );
+    }
+}

@@ -46,6 +46,9 @@ pub(super) fn create(
     }
     let default_sc = storage::default_class(shared);
     let obj = admit::admit_create(def, ns, obj, default_sc.as_deref())?;
+    if def.plural == "pods" {
+        admit::pod_security(shared.store.get(&Key::new("namespaces", "", ns)).as_ref(), &obj)?;
+    }
     if q.get("dryRun") == Some("All") {
         return Ok(wire::json(201, &obj));
     }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::backend::State;
+use crate::backend::labels::STEP_TIMEOUT_ANNOTATION;
 use kube::types::{ContainerState, ContainerStatus, Pod, PodStatus};
 
 /// How long a pod may stay unstarted before the step fails.
@@ -169,7 +170,7 @@ pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
         if status.phase == "Succeeded" && terminated.is_some_and(|t| t.exit_code == 0) {
             return finished(exited(0, false, None), true);
         }
-        let why = system_why(status)
+        let why = system_why(pod, status)
             .or_else(|| disruption_why(status))
             .unwrap_or_else(|| Why::new("Deleted", "the pod was deleted by someone other than this agent"));
         return match terminated {
@@ -180,7 +181,7 @@ pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
 
     // 2. The node is gone or unreachable: whatever the container did is unknowable.
     if status.phase == "Unknown" || status.reason == "NodeLost" {
-        let why = system_why(status).unwrap_or_else(|| Why::new("NodeLost", "the pod's node stopped reporting"));
+        let why = system_why(pod, status).unwrap_or_else(|| Why::new("NodeLost", "the pod's node stopped reporting"));
         return finished(not_exited(why), ran);
     }
 
@@ -192,7 +193,7 @@ pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
         if !matches!(status.phase.as_str(), "Succeeded" | "Failed") {
             return Verdict::Started;
         }
-        let why = system_why(status);
+        let why = system_why(pod, status);
         return finished(exited(t.exit_code, is_oom(&t.reason), why), true);
     }
 
@@ -212,7 +213,7 @@ pub fn classify(obs: Observation<'_>, limits: &Limits) -> Verdict {
     // 5. The pod ended without a container result: a system failure (evicted before start,
     //    deadline exceeded while pulling, admission errors).
     if status.phase == "Failed" {
-        let why = system_why(status)
+        let why = system_why(pod, status)
             .or_else(|| disruption_why(status))
             .unwrap_or_else(|| Why::new("Failed", "the pod failed without a container result"));
         return finished(not_exited(why), ran);
@@ -292,10 +293,20 @@ fn is_oom(reason: &str) -> bool {
     reason == "OOMKilled"
 }
 
-fn system_why(status: &PodStatus) -> Option<Why> {
-    SYSTEM_REASONS
-        .contains(&status.reason.as_str())
-        .then(|| Why::new(&status.reason, &status.message))
+fn system_why(pod: &Pod, status: &PodStatus) -> Option<Why> {
+    if !SYSTEM_REASONS.contains(&status.reason.as_str()) {
+        return None;
+    }
+    // The step's own timeout is the pod's deadline: say so in the step's words.
+    if status.reason == "DeadlineExceeded"
+        && let Some(t) = pod.metadata.annotations.get(STEP_TIMEOUT_ANNOTATION)
+    {
+        return Some(Why::new(
+            "StepTimeout",
+            format!("the step ran past its timeout of {t} (backend_options.kubernetes.timeout) and was stopped"),
+        ));
+    }
+    Some(Why::new(&status.reason, &status.message))
 }
 
 /// Who is taking the pod away and why, when they said so before deleting it (Kubernetes 1.26+:

@@ -70,6 +70,10 @@ async fn delete_labelled<K: Resource>(
         if meta.deletion_timestamp.is_some() || meta.labels.get(TASK_LABEL).is_some_and(|t| keep.contains(t)) {
             continue;
         }
+        // A failed step's pod kept for debugging goes when its time is up, not with its workflow.
+        if kept_until(meta).is_some_and(|t| t > now_unix()) {
+            continue;
+        }
         let r = kube.delete::<K>(&meta.namespace, &meta.name, grace).await;
         if r.is_ok() {
             deleted += 1;
@@ -80,6 +84,66 @@ async fn delete_labelled<K: Resource>(
         );
     }
     deleted
+}
+
+/// The Unix time a kept pod may be deleted after (`KEEP_FAILED_PODS`), if it is one.
+pub fn kept_until(meta: &kube::types::ObjectMeta) -> Option<u64> {
+    meta.labels.get(labels::KEPT_UNTIL_LABEL)?.parse().ok()
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Keeps a failed step's pod for `ttl` seconds instead of deleting it: labels it with the time
+/// it may go and drops its ownerReference to the workflow's anchor, so neither the workflow's
+/// cleanup nor the garbage collector takes it. Its Secrets are deleted as usual.
+pub async fn keep_pod(kube: &Kube, ns: &str, pod: &str, ttl: i64) -> Result<u64, kube::Error> {
+    let until = now_unix() + ttl.max(0) as u64;
+    let patch = serde_json::json!({"metadata": {
+        "labels": {labels::KEPT_UNTIL_LABEL: until.to_string()},
+        "ownerReferences": null,
+    }});
+    kube.merge_patch::<Pod>(ns, pod, &patch).await?;
+    Ok(until)
+}
+
+/// Deletes this agent's kept pods whose time is up; returns how many were deleted and the
+/// earliest time a remaining one is due.
+pub async fn reap_kept(kube: &Kube, ns: Option<&str>, agent: &str) -> Result<(usize, Option<u64>), Error> {
+    let mut out = Failures::default();
+    let selector = match labels::agent_selector(agent) {
+        Some(s) => format!("{s},{}", labels::KEPT_UNTIL_LABEL),
+        None => labels::KEPT_UNTIL_LABEL.to_string(),
+    };
+    let pods = match kube.list::<Pod>(ns, &selector).await {
+        Ok(p) => p,
+        Err(e) => {
+            out.record(format!("pods with {selector}"), Err(e));
+            out.into_result("reap kept pods")?;
+            return Ok((0, None));
+        }
+    };
+    let now = now_unix();
+    let (mut deleted, mut next) = (0, None::<u64>);
+    for p in pods {
+        let meta = &p.metadata;
+        let Some(until) = kept_until(meta) else { continue };
+        if meta.deletion_timestamp.is_some() {
+            continue;
+        }
+        if until > now {
+            next = Some(next.map_or(until, |n| n.min(until)));
+            continue;
+        }
+        let r = kube.delete::<Pod>(&meta.namespace, &meta.name, Some(0)).await;
+        deleted += usize::from(r.is_ok());
+        out.record(format!("pod {}/{}", meta.namespace, meta.name), r);
+    }
+    out.into_result("reap kept pods")?;
+    Ok((deleted, next))
 }
 
 /// What `destroy_workflow` needs to know about the workflow.

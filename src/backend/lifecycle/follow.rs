@@ -78,6 +78,17 @@ impl Follower {
         self.last = None;
     }
 
+    /// How long the pod has been pending, as the start timeout counts it.
+    pub fn pending_for(&self) -> Duration {
+        self.since.elapsed()
+    }
+
+    /// Takes `by` off the pending clock: time the cluster spent making progress (a scale-up, an
+    /// image pull) does not count against the start timeout (see `pending::PendingLog::credit`).
+    pub fn credit(&mut self, by: Duration) {
+        self.since = (self.since + by).min(Instant::now());
+    }
+
     /// Classifies the latest state now.
     pub fn verdict(&mut self) -> Verdict {
         let seen = self.rx.borrow_and_update();

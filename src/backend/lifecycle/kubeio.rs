@@ -64,6 +64,11 @@ impl Kube {
         self.delete::<K>(ns, name, None).await
     }
 
+    /// A JSON merge patch of one object.
+    pub async fn merge_patch<K: Resource>(&self, ns: &str, name: &str, patch: &serde_json::Value) -> Result<K, Error> {
+        self.api::<K>(Some(ns)).merge_patch(name, patch).await
+    }
+
     pub async fn list<K: Resource>(&self, ns: Option<&str>, label_selector: &str) -> Result<Vec<K>, Error> {
         let list = self.api::<K>(ns).list_all(&ListParams::labels(label_selector)).await?;
         Ok(list.items)

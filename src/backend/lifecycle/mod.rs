@@ -56,6 +56,8 @@ pub struct KubeBackend {
     registry: Mutex<Registry>,
     /// The shared watches and the step followers. Dropping the backend aborts them.
     tasks: Mutex<JoinSet<()>>,
+    /// Wakes the reaper of kept failed pods (`KEEP_FAILED_PODS`), started with the first one.
+    reaper: Mutex<Option<Arc<tokio::sync::Notify>>>,
 }
 
 impl KubeBackend {
@@ -68,6 +70,7 @@ impl KubeBackend {
             shutdown,
             registry: Mutex::default(),
             tasks: Mutex::new(JoinSet::new()),
+            reaper: Mutex::new(None),
         }
     }
 
@@ -94,7 +97,43 @@ impl KubeBackend {
             reg.workflows.keys().map(|t| names::task_label_value(t)).collect()
         };
         let ns = (!self.opts.namespace_per_org).then_some(self.opts.namespace.as_str());
-        cleanup::sweep(&self.kube, ns, &self.settings.agent, &running).await
+        let swept = cleanup::sweep(&self.kube, ns, &self.settings.agent, &running).await;
+        if self.opts.keep_failed_pods.is_some() {
+            self.wake_reaper(); // for the pods an earlier run kept and are not due yet
+        }
+        swept
+    }
+
+    /// Wakes (or starts) the task that deletes kept failed pods once their time is up. It lists
+    /// this agent's kept pods at each one's due time (and at least every minute), so a restarted
+    /// agent reaps what an earlier run kept.
+    fn wake_reaper(&self) {
+        let mut slot = self.reaper.lock().unwrap();
+        if let Some(n) = slot.as_ref() {
+            n.notify_one();
+            return;
+        }
+        let notify = Arc::new(tokio::sync::Notify::new());
+        *slot = Some(notify.clone());
+        let (kube, agent, mut shutdown) = (self.kube.clone(), self.settings.agent.clone(), self.shutdown.clone());
+        let ns = (!self.opts.namespace_per_org).then(|| self.opts.namespace.clone());
+        self.tasks.lock().unwrap().spawn(async move {
+            loop {
+                let next = match cleanup::reap_kept(&kube, ns.as_deref(), &agent).await {
+                    Ok((_, next)) => next,
+                    Err(e) => {
+                        crate::log::warn(format_args!("{e}"));
+                        None
+                    }
+                };
+                let wait = next.map_or(60, |t| t.saturating_sub(cleanup::now_unix()).clamp(1, 60));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
+                    _ = notify.notified() => {}
+                    _ = shutdown.wait() => return,
+                }
+            }
+        });
     }
 
     /// Collects the tasks that have ended, so the set does not grow with every step.
@@ -163,6 +202,35 @@ impl KubeBackend {
             Err(e) if !e.is_already_exists() => Err(Error::kube(format!("create namespace {ns}"), e)),
             _ => Ok(()),
         }
+    }
+
+    /// A step the agent will not run (`POD_SECURITY_ENFORCE`): nothing is created; its log says
+    /// why and it fails, as if its pod had been refused, but before the cluster is asked.
+    fn refuse(&self, step: &Step, task: &str, ctx: &PodContext, pod: &str, warnings: Vec<String>, refused: &[String]) {
+        let (_, unseen) = tokio::sync::watch::channel(Seen::Unknown);
+        let (run, log, outcome) = StepRun::new(&ctx.namespace, pod, Vec::new(), unseen, self.settings.log_buffer);
+        let line = format!("[kubernetes] {}", super::render::refusal_line(&self.opts, refused));
+        let state = State {
+            exit_code: 1,
+            exited: false,
+            error: Some(line.trim_start_matches("[kubernetes] ").to_string()),
+            ..State::default()
+        };
+        self.registry
+            .lock()
+            .unwrap()
+            .workflows
+            .entry(task.to_string())
+            .or_insert_with(|| Workflow::new(ctx.clone()))
+            .steps
+            .insert(step.uuid.clone(), run);
+        self.tasks.lock().unwrap().spawn(async move {
+            for w in warnings.into_iter().chain([line]) {
+                let _ = log.send(bytes::Bytes::from(w)).await;
+            }
+            drop(log);
+            outcome.send_replace(Some(Some(state)));
+        });
     }
 
     async fn create<K: kube::types::Resource>(&self, ns: &str, obj: &K) -> Result<K, Error> {
@@ -243,6 +311,10 @@ impl super::Backend for KubeBackend {
         }
         let objs = super::render::step_objects(step, &self.opts, &ctx)
             .map_err(build(format!("the objects of step {}", step.name)))?;
+        if !objs.refused.is_empty() {
+            self.refuse(step, task, &ctx, &objs.pod.metadata.name, objs.warnings, &objs.refused);
+            return Ok(());
+        }
         let (pod, warnings) = (objs.pod, objs.warnings);
         let secrets: Vec<_> = objs.registry_secret.into_iter().chain(objs.step_secret).collect();
         let ns = ctx.namespace.clone();
@@ -328,8 +400,11 @@ impl super::Backend for KubeBackend {
             w.steps.remove(&step.uuid)
         });
         let mut out = cleanup::Failures::default();
+        let mut keep = None;
         let (ns, pod, secrets) = match run {
             Some(run) => {
+                let failed = matches!(&*run.outcome.borrow(), Some(Some(s)) if s.exit_code != 0 || s.error.is_some());
+                keep = self.opts.keep_failed_pods.filter(|_| failed);
                 run.deleted.store(true, Ordering::SeqCst);
                 (run.namespace, run.pod, run.secrets)
             }
@@ -346,7 +421,24 @@ impl super::Backend for KubeBackend {
         for s in &secrets {
             cleanup::delete::<kube::types::Secret>(&self.kube, &ns, s, None, &mut out).await;
         }
-        cleanup::delete::<Pod>(&self.kube, &ns, &pod, grace, &mut out).await;
+        // A failed step's pod stays for debugging (KEEP_FAILED_PODS), unless it cannot be kept.
+        let kept = match keep {
+            Some(ttl) => match cleanup::keep_pod(&self.kube, &ns, &pod, ttl).await {
+                Ok(_) => {
+                    self.wake_reaper();
+                    true
+                }
+                Err(e) if e.is_not_found() => true,
+                Err(e) => {
+                    crate::log::warn(format_args!("could not keep the pod of failed step {}: {e}", step.name));
+                    false
+                }
+            },
+            None => false,
+        };
+        if !kept {
+            cleanup::delete::<Pod>(&self.kube, &ns, &pod, grace, &mut out).await;
+        }
         Ok(out.into_result(format!("destroy step {}", step.name))?)
     }
 

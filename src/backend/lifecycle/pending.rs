@@ -24,11 +24,56 @@ pub fn next_look(pending_for: Duration) -> Duration {
     Duration::from_secs(at) - pending_for.min(Duration::from_secs(at))
 }
 
+/// Progress the cluster is making on a pending pod, which does not count against the start
+/// timeout: a node being added for it, or its image being pulled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// The cluster autoscaler (`TriggeredScaleUp`) or Karpenter (`Nominated`) is adding a node
+    /// for the pod, which is not scheduled yet. The event's message.
+    ScaleUp(String),
+    /// The kubelet started pulling an image (`Pulling`) and has not finished or failed yet.
+    Pulling(String),
+}
+
+/// Reasons of pod events that say a node is being added for the pod: the cluster autoscaler's
+/// `TriggeredScaleUp`, Karpenter's `Nominated` (a NodeClaim is launched for it).
+const SCALE_UP_REASONS: &[&str] = &["TriggeredScaleUp", "Nominated"];
+
+/// The most the start timeout is extended by, in all, however long the progress lasts: a scale-up
+/// or pull that never ends must still fail the step.
+pub const MAX_CREDIT: Duration = Duration::from_secs(30 * 60);
+
+/// What progress the events show for a pod not running yet (`scheduled`: whether it has a node).
+pub fn progress(events: &[Event], scheduled: bool) -> Option<Progress> {
+    let mut sorted: Vec<&Event> = events.iter().collect();
+    sorted.sort_by(|a, b| stamp(a).cmp(stamp(b)));
+    if !scheduled
+        && let Some(e) = sorted
+            .iter()
+            .rev()
+            .find(|e| SCALE_UP_REASONS.contains(&e.reason.as_str()))
+    {
+        return Some(Progress::ScaleUp(e.message.trim_end().to_string()));
+    }
+    // A pull is in progress when the latest pull event is `Pulling`.
+    let last_pull = sorted.iter().rev().find(|e| {
+        matches!(
+            e.reason.as_str(),
+            "Pulling" | "Pulled" | "Failed" | "BackOff" | "ErrImageNeverPull"
+        )
+    })?;
+    (last_pull.reason == "Pulling").then(|| Progress::Pulling(last_pull.message.trim_end().to_string()))
+}
+
 /// Remembers what the log already said, so each reason and event appears once.
 #[derive(Debug, Default)]
 pub struct PendingLog {
     said: HashSet<String>,
     last_why: Option<Why>,
+    last_progress: Option<Progress>,
+    /// When the previous look happened (`None`: none yet), for the credit.
+    last_look: Option<Duration>,
+    credited: Duration,
 }
 
 impl PendingLog {
@@ -44,6 +89,43 @@ impl PendingLog {
         }
         self.last_why = Some(why.clone());
         Some(format!("[kubernetes] pod {pod} is waiting: {why}"))
+    }
+
+    /// At a look after `pending_for` of pending: how much time to take off the start timeout's
+    /// clock (the time since the previous look, when the cluster is making `progress`, up to
+    /// [`MAX_CREDIT`] in all), and a line when what the pod waits for changed.
+    pub fn credit(
+        &mut self,
+        pod: &str,
+        pending_for: Duration,
+        progress: Option<Progress>,
+    ) -> (Duration, Option<String>) {
+        let since = self.last_look.unwrap_or(Duration::ZERO);
+        let mut credit = Duration::ZERO;
+        if progress.is_some() {
+            credit = pending_for
+                .saturating_sub(since)
+                .min(MAX_CREDIT.saturating_sub(self.credited));
+            self.credited += credit;
+        }
+        // The clock the caller keeps runs `credit` behind from now on.
+        self.last_look = Some(pending_for - credit);
+        if progress == self.last_progress {
+            return (credit, None);
+        }
+        self.last_progress = progress.clone();
+        let Some(progress) = progress else {
+            return (credit, None);
+        };
+        let line = match progress {
+            Progress::ScaleUp(msg) => format!(
+                "[kubernetes] pod {pod} is waiting for a new node ({msg}); the time this takes does not count against the start timeout"
+            ),
+            Progress::Pulling(msg) => format!(
+                "[kubernetes] pod {pod} is waiting for its image ({msg}); the time this takes does not count against the start timeout"
+            ),
+        };
+        (credit, Some(line))
     }
 
     /// Lines for the Warning events not shown yet, oldest first. An event counted again with the
@@ -148,6 +230,82 @@ mod tests {
             log.event_lines(&[pvc]),
             vec!["[kubernetes] persistentvolumeclaim wp-vol: ProvisioningFailed: no class"]
         );
+    }
+
+    #[test]
+    fn scale_ups_and_pulls_are_progress_and_credited() {
+        let scale = event(
+            "Pod",
+            "wp-1",
+            "Normal",
+            "TriggeredScaleUp",
+            "pod triggered scale-up: [{pool 0->1 (max: 3)}]",
+            "2026-01-01T00:00:01Z",
+        );
+        let karpenter = event(
+            "Pod",
+            "wp-1",
+            "Normal",
+            "Nominated",
+            "Pod should schedule on: nodeclaim/default-x",
+            "2026-01-01T00:00:01Z",
+        );
+        let pulling = event(
+            "Pod",
+            "wp-1",
+            "Normal",
+            "Pulling",
+            "Pulling image \"big:1\"",
+            "2026-01-01T00:00:03Z",
+        );
+        let pulled = event(
+            "Pod",
+            "wp-1",
+            "Normal",
+            "Pulled",
+            "Successfully pulled",
+            "2026-01-01T00:00:09Z",
+        );
+        assert_eq!(
+            progress(std::slice::from_ref(&scale), false),
+            Some(Progress::ScaleUp(
+                "pod triggered scale-up: [{pool 0->1 (max: 3)}]".into()
+            ))
+        );
+        assert!(matches!(
+            progress(std::slice::from_ref(&karpenter), false),
+            Some(Progress::ScaleUp(_))
+        ));
+        assert_eq!(
+            progress(std::slice::from_ref(&scale), true),
+            None,
+            "scheduled: the scale-up is over"
+        );
+        assert!(matches!(
+            progress(&[scale.clone(), pulling.clone()], true),
+            Some(Progress::Pulling(_))
+        ));
+        assert_eq!(progress(&[scale, pulling, pulled], true), None);
+
+        let mut log = PendingLog::new();
+        let s = |n| Duration::from_secs(n);
+        let up = Some(Progress::ScaleUp("x".into()));
+        // Looks at 2 s, then (on the credited clock) 2 s later again, then without progress.
+        let (c, line) = log.credit("wp-1", s(2), up.clone());
+        assert_eq!(c, s(2));
+        assert!(line.unwrap().contains("waiting for a new node (x)"));
+        let (c, line) = log.credit("wp-1", s(2), up.clone());
+        assert_eq!(
+            (c, line),
+            (s(2), None),
+            "the caller's clock ran 2 s behind, so 2 s more"
+        );
+        let (c, _) = log.credit("wp-1", s(3), None);
+        assert_eq!(c, Duration::ZERO);
+        // Never more than MAX_CREDIT in all.
+        let mut log = PendingLog::new();
+        let (c, _) = log.credit("wp-1", MAX_CREDIT + s(100), up);
+        assert_eq!(c, MAX_CREDIT);
     }
 
     #[test]

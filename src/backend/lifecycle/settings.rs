@@ -56,19 +56,35 @@ impl Settings {
     /// The settings for agent `agent`, the limits read through `lookup` (the process env, or a
     /// map in tests); unset variables keep the defaults.
     pub fn from_lookup(agent: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
-        let mut s = Settings {
-            agent: agent.to_string(),
-            ..Settings::default()
-        };
-        for (var, slot) in [
-            (START_TIMEOUT_VAR, &mut s.limits.start_timeout),
-            (START_GRACE_VAR, &mut s.limits.grace),
-        ] {
-            if let Some(value) = lookup(var).filter(|v| !v.trim().is_empty()) {
-                *slot = crate::go::duration::setting(value.trim(), true).map_err(|_| SettingsError { var, value })?;
+        // The one options table parses them, as it does for `--backend-k8s-start-timeout`.
+        let (start_timeout, grace) = crate::backend::Options::start_limits(&lookup).map_err(|e| {
+            let var = if e.var == START_GRACE_VAR {
+                START_GRACE_VAR
+            } else {
+                START_TIMEOUT_VAR
+            };
+            SettingsError {
+                var,
+                value: lookup(var).unwrap_or_default(),
             }
+        })?;
+        Ok(Settings {
+            agent: agent.to_string(),
+            limits: Limits { start_timeout, grace },
+            ..Settings::default()
+        })
+    }
+
+    /// The settings for agent `agent` with the limits of `opts` (flags included).
+    pub fn from_options(agent: &str, opts: &crate::backend::Options) -> Settings {
+        Settings {
+            agent: agent.to_string(),
+            limits: Limits {
+                start_timeout: opts.start_timeout,
+                grace: opts.start_grace,
+            },
+            ..Settings::default()
         }
-        Ok(s)
     }
 }
 

@@ -236,12 +236,22 @@ impl StepTask {
     }
 
     /// Lists the pending pod's events (and the volume's), writing the new warnings.
-    async fn look(&self, pending: &mut PendingLog) {
-        for name in &self.events_of {
-            let listed = timeout(Duration::from_secs(10), self.kube.events_for(&self.namespace, name)).await;
+    async fn look(&mut self, pending: &mut PendingLog) {
+        for name in self.events_of.clone() {
+            let listed = timeout(Duration::from_secs(10), self.kube.events_for(&self.namespace, &name)).await;
             if let Ok(Ok(events)) = listed {
                 for line in pending.event_lines(&events) {
                     self.say(line).await;
+                }
+                // Issue 17 hook: scale-ups and image pulls do not count against the start timeout.
+                if name == self.pod {
+                    let scheduled = self.follower.pod().is_some_and(|p| !p.spec.node_name.is_empty());
+                    let progress = super::pending::progress(&events, scheduled);
+                    let (credit, line) = pending.credit(&self.pod, self.follower.pending_for(), progress);
+                    self.follower.credit(credit);
+                    if let Some(line) = line {
+                        self.say(line).await;
+                    }
                 }
             }
             // A failed look is not worth failing the step for: the next one may work, and

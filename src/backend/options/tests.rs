@@ -234,3 +234,111 @@ fn flags_override_env() {
     assert!(!flags.set("no-such-flag", "x"));
     assert!(usage().contains("--backend-k8s-namespace-per-org"));
 }
+
+#[test]
+fn admin_options_parse() {
+    let d = parse(&[]).unwrap();
+    assert_eq!(
+        (d.start_timeout, d.start_grace),
+        (Duration::from_secs(300), Duration::from_secs(60))
+    );
+    assert_eq!(d.default_arch, DefaultArch::Agent);
+    assert!(d.max_step_timeout.is_none() && d.keep_failed_pods.is_none() && d.pod_security_enforce.is_none());
+    let o = parse(&[
+        ("START_TIMEOUT", "10m"),
+        ("START_GRACE", "45"),
+        ("MAX_STEP_TIMEOUT", "1h"),
+        ("KEEP_FAILED_PODS", "30m"),
+        ("DEFAULT_ARCH", "none"),
+        ("RUN_AS_USER", "1000"),
+        ("RUN_AS_GROUP", "1000"),
+        ("FS_GROUP", "2000"),
+        ("POD_SECURITY_ENFORCE", "restricted"),
+        ("POD_PATCH", "spec: {dnsConfig: {options: [{name: ndots, value: '2'}]}}"),
+        ("SERVICE_PATCH", "{\"metadata\": {\"annotations\": {\"a\": \"b\"}}}"),
+        ("CACHES", "{go: go-cache, npm: {claim: npm-cache, readOnly: true}}"),
+    ])
+    .unwrap();
+    assert_eq!(o.start_timeout, Duration::from_secs(600));
+    assert_eq!(o.start_grace, Duration::from_secs(45));
+    assert_eq!((o.max_step_timeout, o.keep_failed_pods), (Some(3600), Some(1800)));
+    assert_eq!(o.default_arch, DefaultArch::None);
+    assert_eq!(
+        (o.run_as_user, o.run_as_group, o.fs_group),
+        (Some(1000), Some(1000), Some(2000))
+    );
+    assert_eq!(o.pod_security_enforce, Some(PssLevel::Restricted));
+    assert_eq!(
+        o.pod_patch.as_ref().unwrap()["spec"]["dnsConfig"]["options"][0]["value"],
+        "2"
+    );
+    assert_eq!(o.service_patch.as_ref().unwrap()["metadata"]["annotations"]["a"], "b");
+    assert_eq!(
+        o.caches["go"],
+        Cache {
+            claim: "go-cache".into(),
+            read_only: false
+        }
+    );
+    assert!(o.caches["npm"].read_only);
+    assert_eq!(parse(&[("FS_GROUP", "none")]).unwrap().fs_group, None);
+    assert_eq!(parse(&[("KEEP_FAILED_PODS", "0")]).unwrap().keep_failed_pods, None);
+    assert_eq!(
+        parse(&[("POD_SECURITY_ENFORCE", "off")]).unwrap().pod_security_enforce,
+        None
+    );
+    // The limits alone, for the lifecycle's settings: the same table and parser.
+    let limits = Options::start_limits(lookup(&[("START_TIMEOUT", "2m")])).unwrap();
+    assert_eq!(limits, (Duration::from_secs(120), Duration::from_secs(60)));
+    for flag in [
+        "start-timeout",
+        "start-grace",
+        "max-step-timeout",
+        "keep-failed-pods",
+        "default-arch",
+        "run-as-user",
+        "run-as-group",
+        "fs-group",
+        "pod-security-enforce",
+        "pod-patch",
+        "service-patch",
+        "caches",
+    ] {
+        assert!(usage().contains(&format!("--backend-k8s-{flag} ")), "{flag}");
+    }
+}
+
+#[test]
+fn bad_admin_options_name_the_variable_and_field() {
+    for (k, v, needle) in [
+        ("START_TIMEOUT", "soon", "not a number of seconds"),
+        ("DEFAULT_ARCH", "amd64", "not agent or none"),
+        ("RUN_AS_USER", "-1", "not a user or group id"),
+        ("FS_GROUP", "x", "not a user or group id"),
+        ("POD_SECURITY_ENFORCE", "strict", "not baseline, restricted or off"),
+        (
+            "POD_PATCH",
+            "spec: {containers: []}",
+            "`spec.containers`: owned by the agent",
+        ),
+        (
+            "SERVICE_PATCH",
+            "metadata: {labels: {service: x}}",
+            "`metadata.labels.service`: owned",
+        ),
+        (
+            "POD_PATCH",
+            "spec: {topologySpread: []}",
+            "`spec.topologySpread`: not a field of a PodSpec",
+        ),
+        ("CACHES", "[a]", "expected a map"),
+        ("CACHES", "{Go: x}", "not a DNS label"),
+        ("CACHES", "{go: {claim: x, size: 1}}", "unknown key \"size\""),
+        ("CACHES", "{go: Not_A_Claim}", "not a valid claim name"),
+    ] {
+        let e = parse(&[(k, v)]).unwrap_err();
+        assert_eq!(e.var, format!("{ENV_PREFIX}{k}"), "{k}={v}");
+        let text = e.to_string();
+        assert!(text.contains(needle), "{k}={v}: {text}");
+    }
+}

@@ -482,3 +482,130 @@ fn restricted_mode() {
     assert!(p["spec"].get("automountServiceAccountToken").is_none());
     assert!(p["spec"]["containers"][0].get("securityContext").is_none());
 }
+
+fn with_k8s(mut step: Step, opts: Value) -> Step {
+    step.backend_options.insert("kubernetes".into(), opts);
+    step
+}
+
+fn admin_opts(pairs: &[(&str, &str)]) -> Options {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (format!("WOODPECKER_BACKEND_K8S_{k}"), v.to_string()))
+        .collect();
+    Options::from_lookup(|k| map.get(k).cloned()).unwrap()
+}
+
+#[test]
+fn platform_picks_the_arch_and_default_arch_none_drops_the_pin() {
+    let (p, _) = build(&commands_step(), &Options::default());
+    assert_eq!(
+        p["spec"]["nodeSelector"],
+        json!({"kubernetes.io/arch": "arm64"}),
+        "the agent's, as today"
+    );
+    let none = admin_opts(&[("DEFAULT_ARCH", "none")]);
+    let (p, _) = build(&commands_step(), &none);
+    assert!(p["spec"].get("nodeSelector").is_none(), "{p}");
+    let step = with_k8s(commands_step(), json!({"platform": "linux/amd64"}));
+    for opts in [Options::default(), none] {
+        let (p, w) = build(&step, &opts);
+        assert_eq!(p["spec"]["nodeSelector"], json!({"kubernetes.io/arch": "amd64"}));
+        assert!(w.is_empty(), "{w:?}");
+    }
+    let (_, w) = build(
+        &with_k8s(commands_step(), json!({"platform": "amd64"})),
+        &Options::default(),
+    );
+    assert!(w[0].contains("platform: \"amd64\" is not os/arch"), "{w:?}");
+}
+
+#[test]
+fn step_timeout_is_the_pod_deadline_capped_by_the_agent() {
+    let step = with_k8s(commands_step(), json!({"timeout": "90s"}));
+    let (p, w) = build(&step, &Options::default());
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(p["spec"]["activeDeadlineSeconds"], 90);
+    assert_eq!(p["metadata"]["annotations"]["woodpecker-k8s-agent/step-timeout"], "90s");
+    let capped = admin_opts(&[("MAX_STEP_TIMEOUT", "60")]);
+    let (p, w) = build(&step, &capped);
+    assert_eq!(p["spec"]["activeDeadlineSeconds"], 60);
+    assert!(
+        w[0].contains("90s is above the agent's maximum, lowered to 60s"),
+        "{w:?}"
+    );
+    let (_, w) = build(
+        &with_k8s(commands_step(), json!({"timeout": "soon"})),
+        &Options::default(),
+    );
+    assert!(w[0].contains("timeout: \"soon\" is not a duration"), "{w:?}");
+}
+
+#[test]
+fn caches_mount_only_what_the_admin_declares() {
+    let opts = admin_opts(&[("CACHES", "{go: go-cache, npm: {claim: npm-cache, readOnly: true}}")]);
+    let step = with_k8s(
+        commands_step(),
+        json!({"caches": {"go": "/go/pkg/mod", "npm": "/root/.npm", "other": "/x"}}),
+    );
+    let (p, w) = build(&step, &opts);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("caches.other: not a cache the agent declares"), "{w:?}");
+    let vols = p["spec"]["volumes"].as_array().unwrap();
+    assert!(vols.contains(&json!({"name": "cache-go", "persistentVolumeClaim": {"claimName": "go-cache"}})));
+    assert!(vols.contains(
+        &json!({"name": "cache-npm", "persistentVolumeClaim": {"claimName": "npm-cache", "readOnly": true}})
+    ));
+    assert_eq!(vols.len(), 3, "workspace + two caches: {vols:?}");
+    let mounts = p["spec"]["containers"][0]["volumeMounts"].as_array().unwrap();
+    assert!(mounts.contains(&json!({"name": "cache-go", "mountPath": "/go/pkg/mod"})));
+    assert!(mounts.contains(&json!({"name": "cache-npm", "mountPath": "/root/.npm", "readOnly": true})));
+    assert_eq!(p["metadata"]["labels"]["woodpecker-k8s-agent/cache-go"], "true");
+    // Without CACHES nothing is mounted.
+    let (p, w) = build(&step, &Options::default());
+    assert_eq!(p["spec"]["volumes"].as_array().unwrap().len(), 1);
+    assert_eq!(w.len(), 3, "{w:?}");
+}
+
+#[test]
+fn admin_patches_apply_last_and_the_service_patch_only_to_services() {
+    let opts = admin_opts(&[
+        (
+            "POD_PATCH",
+            "{metadata: {labels: {team: ci}}, spec: {topologySpreadConstraints: [{maxSkew: 1, topologyKey: zone, whenUnsatisfiable: ScheduleAnyway}], securityContext: {fsGroupChangePolicy: OnRootMismatch}}}",
+        ),
+        ("SERVICE_PATCH", "{spec: {priorityClassName: services}}"),
+    ]);
+    let (p, _) = build(&commands_step(), &opts);
+    assert_eq!(p["metadata"]["labels"]["team"], "ci");
+    assert_eq!(p["metadata"]["labels"]["step"], "build", "the agent's labels stay");
+    assert_eq!(p["spec"]["topologySpreadConstraints"][0]["topologyKey"], "zone");
+    assert_eq!(
+        p["spec"]["securityContext"],
+        json!({"fsGroup": 1000, "fsGroupChangePolicy": "OnRootMismatch"})
+    );
+    assert!(p["spec"].get("priorityClassName").is_none());
+    let mut svc = commands_step();
+    svc.type_ = "service".into();
+    let (p, _) = build(&svc, &opts);
+    assert_eq!(p["spec"]["priorityClassName"], "services");
+    assert_eq!(p["metadata"]["labels"]["team"], "ci");
+}
+
+#[test]
+fn agent_wide_user_and_group_unless_the_step_sets_them_or_is_privileged() {
+    let opts = admin_opts(&[("RUN_AS_USER", "1001"), ("RUN_AS_GROUP", "1002"), ("FS_GROUP", "1003")]);
+    let (p, _) = build(&commands_step(), &opts);
+    assert_eq!(
+        p["spec"]["securityContext"],
+        json!({"runAsUser": 1001, "runAsGroup": 1002, "fsGroup": 1003})
+    );
+    let own = with_k8s(commands_step(), json!({"securityContext": {"runAsUser": 5}}));
+    assert_eq!(build(&own, &opts).0["spec"]["securityContext"]["runAsUser"], 5);
+    let mut privileged = commands_step();
+    privileged.privileged = true;
+    assert_eq!(
+        build(&privileged, &opts).0["spec"]["securityContext"],
+        json!({"fsGroup": 1003})
+    );
+}
