@@ -26,6 +26,9 @@ pub struct Options {
     pub storage_rwx: bool,
     /// `NAMESPACE_PER_ORGANIZATION`: namespaces are created on demand.
     pub namespace_per_org: bool,
+    /// `KEEP_FAILED_PODS`: a failed step's pod is patched (labelled) instead of deleted, which
+    /// needs `patch` on pods beyond the table `deploy/role.yaml` grants.
+    pub keep_failed_pods: bool,
 }
 
 impl Default for Options {
@@ -35,6 +38,7 @@ impl Default for Options {
             storage_class: String::new(),
             storage_rwx: true,
             namespace_per_org: false,
+            keep_failed_pods: false,
         }
     }
 }
@@ -47,6 +51,7 @@ impl Options {
             storage_class: opts.storage_class.clone(),
             storage_rwx: opts.storage_rwx,
             namespace_per_org: opts.namespace_per_org,
+            keep_failed_pods: opts.keep_failed_pods.is_some(),
         }
     }
 
@@ -60,6 +65,14 @@ impl Options {
         } else {
             all.extend(permissions::NAMESPACED.iter().map(|p| (*p, self.namespace.as_str())));
         }
+        if self.keep_failed_pods {
+            let ns = if self.namespace_per_org {
+                ""
+            } else {
+                self.namespace.as_str()
+            };
+            all.push((permissions::PATCH_PODS, ns));
+        }
         all
     }
 }
@@ -72,6 +85,17 @@ mod tests {
     fn defaults_match_the_backend() {
         let backend = crate::backend::Options::default();
         assert_eq!(Options::from_backend(&backend), Options::default());
+    }
+
+    #[test]
+    fn keeping_failed_pods_needs_patch_on_pods() {
+        let has_patch = |o: &Options| o.permissions().iter().any(|(p, _)| *p == permissions::PATCH_PODS);
+        assert!(!has_patch(&Options::default()));
+        let keep = Options {
+            keep_failed_pods: true,
+            ..Options::default()
+        };
+        assert!(has_patch(&keep));
     }
 
     #[test]

@@ -26,6 +26,10 @@ const fn core(resource: &'static str, verb: &'static str) -> Permission {
     }
 }
 
+/// `KEEP_FAILED_PODS` only: a failed step's pod is labelled and released from its workflow
+/// (a merge patch) instead of deleted. Not in [`NAMESPACED`]: the default Role does not grant it.
+pub const PATCH_PODS: Permission = core("pods", "patch");
+
 /// Every call the backend makes in the agent's namespace (`backend::lifecycle::kubeio` and its
 /// callers). Keep in step with them, and with `deploy/role.yaml`.
 pub const NAMESPACED: &[Permission] = &[
