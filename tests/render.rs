@@ -348,6 +348,7 @@ fn usage_and_argument_errors() {
         "POD_PATCH",
         "SERVICE_PATCH",
         "CACHES",
+        "WORKSPACE_EMPTYDIR",
     ] {
         let flag = format!("--backend-k8s-{}", var.to_lowercase().replace('_', "-"));
         let line = help

@@ -74,6 +74,7 @@ pub const VARS: &[(&str, &str, bool)] = &[
     ("POD_PATCH", "pod-patch", false),
     ("SERVICE_PATCH", "service-patch", false),
     ("CACHES", "caches", false),
+    ("WORKSPACE_EMPTYDIR", "workspace-emptydir", false),
 ];
 
 pub const ENV_PREFIX: &str = "WOODPECKER_BACKEND_K8S_";
@@ -152,6 +153,8 @@ pub struct Options {
     pub service_patch: Option<Value>,
     /// Admin-declared cache volumes, by the name steps use.
     pub caches: BTreeMap<String, Cache>,
+    /// The workspace in an `emptyDir` of a per-workflow holder pod instead of a PVC.
+    pub workspace_emptydir: Option<EmptyDirWorkspace>,
 }
 
 impl Default for Options {
@@ -198,6 +201,7 @@ impl Default for Options {
             pod_patch: None,
             service_patch: None,
             caches: BTreeMap::new(),
+            workspace_emptydir: None,
         }
     }
 }
@@ -405,6 +409,7 @@ impl Options {
                 *slot = Some(patch).filter(|p| !p.is_null());
             }
             "CACHES" => self.caches = parse_caches(var, text)?,
+            "WORKSPACE_EMPTYDIR" => self.workspace_emptydir = parse_emptydir(var, text)?,
             other => unreachable!("{other} is listed as text in VARS"),
         }
         Ok(())
@@ -505,6 +510,43 @@ fn parse_caches(var: &str, text: &str) -> Result<BTreeMap<String, Cache>, Option
     Ok(out)
 }
 
+/// `WORKSPACE_EMPTYDIR`: `true`/`false`, or `{medium: Memory, sizeLimit: 2Gi, kubeletDir: ...}`.
+fn parse_emptydir(var: &str, text: &str) -> Result<Option<EmptyDirWorkspace>, OptionsError> {
+    if let Some(b) = crate::go::strconv::parse_bool(text) {
+        return Ok(b.then(EmptyDirWorkspace::default));
+    }
+    let value = parse_yaml(var, text)?;
+    let Some(m) = value.as_object() else {
+        return Err(err(
+            var,
+            "expected true, false or {medium, sizeLimit, kubeletDir}".into(),
+        ));
+    };
+    let mut w = EmptyDirWorkspace::default();
+    for (k, v) in m {
+        let text = super::weak::weak_string(v).unwrap_or_default();
+        match k.as_str() {
+            "medium" => match text.as_str() {
+                "" => {}
+                "Memory" => w.medium = Some(text),
+                other => return Err(err(var, format!("medium {other:?} is not Memory (or empty)"))),
+            },
+            "sizeLimit" => {
+                w.size_limit = Some(quantity::canonical(&text).map_err(|e| err(var, format!("sizeLimit: {e}")))?);
+            }
+            "kubeletDir" if text.starts_with('/') => w.kubelet_dir = text.trim_end_matches('/').to_string(),
+            "kubeletDir" => return Err(err(var, format!("kubeletDir {text:?} is not an absolute path"))),
+            other => {
+                return Err(err(
+                    var,
+                    format!("unknown key {other:?} (medium, sizeLimit, kubeletDir)"),
+                ));
+            }
+        }
+    }
+    Ok(Some(w))
+}
+
 /// Whole seconds: a plain integer (Woodpecker's int-seconds options) or a Go duration (`90s`,
 /// `1m30s`, `1h`), by the one duration parser; a fraction of a second is refused.
 fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
@@ -518,7 +560,7 @@ fn parse_seconds(var: &str, text: &str) -> Result<i64, OptionsError> {
 
 mod admin;
 mod flags;
-pub use admin::{Cache, DefaultArch, PssLevel};
+pub use admin::{Cache, DefaultArch, EmptyDirWorkspace, PssLevel};
 pub use flags::{Flags, usage};
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub struct PodContext {
     pub agent: String,
     /// The workflow timeout, for the `activeDeadlineSeconds` backstop.
     pub workflow_timeout_secs: Option<i64>,
+    /// `WORKSPACE_EMPTYDIR`: the node directory of the workspace holder's `emptyDir`.
+    pub workspace_dir: Option<String>,
 }
 
 impl PodContext {
@@ -52,6 +54,7 @@ impl PodContext {
             },
             agent: agent.to_string(),
             workflow_timeout_secs: None,
+            workspace_dir: None,
         }
     }
 
@@ -150,7 +153,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
 
     // Volumes and mounts: every step volume is a PVC; services may drop the workspace.
     let drop_workspace = step.is_service() && so.workspace_volume == Some(false);
-    let (mut volumes, mut mounts) = super::volume::step_volumes(step, drop_workspace)?;
+    let (mut volumes, mut mounts) = super::volume::step_volumes(step, drop_workspace, ctx.workspace_dir.as_deref())?;
 
     // Environment: plain values, then secret references, then native secrets.
     let mut environment = step.environment.clone();

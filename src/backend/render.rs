@@ -17,6 +17,8 @@ use kube::types::{Pod, Secret};
 /// The anchor uid in rendered output: the apiserver assigns the real one when the headless
 /// Service is created, and a fixed value keeps the output deterministic.
 pub const ANCHOR_UID_PLACEHOLDER: &str = "00000000-0000-0000-0000-000000000000";
+/// The workspace holder's uid in rendered output (`WORKSPACE_EMPTYDIR`).
+pub const HOLDER_UID_PLACEHOLDER: &str = "11111111-1111-1111-1111-111111111111";
 /// What secret values become in redacted output.
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -74,6 +76,11 @@ pub fn workflow(
     ctx.anchor = Some(service::owner_ref(&anchor));
     if let Some(pvc) = volume::workflow_pvc(conf, opts, &ctx)? {
         out.objects.push(to_value(&pvc));
+    }
+    if let Some(holder) = volume::workspace_holder(conf, opts, &ctx)? {
+        out.objects.push(to_value(&holder));
+        // The apiserver assigns its uid; the steps then run on its node.
+        ctx.workspace_dir = volume::holder_dir(opts, HOLDER_UID_PLACEHOLDER);
     }
     for step in conf.stages.iter().flat_map(|s| s.steps.iter()) {
         let step = if redact_secrets { redact(step) } else { step.clone() };

@@ -6,7 +6,10 @@ use super::names;
 use super::options::Options;
 use super::pod::{BuildError, PodContext};
 use super::types::{Config, Step};
-use kube::types::{PersistentVolumeClaim, PvcSpec, PvcVolumeSource, Volume, VolumeMount, VolumeResources};
+use kube::types::{
+    Container, PersistentVolumeClaim, Pod, PodSpec, PvcSpec, PvcVolumeSource, ResourceRequirements, Volume,
+    VolumeMount, VolumeResources,
+};
 
 /// The PVC for `conf.volume`, or `None` when the workflow has no volume (local `exec` payloads).
 pub fn workflow_pvc(
@@ -14,7 +17,7 @@ pub fn workflow_pvc(
     opts: &Options,
     ctx: &PodContext,
 ) -> Result<Option<PersistentVolumeClaim>, BuildError> {
-    if conf.volume.is_empty() {
+    if conf.volume.is_empty() || opts.workspace_emptydir.is_some() {
         return Ok(None);
     }
     let name = names::volume_claim_name(&conf.volume).map_err(|e| BuildError::Workflow {
@@ -42,13 +45,130 @@ pub fn workflow_pvc(
     }))
 }
 
+/// The label of a workflow's workspace holder pod (`WORKSPACE_EMPTYDIR`).
+pub const WORKSPACE_HOLDER_LABEL: &str = "woodpecker-k8s-agent/workspace-holder";
+/// The name of the holder's `emptyDir` volume.
+const HOLDER_VOLUME: &str = "workspace";
+
+/// The workspace holder of a workflow (`WORKSPACE_EMPTYDIR`): `wp-ws-<task>`, a pod that sleeps
+/// for the workflow's life and owns the `emptyDir` (with `medium` and `sizeLimit`) the steps
+/// mount from its node. `None` without the option or without a workflow volume.
+pub fn workspace_holder(conf: &Config, opts: &Options, ctx: &PodContext) -> Result<Option<Pod>, BuildError> {
+    let Some(ws) = opts.workspace_emptydir.as_ref().filter(|_| !conf.volume.is_empty()) else {
+        return Ok(None);
+    };
+    let name = names::to_dns_name(&format!("wp-ws-{}", ctx.task)).map_err(|e| BuildError::Workflow {
+        what: "workspace holder name",
+        source: Box::new(e),
+    })?;
+    let mut metadata = ctx.meta(name.clone());
+    metadata.labels.insert(WORKSPACE_HOLDER_LABEL.into(), "true".into());
+    let mut empty_dir = serde_json::Map::new();
+    if let Some(m) = &ws.medium {
+        empty_dir.insert("medium".into(), m.clone().into());
+    }
+    if let Some(l) = &ws.size_limit {
+        empty_dir.insert("sizeLimit".into(), l.clone().into());
+    }
+    let tiny = std::collections::BTreeMap::from([
+        ("cpu".to_string(), "5m".to_string()),
+        ("memory".to_string(), "12Mi".to_string()),
+    ]);
+    let container = Container {
+        name: "workspace".into(),
+        image: opts.permission_init_image.clone(),
+        // Sleeps until deleted; the trap makes PID 1 end at once on SIGTERM.
+        command: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "trap 'exit 0' TERM; while :; do sleep 3600 & wait $!; done".into(),
+        ],
+        volume_mounts: vec![VolumeMount {
+            name: HOLDER_VOLUME.into(),
+            mount_path: "/workspace".into(),
+            ..Default::default()
+        }],
+        resources: Some(ResourceRequirements {
+            requests: tiny.clone(),
+            limits: tiny,
+        }),
+        security_context: Some(
+            serde_json::json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}),
+        ),
+        ..Default::default()
+    };
+    let spec = PodSpec {
+        containers: vec![container],
+        volumes: vec![Volume {
+            name: HOLDER_VOLUME.into(),
+            empty_dir: Some(serde_json::Value::Object(empty_dir)),
+            ..Default::default()
+        }],
+        restart_policy: "Never".into(),
+        node_selector: opts.pod_node_selector.clone(),
+        tolerations: opts.pod_tolerations.iter().map(|t| t.to_value()).collect(),
+        affinity: opts.pod_affinity.clone(),
+        automount_service_account_token: Some(false),
+        security_context: opts.fs_group.map(|g| serde_json::json!({"fsGroup": g})),
+        priority_class_name: opts.priority_class.clone(),
+        // Like every pod of the workflow, under its headless service.
+        subdomain: names::headless_service_name(&ctx.task).unwrap_or_default(),
+        ..Default::default()
+    };
+    Ok(Some(Pod {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        metadata,
+        spec,
+        status: None,
+    }))
+}
+
+/// Where the holder's `emptyDir` is on its node: `<kubeletDir>/pods/<uid>/volumes/
+/// kubernetes.io~empty-dir/workspace`.
+pub fn holder_dir(opts: &Options, holder_uid: &str) -> Option<String> {
+    let ws = opts.workspace_emptydir.as_ref()?;
+    Some(format!(
+        "{}/pods/{holder_uid}/volumes/kubernetes.io~empty-dir/{HOLDER_VOLUME}",
+        ws.kubelet_dir
+    ))
+}
+
 /// The volumes and mounts of a step: every `name:path[:mode]` entry is a PVC claim (as
 /// Woodpecker), one volume per claim; `drop_workspace` (a service with `workspaceVolume: false`)
-/// leaves out entries mounted at the workspace base.
-pub fn step_volumes(step: &Step, drop_workspace: bool) -> Result<(Vec<Volume>, Vec<VolumeMount>), BuildError> {
+/// leaves out entries mounted at the workspace base. With `workspace_dir` (`WORKSPACE_EMPTYDIR`)
+/// the first entry, the workflow's workspace, is that directory of the node instead.
+pub fn step_volumes(
+    step: &Step,
+    drop_workspace: bool,
+    workspace_dir: Option<&str>,
+) -> Result<(Vec<Volume>, Vec<VolumeMount>), BuildError> {
     let mut volumes: Vec<Volume> = Vec::new();
     let mut mounts = Vec::new();
-    for entry in &step.volumes {
+    for (i, entry) in step.volumes.iter().enumerate() {
+        if let (0, Some(dir)) = (i, workspace_dir) {
+            let path = names::volume_mount_path(entry);
+            if drop_workspace && path == step.workspace_base {
+                continue;
+            }
+            let claim = names::volume_claim_name(entry).map_err(|source| BuildError::Volume {
+                step: step.name.clone(),
+                entry: entry.clone(),
+                source,
+            })?;
+            let vol_name = names::to_dns_label(&claim);
+            volumes.push(Volume {
+                name: vol_name.clone(),
+                host_path: Some(serde_json::json!({"path": dir, "type": "Directory"})),
+                ..Default::default()
+            });
+            mounts.push(VolumeMount {
+                name: vol_name,
+                mount_path: path.to_string(),
+                ..Default::default()
+            });
+            continue;
+        }
         let path = names::volume_mount_path(entry);
         if drop_workspace && path == step.workspace_base {
             continue;

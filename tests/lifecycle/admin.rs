@@ -382,3 +382,39 @@ async fn the_step_platform_picks_the_arch_and_default_arch_none_drops_the_agents
     any.destroy_workflow(&conf, "181").await.unwrap();
     assert_clean(&h.sim, "181").await;
 }
+
+/// `WORKSPACE_EMPTYDIR`: no claim; a holder pod owns the `emptyDir` (in memory, with a size
+/// limit), every step runs on its node and mounts that directory, and the holder goes with the
+/// workflow.
+#[tokio::test]
+async fn an_emptydir_workspace_lives_in_a_holder_pod_on_one_node() {
+    let h = harness_with(&[("WORKSPACE_EMPTYDIR", "{medium: Memory, sizeLimit: 1Gi}")]).await;
+    h.sim.script(ScriptRule::prefix("wp-ws-").run_until_deleted());
+    let a = step("a", "t/ok", "182");
+    let b = step("b", "t/ok", "182");
+    let conf = workflow("182", &[a.clone(), b.clone()]);
+    h.backend.setup_workflow(&conf, "182").await.unwrap();
+    assert!(h.sim.objects("persistentvolumeclaims", Some(NS)).is_empty(), "no claim");
+    let holder = h.sim.object("pods", NS, "wp-ws-182").expect("the holder");
+    assert_eq!(
+        holder["spec"]["volumes"][0]["emptyDir"],
+        json!({"medium": "Memory", "sizeLimit": "1Gi"})
+    );
+    assert_eq!(holder["status"]["phase"], "Running", "setup waits until it runs");
+    let uid = holder["metadata"]["uid"].as_str().unwrap().to_string();
+    for s in [&a, &b] {
+        h.sim.script(ScriptRule::name(&pod_name(s)).run_until_deleted());
+        h.backend.start_step(s, "182").await.unwrap();
+        let pod = h.sim.object("pods", NS, &pod_name(s)).unwrap();
+        assert_eq!(
+            pod["spec"]["volumes"][0]["hostPath"]["path"],
+            format!("/var/lib/kubelet/pods/{uid}/volumes/kubernetes.io~empty-dir/workspace")
+        );
+        let term = &pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0];
+        assert_eq!(term["matchExpressions"][0]["values"][0], sim::NODE, "{pod}");
+        h.backend.destroy_step(s, "182").await.unwrap();
+    }
+    h.backend.destroy_workflow(&conf, "182").await.unwrap();
+    assert_clean(&h.sim, "182").await;
+}

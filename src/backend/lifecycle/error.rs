@@ -20,6 +20,8 @@ pub enum Error {
     LogTaken { step: String },
     /// The agent is shutting down; the step's result is unknown.
     Shutdown { step: String },
+    /// The workspace holder pod (`WORKSPACE_EMPTYDIR`) did not start.
+    Holder { pod: String, why: String },
     /// Several deletes failed; every failure is listed (cleanup keeps going past each).
     Cleanup {
         what: String,
@@ -47,6 +49,7 @@ impl fmt::Display for Error {
             }
             Error::LogTaken { step } => write!(f, "the log of step {step} is already being read"),
             Error::Shutdown { step } => write!(f, "step {step}: the agent is shutting down"),
+            Error::Holder { pod, why } => write!(f, "workspace holder pod {pod} did not start: {why}"),
             // The one place a message carries causes: there are several and `source()` holds one.
             Error::Cleanup { what, failures } => {
                 write!(f, "{what}: {} object(s) not deleted", failures.len())?;

@@ -204,6 +204,54 @@ impl KubeBackend {
         }
     }
 
+    /// Creates the workspace holder pod (`WORKSPACE_EMPTYDIR`) and waits, up to the start
+    /// timeout, until it runs: its node and uid say where the steps find the workspace.
+    async fn start_holder(&self, ns: &str, holder: &Pod) -> Result<(String, String), Error> {
+        let name = holder.metadata.name.clone();
+        let mut seen = self.watch_for(ns).register(&name);
+        let created = match self.kube.create(ns, holder).await {
+            Ok(p) => p,
+            // A retried setup: the one already there.
+            Err(e) if e.is_already_exists() => Pod::default(),
+            Err(e) => return Err(Error::kube(format!("create pod {name}"), e)),
+        };
+        let running = |s: &Seen| {
+            s.pod().is_some_and(|p| {
+                (created.metadata.uid.is_empty() || p.metadata.uid == created.metadata.uid)
+                    && !p.spec.node_name.is_empty()
+                    && p.status.as_ref().is_some_and(|st| st.phase == "Running")
+            })
+        };
+        let limit = self.settings.limits.start_timeout;
+        let ok = tokio::time::timeout(limit, seen.wait_for(running))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .and_then(|s| s.pod().cloned());
+        let pod = match ok {
+            Some(p) => p,
+            None => {
+                let why = seen.borrow().pod().and_then(|p| {
+                    let obs = classify::Observation {
+                        pod: p,
+                        gone: false,
+                        deleted_by_us: false,
+                        pending_for: limit,
+                    };
+                    match classify(obs, &self.settings.limits) {
+                        Verdict::FailedToStart(w) | Verdict::Waiting(Some(w)) => Some(w.to_string()),
+                        _ => None,
+                    }
+                });
+                return Err(Error::Holder {
+                    pod: name,
+                    why: why.unwrap_or_else(|| format!("not running after {}s", limit.as_secs())),
+                });
+            }
+        };
+        Ok((pod.spec.node_name.clone(), pod.metadata.uid.clone()))
+    }
+
     /// A step the agent will not run (`POD_SECURITY_ENFORCE`): nothing is created; its log says
     /// why and it fails, as if its pod had been refused, but before the cluster is asked.
     fn refuse(&self, step: &Step, task: &str, ctx: &PodContext, pod: &str, warnings: Vec<String>, refused: &[String]) {
@@ -278,6 +326,13 @@ impl super::Backend for KubeBackend {
             Err(e) => return Err(Error::kube(format!("create service {}", svc.metadata.name), e).into()),
         };
         ctx.anchor = (!svc.metadata.uid.is_empty()).then(|| super::service::owner_ref(&svc));
+        if let Some(holder) = super::volume::workspace_holder(conf, &self.opts, &ctx)
+            .map_err(build(format!("the workspace holder of workflow {task}")))?
+        {
+            let (node, uid) = self.start_holder(&ns, &holder).await?;
+            ctx.workspace_dir = super::volume::holder_dir(&self.opts, &uid);
+            ctx.colocation = super::affinity::Colocation::Node(node);
+        }
         let mut wf = Workflow::new(ctx.clone());
         if let Some(pvc) = super::volume::workflow_pvc(conf, &self.opts, &ctx)
             .map_err(build(format!("the volume of workflow {task}")))?

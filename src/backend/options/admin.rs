@@ -33,3 +33,25 @@ pub struct Cache {
     pub claim: String,
     pub read_only: bool,
 }
+
+/// `WORKSPACE_EMPTYDIR`: the workspace is an `emptyDir` of a per-workflow holder pod, which
+/// the steps mount from the node (`hostPath` under the kubelet's directory), pinned to its node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmptyDirWorkspace {
+    /// `Memory` for a tmpfs.
+    pub medium: Option<String>,
+    /// Canonical quantity.
+    pub size_limit: Option<String>,
+    /// The kubelet's root directory on the nodes (`--root-dir`).
+    pub kubelet_dir: String,
+}
+
+impl Default for EmptyDirWorkspace {
+    fn default() -> Self {
+        EmptyDirWorkspace {
+            medium: None,
+            size_limit: None,
+            kubelet_dir: "/var/lib/kubelet".into(),
+        }
+    }
+}

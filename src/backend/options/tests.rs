@@ -342,3 +342,38 @@ fn bad_admin_options_name_the_variable_and_field() {
         assert!(text.contains(needle), "{k}={v}: {text}");
     }
 }
+
+#[test]
+fn workspace_emptydir_parses() {
+    assert_eq!(parse(&[]).unwrap().workspace_emptydir, None);
+    assert_eq!(
+        parse(&[("WORKSPACE_EMPTYDIR", "false")]).unwrap().workspace_emptydir,
+        None
+    );
+    let on = parse(&[("WORKSPACE_EMPTYDIR", "true")])
+        .unwrap()
+        .workspace_emptydir
+        .unwrap();
+    assert_eq!(on, EmptyDirWorkspace::default());
+    assert_eq!(on.kubelet_dir, "/var/lib/kubelet");
+    let w = parse(&[(
+        "WORKSPACE_EMPTYDIR",
+        "{medium: Memory, sizeLimit: 1.5Gi, kubeletDir: /data/kubelet/}",
+    )])
+    .unwrap()
+    .workspace_emptydir
+    .unwrap();
+    assert_eq!(w.medium.as_deref(), Some("Memory"));
+    assert_eq!(w.size_limit.as_deref(), Some("1536Mi"));
+    assert_eq!(w.kubelet_dir, "/data/kubelet");
+    for (v, needle) in [
+        ("{medium: Disk}", "medium \"Disk\" is not Memory"),
+        ("{sizeLimit: lots}", "sizeLimit:"),
+        ("{kubeletDir: var}", "not an absolute path"),
+        ("{size: 1Gi}", "unknown key \"size\""),
+        ("[1]", "expected true, false or"),
+    ] {
+        let e = parse(&[("WORKSPACE_EMPTYDIR", v)]).unwrap_err().to_string();
+        assert!(e.contains("WORKSPACE_EMPTYDIR") && e.contains(needle), "{v}: {e}");
+    }
+}
