@@ -418,3 +418,71 @@ async fn an_emptydir_workspace_lives_in_a_holder_pod_on_one_node() {
     h.backend.destroy_workflow(&conf, "182").await.unwrap();
     assert_clean(&h.sim, "182").await;
 }
+
+/// A kept pod outlives the agent that kept it: the next run of the same agent leaves it alone
+/// at its start-up sweep while its time is not up, and its reaper deletes it after.
+#[tokio::test]
+async fn a_restarted_agent_reaps_the_pods_an_earlier_run_kept() {
+    let h = harness_with(&[("STORAGE_RWX", "false"), ("KEEP_FAILED_PODS", "3s")]).await;
+    h.sim.script(ScriptRule::image("t/fail").exit(1));
+    let s = step("fails", "t/fail", "183");
+    let conf = workflow("183", std::slice::from_ref(&s));
+    h.backend.setup_workflow(&conf, "183").await.unwrap();
+    let (_, state) = run_step(&h.backend, &s, "183").await;
+    assert_eq!(state.exit_code, 1);
+    h.backend.destroy_workflow(&conf, "183").await.unwrap();
+    drop(h.backend);
+    let name = pod_name(&s);
+    assert!(h.sim.object("pods", NS, &name).is_some());
+    let restarted = backend_on(&h.sim, &[("STORAGE_RWX", "false"), ("KEEP_FAILED_PODS", "3s")]);
+    restarted.sweep().await.unwrap();
+    assert!(
+        h.sim
+            .object("pods", NS, &name)
+            .is_some_and(|p| p["metadata"]["deletionTimestamp"].is_null()),
+        "not due yet: the sweep leaves it"
+    );
+    wait_for("the restarted agent to reap the kept pod", 10, || async {
+        h.sim.object("pods", NS, &name).is_none().then_some(())
+    })
+    .await;
+    assert_clean(&h.sim, "183").await;
+}
+
+/// Preflight says which declared cache claims are missing.
+#[tokio::test]
+async fn preflight_names_missing_cache_claims() {
+    use woodpecker_k8s_agent::backend::preflight::{self, Outcome};
+    let h = harness().await;
+    let (code, _, err) = kubectl(&h.sim, &["create", "-f", &cache_claim(&h, "go-cache")]).await;
+    assert_eq!(code, 0, "{err}");
+    let opts = woodpecker_k8s_agent::backend::Options {
+        caches: [("go", "go-cache"), ("npm", "npm-cache")]
+            .into_iter()
+            .map(|(n, c)| {
+                (
+                    n.to_string(),
+                    woodpecker_k8s_agent::backend::options::Cache {
+                        claim: c.into(),
+                        read_only: false,
+                    },
+                )
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let client = Client::new(h.sim.kube_config()).unwrap();
+    let report = preflight::preflight(&client, &preflight::Options::from_backend(&opts)).await;
+    let check = report
+        .checks
+        .iter()
+        .find(|c| c.name == "caches")
+        .expect("a caches check");
+    match &check.outcome {
+        Outcome::Fail(m) => assert!(
+            m.contains("`npm-cache` (cache `npm`)") && !m.contains("go-cache"),
+            "{m}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

@@ -29,6 +29,8 @@ pub struct Options {
     /// `KEEP_FAILED_PODS`: a failed step's pod is patched (labelled) instead of deleted, which
     /// needs `patch` on pods beyond the table `deploy/role.yaml` grants.
     pub keep_failed_pods: bool,
+    /// `CACHES`: (cache name, claim name), each of which must exist in the namespace.
+    pub caches: Vec<(String, String)>,
 }
 
 impl Default for Options {
@@ -39,6 +41,7 @@ impl Default for Options {
             storage_rwx: true,
             namespace_per_org: false,
             keep_failed_pods: false,
+            caches: Vec::new(),
         }
     }
 }
@@ -52,6 +55,7 @@ impl Options {
             storage_rwx: opts.storage_rwx,
             namespace_per_org: opts.namespace_per_org,
             keep_failed_pods: opts.keep_failed_pods.is_some(),
+            caches: opts.caches.iter().map(|(n, c)| (n.clone(), c.claim.clone())).collect(),
         }
     }
 

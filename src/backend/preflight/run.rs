@@ -113,7 +113,37 @@ pub async fn preflight(client: &Client, opts: &Options) -> Report {
         Err(e) => Outcome::Fail(format!("cannot list StorageClasses: {}", one_line(&e))),
     };
     report.push("storage", outcome);
+    if !opts.caches.is_empty() {
+        report.push("caches", caches(client, opts).await);
+    }
     report
+}
+
+/// Every claim `CACHES` names exists (the agent never creates them).
+async fn caches(client: &Client, opts: &Options) -> Outcome {
+    if opts.namespace_per_org {
+        return Outcome::Warn("not checked: with a namespace per organisation, each needs its own claims".into());
+    }
+    let ns = &opts.namespace;
+    let claims: Api<kube::types::PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let found = match claims.list_all(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => return Outcome::Fail(format!("cannot list claims in `{ns}`: {}", one_line(&e))),
+    };
+    let missing: Vec<String> = opts
+        .caches
+        .iter()
+        .filter(|(_, claim)| !found.iter().any(|c| &c.metadata.name == claim))
+        .map(|(name, claim)| format!("`{claim}` (cache `{name}`)"))
+        .collect();
+    if missing.is_empty() {
+        Outcome::Ok(format!("{} claim(s) found in `{ns}`", opts.caches.len()))
+    } else {
+        Outcome::Fail(format!(
+            "missing in `{ns}`: {}; a step mounting one stays pending until it exists",
+            missing.join(", ")
+        ))
+    }
 }
 
 async fn authentication(client: &Client) -> Outcome {
