@@ -55,7 +55,11 @@ pub fn progress(events: &[Event], scheduled: bool) -> Option<Progress> {
     {
         return Some(Progress::ScaleUp(e.message.trim_end().to_string()));
     }
-    // A pull is in progress when the latest pull event is `Pulling`.
+    // A pull is in progress when the latest pull event is `Pulling` and no pull has failed yet:
+    // retries after a failure count against the grace as before.
+    if sorted.iter().any(|e| matches!(e.reason.as_str(), "Failed" | "BackOff")) {
+        return None;
+    }
     let last_pull = sorted.iter().rev().find(|e| {
         matches!(
             e.reason.as_str(),
@@ -285,7 +289,20 @@ mod tests {
             progress(&[scale.clone(), pulling.clone()], true),
             Some(Progress::Pulling(_))
         ));
-        assert_eq!(progress(&[scale, pulling, pulled], true), None);
+        assert_eq!(progress(&[scale, pulling.clone(), pulled], true), None);
+        let failed = event(
+            "Pod",
+            "wp-1",
+            "Warning",
+            "Failed",
+            "Error: ErrImagePull",
+            "2026-01-01T00:00:02Z",
+        );
+        assert_eq!(
+            progress(&[failed, pulling], true),
+            None,
+            "a retry after a failed pull is no progress"
+        );
 
         let mut log = PendingLog::new();
         let s = |n| Duration::from_secs(n);
