@@ -1,7 +1,8 @@
 //! Everything the backend would create for one workflow, in creation order, without a cluster:
 //! the per-org Namespace (if any), the anchor headless Service, the workspace PVC (or, with
-//! `WORKSPACE_EMPTYDIR`, its holder pod), then per step its registry Secret, step Secret and Pod. Used by `render` and by tests; the lifecycle creates
-//! the same objects one by one with the same builders. Secret values are redacted on request.
+//! `WORKSPACE_EMPTYDIR`, its holder pod), then per step its registry Secret, step Secret and Pod.
+//! Used by `render` and by tests; the lifecycle creates the same objects one by one with the same
+//! builders. Secret values are redacted on request.
 
 use serde_json::Value;
 
