@@ -3,6 +3,7 @@
 //! Speaks to the cluster only through `kube`.
 
 pub mod affinity;
+mod environment;
 pub mod labels;
 pub mod lifecycle;
 pub mod loglines;
@@ -31,7 +32,7 @@ use std::future::Future;
 pub use loglines::{LogLines, LogSender, log_channel};
 pub use options::Options;
 pub use pod::{BuildError, PodContext};
-pub use types::{Config, Stage, State, Step};
+pub use types::{Config, Environment, Stage, State, Step};
 
 /// Errors of the backend. Each variant names the object or step concerned.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::environment::Environment;
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -82,8 +84,8 @@ pub struct Step {
     pub working_dir: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub workspace_base: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Environment::is_empty")]
+    pub environment: Environment,
     /// Env var name -> value, for every variable that came from a secret.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secret_mapping: BTreeMap<String, String>,

@@ -117,7 +117,7 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
                     let Some(mut compiled) = p.compile() else { continue };
                     mask(&mut compiled.config);
                     serde_json::to_writer_pretty(&mut out, &compiled.config)?;
-                    writeln!(out)?;
+                    out.write_all(b"\n")?;
                 }
                 Fate::Left(why) => eprintln!("# {}: {why}", label(&p.workflow)),
             }
@@ -260,9 +260,9 @@ pub fn plan(
             workflow_number: number,
             ..Default::default()
         };
-        let fate = match compile::compile(wf, &opts)? {
+        let fate = match compile::check(wf, &opts)? {
             None => Fate::Left("skipped: its `when:` does not match".into()),
-            Some(c) if c.config.stages.is_empty() => Fate::Left("skipped: no step of it runs".into()),
+            Some(0) => Fate::Left("skipped: no step of it runs".into()),
             Some(_) => {
                 number += 1;
                 let (on_success, on_failure) = compile::workflow_runs_on(wf, &opts);

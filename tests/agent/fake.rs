@@ -84,10 +84,10 @@ impl Backend for FakeBackend {
             let _ = exit_tx.send(Some(code));
         });
         self.objects.lock().unwrap().insert(format!("pod/{}", step.uuid));
-        self.envs
-            .lock()
-            .unwrap()
-            .insert(step.uuid.clone(), step.environment.clone());
+        self.envs.lock().unwrap().insert(
+            step.uuid.clone(),
+            step.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        );
         self.pods.lock().unwrap().insert(
             step.uuid.clone(),
             Pod {

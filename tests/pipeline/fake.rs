@@ -120,10 +120,10 @@ impl Backend for Fake {
 
     async fn start_step(&self, step: &Step, _task: &str) -> Result<(), Error> {
         self.record(format!("start:{}", step.name));
-        self.envs
-            .lock()
-            .unwrap()
-            .insert(step.name.clone(), step.environment.clone());
+        self.envs.lock().unwrap().insert(
+            step.name.clone(),
+            step.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        );
         if self.script(step).fail_start {
             return Err(format!("pod wp-{} rejected", step.uuid).into());
         }

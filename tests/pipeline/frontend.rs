@@ -502,3 +502,32 @@ fn matrix_is_sorted_by_name_and_stops_where_woodpecker_stops() {
         "ci.yaml:1: matrix: the matrix has 10000000000 combinations; Woodpecker runs only the first 27, and so does exec"
     );
 }
+
+/// `compile::check` (what `exec` plans with) says what `compile` says: the same error, the
+/// same exclusion, the same number of stages, for every kind of workflow and failure.
+#[test]
+fn check_agrees_with_compile() {
+    let cases = [
+        "steps:\n  a:\n    image: x\n    commands: [echo]\n",
+        "skip_clone: true\nsteps:\n  a:\n    image: x\n  b:\n    image: x\n    depends_on: [a]\n",
+        "when:\n  branch: other\nsteps:\n  a:\n    image: x\n",
+        "skip_clone: true\nsteps:\n  a:\n    image: x\n    when:\n      branch: other\n",
+        "steps:\n  a:\n    image: x\n    environment:\n      T:\n        from_secret: nope\n",
+        "steps:\n  a:\n    image: x\n    settings:\n      t:\n        from_secret: nope\n",
+        "steps:\n  a:\n    image: x\n    extra_hosts: [no-colon]\n",
+        "steps:\n  a:\n    image: x\n    when:\n      branch: other\n  b:\n    image: x\n    depends_on: [a]\n",
+        "services:\n  db:\n    image: x\nsteps:\n  a:\n    image: x\n",
+    ];
+    let opts = Options {
+        secrets: [("token".to_string(), "v".to_string())].into(),
+        ..Options::default()
+    };
+    for text in cases {
+        let wfs = load(text).unwrap();
+        let full = compile::compile(&wfs[0], &opts)
+            .map(|c| c.map(|c| c.config.stages.len()))
+            .map_err(|e| e.to_string());
+        let checked = compile::check(&wfs[0], &opts).map_err(|e| e.to_string());
+        assert_eq!(checked, full, "{text}");
+    }
+}

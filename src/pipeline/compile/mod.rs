@@ -12,9 +12,10 @@ mod stages;
 pub mod when;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::backend::types::{HostAlias, Port, SecretValue};
-use crate::backend::{Config, Stage, Step};
+use crate::backend::{Config, Environment, Stage, Step};
 use crate::pipeline::env::Metadata;
 use crate::pipeline::error::{Error, ErrorKind};
 use crate::pipeline::ulid;
@@ -132,6 +133,24 @@ pub fn workflow_runs_on(wf: &Workflow, opts: &Options) -> (bool, bool) {
 
 /// Compiles one workflow; `None` when its own `when:` excludes it.
 pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error> {
+    compile_as(wf, opts, Mode::Full)
+}
+
+/// What [`compile`] would say of a workflow, at a fraction of its cost: the same errors, and
+/// the number of stages it would have (`None` when its `when:` excludes it); its steps are
+/// built without the workflow's shared `CI_*` environment, which cannot fail. For a plan that
+/// looks at every workflow before running any.
+pub fn check(wf: &Workflow, opts: &Options) -> Result<Option<usize>, Error> {
+    Ok(compile_as(wf, opts, Mode::Check)?.map(|c| c.config.stages.len()))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Full,
+    Check,
+}
+
+fn compile_as(wf: &Workflow, opts: &Options, mode: Mode) -> Result<Option<Compiled>, Error> {
     let (base, path, env) = workflow_env(wf, opts);
     let mut when_env = env.clone();
     when_env.extend(wf.axis.clone());
@@ -148,11 +167,13 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
     let ctx = StepCtx {
         wf,
         opts,
-        env: &env,
         base: &base,
         path: &path,
         volume: &volume,
         facts: &facts,
+        mode,
+        shared_env: Arc::new(env.clone()),
+        shared_env_axis: Arc::new(when_env.clone()),
     };
     let mut config = Config {
         network: volume.clone(),
@@ -266,11 +287,15 @@ fn join(a: &str, b: &str) -> String {
 struct StepCtx<'a> {
     wf: &'a Workflow,
     opts: &'a Options,
-    env: &'a BTreeMap<String, String>,
     base: &'a str,
     path: &'a str,
     volume: &'a str,
     facts: &'a when::Facts<'a>,
+    mode: Mode,
+    /// `env`, shared by every step's [`Environment`].
+    shared_env: Arc<BTreeMap<String, String>>,
+    /// `env` and the matrix values: what steps that are not plugins share.
+    shared_env_axis: Arc<BTreeMap<String, String>>,
 }
 
 impl StepCtx<'_> {
@@ -278,11 +303,23 @@ impl StepCtx<'_> {
     fn blank(&self, name: &str, type_: &str, image: &str, plugin: bool) -> Step {
         let base = if plugin { PLUGIN_WORKSPACE_BASE } else { self.base };
         let workspace = join(base, self.path);
-        let mut environment = self.env.clone();
-        environment.insert("CI_WORKSPACE".into(), workspace.clone());
+        // The shared variables cannot make a step fail, so a check goes without them.
+        // A step's environment: the workflow's, its workspace, then (not for plugins) the
+        // matrix values, each over the one before.
+        let mut environment = match self.mode {
+            Mode::Full if plugin => Environment::over(self.shared_env.clone()),
+            Mode::Full => Environment::over(self.shared_env_axis.clone()),
+            Mode::Check => Environment::default(),
+        };
+        if plugin || !self.wf.axis.contains_key("CI_WORKSPACE") {
+            environment.insert("CI_WORKSPACE".into(), workspace.clone());
+        }
         Step {
             name: name.to_owned(),
-            uuid: ulid::new(),
+            uuid: match self.mode {
+                Mode::Full => ulid::new(),
+                Mode::Check => String::new(),
+            },
             type_: type_.to_owned(),
             image: image.to_owned(),
             working_dir: workspace,
@@ -328,9 +365,6 @@ impl StepCtx<'_> {
             _ => "steps",
         };
         let mut s = self.blank(&c.name, type_, &c.image, plugin);
-        if !plugin {
-            s.environment.extend(self.wf.axis.clone());
-        }
         let lookup = |name: &str| self.opts.secret(name);
         for (k, v, line) in &c.settings {
             let name = format!("PLUGIN_{}", k.to_uppercase().replace(['.', '-'], "_"));

@@ -2,7 +2,7 @@
 //! `CI_PIPELINE_STATUS`, `CI_PIPELINE_STARTED`, `CI_STEP_*`, and for plugins the Drone
 //! compatibility copies. Pure: takes the step's environment and returns it extended.
 
-use std::collections::BTreeMap;
+use crate::backend::Environment;
 
 /// Drone's name <- Woodpecker's name, copied when the Woodpecker variable is set
 /// (`pipeline/frontend/metadata/drone_compatibility.go`).
@@ -44,7 +44,7 @@ const DRONE_COPIES: &[(&str, &str)] = &[
 /// Adds the runtime variables. `failed` is the workflow's error state when the step starts;
 /// times are unix seconds.
 pub fn add_runtime_env(
-    env: &mut BTreeMap<String, String>,
+    env: &mut Environment,
     step_name: &str,
     step_type: &str,
     failed: bool,
@@ -62,9 +62,9 @@ pub fn add_runtime_env(
     }
 }
 
-fn add_drone_env(env: &mut BTreeMap<String, String>) {
+fn add_drone_env(env: &mut Environment) {
     for (drone, ours) in DRONE_COPIES {
-        if let Some(v) = env.get(*ours).filter(|v| !v.is_empty()).cloned() {
+        if let Some(v) = env.get(ours).filter(|v| !v.is_empty()).cloned() {
             env.insert((*drone).into(), v);
         }
     }
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn commands_step_gets_ci_vars_only() {
-        let mut env = BTreeMap::from([("CI_COMMIT_BRANCH".to_string(), "main".to_string())]);
+        let mut env = Environment::from([("CI_COMMIT_BRANCH".to_string(), "main".to_string())]);
         add_runtime_env(&mut env, "build", "commands", true, 100, 105);
         assert_eq!(env["CI_PIPELINE_STATUS"], "failure");
         assert_eq!(env["CI_PIPELINE_STARTED"], "100");
@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn plugin_step_gets_drone_copies() {
-        let mut env = BTreeMap::from([
+        let mut env = Environment::from([
             ("CI_COMMIT_BRANCH".to_string(), "main".to_string()),
             ("CI_COMMIT_SHA".to_string(), "abc".to_string()),
         ]);
