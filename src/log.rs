@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicI8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use crate::go::zerolog::{self, Event};
-pub use crate::go::zerolog::{Level, Value};
+use crate::go::zerolog::{self, LogEvent};
+pub use crate::go::zerolog::{Level, LogValue};
 
 /// How lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub enum LogFormat {
     /// `warning: message key=value` (the subcommands' style).
     Plain,
     /// zerolog's JSON line (the Go agent's default).
@@ -41,17 +41,17 @@ pub enum Sink {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
+pub struct LogConfig {
     pub level: Level,
-    pub format: Format,
+    pub format: LogFormat,
     pub sink: Sink,
 }
 
-impl Default for Config {
+impl Default for LogConfig {
     fn default() -> Self {
-        Config {
+        LogConfig {
             level: Level::INFO,
-            format: Format::Plain,
+            format: LogFormat::Plain,
             sink: Sink::Stderr,
         }
     }
@@ -77,14 +77,14 @@ impl std::error::Error for OpenError {
 }
 
 struct Output {
-    format: Format,
+    format: LogFormat,
     sink: Sink,
     file: Option<File>,
 }
 
 static LEVEL: AtomicI8 = AtomicI8::new(Level::INFO.0);
 static OUTPUT: Mutex<Output> = Mutex::new(Output {
-    format: Format::Plain,
+    format: LogFormat::Plain,
     sink: Sink::Stderr,
     file: None,
 });
@@ -94,7 +94,7 @@ fn output() -> MutexGuard<'static, Output> {
 }
 
 /// Sets level, format and destination for the rest of the process.
-pub fn init(config: &Config) -> Result<(), OpenError> {
+pub fn init(config: &LogConfig) -> Result<(), OpenError> {
     let file = match &config.sink {
         Sink::File(path) => Some(open(path)?),
         _ => None,
@@ -110,7 +110,7 @@ pub fn init(config: &Config) -> Result<(), OpenError> {
 }
 
 /// Only the format (the agent starts in JSON before its settings are read, as Go's default).
-pub fn set_format(format: Format) {
+pub fn set_format(format: LogFormat) {
     output().format = format;
 }
 
@@ -147,7 +147,7 @@ pub fn enabled(level: Level) -> bool {
 
 /// Writes one line with `fields`, if `level` is enabled.
 #[track_caller]
-pub fn log(level: Level, fields: &[(&str, Value<'_>)], message: fmt::Arguments<'_>) {
+pub fn log(level: Level, fields: &[(&str, LogValue<'_>)], message: fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
@@ -156,7 +156,7 @@ pub fn log(level: Level, fields: &[(&str, Value<'_>)], message: fmt::Arguments<'
     let message = message.to_string();
     let mut guard = output();
     let out = &mut *guard;
-    let event = Event {
+    let event = LogEvent {
         level,
         fields,
         time: SystemTime::now(),
@@ -165,9 +165,9 @@ pub fn log(level: Level, fields: &[(&str, Value<'_>)], message: fmt::Arguments<'
         message: &message,
     };
     let line = match out.format {
-        Format::Plain => plain_line(&event),
-        Format::Json => zerolog::json_line(&event),
-        Format::Pretty { color } => {
+        LogFormat::Plain => plain_line(&event),
+        LogFormat::Json => zerolog::json_line(&event),
+        LogFormat::Pretty { color } => {
             // zerolog's colorize: NO_COLOR turns colours off too.
             let color = color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             zerolog::console_line(&event, color)
@@ -181,7 +181,7 @@ pub fn log(level: Level, fields: &[(&str, Value<'_>)], message: fmt::Arguments<'
     };
 }
 
-fn plain_line(e: &Event<'_>) -> String {
+fn plain_line(e: &LogEvent<'_>) -> String {
     let word = match e.level {
         Level::WARN => "warning".to_owned(),
         other => other.name(),
@@ -189,9 +189,9 @@ fn plain_line(e: &Event<'_>) -> String {
     let mut line = format!("{word}: {}", e.message);
     for (key, value) in e.fields {
         match value {
-            Value::Str(s) => line.push_str(&format!(" {key}={s}")),
-            Value::Int(n) => line.push_str(&format!(" {key}={n}")),
-            Value::Bool(b) => line.push_str(&format!(" {key}={b}")),
+            LogValue::Str(s) => line.push_str(&format!(" {key}={s}")),
+            LogValue::Int(n) => line.push_str(&format!(" {key}={n}")),
+            LogValue::Bool(b) => line.push_str(&format!(" {key}={b}")),
         }
     }
     line.push('\n');
@@ -209,7 +209,7 @@ pub async fn reopen_on_sigusr1() {
         if let Err(e) = reopen() {
             log(
                 Level::ERROR,
-                &[("error", Value::Str(&crate::error_chain::one_line(&e)))],
+                &[("error", LogValue::Str(&crate::error_chain::one_line(&e)))],
                 format_args!("could not reopen the log file"),
             );
         }
@@ -257,9 +257,9 @@ mod tests {
 
     #[test]
     fn plain_lines_read_like_the_subcommands() {
-        let e = Event {
+        let e = LogEvent {
             level: Level::WARN,
-            fields: &[("error", Value::Str("boom"))],
+            fields: &[("error", LogValue::Str("boom"))],
             time: SystemTime::now(),
             caller: None,
             message: "the shared pod watch failed",

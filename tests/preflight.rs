@@ -5,16 +5,16 @@ use std::process::Command;
 
 use kube::Client;
 use sim::Sim;
-use woodpecker_k8s_agent::backend::preflight::{Options, Outcome, Report, permissions, preflight};
+use woodpecker_k8s_agent::backend::preflight::{CheckOutcome, PreflightOptions, Report, permissions, preflight};
 
 use crate::common::start_sim;
 
-async fn run(sim: &Sim, opts: &Options) -> Report {
+async fn run(sim: &Sim, opts: &PreflightOptions) -> Report {
     let client = Client::new(sim.kube_config()).expect("a client for the sim");
     preflight(&client, opts).await
 }
 
-fn outcome<'a>(report: &'a Report, name: &str) -> &'a Outcome {
+fn outcome<'a>(report: &'a Report, name: &str) -> &'a CheckOutcome {
     &report
         .checks
         .iter()
@@ -27,21 +27,24 @@ fn outcome<'a>(report: &'a Report, name: &str) -> &'a Outcome {
 async fn a_ready_cluster_passes_and_local_path_rwx_warns() {
     let sim = start_sim().await;
     sim.clear_requests();
-    let report = run(&sim, &Options::default()).await;
+    let report = run(&sim, &PreflightOptions::default()).await;
     assert!(report.passed(), "{report}");
     assert!(
-        matches!(outcome(&report, "cluster"), Outcome::Ok(m) if m.contains("v1.")),
+        matches!(outcome(&report, "cluster"), CheckOutcome::Ok(m) if m.contains("v1.")),
         "{report}"
     );
-    assert!(matches!(outcome(&report, "authentication"), Outcome::Ok(_)), "{report}");
-    assert!(matches!(outcome(&report, "namespace"), Outcome::Ok(m) if m.contains("`woodpecker` exists")));
+    assert!(
+        matches!(outcome(&report, "authentication"), CheckOutcome::Ok(_)),
+        "{report}"
+    );
+    assert!(matches!(outcome(&report, "namespace"), CheckOutcome::Ok(m) if m.contains("`woodpecker` exists")));
     for perm in permissions::NAMESPACED {
         let name = format!("rbac: {}", perm.describe());
-        assert_eq!(outcome(&report, &name), &Outcome::Ok("allowed".into()), "{report}");
+        assert_eq!(outcome(&report, &name), &CheckOutcome::Ok("allowed".into()), "{report}");
     }
     // The sim is k3s-like: its default class is local-path, which cannot give ReadWriteMany.
     assert!(
-        matches!(outcome(&report, "storage"), Outcome::Warn(m) if m.contains("local-path") && m.contains("STORAGE_RWX=false")),
+        matches!(outcome(&report, "storage"), CheckOutcome::Warn(m) if m.contains("local-path") && m.contains("STORAGE_RWX=false")),
         "{report}"
     );
     // One SelfSubjectAccessReview per permission, each asking about the agent's namespace.
@@ -55,14 +58,14 @@ async fn a_ready_cluster_passes_and_local_path_rwx_warns() {
 
     let rwo = run(
         &sim,
-        &Options {
+        &PreflightOptions {
             storage_rwx: false,
-            ..Options::default()
+            ..PreflightOptions::default()
         },
     )
     .await;
     assert!(
-        matches!(outcome(&rwo, "storage"), Outcome::Ok(m) if m.contains("ReadWriteOnce")),
+        matches!(outcome(&rwo, "storage"), CheckOutcome::Ok(m) if m.contains("ReadWriteOnce")),
         "{rwo}"
     );
     sim.shutdown().await;
@@ -72,7 +75,7 @@ async fn a_ready_cluster_passes_and_local_path_rwx_warns() {
 async fn a_denied_verb_fails_and_names_each_permission() {
     let sim = start_sim().await;
     sim.faults().deny_verb("delete");
-    let report = run(&sim, &Options::default()).await;
+    let report = run(&sim, &PreflightOptions::default()).await;
     assert!(!report.passed());
     let failed: Vec<&str> = report.failures().map(|c| c.name.as_str()).collect();
     let expected: Vec<String> = permissions::NAMESPACED
@@ -89,15 +92,15 @@ async fn a_denied_verb_fails_and_names_each_permission() {
 async fn namespace_per_org_asks_cluster_wide_including_namespaces() {
     let sim = start_sim().await;
     sim.faults().deny_verb("create");
-    let opts = Options {
+    let opts = PreflightOptions {
         namespace_per_org: true,
-        ..Options::default()
+        ..PreflightOptions::default()
     };
     let report = run(&sim, &opts).await;
-    assert!(matches!(outcome(&report, "namespace"), Outcome::Ok(m) if m.contains("created on demand")));
+    assert!(matches!(outcome(&report, "namespace"), CheckOutcome::Ok(m) if m.contains("created on demand")));
     assert!(matches!(
         outcome(&report, "rbac: create namespaces (all namespaces)"),
-        Outcome::Fail(m) if m.starts_with("denied")
+        CheckOutcome::Fail(m) if m.starts_with("denied")
     ));
     let namespaced_reviews = sim
         .requests()
@@ -115,9 +118,9 @@ async fn namespace_per_org_asks_cluster_wide_including_namespaces() {
 async fn an_expired_token_stops_at_authentication() {
     let sim = start_sim().await;
     sim.faults().expire_token();
-    let report = run(&sim, &Options::default()).await;
+    let report = run(&sim, &PreflightOptions::default()).await;
     assert!(
-        matches!(outcome(&report, "authentication"), Outcome::Fail(m) if m.contains("rejected")),
+        matches!(outcome(&report, "authentication"), CheckOutcome::Fail(m) if m.contains("rejected")),
         "{report}"
     );
     assert_eq!(
@@ -132,15 +135,15 @@ async fn an_expired_token_stops_at_authentication() {
 #[tokio::test]
 async fn a_missing_namespace_or_storage_class_fails() {
     let sim = start_sim().await;
-    let opts = Options {
+    let opts = PreflightOptions {
         namespace: "nowhere".into(),
         storage_class: "fast-nfs".into(),
-        ..Options::default()
+        ..PreflightOptions::default()
     };
     let report = run(&sim, &opts).await;
-    assert!(matches!(outcome(&report, "namespace"), Outcome::Fail(m) if m.contains("`nowhere` does not exist")));
+    assert!(matches!(outcome(&report, "namespace"), CheckOutcome::Fail(m) if m.contains("`nowhere` does not exist")));
     assert!(
-        matches!(outcome(&report, "storage"), Outcome::Fail(m) if m.contains("`fast-nfs` does not exist")
+        matches!(outcome(&report, "storage"), CheckOutcome::Fail(m) if m.contains("`fast-nfs` does not exist")
         && m.contains("local-path"))
     );
     assert_eq!(report.failures().count(), 2, "{report}");

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use woodpecker_k8s_agent::pipeline::compile::{self, Options};
+use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
 use woodpecker_k8s_agent::pipeline::yaml;
 
 /// Counts live heap bytes and their peak.
@@ -59,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
     let start = Instant::now();
     if let Ok(loaded) = yaml::load("fuzz.yaml", "fuzz", text, &env) {
         for wf in &loaded.workflows {
-            let _ = compile::compile(wf, &Options::default());
+            let _ = compile::compile(wf, &CompileOptions::default());
         }
     }
     let took = start.elapsed();

@@ -84,7 +84,7 @@ pub enum Error {
     Duration {
         var: &'static str,
         value: String,
-        source: crate::go::duration::Error,
+        source: crate::go::duration::DurationError,
     },
     ReadSecret {
         path: PathBuf,
@@ -120,7 +120,7 @@ impl std::error::Error for Error {
 /// The process log's settings (`shared/logger` upstream): level (`info`; empty logs nothing, as
 /// zerolog's "no level"), destination (`stderr`, `stdout` or a file), zerolog JSON unless
 /// `WOODPECKER_DEBUG_PRETTY`; both pretty and colour default to whether stdout is a terminal.
-pub fn log_config(env: &dyn Fn(&str) -> Option<String>, stdout_is_terminal: bool) -> Result<log::Config, Error> {
+pub fn log_config(env: &dyn Fn(&str) -> Option<String>, stdout_is_terminal: bool) -> Result<log::LogConfig, Error> {
     let v = Vars { env };
     let level = match v.string("WOODPECKER_LOG_LEVEL") {
         None => Level::INFO,
@@ -139,10 +139,10 @@ pub fn log_config(env: &dyn Fn(&str) -> Option<String>, stdout_is_terminal: bool
     // A file never gets colours.
     let no_color = v.bool_or("WOODPECKER_DEBUG_NOCOLOR", !stdout_is_terminal)? || matches!(sink, log::Sink::File(_));
     let format = match pretty {
-        true => log::Format::Pretty { color: !no_color },
-        false => log::Format::Json,
+        true => log::LogFormat::Pretty { color: !no_color },
+        false => log::LogFormat::Json,
     };
-    Ok(log::Config { level, format, sink })
+    Ok(log::LogConfig { level, format, sink })
 }
 
 impl Settings {
@@ -634,17 +634,17 @@ mod tests {
         let c = cfg(&[], false);
         assert_eq!(
             (c.level, c.format, c.sink),
-            (Level::INFO, log::Format::Json, log::Sink::Stderr)
+            (Level::INFO, log::LogFormat::Json, log::Sink::Stderr)
         );
         // A terminal: pretty and coloured by default; both switches turn that off.
-        assert_eq!(cfg(&[], true).format, log::Format::Pretty { color: true });
+        assert_eq!(cfg(&[], true).format, log::LogFormat::Pretty { color: true });
         assert_eq!(
             cfg(&[("WOODPECKER_DEBUG_PRETTY", "false")], true).format,
-            log::Format::Json
+            log::LogFormat::Json
         );
         assert_eq!(
             cfg(&[("WOODPECKER_DEBUG_PRETTY", "true")], false).format,
-            log::Format::Pretty { color: false }
+            log::LogFormat::Pretty { color: false }
         );
         assert_eq!(
             cfg(
@@ -652,7 +652,7 @@ mod tests {
                 false
             )
             .format,
-            log::Format::Pretty { color: true },
+            log::LogFormat::Pretty { color: true },
             "an empty bool is false"
         );
         let file = cfg(
@@ -665,7 +665,7 @@ mod tests {
         assert_eq!(file.sink, log::Sink::File("/var/log/agent.log".into()));
         assert_eq!(
             file.format,
-            log::Format::Pretty { color: false },
+            log::LogFormat::Pretty { color: false },
             "files get no colours"
         );
         assert_eq!(cfg(&[("WOODPECKER_LOG_FILE", "stdout")], false).sink, log::Sink::Stdout);

@@ -117,7 +117,7 @@ impl<R: WorkflowRunner> Agent<R> {
                 {
                     log::log(
                         log::Level::WARN,
-                        &[("error", log::Value::Str(&e.status.to_string()))],
+                        &[("error", log::LogValue::Str(&e.status.to_string()))],
                         format_args!(
                             "cannot connect to {}, retrying in {:?} (attempt {attempt} of {})",
                             settings.server, settings.connect_retry_delay, settings.connect_attempts

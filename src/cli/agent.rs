@@ -53,13 +53,13 @@ pub fn run(args: Vec<OsString>) -> super::Result {
     }
     // Like the Go agent, every line is a log line, the last words included: zerolog's JSON until
     // the log settings are read, then theirs; an error ends the process as `log.Fatal` does.
-    log::set_format(log::Format::Json);
+    log::set_format(log::LogFormat::Json);
     match run_agent(ping) {
         Ok(code) => Ok(code),
         Err(err) => {
             log::log(
                 log::Level::FATAL,
-                &[("error", log::Value::Str(&crate::error_chain::one_line(err.as_ref())))],
+                &[("error", log::LogValue::Str(&crate::error_chain::one_line(err.as_ref())))],
                 format_args!("error running agent"),
             );
             Ok(ExitCode::from(1))
@@ -82,7 +82,7 @@ fn run_agent(ping: bool) -> super::Result {
     log::info(format_args!("log level: {}", log_config.level.name()));
     log::log(
         log::Level::INFO,
-        &[("version", log::Value::Str(env!("CARGO_PKG_VERSION")))],
+        &[("version", log::LogValue::Str(env!("CARGO_PKG_VERSION")))],
         format_args!("Starting Woodpecker agent"),
     );
     let settings = Settings::from_env(env, &os_hostname())?;
@@ -100,7 +100,7 @@ fn run_agent(ping: bool) -> super::Result {
         crate::metrics::global().watch_client(&client);
         // Preflight at start (issue 6): findings go to the log, and the agent runs on either
         // way: a cluster briefly unreachable at start must not crash-loop the pod.
-        let checks = preflight::Options::from_backend(&opts);
+        let checks = preflight::PreflightOptions::from_backend(&opts);
         log_preflight(&preflight::preflight(&client, &checks).await);
         let (trigger, shutdown) = shutdown::channel();
         let (stop_backend, backend_shutdown) = shutdown::channel();
@@ -127,9 +127,9 @@ fn run_agent(ping: bool) -> super::Result {
 fn log_preflight(report: &preflight::Report) {
     for check in &report.checks {
         match &check.outcome {
-            preflight::Outcome::Ok(text) => log::debug(format_args!("preflight {}: {text}", check.name)),
-            preflight::Outcome::Warn(text) => log::warn(format_args!("preflight {}: {text}", check.name)),
-            preflight::Outcome::Fail(text) => log::error(format_args!("preflight {}: {text}", check.name)),
+            preflight::CheckOutcome::Ok(text) => log::debug(format_args!("preflight {}: {text}", check.name)),
+            preflight::CheckOutcome::Warn(text) => log::warn(format_args!("preflight {}: {text}", check.name)),
+            preflight::CheckOutcome::Fail(text) => log::error(format_args!("preflight {}: {text}", check.name)),
         }
     }
     match report.failures().count() {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::backend::{Backend, Config};
-use crate::pipeline::compile::{self, Compiled, Options};
+use crate::pipeline::compile::{self, CompileOptions, Compiled};
 use crate::pipeline::env::Metadata;
 use crate::pipeline::error::Warning;
 use crate::pipeline::runtime::logs::MASK;
@@ -50,7 +50,7 @@ pub enum Fate {
     /// compiled again, with `opts`, when it is printed or run, so that a run holds one
     /// compiled workflow at a time where it can (a 27-item matrix of thousands of steps).
     Run {
-        opts: Box<Options>,
+        opts: Box<CompileOptions>,
         depends_on: Vec<String>,
         on_success: bool,
         on_failure: bool,
@@ -237,7 +237,7 @@ pub fn plan(
         meta.commit_ref = format!("refs/heads/{branch}");
     }
     meta.machine = hostname();
-    let defaults = Options::default();
+    let defaults = CompileOptions::default();
     let workspace = format!("{}/{}", defaults.workspace_base, defaults.workspace_path);
     let mut workflows = Vec::new();
     let mut warnings = Vec::new();
@@ -253,7 +253,7 @@ pub fn plan(
     let mut fates: Vec<Fate> = Vec::with_capacity(workflows.len());
     let mut number = 1;
     for wf in &workflows {
-        let opts = Options {
+        let opts = CompileOptions {
             meta: meta.clone(),
             secrets: secrets_for(wf, args, getenv),
             env: args.env.clone(),
@@ -322,7 +322,7 @@ pub fn plan(
             .find(|w| w.name == names[0])
             .map(|w| w.file.clone())
             .unwrap_or_default();
-        return Err(crate::pipeline::Error::invalid(
+        return Err(crate::pipeline::PipelineError::invalid(
             &file,
             0,
             "depends_on",

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::backend::options::{Flags, Options as BackendOptions};
-use crate::backend::preflight::{Options, preflight};
+use crate::backend::preflight::{PreflightOptions, preflight};
 use kube::config::{Overrides, redact_userinfo};
 use kube::retry::RetryPolicy;
 use kube::{Client, ClientOptions, Config};
@@ -21,7 +21,7 @@ Checks that the cluster is reachable, we are authenticated, the namespace exists
 every call the agent makes, and the storage class fits STORAGE_RWX. Prints one line per check;
 exits 1 when a check failed.
 
-Options:
+PreflightOptions:
   --kubeconfig FILE       kubeconfig to use (default: KUBECONFIG, ~/.kube/config, in-cluster)
   --context NAME          kubeconfig context (default: the current context)
   --namespace NAME        where steps run (default: WOODPECKER_BACKEND_K8S_NAMESPACE or woodpecker)
@@ -38,7 +38,7 @@ Options:
 pub struct Args {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
-    pub options: Options,
+    pub options: PreflightOptions,
     pub help: bool,
 }
 
@@ -53,7 +53,7 @@ pub fn parse(
     let mut out = Args {
         kubeconfig: None,
         context: None,
-        options: Options::default(),
+        options: PreflightOptions::default(),
         help: false,
     };
     let mut parser = lexopt::Parser::from_args(args);
@@ -90,7 +90,7 @@ pub fn parse(
         }
     }
     let backend = BackendOptions::from_lookup(flags.over(env))?;
-    out.options = Options::from_backend(&backend);
+    out.options = PreflightOptions::from_backend(&backend);
     if out.options.namespace.is_empty() {
         return Err("--namespace: the namespace must not be empty".into());
     }

@@ -40,7 +40,7 @@ enum RenderError {
     },
     Decode {
         path: PathBuf,
-        source: crate::go::json::Error,
+        source: crate::go::json::JsonError,
     },
     Options(options::OptionsError),
     Build(crate::backend::BuildError),

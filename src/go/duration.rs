@@ -24,7 +24,7 @@ const LIMIT: u64 = 1 << 63;
 
 /// A text `time.ParseDuration` refuses, with Go's wording.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
+pub enum DurationError {
     Invalid(String),
     MissingUnit(String),
     UnknownUnit {
@@ -35,24 +35,24 @@ pub enum Error {
     Negative(String),
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for DurationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Invalid(s) => write!(f, "time: invalid duration {}", quote(s)),
-            Error::MissingUnit(s) => write!(f, "time: missing unit in duration {}", quote(s)),
-            Error::UnknownUnit { unit, text } => {
+            DurationError::Invalid(s) => write!(f, "time: invalid duration {}", quote(s)),
+            DurationError::MissingUnit(s) => write!(f, "time: missing unit in duration {}", quote(s)),
+            DurationError::UnknownUnit { unit, text } => {
                 write!(f, "time: unknown unit {} in duration {}", quote(unit), quote(text))
             }
-            Error::Negative(s) => write!(f, "{} is negative", quote(s)),
+            DurationError::Negative(s) => write!(f, "{} is negative", quote(s)),
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for DurationError {}
 
 /// Go's `time.ParseDuration`: signed nanoseconds.
-pub fn parse(text: &str) -> Result<i64, Error> {
-    let invalid = || Error::Invalid(text.to_owned());
+pub fn parse(text: &str) -> Result<i64, DurationError> {
+    let invalid = || DurationError::Invalid(text.to_owned());
     let mut s = text.as_bytes();
     let mut neg = false;
     if let Some(&c) = s.first()
@@ -91,12 +91,12 @@ pub fn parse(text: &str) -> Result<i64, Error> {
             .position(|&c| c == b'.' || c.is_ascii_digit())
             .unwrap_or(s.len());
         if end == 0 {
-            return Err(Error::MissingUnit(text.to_owned()));
+            return Err(DurationError::MissingUnit(text.to_owned()));
         }
         let unit_text = &s[..end];
         s = &s[end..];
         let Some(&(_, unit)) = UNITS.iter().find(|(name, _)| name.as_bytes() == unit_text) else {
-            return Err(Error::UnknownUnit {
+            return Err(DurationError::UnknownUnit {
                 unit: String::from_utf8_lossy(unit_text).into_owned(),
                 text: text.to_owned(),
             });
@@ -128,16 +128,16 @@ pub fn parse(text: &str) -> Result<i64, Error> {
 
 /// A duration setting: Go's grammar, not negative. With `bare_seconds`, a plain whole number
 /// is seconds, as Woodpecker reads its int-seconds options (`STOP_TIMEOUT=20`).
-pub fn setting(text: &str, bare_seconds: bool) -> Result<Duration, Error> {
+pub fn setting(text: &str, bare_seconds: bool) -> Result<Duration, DurationError> {
     if bare_seconds && !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse::<u64>()
             .map(Duration::from_secs)
-            .map_err(|_| Error::Invalid(text.to_owned()));
+            .map_err(|_| DurationError::Invalid(text.to_owned()));
     }
     let nanos = parse(text)?;
     if nanos < 0 {
-        return Err(Error::Negative(text.to_owned()));
+        return Err(DurationError::Negative(text.to_owned()));
     }
     Ok(Duration::from_nanos(nanos as u64))
 }

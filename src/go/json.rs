@@ -23,8 +23,8 @@ use serde::de::{
 use serde_json::{Map, Number, Value};
 
 /// Decodes `bytes` with Go's rules (see the module doc).
-pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| Error {
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| JsonError {
         path: String::new(),
         // serde_json's syntax errors name a line and column, not a value.
         message: format!("not valid JSON: {e}"),
@@ -33,19 +33,19 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 }
 
 /// Decodes an already parsed value with Go's rules.
-pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Error> {
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, JsonError> {
     T::deserialize(GoValue { value, at: &Path::Root })
 }
 
 /// A decoding error: where, and what kind of value was wrong. Never the value itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct JsonError {
     /// `pipeline[0].steps[1].image`, or empty for the document itself.
     pub path: String,
     pub message: String,
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.path.is_empty() {
             f.write_str(&self.message)
@@ -55,11 +55,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for JsonError {}
 
-impl de::Error for Error {
+impl de::Error for JsonError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        Error {
+        JsonError {
             path: String::new(),
             message: msg.to_string(),
         }
@@ -127,14 +127,14 @@ struct GoValue<'a> {
 
 impl GoValue<'_> {
     /// Gives an error from below this value the path of this value, unless a deeper one has it.
-    fn locate(&self, mut e: Error) -> Error {
+    fn locate(&self, mut e: JsonError) -> JsonError {
         if e.path.is_empty() {
             e.path = self.at.render();
         }
         e
     }
 
-    fn wrong_type(&self, exp: &dyn de::Expected) -> Error {
+    fn wrong_type(&self, exp: &dyn de::Expected) -> JsonError {
         let found = match self.value {
             Value::Null => "null",
             Value::Bool(_) => "a boolean",
@@ -146,7 +146,7 @@ impl GoValue<'_> {
         self.locate(de::Error::custom(format_args!("expected {exp}, found {found}")))
     }
 
-    fn number<'de, V: Visitor<'de>>(&self, n: &Number, visitor: V) -> Result<V::Value, Error> {
+    fn number<'de, V: Visitor<'de>>(&self, n: &Number, visitor: V) -> Result<V::Value, JsonError> {
         let r = if let Some(u) = n.as_u64() {
             visitor.visit_u64(u)
         } else if let Some(i) = n.as_i64() {
@@ -162,10 +162,10 @@ impl GoValue<'_> {
 /// is an error naming both kinds.
 macro_rules! scalar {
     ($($method:ident => $zero:expr),* $(,)?) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
             match self.value {
                 Value::Null => {
-                    let zero: fn(V) -> Result<V::Value, Error> = $zero;
+                    let zero: fn(V) -> Result<V::Value, JsonError> = $zero;
                     zero(visitor).map_err(|e| self.locate(e))
                 }
                 _ => self.deserialize_any(visitor),
@@ -175,9 +175,9 @@ macro_rules! scalar {
 }
 
 impl<'de> Deserializer<'de> for GoValue<'_> {
-    type Error = Error;
+    type Error = JsonError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
         let r = match self.value {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
@@ -208,26 +208,30 @@ impl<'de> Deserializer<'de> for GoValue<'_> {
         deserialize_byte_buf => |v| v.visit_bytes(&[]),
     }
 
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
         match self.value {
             Value::Null => visitor.visit_none().map_err(|e| self.locate(e)),
             _ => visitor.visit_some(self),
         }
     }
 
-    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
         self.deserialize_any(visitor)
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, JsonError> {
         self.deserialize_any(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, JsonError> {
         visitor.visit_newtype_struct(self)
     }
 
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
         match self.value {
             Value::Null => self.seq(&[], visitor),
             Value::Array(items) => self.seq(items, visitor),
@@ -235,7 +239,7 @@ impl<'de> Deserializer<'de> for GoValue<'_> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, JsonError> {
         self.deserialize_seq(visitor)
     }
 
@@ -244,11 +248,11 @@ impl<'de> Deserializer<'de> for GoValue<'_> {
         _name: &'static str,
         _len: usize,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, JsonError> {
         self.deserialize_seq(visitor)
     }
 
-    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
         match self.value {
             Value::Null => self.map(&Map::new(), None, visitor),
             Value::Object(map) => self.map(map, None, visitor),
@@ -261,7 +265,7 @@ impl<'de> Deserializer<'de> for GoValue<'_> {
         _name: &'static str,
         fields: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, JsonError> {
         match self.value {
             Value::Null => self.map(&Map::new(), Some(fields), visitor),
             Value::Object(map) => self.map(map, Some(fields), visitor),
@@ -274,26 +278,26 @@ impl<'de> Deserializer<'de> for GoValue<'_> {
         _name: &'static str,
         _variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, JsonError> {
         match self.value {
             Value::String(s) => visitor
                 .visit_enum(s.as_str().into_deserializer())
-                .map_err(|e: Error| self.locate(e)),
+                .map_err(|e: JsonError| self.locate(e)),
             _ => Err(self.wrong_type(&visitor)),
         }
     }
 
-    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
         self.deserialize_str(visitor)
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, JsonError> {
         visitor.visit_unit()
     }
 }
 
 impl GoValue<'_> {
-    fn seq<'de, V: Visitor<'de>>(&self, items: &[Value], visitor: V) -> Result<V::Value, Error> {
+    fn seq<'de, V: Visitor<'de>>(&self, items: &[Value], visitor: V) -> Result<V::Value, JsonError> {
         let access = Items {
             items: items.iter().enumerate(),
             at: self.at,
@@ -308,7 +312,7 @@ impl GoValue<'_> {
         map: &Map<String, Value>,
         fields: Option<&'static [&'static str]>,
         visitor: V,
-    ) -> Result<V::Value, Error> {
+    ) -> Result<V::Value, JsonError> {
         let entries: Vec<(&str, &Value)> = match fields {
             None => map.iter().map(|(k, v)| (k.as_str(), v)).collect(),
             Some(fields) => struct_entries(map, fields),
@@ -355,9 +359,9 @@ struct Items<'a, I> {
 }
 
 impl<'de, 'a, I: Iterator<Item = (usize, &'a Value)>> SeqAccess<'de> for Items<'a, I> {
-    type Error = Error;
+    type Error = JsonError;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, JsonError> {
         let Some((i, value)) = self.items.next() else {
             return Ok(None);
         };
@@ -373,18 +377,18 @@ struct Entries<'a, I> {
 }
 
 impl<'de, 'a, I: Iterator<Item = (&'a str, &'a Value)>> MapAccess<'de> for Entries<'a, I> {
-    type Error = Error;
+    type Error = JsonError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, JsonError> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
         self.value = Some((key, value));
-        seed.deserialize(de::value::StrDeserializer::<Error>::new(key))
+        seed.deserialize(de::value::StrDeserializer::<JsonError>::new(key))
             .map(Some)
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, JsonError> {
         let (key, value) = self.value.take().expect("serde asks for a value after its key");
         let at = Path::Key(self.at, key);
         seed.deserialize(GoValue { value, at: &at })
@@ -438,7 +442,7 @@ mod tests {
         assert_eq!(got.id, 7);
     }
 
-    fn decode(text: &str) -> Result<Outer, Error> {
+    fn decode(text: &str) -> Result<Outer, JsonError> {
         from_slice(text.as_bytes())
     }
 

@@ -73,7 +73,7 @@ impl Level {
 
 /// A field value.
 #[derive(Debug, Clone, Copy)]
-pub enum Value<'a> {
+pub enum LogValue<'a> {
     Str(&'a str),
     Int(i64),
     Bool(bool),
@@ -81,9 +81,9 @@ pub enum Value<'a> {
 
 /// One event: what a zerolog call chain carries.
 #[derive(Debug, Clone, Copy)]
-pub struct Event<'a> {
+pub struct LogEvent<'a> {
     pub level: Level,
-    pub fields: &'a [(&'a str, Value<'a>)],
+    pub fields: &'a [(&'a str, LogValue<'a>)],
     pub time: SystemTime,
     /// `file:line`, written at debug and trace.
     pub caller: Option<&'a str>,
@@ -91,7 +91,7 @@ pub struct Event<'a> {
 }
 
 /// The JSON line (with its newline).
-pub fn json_line(e: &Event<'_>) -> String {
+pub fn json_line(e: &LogEvent<'_>) -> String {
     let mut out = String::with_capacity(96 + e.message.len());
     out.push('{');
     if e.level != Level::NO_LEVEL {
@@ -105,11 +105,11 @@ pub fn json_line(e: &Event<'_>) -> String {
         append_string(&mut out, key);
         out.push(':');
         match value {
-            Value::Str(s) => append_string(&mut out, s),
-            Value::Int(n) => {
+            LogValue::Str(s) => append_string(&mut out, s),
+            LogValue::Int(n) => {
                 let _ = write!(out, "{n}");
             }
-            Value::Bool(b) => {
+            LogValue::Bool(b) => {
                 let _ = write!(out, "{b}");
             }
         }
@@ -133,7 +133,7 @@ pub fn json_line(e: &Event<'_>) -> String {
 
 /// ConsoleWriter's line (with its newline): time (`3:04PM`), level, caller, message, then the
 /// fields sorted by name with `error` first. `color` adds zerolog's ANSI colours.
-pub fn console_line(e: &Event<'_>, color: bool) -> String {
+pub fn console_line(e: &LogEvent<'_>, color: bool) -> String {
     let paint = |s: &str, code: u8| {
         if color && code != 0 {
             format!("\x1b[{code}m{s}\x1b[0m")
@@ -155,14 +155,14 @@ pub fn console_line(e: &Event<'_>, color: bool) -> String {
             e.message.to_owned()
         });
     }
-    let mut fields: Vec<&(&str, Value<'_>)> = e.fields.iter().collect();
+    let mut fields: Vec<&(&str, LogValue<'_>)> = e.fields.iter().collect();
     fields.sort_by_key(|(k, _)| (*k != "error", *k));
     for (key, value) in fields {
         let text = match value {
-            Value::Str(s) if needs_quote(s) => go_quote(s),
-            Value::Str(s) => (*s).to_owned(),
-            Value::Int(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
+            LogValue::Str(s) if needs_quote(s) => go_quote(s),
+            LogValue::Str(s) => (*s).to_owned(),
+            LogValue::Int(n) => n.to_string(),
+            LogValue::Bool(b) => b.to_string(),
         };
         parts.push(if *key == "error" {
             paint(&format!("{key}="), 36) + &paint(&paint(&text, 1), 31)
@@ -287,11 +287,11 @@ mod tests {
 
     #[test]
     fn json_lines_have_zerolog_fields_in_zerolog_order() {
-        let e = Event {
+        let e = LogEvent {
             level: Level::WARN,
             fields: &[
-                ("error", Value::Str("rpc error: \"x\"\n")),
-                ("exit_code", Value::Int(3)),
+                ("error", LogValue::Str("rpc error: \"x\"\n")),
+                ("exit_code", LogValue::Int(3)),
             ],
             time: at(1_767_366_245), // 2026-01-02T15:04:05Z
             caller: None,
@@ -302,7 +302,7 @@ mod tests {
             "{\"level\":\"warn\",\"error\":\"rpc error: \\\"x\\\"\\n\",\"exit_code\":3,\
              \"time\":\"2026-01-02T15:04:05Z\",\"message\":\"cannot connect to ci:9000, retrying in 2s\"}\n"
         );
-        let plain = Event {
+        let plain = LogEvent {
             level: Level::DEBUG,
             fields: &[],
             time: at(0),
@@ -318,9 +318,9 @@ mod tests {
 
     #[test]
     fn console_lines_as_zerolog_console_writer() {
-        let e = Event {
+        let e = LogEvent {
             level: Level::INFO,
-            fields: &[("workflow_id", Value::Str("12")), ("error", Value::Str("a b"))],
+            fields: &[("workflow_id", LogValue::Str("12")), ("error", LogValue::Str("a b"))],
             time: at(1_767_366_245),
             caller: None,
             message: "done",
@@ -334,7 +334,7 @@ mod tests {
             "\x1b[90m3:04PM\x1b[0m \x1b[32mINF\x1b[0m \x1b[1mdone\x1b[0m \x1b[36merror=\x1b[0m\
              \x1b[31m\x1b[1m\"a b\"\x1b[0m\x1b[0m \x1b[36mworkflow_id=\x1b[0m12\n"
         );
-        let midnight = Event {
+        let midnight = LogEvent {
             level: Level::DEBUG,
             fields: &[],
             time: at(0),

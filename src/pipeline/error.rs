@@ -7,7 +7,7 @@ use std::fmt;
 
 /// A pipeline file problem.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
+pub struct PipelineError {
     /// The file as the user named it.
     pub file: String,
     /// 1-based; 0 when the problem is the whole file.
@@ -31,9 +31,9 @@ pub enum ErrorKind {
     Read(String),
 }
 
-impl Error {
+impl PipelineError {
     pub fn new(file: &str, line: usize, key: &str, kind: ErrorKind) -> Self {
-        Error {
+        PipelineError {
             file: file.to_owned(),
             line,
             key: key.to_owned(),
@@ -42,7 +42,7 @@ impl Error {
     }
 
     pub fn invalid(file: &str, line: usize, key: &str, msg: impl Into<String>) -> Self {
-        Error::new(file, line, key, ErrorKind::Invalid(msg.into()))
+        PipelineError::new(file, line, key, ErrorKind::Invalid(msg.into()))
     }
 
     fn place(&self) -> String {
@@ -54,7 +54,7 @@ impl Error {
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for PipelineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let place = self.place();
         let key = if self.key.is_empty() {
@@ -75,7 +75,7 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for PipelineError {}
 
 /// A piece of the user's input short enough to quote in a message (a hostile file may put
 /// 100 KB in one value).
@@ -120,16 +120,16 @@ mod tests {
 
     #[test]
     fn formats_each_kind() {
-        let e = Error::new("a.yaml", 3, "steps.x.shm_size", ErrorKind::NotSupported);
+        let e = PipelineError::new("a.yaml", 3, "steps.x.shm_size", ErrorKind::NotSupported);
         assert_eq!(e.to_string(), "not supported: steps.x.shm_size (a.yaml:3)");
-        let e = Error::new(
+        let e = PipelineError::new(
             "a.yaml",
             4,
             "steps.x.image",
             ErrorKind::WrongType { expected: "a string" },
         );
         assert_eq!(e.to_string(), "a.yaml:4: steps.x.image: expected a string");
-        let e = Error::new("a.yaml", 0, "", ErrorKind::Read("no such file".into()));
+        let e = PipelineError::new("a.yaml", 0, "", ErrorKind::Read("no such file".into()));
         assert_eq!(e.to_string(), "a.yaml: no such file");
     }
 }

@@ -20,5 +20,5 @@ pub mod trace;
 pub mod ulid;
 pub mod yaml;
 
-pub use error::{Error, ErrorKind};
+pub use error::{ErrorKind, PipelineError};
 pub use runtime::{RuntimeOptions, WorkflowOutcome, run_workflow};

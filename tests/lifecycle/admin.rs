@@ -452,7 +452,7 @@ async fn a_restarted_agent_reaps_the_pods_an_earlier_run_kept() {
 /// Preflight says which declared cache claims are missing.
 #[tokio::test]
 async fn preflight_names_missing_cache_claims() {
-    use woodpecker_k8s_agent::backend::preflight::{self, Outcome};
+    use woodpecker_k8s_agent::backend::preflight::{self, CheckOutcome};
     let h = harness().await;
     let (code, _, err) = kubectl(&h.sim, &["create", "-f", &cache_claim(&h, "go-cache")]).await;
     assert_eq!(code, 0, "{err}");
@@ -472,14 +472,14 @@ async fn preflight_names_missing_cache_claims() {
         ..Default::default()
     };
     let client = Client::new(h.sim.kube_config()).unwrap();
-    let report = preflight::preflight(&client, &preflight::Options::from_backend(&opts)).await;
+    let report = preflight::preflight(&client, &preflight::PreflightOptions::from_backend(&opts)).await;
     let check = report
         .checks
         .iter()
         .find(|c| c.name == "caches")
         .expect("a caches check");
     match &check.outcome {
-        Outcome::Fail(m) => assert!(
+        CheckOutcome::Fail(m) => assert!(
             m.contains("`npm-cache` (cache `npm`)") && !m.contains("go-cache"),
             "{m}"
         ),

@@ -5,7 +5,7 @@
 //! statuses outside the list, deprecated keys, server-only keys) is a warning naming file, line
 //! and key, printed once however many matrix items share it.
 
-use woodpecker_k8s_agent::pipeline::compile::{self, Options};
+use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
 use woodpecker_k8s_agent::pipeline::yaml;
 
 fn env(_: &str) -> Option<String> {
@@ -16,7 +16,7 @@ fn env(_: &str) -> Option<String> {
 fn err(text: &str) -> String {
     match yaml::load("ci.yaml", "ci", text, &env) {
         Err(e) => e.to_string(),
-        Ok(w) => match compile::compile(&w.workflows[0], &Options::default()) {
+        Ok(w) => match compile::compile(&w.workflows[0], &CompileOptions::default()) {
             Err(e) => e.to_string(),
             Ok(_) => format!("no error; warnings: {:?}", w.warnings),
         },
@@ -27,7 +27,7 @@ fn err(text: &str) -> String {
 fn warnings(text: &str) -> Vec<String> {
     let loaded = yaml::load("ci.yaml", "ci", text, &env).unwrap_or_else(|e| panic!("{e}\n{text}"));
     for wf in &loaded.workflows {
-        compile::compile(wf, &Options::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        compile::compile(wf, &CompileOptions::default()).unwrap_or_else(|e| panic!("{e}\n{text}"));
     }
     loaded.warnings.iter().map(|w| w.to_string()).collect()
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use woodpecker_k8s_agent::backend::{Config, Step};
-use woodpecker_k8s_agent::pipeline::compile::{self, Options};
+use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
 use woodpecker_k8s_agent::pipeline::env::Metadata;
 use woodpecker_k8s_agent::pipeline::yaml::{self, Workflow};
 
@@ -18,7 +18,7 @@ fn load(text: &str) -> Result<Vec<Workflow>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn compile_with(text: &str, opts: &Options) -> Result<Option<Config>, String> {
+fn compile_with(text: &str, opts: &CompileOptions) -> Result<Option<Config>, String> {
     let wfs = load(text)?;
     assert_eq!(wfs.len(), 1);
     compile::compile(&wfs[0], opts)
@@ -27,7 +27,7 @@ fn compile_with(text: &str, opts: &Options) -> Result<Option<Config>, String> {
 }
 
 fn compile(text: &str) -> Config {
-    compile_with(text, &Options::default())
+    compile_with(text, &CompileOptions::default())
         .unwrap()
         .expect("workflow excluded")
 }
@@ -120,7 +120,7 @@ steps:
 
 #[test]
 fn settings_become_plugin_variables() {
-    let opts = Options {
+    let opts = CompileOptions {
         secrets: BTreeMap::from([("docker_pw".into(), "hunter22".into())]),
         ..Default::default()
     };
@@ -161,7 +161,7 @@ steps:
 
 #[test]
 fn from_secret_in_environment_goes_to_the_secret_mapping() {
-    let opts = Options {
+    let opts = CompileOptions {
         secrets: BTreeMap::from([("token".into(), "s3cr3t".into())]),
         ..Default::default()
     };
@@ -229,8 +229,8 @@ steps:
 #[test]
 fn workflow_when_and_event_flag() {
     let text = "when:\n  event: push\nsteps:\n  a: {image: x, commands: [x]}\n";
-    assert_eq!(compile_with(text, &Options::default()).unwrap(), None);
-    let opts = Options {
+    assert_eq!(compile_with(text, &CompileOptions::default()).unwrap(), None);
+    let opts = CompileOptions {
         meta: Metadata {
             event: "push".into(),
             ..Default::default()
@@ -259,7 +259,10 @@ steps:
         wfs[1].axis,
         BTreeMap::from([("GO".into(), "1.22".into()), ("OS".into(), "linux".into())])
     );
-    let c = compile::compile(&wfs[1], &Options::default()).unwrap().unwrap().config;
+    let c = compile::compile(&wfs[1], &CompileOptions::default())
+        .unwrap()
+        .unwrap()
+        .config;
     let t = step(&c, "test");
     assert_eq!(t.image, "golang:1.22");
     assert_eq!(t.commands[1], "echo ${HOME} on main");
@@ -270,7 +273,10 @@ steps:
     let include = "matrix:\n  include:\n    - NAME: runner1\n      ARCH: arm64\nsteps:\n  build:\n    image: x\n    commands: [uname]\n    backend_options:\n      kubernetes:\n        nodeSelector:\n          kubernetes.io/arch: \"${ARCH}\"\n";
     let wfs = load(include).unwrap();
     assert_eq!(wfs.len(), 1);
-    let c = compile::compile(&wfs[0], &Options::default()).unwrap().unwrap().config;
+    let c = compile::compile(&wfs[0], &CompileOptions::default())
+        .unwrap()
+        .unwrap()
+        .config;
     assert_eq!(
         step(&c, "build").backend_options["kubernetes"]["nodeSelector"]["kubernetes.io/arch"],
         "arm64"
@@ -311,13 +317,13 @@ fn workspace_and_clone() {
     assert_eq!(step(&c, "a").environment["CI_WORKSPACE"], "/go/src/app");
 
     let wf = &load("steps:\n  a: {image: x, commands: [pwd]}\n").unwrap()[0];
-    let none = compile::compile(wf, &Options::default()).unwrap().unwrap();
+    let none = compile::compile(wf, &CompileOptions::default()).unwrap().unwrap();
     assert_eq!(none.notes, ["no clone step: no remote URL (pass --repo-url to clone)"]);
     let mut meta = Metadata::default();
     meta.apply_remote("https://example.com/o/r.git");
     let with = compile::compile(
         wf,
-        &Options {
+        &CompileOptions {
             meta,
             ..Default::default()
         },
@@ -356,7 +362,10 @@ steps:
 "#;
     let wfs = load(text).unwrap();
     let names = |wf: &Workflow| -> Vec<String> {
-        let c = compile::compile(wf, &Options::default()).unwrap().unwrap().config;
+        let c = compile::compile(wf, &CompileOptions::default())
+            .unwrap()
+            .unwrap()
+            .config;
         shape(&c).into_iter().flatten().collect()
     };
     let arm = std::env::consts::ARCH == "aarch64";
@@ -518,9 +527,9 @@ fn check_agrees_with_compile() {
         "steps:\n  a:\n    image: x\n    when:\n      branch: other\n  b:\n    image: x\n    depends_on: [a]\n",
         "services:\n  db:\n    image: x\nsteps:\n  a:\n    image: x\n",
     ];
-    let opts = Options {
+    let opts = CompileOptions {
         secrets: [("token".to_string(), "v".to_string())].into(),
-        ..Options::default()
+        ..CompileOptions::default()
     };
     for text in cases {
         let wfs = load(text).unwrap();

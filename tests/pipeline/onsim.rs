@@ -11,7 +11,7 @@ use sim::{ScriptRule, Sim};
 use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Settings};
 use woodpecker_k8s_agent::backend::options::Options as BackendOptions;
 use woodpecker_k8s_agent::backend::{Config, Step};
-use woodpecker_k8s_agent::pipeline::compile::{self, Options};
+use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
 use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
 use woodpecker_k8s_agent::pipeline::{RuntimeOptions, WorkflowOutcome, run_workflow, yaml};
 use woodpecker_k8s_agent::shutdown::{self, Shutdown};
@@ -95,7 +95,7 @@ fn backend(sim: &Sim) -> Arc<KubeBackend> {
 
 fn compile(text: &str) -> Config {
     let wf = &yaml::load("t.yaml", "t", text, &|_| None).expect("load").workflows[0];
-    compile::compile(wf, &Options::default())
+    compile::compile(wf, &CompileOptions::default())
         .expect("compile")
         .expect("included")
         .config

@@ -112,7 +112,7 @@ impl Kube {
                         last_said = Some(tokio::time::Instant::now());
                         crate::log::log(
                             crate::log::Level::WARN,
-                            &[("error", crate::log::Value::Str(&crate::error_chain::one_line(&e)))],
+                            &[("error", crate::log::LogValue::Str(&crate::error_chain::one_line(&e)))],
                             format_args!("the shared pod watch of namespace {ns} failed (retrying)"),
                         );
                     }

@@ -12,12 +12,12 @@ mod run;
 pub mod storage;
 
 pub use permissions::Permission;
-pub use report::{Check, Outcome, Report};
+pub use report::{Check, CheckOutcome, Report};
 pub use run::{SelfSubjectReview, VersionInfo, preflight};
 
 /// What to check: the few backend settings ([`crate::backend::Options`]) preflight needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
+pub struct PreflightOptions {
     /// Where step objects go (`NAMESPACE`); with per-org on, the prefix of the org namespaces.
     pub namespace: String,
     /// `STORAGE_CLASS`; empty means the cluster's default class.
@@ -33,9 +33,9 @@ pub struct Options {
     pub caches: Vec<(String, String)>,
 }
 
-impl Default for Options {
+impl Default for PreflightOptions {
     fn default() -> Self {
-        Options {
+        PreflightOptions {
             namespace: "woodpecker".into(),
             storage_class: String::new(),
             storage_rwx: true,
@@ -46,10 +46,10 @@ impl Default for Options {
     }
 }
 
-impl Options {
+impl PreflightOptions {
     /// The settings preflight checks, out of the backend's resolved options.
-    pub fn from_backend(opts: &crate::backend::Options) -> Options {
-        Options {
+    pub fn from_backend(opts: &crate::backend::Options) -> PreflightOptions {
+        PreflightOptions {
             namespace: opts.namespace.clone(),
             storage_class: opts.storage_class.clone(),
             storage_rwx: opts.storage_rwx,
@@ -88,29 +88,29 @@ mod tests {
     #[test]
     fn defaults_match_the_backend() {
         let backend = crate::backend::Options::default();
-        assert_eq!(Options::from_backend(&backend), Options::default());
+        assert_eq!(PreflightOptions::from_backend(&backend), PreflightOptions::default());
     }
 
     #[test]
     fn keeping_failed_pods_needs_patch_on_pods() {
-        let has_patch = |o: &Options| o.permissions().iter().any(|(p, _)| *p == permissions::PATCH_PODS);
-        assert!(!has_patch(&Options::default()));
-        let keep = Options {
+        let has_patch = |o: &PreflightOptions| o.permissions().iter().any(|(p, _)| *p == permissions::PATCH_PODS);
+        assert!(!has_patch(&PreflightOptions::default()));
+        let keep = PreflightOptions {
             keep_failed_pods: true,
-            ..Options::default()
+            ..PreflightOptions::default()
         };
         assert!(has_patch(&keep));
     }
 
     #[test]
     fn per_org_reviews_everything_cluster_wide() {
-        let opts = Options::default();
+        let opts = PreflightOptions::default();
         let single = opts.permissions();
         assert!(single.iter().all(|(_, ns)| *ns == "woodpecker"));
         assert!(!single.iter().any(|(p, _)| p.resource == "namespaces"));
-        let opts = Options {
+        let opts = PreflightOptions {
             namespace_per_org: true,
-            ..Options::default()
+            ..PreflightOptions::default()
         };
         let per_org = opts.permissions();
         assert!(per_org.iter().all(|(_, ns)| ns.is_empty()));

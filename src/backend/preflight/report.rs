@@ -4,7 +4,7 @@ use std::fmt;
 
 /// How one check came out, with the sentence that explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum CheckOutcome {
     Ok(String),
     /// Works now but may bite later, or could not be checked.
     Warn(String),
@@ -16,7 +16,7 @@ pub enum Outcome {
 pub struct Check {
     /// Short and stable: `cluster`, `authentication`, `namespace`, `rbac: create pods`, `storage`.
     pub name: String,
-    pub outcome: Outcome,
+    pub outcome: CheckOutcome,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn push(&mut self, name: impl Into<String>, outcome: Outcome) {
+    pub fn push(&mut self, name: impl Into<String>, outcome: CheckOutcome) {
         self.checks.push(Check {
             name: name.into(),
             outcome,
@@ -34,11 +34,13 @@ impl Report {
 
     /// True when no check failed (warnings allowed).
     pub fn passed(&self) -> bool {
-        !self.checks.iter().any(|c| matches!(c.outcome, Outcome::Fail(_)))
+        !self.checks.iter().any(|c| matches!(c.outcome, CheckOutcome::Fail(_)))
     }
 
     pub fn failures(&self) -> impl Iterator<Item = &Check> {
-        self.checks.iter().filter(|c| matches!(c.outcome, Outcome::Fail(_)))
+        self.checks
+            .iter()
+            .filter(|c| matches!(c.outcome, CheckOutcome::Fail(_)))
     }
 }
 
@@ -47,9 +49,9 @@ impl fmt::Display for Report {
         let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for check in &self.checks {
             let (tag, text) = match &check.outcome {
-                Outcome::Ok(t) => ("ok  ", t),
-                Outcome::Warn(t) => ("warn", t),
-                Outcome::Fail(t) => ("FAIL", t),
+                CheckOutcome::Ok(t) => ("ok  ", t),
+                CheckOutcome::Warn(t) => ("warn", t),
+                CheckOutcome::Fail(t) => ("FAIL", t),
             };
             writeln!(f, "{tag}  {:width$}  {text}", check.name)?;
         }
@@ -57,7 +59,7 @@ impl fmt::Display for Report {
         let warned = self
             .checks
             .iter()
-            .filter(|c| matches!(c.outcome, Outcome::Warn(_)))
+            .filter(|c| matches!(c.outcome, CheckOutcome::Warn(_)))
             .count();
         if failed == 0 {
             write!(f, "preflight passed ({} checks, {warned} warnings)", self.checks.len())
@@ -74,9 +76,9 @@ mod tests {
     #[test]
     fn one_aligned_line_per_check_and_a_verdict() {
         let mut report = Report::default();
-        report.push("cluster", Outcome::Ok("v1.32.0".into()));
-        report.push("rbac: delete pods", Outcome::Fail("no RBAC rule allows it".into()));
-        report.push("storage", Outcome::Warn("cannot tell".into()));
+        report.push("cluster", CheckOutcome::Ok("v1.32.0".into()));
+        report.push("rbac: delete pods", CheckOutcome::Fail("no RBAC rule allows it".into()));
+        report.push("storage", CheckOutcome::Warn("cannot tell".into()));
         assert!(!report.passed());
         assert_eq!(
             report.to_string(),

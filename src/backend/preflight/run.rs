@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::permissions::{self, SelfSubjectAccessReview};
 use super::storage::{self, StorageClass};
-use super::{Options, Outcome, Report};
+use super::{CheckOutcome, PreflightOptions, Report};
 use crate::error_chain::one_line;
 use kube::types::{Namespace, ObjectMeta, resource};
 use kube::{Api, Client, Error, ListParams};
@@ -55,29 +55,29 @@ const ANONYMOUS: &str = "system:anonymous";
 
 /// Runs every check against the cluster `client` talks to. Never fails: a check that cannot be
 /// made is itself a line of the report.
-pub async fn preflight(client: &Client, opts: &Options) -> Report {
+pub async fn preflight(client: &Client, opts: &PreflightOptions) -> Report {
     let mut report = Report::default();
     match client.get_json::<VersionInfo>("/version").await {
         Ok(v) => report.push(
             "cluster",
-            Outcome::Ok(format!("reachable, Kubernetes {} {}", v.git_version, v.platform)),
+            CheckOutcome::Ok(format!("reachable, Kubernetes {} {}", v.git_version, v.platform)),
         ),
         Err(e) if matches!(e, Error::Api { .. }) && !e.is_unauthorized() => {
             // Some clusters hide /version from anonymous users; an HTTP answer is still an answer.
             report.push(
                 "cluster",
-                Outcome::Ok(format!("reachable (/version: {})", one_line(&e))),
+                CheckOutcome::Ok(format!("reachable (/version: {})", one_line(&e))),
             );
         }
-        Err(e) if e.is_unauthorized() => report.push("cluster", Outcome::Ok("reachable".into())),
+        Err(e) if e.is_unauthorized() => report.push("cluster", CheckOutcome::Ok("reachable".into())),
         Err(e) => {
-            report.push("cluster", Outcome::Fail(format!("unreachable: {}", one_line(&e))));
+            report.push("cluster", CheckOutcome::Fail(format!("unreachable: {}", one_line(&e))));
             return report;
         }
     }
 
     let outcome = authentication(client).await;
-    let failed = matches!(outcome, Outcome::Fail(_));
+    let failed = matches!(outcome, CheckOutcome::Fail(_));
     report.push("authentication", outcome);
     if failed {
         return report;
@@ -94,10 +94,10 @@ pub async fn preflight(client: &Client, opts: &Options) -> Report {
         let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
         let outcome = match reviews.create(&perm.review(ns)).await {
             Ok(answer) => match permissions::verdict(&answer) {
-                Ok(()) => Outcome::Ok("allowed".into()),
-                Err(why) => Outcome::Fail(format!("denied: {why}")),
+                Ok(()) => CheckOutcome::Ok("allowed".into()),
+                Err(why) => CheckOutcome::Fail(format!("denied: {why}")),
             },
-            Err(e) => Outcome::Fail(format!("could not ask: {}", one_line(&e))),
+            Err(e) => CheckOutcome::Fail(format!("could not ask: {}", one_line(&e))),
         };
         report.push(name, outcome);
     }
@@ -105,12 +105,12 @@ pub async fn preflight(client: &Client, opts: &Options) -> Report {
     let classes: Api<StorageClass> = Api::all(client.clone());
     let outcome = match classes.list(&ListParams::default()).await {
         Ok(list) => storage::judge(&list.items, &opts.storage_class, opts.storage_rwx),
-        Err(e) if e.is_forbidden() => Outcome::Warn(format!(
+        Err(e) if e.is_forbidden() => CheckOutcome::Warn(format!(
             "cannot list StorageClasses (forbidden; apply deploy/optional/storageclass-reader.yaml \
              to let preflight check them): {}",
             one_line(&e)
         )),
-        Err(e) => Outcome::Fail(format!("cannot list StorageClasses: {}", one_line(&e))),
+        Err(e) => CheckOutcome::Fail(format!("cannot list StorageClasses: {}", one_line(&e))),
     };
     report.push("storage", outcome);
     if !opts.caches.is_empty() {
@@ -120,15 +120,15 @@ pub async fn preflight(client: &Client, opts: &Options) -> Report {
 }
 
 /// Every claim `CACHES` names exists (the agent never creates them).
-async fn caches(client: &Client, opts: &Options) -> Outcome {
+async fn caches(client: &Client, opts: &PreflightOptions) -> CheckOutcome {
     if opts.namespace_per_org {
-        return Outcome::Warn("not checked: with a namespace per organisation, each needs its own claims".into());
+        return CheckOutcome::Warn("not checked: with a namespace per organisation, each needs its own claims".into());
     }
     let ns = &opts.namespace;
     let claims: Api<kube::types::PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
     let found = match claims.list_all(&ListParams::default()).await {
         Ok(list) => list.items,
-        Err(e) => return Outcome::Fail(format!("cannot list claims in `{ns}`: {}", one_line(&e))),
+        Err(e) => return CheckOutcome::Fail(format!("cannot list claims in `{ns}`: {}", one_line(&e))),
     };
     let missing: Vec<String> = opts
         .caches
@@ -137,56 +137,56 @@ async fn caches(client: &Client, opts: &Options) -> Outcome {
         .map(|(name, claim)| format!("`{claim}` (cache `{name}`)"))
         .collect();
     if missing.is_empty() {
-        Outcome::Ok(format!("{} claim(s) found in `{ns}`", opts.caches.len()))
+        CheckOutcome::Ok(format!("{} claim(s) found in `{ns}`", opts.caches.len()))
     } else {
-        Outcome::Fail(format!(
+        CheckOutcome::Fail(format!(
             "missing in `{ns}`: {}; a step mounting one stays pending until it exists",
             missing.join(", ")
         ))
     }
 }
 
-async fn authentication(client: &Client) -> Outcome {
+async fn authentication(client: &Client) -> CheckOutcome {
     let reviews: Api<SelfSubjectReview> = Api::all(client.clone());
     match reviews.create(&SelfSubjectReview::default()).await {
         Ok(review) => {
             let user = review.status.unwrap_or_default().user_info.username;
             if user == ANONYMOUS {
-                Outcome::Fail(format!("the apiserver sees no credentials: we are {ANONYMOUS}"))
+                CheckOutcome::Fail(format!("the apiserver sees no credentials: we are {ANONYMOUS}"))
             } else {
-                Outcome::Ok(format!("as {user}"))
+                CheckOutcome::Ok(format!("as {user}"))
             }
         }
-        Err(e) if e.is_unauthorized() => Outcome::Fail(format!("credentials rejected: {}", one_line(&e))),
+        Err(e) if e.is_unauthorized() => CheckOutcome::Fail(format!("credentials rejected: {}", one_line(&e))),
         Err(e) if e.message().contains(ANONYMOUS) => {
-            Outcome::Fail(format!("the apiserver sees no credentials: {}", one_line(&e)))
+            CheckOutcome::Fail(format!("the apiserver sees no credentials: {}", one_line(&e)))
         }
         // The apiserver authenticates before it routes or authorizes: any other answer (404 on
         // clusters older than 1.28, 403 where reviews are locked down) means it accepted us.
         Err(Error::Api { status, .. }) => {
-            Outcome::Ok(format!("credentials accepted (SelfSubjectReview: {})", status.code))
+            CheckOutcome::Ok(format!("credentials accepted (SelfSubjectReview: {})", status.code))
         }
-        Err(e) => Outcome::Fail(format!("could not ask: {}", one_line(&e))),
+        Err(e) => CheckOutcome::Fail(format!("could not ask: {}", one_line(&e))),
     }
 }
 
-async fn namespace(client: &Client, opts: &Options) -> Outcome {
+async fn namespace(client: &Client, opts: &PreflightOptions) -> CheckOutcome {
     if opts.namespace_per_org {
-        return Outcome::Ok(format!("`{}-<org>` namespaces are created on demand", opts.namespace));
+        return CheckOutcome::Ok(format!("`{}-<org>` namespaces are created on demand", opts.namespace));
     }
     let ns = &opts.namespace;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     match namespaces.get_opt(ns).await {
-        Ok(Some(_)) => Outcome::Ok(format!("`{ns}` exists")),
-        Ok(None) => Outcome::Fail(format!("`{ns}` does not exist: `kubectl create namespace {ns}`")),
+        Ok(Some(_)) => CheckOutcome::Ok(format!("`{ns}` exists")),
+        Ok(None) => CheckOutcome::Fail(format!("`{ns}` does not exist: `kubectl create namespace {ns}`")),
         // A Role cannot grant `get namespaces` (cluster-scoped), so the agent's own account
         // usually cannot look. Its own namespace exists by definition.
         Err(e) if e.is_forbidden() && ns == client.default_namespace() => {
-            Outcome::Ok(format!("`{ns}` (our own namespace; not readable with a Role)"))
+            CheckOutcome::Ok(format!("`{ns}` (our own namespace; not readable with a Role)"))
         }
-        Err(e) if e.is_forbidden() => Outcome::Warn(format!(
+        Err(e) if e.is_forbidden() => CheckOutcome::Warn(format!(
             "cannot tell whether `{ns}` exists (get namespaces is forbidden)"
         )),
-        Err(e) => Outcome::Fail(format!("cannot read namespace `{ns}`: {}", one_line(&e))),
+        Err(e) => CheckOutcome::Fail(format!("cannot read namespace `{ns}`: {}", one_line(&e))),
     }
 }

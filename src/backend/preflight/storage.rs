@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::report::Outcome;
+use super::report::CheckOutcome;
 use kube::types::{ObjectMeta, resource};
 
 /// `storage.k8s.io/v1` StorageClass, the fields we read.
@@ -68,12 +68,12 @@ const RWX: &[&str] = &[
 ];
 
 /// Judges the class a workflow PVC would get. `wanted` is `STORAGE_CLASS` (`""`: the default).
-pub fn judge(classes: &[StorageClass], wanted: &str, rwx: bool) -> Outcome {
+pub fn judge(classes: &[StorageClass], wanted: &str, rwx: bool) -> CheckOutcome {
     let class = if wanted.is_empty() {
         let defaults: Vec<&StorageClass> = classes.iter().filter(|c| is_default(c)).collect();
         match defaults.as_slice() {
             [] => {
-                return Outcome::Fail(format!(
+                return CheckOutcome::Fail(format!(
                     "no storage class is set (WOODPECKER_BACKEND_K8S_STORAGE_CLASS) and the \
                      cluster has no default class; workflow volumes would stay Pending ({})",
                     names(classes)
@@ -87,7 +87,7 @@ pub fn judge(classes: &[StorageClass], wanted: &str, rwx: bool) -> Outcome {
         match classes.iter().find(|c| c.metadata.name == wanted) {
             Some(c) => c,
             None => {
-                return Outcome::Fail(format!("storage class `{wanted}` does not exist ({})", names(classes)));
+                return CheckOutcome::Fail(format!("storage class `{wanted}` does not exist ({})", names(classes)));
             }
         }
     };
@@ -98,18 +98,18 @@ pub fn judge(classes: &[StorageClass], wanted: &str, rwx: bool) -> Outcome {
     };
     let provisioner = class.provisioner.as_str();
     if !rwx {
-        return Outcome::Ok(format!("{label}, ReadWriteOnce"));
+        return CheckOutcome::Ok(format!("{label}, ReadWriteOnce"));
     }
     if RWO_ONLY.contains(&provisioner) {
-        Outcome::Warn(format!(
+        CheckOutcome::Warn(format!(
             "{label} gives ReadWriteOnce volumes only, but STORAGE_RWX asks for ReadWriteMany: \
              workflow volumes will not bind; set WOODPECKER_BACKEND_K8S_STORAGE_RWX=false or pick \
              an RWX class"
         ))
     } else if RWX.contains(&provisioner) {
-        Outcome::Ok(format!("{label}, ReadWriteMany"))
+        CheckOutcome::Ok(format!("{label}, ReadWriteMany"))
     } else {
-        Outcome::Warn(format!(
+        CheckOutcome::Warn(format!(
             "{label}: cannot tell whether this provisioner gives ReadWriteMany (STORAGE_RWX=true); \
              if it does not, set WOODPECKER_BACKEND_K8S_STORAGE_RWX=false"
         ))
@@ -152,10 +152,10 @@ mod tests {
         let classes = [class("local-path", "rancher.io/local-path", true)];
         let warn = judge(&classes, "", true);
         assert!(
-            matches!(&warn, Outcome::Warn(m) if m.contains("default class `local-path`")
+            matches!(&warn, CheckOutcome::Warn(m) if m.contains("default class `local-path`")
             && m.contains("STORAGE_RWX=false"))
         );
-        assert!(matches!(judge(&classes, "", false), Outcome::Ok(m) if m.contains("ReadWriteOnce")));
+        assert!(matches!(judge(&classes, "", false), CheckOutcome::Ok(m) if m.contains("ReadWriteOnce")));
     }
 
     #[test]
@@ -164,10 +164,10 @@ mod tests {
             class("standard", "pd.csi.storage.gke.io", true),
             class("nfs", "nfs.csi.k8s.io", false),
         ];
-        assert!(matches!(judge(&classes, "nfs", true), Outcome::Ok(m) if m.contains("class `nfs`")));
+        assert!(matches!(judge(&classes, "nfs", true), CheckOutcome::Ok(m) if m.contains("class `nfs`")));
         let missing = judge(&classes, "fast", true);
         assert!(
-            matches!(&missing, Outcome::Fail(m) if m.contains("`fast` does not exist")
+            matches!(&missing, CheckOutcome::Fail(m) if m.contains("`fast` does not exist")
             && m.contains("standard, nfs"))
         );
     }
@@ -175,12 +175,12 @@ mod tests {
     #[test]
     fn no_default_class_fails_and_unknown_provisioner_warns() {
         let classes = [class("nfs", "nfs.csi.k8s.io", false)];
-        assert!(matches!(judge(&classes, "", true), Outcome::Fail(m) if m.contains("no default class")));
-        assert!(matches!(judge(&[], "", false), Outcome::Fail(m) if m.contains("no storage classes")));
+        assert!(matches!(judge(&classes, "", true), CheckOutcome::Fail(m) if m.contains("no default class")));
+        assert!(matches!(judge(&[], "", false), CheckOutcome::Fail(m) if m.contains("no storage classes")));
         let mut beta = class("odd", "example.com/odd", false);
         beta.metadata
             .annotations
             .insert(DEFAULT_CLASS_BETA.into(), "true".into());
-        assert!(matches!(judge(&[beta], "", true), Outcome::Warn(m) if m.contains("cannot tell")));
+        assert!(matches!(judge(&[beta], "", true), CheckOutcome::Warn(m) if m.contains("cannot tell")));
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crate::backend::types::{HostAlias, Port, SecretValue};
 use crate::backend::{Config, Environment, Stage, Step};
 use crate::pipeline::env::Metadata;
-use crate::pipeline::error::{Error, ErrorKind};
+use crate::pipeline::error::{ErrorKind, PipelineError};
 use crate::pipeline::ulid;
 use crate::pipeline::yaml::{Container, Value, Workflow};
 
@@ -30,7 +30,7 @@ pub const PLUGIN_WORKSPACE_BASE: &str = "/woodpecker";
 
 /// Everything a compile needs beyond the workflow.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct CompileOptions {
     pub meta: Metadata,
     /// Secret name -> value, for `from_secret`.
     pub secrets: BTreeMap<String, String>,
@@ -45,9 +45,9 @@ pub struct Options {
     pub workflow_number: usize,
 }
 
-impl Default for Options {
+impl Default for CompileOptions {
     fn default() -> Self {
-        Options {
+        CompileOptions {
             meta: Metadata::default(),
             secrets: BTreeMap::new(),
             env: BTreeMap::new(),
@@ -85,7 +85,7 @@ pub fn secret_names(wf: &Workflow) -> Vec<String> {
 }
 
 /// The environment and facts of one workflow: what `when:` is matched against.
-fn workflow_env(wf: &Workflow, opts: &Options) -> (String, String, BTreeMap<String, String>) {
+fn workflow_env(wf: &Workflow, opts: &CompileOptions) -> (String, String, BTreeMap<String, String>) {
     let base = wf.workspace_base.clone().unwrap_or_else(|| opts.workspace_base.clone());
     let path = wf.workspace_path.clone().unwrap_or_else(|| opts.workspace_path.clone());
     let workspace = join(&base, &path);
@@ -95,7 +95,7 @@ fn workflow_env(wf: &Workflow, opts: &Options) -> (String, String, BTreeMap<Stri
 }
 
 /// Whether the workflow's own `when:` lets it run.
-pub fn workflow_included(wf: &Workflow, opts: &Options) -> Result<bool, Error> {
+pub fn workflow_included(wf: &Workflow, opts: &CompileOptions) -> Result<bool, PipelineError> {
     let (_, _, env) = workflow_env(wf, opts);
     let mut when_env = env;
     when_env.extend(wf.axis.clone());
@@ -110,7 +110,7 @@ pub fn workflow_included(wf: &Workflow, opts: &Options) -> Result<bool, Error> {
 /// `(runs on success, runs on failure)` of a workflow after its dependencies: its `runs_on`
 /// plus what its `when: status` adds, as Woodpecker's builder computes it (a workflow whose
 /// `when` includes `failure` gets both, a quirk of Woodpecker kept on purpose).
-pub fn workflow_runs_on(wf: &Workflow, opts: &Options) -> (bool, bool) {
+pub fn workflow_runs_on(wf: &Workflow, opts: &CompileOptions) -> (bool, bool) {
     let (_, _, mut env) = workflow_env(wf, opts);
     env.extend(wf.axis.clone());
     let facts = when::Facts {
@@ -132,7 +132,7 @@ pub fn workflow_runs_on(wf: &Workflow, opts: &Options) -> (bool, bool) {
 }
 
 /// Compiles one workflow; `None` when its own `when:` excludes it.
-pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error> {
+pub fn compile(wf: &Workflow, opts: &CompileOptions) -> Result<Option<Compiled>, PipelineError> {
     compile_as(wf, opts, Mode::Full)
 }
 
@@ -140,7 +140,7 @@ pub fn compile(wf: &Workflow, opts: &Options) -> Result<Option<Compiled>, Error>
 /// the number of stages it would have (`None` when its `when:` excludes it); its steps are
 /// built without the workflow's shared `CI_*` environment, which cannot fail. For a plan that
 /// looks at every workflow before running any.
-pub fn check(wf: &Workflow, opts: &Options) -> Result<Option<usize>, Error> {
+pub fn check(wf: &Workflow, opts: &CompileOptions) -> Result<Option<usize>, PipelineError> {
     Ok(compile_as(wf, opts, Mode::Check)?.map(|c| c.config.stages.len()))
 }
 
@@ -150,7 +150,7 @@ enum Mode {
     Check,
 }
 
-fn compile_as(wf: &Workflow, opts: &Options, mode: Mode) -> Result<Option<Compiled>, Error> {
+fn compile_as(wf: &Workflow, opts: &CompileOptions, mode: Mode) -> Result<Option<Compiled>, PipelineError> {
     let (base, path, env) = workflow_env(wf, opts);
     let mut when_env = env.clone();
     when_env.extend(wf.axis.clone());
@@ -219,9 +219,9 @@ fn compile_as(wf: &Workflow, opts: &Options, mode: Mode) -> Result<Option<Compil
             kept.push(c);
         }
     }
-    let nodes: Vec<stages::Node<'_>> = kept
+    let nodes: Vec<stages::StageNode<'_>> = kept
         .iter()
-        .map(|c| stages::Node {
+        .map(|c| stages::StageNode {
             name: &c.name,
             depends_on: c.depends_on.as_deref(),
             line: if c.depends_on_line > 0 {
@@ -238,15 +238,15 @@ fn compile_as(wf: &Workflow, opts: &Options, mode: Mode) -> Result<Option<Compil
             } else {
                 format!("depends on `{dep}`, which is not a step of this workflow")
             };
-            Error::invalid(&wf.file, line, &format!("steps.{step}.depends_on"), why)
+            PipelineError::invalid(&wf.file, line, &format!("steps.{step}.depends_on"), why)
         }
-        stages::StageError::Cycle(names, line) => Error::invalid(
+        stages::StageError::Cycle(names, line) => PipelineError::invalid(
             &wf.file,
             line,
             "steps",
             format!("depends_on has a cycle: {}", names.join(" -> ")),
         ),
-        stages::StageError::Duplicate(name, line) => Error::invalid(
+        stages::StageError::Duplicate(name, line) => PipelineError::invalid(
             &wf.file,
             line,
             &format!("steps.{name}"),
@@ -286,7 +286,7 @@ fn join(a: &str, b: &str) -> String {
 
 struct StepCtx<'a> {
     wf: &'a Workflow,
-    opts: &'a Options,
+    opts: &'a CompileOptions,
     base: &'a str,
     path: &'a str,
     volume: &'a str,
@@ -333,7 +333,7 @@ impl StepCtx<'_> {
         }
     }
 
-    fn default_clone(&self) -> Result<Step, Error> {
+    fn default_clone(&self) -> Result<Step, PipelineError> {
         let mut settings = vec![(
             "depth".to_string(),
             Value::Plain(serde_json::Value::String("0".into())),
@@ -352,7 +352,7 @@ impl StepCtx<'_> {
     }
 
     /// `kind`: "clone", "service", or "" for a step (plugin or commands by its shape).
-    fn step(&self, c: &Container, kind: &str) -> Result<Step, Error> {
+    fn step(&self, c: &Container, kind: &str) -> Result<Step, PipelineError> {
         let plugin = c.is_plugin();
         let type_ = match kind {
             "" if plugin => "plugin",
@@ -370,7 +370,7 @@ impl StepCtx<'_> {
             let name = format!("PLUGIN_{}", k.to_uppercase().replace(['.', '-'], "_"));
             let key = format!("{section}.{}.settings.{k}", c.name);
             let (value, secret) = params::to_env(v, &lookup)
-                .map_err(|missing| Error::new(&self.wf.file, *line, &key, ErrorKind::MissingSecret(missing)))?;
+                .map_err(|missing| PipelineError::new(&self.wf.file, *line, &key, ErrorKind::MissingSecret(missing)))?;
             if secret {
                 s.secret_mapping.insert(name.clone(), value.clone());
             }
@@ -379,7 +379,7 @@ impl StepCtx<'_> {
         for (k, v, line) in &c.environment {
             let key = format!("{section}.{}.environment.{k}", c.name);
             let (value, secret) = params::to_env(v, &lookup)
-                .map_err(|missing| Error::new(&self.wf.file, *line, &key, ErrorKind::MissingSecret(missing)))?;
+                .map_err(|missing| PipelineError::new(&self.wf.file, *line, &key, ErrorKind::MissingSecret(missing)))?;
             if secret {
                 s.secret_mapping.insert(k.clone(), value.clone());
             }
@@ -404,7 +404,7 @@ impl StepCtx<'_> {
             .collect();
         for host in &c.extra_hosts {
             let Some((name, ip)) = host.split_once(':') else {
-                return Err(Error::invalid(
+                return Err(PipelineError::invalid(
                     &self.wf.file,
                     c.line,
                     &format!("{section}.{}.extra_hosts", c.name),
@@ -432,7 +432,7 @@ impl StepCtx<'_> {
     }
 }
 
-impl Options {
+impl CompileOptions {
     /// A secret's value: by name, else by its lower-case name (Woodpecker keys secrets so).
     fn secret(&self, name: &str) -> Option<String> {
         self.secrets

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use crate::pipeline::yaml::Dep;
 
 /// A step's name and its dependencies (`None`: no `depends_on` key).
-pub struct Node<'a> {
+pub struct StageNode<'a> {
     pub name: &'a str,
     pub depends_on: Option<&'a [Dep]>,
     pub line: usize,
@@ -27,7 +27,7 @@ pub enum StageError {
 }
 
 /// Indices of `nodes` per stage.
-pub fn stages(nodes: &[Node<'_>]) -> Result<Vec<Vec<usize>>, StageError> {
+pub fn stages(nodes: &[StageNode<'_>]) -> Result<Vec<Vec<usize>>, StageError> {
     if nodes.iter().all(|n| n.depends_on.is_none()) {
         return Ok((0..nodes.len()).map(|i| vec![i]).collect());
     }
@@ -82,7 +82,7 @@ pub fn stages(nodes: &[Node<'_>]) -> Result<Vec<Vec<usize>>, StageError> {
 }
 
 /// Names one cycle among the steps that could not be placed.
-fn cycle(nodes: &[Node<'_>], deps: &[Vec<usize>], waiting: &[usize]) -> StageError {
+fn cycle(nodes: &[StageNode<'_>], deps: &[Vec<usize>], waiting: &[usize]) -> StageError {
     let stuck = |i: usize| waiting[i] > 0;
     let start = (0..nodes.len()).find(|&i| stuck(i)).unwrap_or(0);
     let mut path = vec![start];
@@ -111,8 +111,8 @@ mod tests {
         list.iter().map(|s| Dep::required(s)).collect()
     }
 
-    fn node<'a>(name: &'a str, d: Option<&'a [Dep]>, line: usize) -> Node<'a> {
-        Node {
+    fn node<'a>(name: &'a str, d: Option<&'a [Dep]>, line: usize) -> StageNode<'a> {
+        StageNode {
             name,
             depends_on: d,
             line,
@@ -188,7 +188,7 @@ mod tests {
                 }
             })
             .collect();
-        let nodes: Vec<Node<'_>> = (0..n).map(|i| node(&names[i], Some(&d[i]), i)).collect();
+        let nodes: Vec<StageNode<'_>> = (0..n).map(|i| node(&names[i], Some(&d[i]), i)).collect();
         let start = std::time::Instant::now();
         assert_eq!(stages(&nodes).unwrap().len(), n);
         assert!(start.elapsed() < std::time::Duration::from_secs(5));

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::expr;
 use super::glob;
 use crate::pipeline::env::Metadata;
-use crate::pipeline::error::Error;
+use crate::pipeline::error::PipelineError;
 use crate::pipeline::yaml::{List, PathList, When};
 
 /// What the constraints are matched against.
@@ -55,7 +55,7 @@ fn is_pull(event: &str) -> bool {
 }
 
 /// One entry; `global` for the workflow's own `when` (no matrix filter there).
-fn entry_matches(w: &When, facts: &Facts<'_>, global: bool, file: &str) -> Result<bool, Error> {
+fn entry_matches(w: &When, facts: &Facts<'_>, global: bool, file: &str) -> Result<bool, PipelineError> {
     let m = facts.meta;
     let mut ok = global || matrix_matches(w, facts.axis);
     ok = ok
@@ -75,7 +75,7 @@ fn entry_matches(w: &When, facts: &Facts<'_>, global: bool, file: &str) -> Resul
     }
     if let Some(src) = &w.evaluate {
         let result = expr::evaluate(src, facts.env).map_err(|e| {
-            Error::invalid(
+            PipelineError::invalid(
                 file,
                 w.evaluate_line,
                 &format!("{}.evaluate", w.key),
@@ -88,7 +88,7 @@ fn entry_matches(w: &When, facts: &Facts<'_>, global: bool, file: &str) -> Resul
 }
 
 /// Whether a `when:` list lets the item run (no entries: always).
-pub fn included(when: &[When], facts: &Facts<'_>, global: bool, file: &str) -> Result<bool, Error> {
+pub fn included(when: &[When], facts: &Facts<'_>, global: bool, file: &str) -> Result<bool, PipelineError> {
     if when.is_empty() {
         return entry_matches(&When::default(), facts, global, file);
     }

@@ -1,5 +1,5 @@
 //! libyaml's event parser (the `libyaml-rs` crate that yaml_serde is built on, so no new code
-//! in the binary) behind a safe pull API: one [`Event`] at a time with the line and column it
+//! in the binary) behind a safe pull API: one [`YamlEvent`] at a time with the line and column it
 //! starts at. The only `unsafe` of the front end lives here; everything above it is safe Rust.
 //! Pulling event by event lets the tree builder stop early (nesting or alias budget exceeded)
 //! before libyaml has scanned the rest of a hostile file.
@@ -27,7 +27,7 @@ impl Mark {
 
 /// One parser event (YAML 1.1 event stream, as libyaml reports it).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum YamlEvent {
     StreamStart,
     StreamEnd,
     DocumentStart,
@@ -92,7 +92,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The next event and where it starts.
-    pub fn next_event(&mut self) -> Result<(Event, Mark), SyntaxError> {
+    pub fn next_event(&mut self) -> Result<(YamlEvent, Mark), SyntaxError> {
         let mut ev = MaybeUninit::<sys::yaml_event_t>::uninit();
         // SAFETY: the parser was initialised in `new` and is not shared; an event filled by a
         // successful `yaml_parser_parse` is read once and then deleted exactly once.
@@ -105,7 +105,7 @@ impl<'a> Parser<'a> {
             let mark = Mark::of(&e.start_mark);
             let event = convert(e);
             sys::yaml_event_delete(ev.as_mut_ptr());
-            if event == Event::StreamEnd {
+            if event == YamlEvent::StreamEnd {
                 self.done = true;
             }
             Ok((event, mark))
@@ -137,7 +137,7 @@ impl Drop for Parser<'_> {
 }
 
 /// SAFETY: `e` is a valid event from `yaml_parser_parse`; the union field read matches its type.
-unsafe fn convert(e: &sys::yaml_event_t) -> Event {
+unsafe fn convert(e: &sys::yaml_event_t) -> YamlEvent {
     unsafe fn owned(ptr: *const u8) -> Option<String> {
         (!ptr.is_null()).then(|| {
             unsafe { std::ffi::CStr::from_ptr(ptr.cast()) }
@@ -147,14 +147,14 @@ unsafe fn convert(e: &sys::yaml_event_t) -> Event {
     }
     unsafe {
         match e.type_ {
-            sys::YAML_STREAM_START_EVENT => Event::StreamStart,
-            sys::YAML_DOCUMENT_START_EVENT => Event::DocumentStart,
-            sys::YAML_DOCUMENT_END_EVENT => Event::DocumentEnd,
-            sys::YAML_ALIAS_EVENT => Event::Alias(owned(e.data.alias.anchor).unwrap_or_default()),
+            sys::YAML_STREAM_START_EVENT => YamlEvent::StreamStart,
+            sys::YAML_DOCUMENT_START_EVENT => YamlEvent::DocumentStart,
+            sys::YAML_DOCUMENT_END_EVENT => YamlEvent::DocumentEnd,
+            sys::YAML_ALIAS_EVENT => YamlEvent::Alias(owned(e.data.alias.anchor).unwrap_or_default()),
             sys::YAML_SCALAR_EVENT => {
                 let s = &e.data.scalar;
                 let bytes = std::slice::from_raw_parts(s.value, s.length as usize);
-                Event::Scalar {
+                YamlEvent::Scalar {
                     anchor: owned(s.anchor),
                     tag: owned(s.tag),
                     value: match String::from_utf8_lossy(bytes) {
@@ -164,17 +164,17 @@ unsafe fn convert(e: &sys::yaml_event_t) -> Event {
                     plain: s.style == sys::YAML_PLAIN_SCALAR_STYLE,
                 }
             }
-            sys::YAML_SEQUENCE_START_EVENT => Event::SequenceStart {
+            sys::YAML_SEQUENCE_START_EVENT => YamlEvent::SequenceStart {
                 anchor: owned(e.data.sequence_start.anchor),
                 tag: owned(e.data.sequence_start.tag),
             },
-            sys::YAML_SEQUENCE_END_EVENT => Event::SequenceEnd,
-            sys::YAML_MAPPING_START_EVENT => Event::MappingStart {
+            sys::YAML_SEQUENCE_END_EVENT => YamlEvent::SequenceEnd,
+            sys::YAML_MAPPING_START_EVENT => YamlEvent::MappingStart {
                 anchor: owned(e.data.mapping_start.anchor),
                 tag: owned(e.data.mapping_start.tag),
             },
-            sys::YAML_MAPPING_END_EVENT => Event::MappingEnd,
-            _ => Event::StreamEnd,
+            sys::YAML_MAPPING_END_EVENT => YamlEvent::MappingEnd,
+            _ => YamlEvent::StreamEnd,
         }
     }
 }
@@ -183,12 +183,12 @@ unsafe fn convert(e: &sys::yaml_event_t) -> Event {
 mod tests {
     use super::*;
 
-    fn all(text: &str) -> Result<Vec<(Event, Mark)>, SyntaxError> {
+    fn all(text: &str) -> Result<Vec<(YamlEvent, Mark)>, SyntaxError> {
         let mut p = Parser::new(text);
         let mut out = Vec::new();
         loop {
             let (e, m) = p.next_event()?;
-            let end = e == Event::StreamEnd;
+            let end = e == YamlEvent::StreamEnd;
             out.push((e, m));
             if end {
                 return Ok(out);
@@ -202,7 +202,7 @@ mod tests {
         let scalars: Vec<(String, bool, u32, u32)> = evs
             .iter()
             .filter_map(|(e, m)| match e {
-                Event::Scalar { value, plain, .. } => Some((value.clone(), *plain, m.line, m.col)),
+                YamlEvent::Scalar { value, plain, .. } => Some((value.clone(), *plain, m.line, m.col)),
                 _ => None,
             })
             .collect();
@@ -215,7 +215,10 @@ mod tests {
                 ("y".into(), true, 3, 5)
             ]
         );
-        assert!(evs.iter().any(|(e, m)| *e == Event::Alias("k".into()) && m.line == 4));
+        assert!(
+            evs.iter()
+                .any(|(e, m)| *e == YamlEvent::Alias("k".into()) && m.line == 4)
+        );
     }
 
     #[test]

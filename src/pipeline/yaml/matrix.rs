@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::node::Node;
-use crate::pipeline::error::Error;
+use crate::pipeline::error::PipelineError;
 
 /// Woodpecker's `limitAxis`: it stops after the item whose index passes it (27 items).
 pub const LIMIT_AXIS: usize = 25;
@@ -16,7 +16,7 @@ pub const LIMIT_AXIS: usize = 25;
 pub const LIMIT_TAGS: usize = 10;
 
 /// The axes; one empty map when there is no matrix.
-pub fn axes(root: &Node<'_>) -> Result<Vec<BTreeMap<String, String>>, Error> {
+pub fn axes(root: &Node<'_>) -> Result<Vec<BTreeMap<String, String>>, PipelineError> {
     let Some(matrix) = root.get("matrix") else {
         return Ok(vec![BTreeMap::new()]);
     };

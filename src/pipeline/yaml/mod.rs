@@ -20,7 +20,7 @@ use std::path::Path;
 pub use parse::EVENTS;
 pub use types::{Container, Dep, List, PathList, Value, When, Workflow};
 
-use crate::pipeline::error::{Error, ErrorKind, Warning};
+use crate::pipeline::error::{ErrorKind, PipelineError, Warning};
 use node::{Node, Source};
 
 /// The most a workflow file may hold; Woodpecker's server refuses larger configs too.
@@ -45,12 +45,12 @@ pub fn workflow_name(path: &Path) -> String {
     base.strip_prefix('.').unwrap_or(base).to_owned()
 }
 
-fn tree_of(file: &str, text: &str) -> Result<tree::Yaml, Error> {
-    tree::parse(text).map_err(|e| Error::new(file, e.line as usize, "", ErrorKind::Read(e.msg)))
+fn tree_of(file: &str, text: &str) -> Result<tree::Yaml, PipelineError> {
+    tree::parse(text).map_err(|e| PipelineError::new(file, e.line as usize, "", ErrorKind::Read(e.msg)))
 }
 
 /// Reads one file's text. `env` is the metadata environment for `${VAR}`.
-pub fn load(file: &str, name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Error> {
+pub fn load(file: &str, name: &str, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, PipelineError> {
     let raw = tree_of(file, text)?;
     let src = Source::new(file);
     let axes = matrix::axes(&Node::root(&raw, &src))?;
@@ -63,7 +63,7 @@ pub fn load(file: &str, name: &str, text: &str, env: &dyn Fn(&str) -> Option<Str
         let parsed;
         let doc = if text.contains('$') {
             substituted = subst::substitute(text, &lookup)
-                .map_err(|(line, msg)| Error::new(file, line, "", ErrorKind::Invalid(msg)))?;
+                .map_err(|(line, msg)| PipelineError::new(file, line, "", ErrorKind::Invalid(msg)))?;
             parsed = tree_of(file, &substituted)?;
             &parsed
         } else {
@@ -79,15 +79,15 @@ pub fn load(file: &str, name: &str, text: &str, env: &dyn Fn(&str) -> Option<Str
 }
 
 /// Reads a file from disk (at most [`MAX_FILE`] bytes).
-pub fn load_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Error> {
+pub fn load_file(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, PipelineError> {
     use std::io::Read;
     let file = path.display().to_string();
-    let read_err = |e: std::io::Error| Error::new(&file, 0, "", ErrorKind::Read(e.to_string()));
+    let read_err = |e: std::io::Error| PipelineError::new(&file, 0, "", ErrorKind::Read(e.to_string()));
     let f = std::fs::File::open(path).map_err(read_err)?;
     let mut text = String::new();
     f.take(MAX_FILE + 1).read_to_string(&mut text).map_err(read_err)?;
     if text.len() as u64 > MAX_FILE {
-        return Err(Error::new(
+        return Err(PipelineError::new(
             &file,
             0,
             "",

@@ -1,13 +1,13 @@
 //! A YAML node with what an error needs: the file, the line its key (or list item) was written
 //! on, and the dotted key shown to the user (`steps.build.image`); typed accessors that decode
 //! by Go's yaml rules as Woodpecker's types do (any scalar is a fine string, `StringOrSlice`
-//! items must be strings, null is "absent") and fail with the front end's [`Error`]; and the
+//! items must be strings, null is "absent") and fail with the front end's [`PipelineError`]; and the
 //! sink for warnings (what Woodpecker's linter only warns about).
 
 use std::cell::RefCell;
 
 use super::tree::{Kind, V, Yaml};
-use crate::pipeline::error::{Error, ErrorKind, Warning};
+use crate::pipeline::error::{ErrorKind, PipelineError, Warning};
 
 /// The file being read and the warnings found in it.
 #[derive(Debug)]
@@ -58,11 +58,11 @@ impl<'a> Node<'a> {
         self.src.file
     }
 
-    pub fn error(&self, kind: ErrorKind) -> Error {
-        Error::new(self.src.file, self.line, &self.key, kind)
+    pub fn error(&self, kind: ErrorKind) -> PipelineError {
+        PipelineError::new(self.src.file, self.line, &self.key, kind)
     }
 
-    pub fn invalid(&self, msg: impl Into<String>) -> Error {
+    pub fn invalid(&self, msg: impl Into<String>) -> PipelineError {
         self.error(ErrorKind::Invalid(msg.into()))
     }
 
@@ -76,7 +76,7 @@ impl<'a> Node<'a> {
         });
     }
 
-    fn wrong(&self, expected: &'static str) -> Error {
+    fn wrong(&self, expected: &'static str) -> PipelineError {
         self.error(ErrorKind::WrongType { expected })
     }
 
@@ -125,7 +125,7 @@ impl<'a> Node<'a> {
     }
 
     /// A map's entries in file order, keys as text; null is an empty map.
-    pub fn entries(&self) -> Result<Vec<(String, Node<'a>)>, Error> {
+    pub fn entries(&self) -> Result<Vec<(String, Node<'a>)>, PipelineError> {
         match &self.y.v {
             V::Map(map) => map
                 .iter()
@@ -153,7 +153,7 @@ impl<'a> Node<'a> {
     }
 
     /// Warns about every key not in `known` (Woodpecker ignores them; its linter warns).
-    pub fn warn_unknown(&self, known: &[&str], what: &str) -> Result<(), Error> {
+    pub fn warn_unknown(&self, known: &[&str], what: &str) -> Result<(), PipelineError> {
         for (k, node) in self.entries()? {
             if !known.contains(&k.as_str()) {
                 node.warn(format!("`{k}` is not a key of {what}; ignored"));
@@ -163,7 +163,7 @@ impl<'a> Node<'a> {
     }
 
     /// Any scalar as its text (Go decodes `1.10` into a string as `1.10`); null is empty.
-    pub fn string(&self) -> Result<String, Error> {
+    pub fn string(&self) -> Result<String, PipelineError> {
         match &self.y.v {
             V::Scalar(s) if s.kind == Kind::Null => Ok(String::new()),
             V::Scalar(s) => Ok(s.text.clone()),
@@ -172,7 +172,7 @@ impl<'a> Node<'a> {
     }
 
     /// `true`/`false` (and YAML 1.1's yes/no/on/off, which Go accepts for a bool); null is false.
-    pub fn boolean(&self) -> Result<bool, Error> {
+    pub fn boolean(&self) -> Result<bool, PipelineError> {
         let Some(s) = self.y.as_scalar() else {
             return Err(self.wrong("true or false"));
         };
@@ -186,7 +186,7 @@ impl<'a> Node<'a> {
     }
 
     /// A list's items; null is an empty list.
-    pub fn items(&self) -> Result<Vec<Node<'a>>, Error> {
+    pub fn items(&self) -> Result<Vec<Node<'a>>, PipelineError> {
         match &self.y.v {
             V::Seq(seq) => Ok(seq.iter().enumerate().map(|(i, v)| self.item(i, v, None)).collect()),
             _ if self.is_null() => Ok(Vec::new()),
@@ -196,7 +196,7 @@ impl<'a> Node<'a> {
 
     /// Woodpecker's `StringOrSlice`: a scalar, or a list whose items are strings (a number or a
     /// map in the list is an error, as in Go).
-    pub fn strings(&self) -> Result<Vec<String>, Error> {
+    pub fn strings(&self) -> Result<Vec<String>, PipelineError> {
         match &self.y.v {
             V::Scalar(s) if s.kind == Kind::Null => Ok(Vec::new()),
             V::Scalar(s) => Ok(vec![s.text.clone()]),
@@ -205,7 +205,7 @@ impl<'a> Node<'a> {
         }
     }
 
-    fn list_string(&self) -> Result<String, Error> {
+    fn list_string(&self) -> Result<String, PipelineError> {
         match &self.y.v {
             V::Scalar(s) if s.kind == Kind::Str => Ok(s.text.clone()),
             V::Scalar(s) if s.kind != Kind::Null => {
@@ -217,7 +217,7 @@ impl<'a> Node<'a> {
     }
 
     /// A Go `[]string`: a list of scalars (numbers read as written).
-    pub fn string_list(&self) -> Result<Vec<String>, Error> {
+    pub fn string_list(&self) -> Result<Vec<String>, PipelineError> {
         self.items()?.iter().map(Node::string).collect()
     }
 }

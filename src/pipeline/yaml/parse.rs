@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::node::Node;
 use super::tree::{Kind, V, Yaml};
 use super::types::{Container, Dep, List, PathList, Value, When, Workflow};
-use crate::pipeline::error::Error;
+use crate::pipeline::error::PipelineError;
 
 const TOP_KEYS: &[&str] = &[
     "when",
@@ -93,7 +93,7 @@ impl Area {
 }
 
 /// Reads one workflow document.
-pub fn workflow(root: &Node<'_>, name: &str, axis: BTreeMap<String, String>) -> Result<Workflow, Error> {
+pub fn workflow(root: &Node<'_>, name: &str, axis: BTreeMap<String, String>) -> Result<Workflow, PipelineError> {
     if !root.is_map() && !root.is_null() {
         return Err(root.invalid("a workflow file must be a map of keys (`steps:`, `when:`, ...)"));
     }
@@ -144,7 +144,7 @@ pub fn workflow(root: &Node<'_>, name: &str, axis: BTreeMap<String, String>) -> 
         let mut seen = HashSet::new();
         for s in &wf.services {
             if !seen.insert(s.name.as_str()) {
-                return Err(Error::invalid(
+                return Err(PipelineError::invalid(
                     root.file(),
                     s.line,
                     &format!("services.{}", s.name),
@@ -168,12 +168,12 @@ pub fn workflow(root: &Node<'_>, name: &str, axis: BTreeMap<String, String>) -> 
 }
 
 /// The linter's `depends_on` check: every required dependency names a step of the workflow.
-fn check_step_dependencies(wf: &Workflow) -> Result<(), Error> {
+fn check_step_dependencies(wf: &Workflow) -> Result<(), PipelineError> {
     let names: HashSet<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
     for s in &wf.steps {
         for d in s.depends_on.iter().flatten() {
             if !d.optional && !names.contains(d.name.as_str()) {
-                return Err(Error::invalid(
+                return Err(PipelineError::invalid(
                     &wf.file,
                     s.depends_on_line,
                     &format!("steps.{}.depends_on", s.name),
@@ -209,7 +209,7 @@ pub fn deprecated_vars(file: &str, text: &str) -> Vec<crate::pipeline::error::Wa
 }
 
 /// `concurrency: 1` or `{limit: 1, group: deploy}` (type-checked as Woodpecker decodes it).
-fn concurrency(n: &Node<'_>) -> Result<(), Error> {
+fn concurrency(n: &Node<'_>) -> Result<(), PipelineError> {
     match &n.y.v {
         V::Scalar(s) if matches!(s.kind, Kind::Int(_)) => Ok(()),
         V::Map(_) => {
@@ -228,7 +228,7 @@ fn concurrency(n: &Node<'_>) -> Result<(), Error> {
 }
 
 /// `depends_on`: a name, or a list of names and `{name, optional}` maps.
-fn depends_on(n: &Node<'_>) -> Result<Vec<Dep>, Error> {
+fn depends_on(n: &Node<'_>) -> Result<Vec<Dep>, PipelineError> {
     match &n.y.v {
         V::Scalar(s) => Ok(vec![Dep::required(&s.text)]),
         V::Seq(_) => n
@@ -264,7 +264,7 @@ fn depends_on(n: &Node<'_>) -> Result<Vec<Dep>, Error> {
 }
 
 /// `steps:` as a map (name -> step) or a list of steps (named by `name`, else `step-N`).
-fn containers(node: &Node<'_>, area: Area) -> Result<Vec<Container>, Error> {
+fn containers(node: &Node<'_>, area: Area) -> Result<Vec<Container>, PipelineError> {
     let mut out: Vec<Container> = Vec::new();
     match &node.y.v {
         V::Seq(seq) => {
@@ -290,7 +290,7 @@ fn containers(node: &Node<'_>, area: Area) -> Result<Vec<Container>, Error> {
     Ok(out)
 }
 
-fn container(node: &Node<'_>, name: &str, area: Area) -> Result<Container, Error> {
+fn container(node: &Node<'_>, name: &str, area: Area) -> Result<Container, PipelineError> {
     if !node.is_map() && !node.is_null() {
         return Err(node.invalid("a step must be a map of keys (`image:`, `commands:`, ...)"));
     }
@@ -381,7 +381,7 @@ fn container(node: &Node<'_>, name: &str, area: Area) -> Result<Container, Error
 }
 
 /// `volumes:`: a list of strings (`name:/path`, `/host:/path:ro`).
-fn volumes(n: &Node<'_>) -> Result<Vec<String>, Error> {
+fn volumes(n: &Node<'_>) -> Result<Vec<String>, PipelineError> {
     if !n.is_seq() {
         return Err(n.invalid("expected a list of volumes"));
     }
@@ -390,7 +390,7 @@ fn volumes(n: &Node<'_>) -> Result<Vec<String>, Error> {
 
 /// `environment:` or `settings:`: every value as JSON (`from_secret` maps kept for the
 /// compiler); null values are left out, as Woodpecker sets nothing for them.
-fn values(node: &Node<'_>) -> Result<Vec<(String, Value, usize)>, Error> {
+fn values(node: &Node<'_>) -> Result<Vec<(String, Value, usize)>, PipelineError> {
     let mut out = Vec::new();
     for (k, n) in node.entries()? {
         if n.is_null() || k.is_empty() {
@@ -435,7 +435,7 @@ pub fn json(y: &Yaml) -> serde_json::Value {
     }
 }
 
-fn ports(node: &Node<'_>) -> Result<Vec<(u16, String)>, Error> {
+fn ports(node: &Node<'_>) -> Result<Vec<(u16, String)>, PipelineError> {
     node.items()?
         .iter()
         .map(|p| {
@@ -449,7 +449,7 @@ fn ports(node: &Node<'_>) -> Result<Vec<(u16, String)>, Error> {
         .collect()
 }
 
-fn when(node: &Node<'_>) -> Result<Vec<When>, Error> {
+fn when(node: &Node<'_>) -> Result<Vec<When>, PipelineError> {
     match &node.y.v {
         V::Seq(_) => node.items()?.iter().map(when_one).collect(),
         V::Map(_) => Ok(vec![when_one(node)?]),
@@ -457,7 +457,7 @@ fn when(node: &Node<'_>) -> Result<Vec<When>, Error> {
     }
 }
 
-fn when_one(node: &Node<'_>) -> Result<When, Error> {
+fn when_one(node: &Node<'_>) -> Result<When, PipelineError> {
     let mut w = When {
         key: node.key().to_owned(),
         line: node.line(),
@@ -533,7 +533,7 @@ fn matrix_map(n: &Node<'_>, w: &mut When) {
 }
 
 /// A string, a list, or `{include, exclude}`.
-fn list(node: &Node<'_>) -> Result<List, Error> {
+fn list(node: &Node<'_>) -> Result<List, PipelineError> {
     if node.is_map() {
         node.warn_unknown(&["include", "exclude"], "a condition list")?;
         return Ok(List {
@@ -556,7 +556,7 @@ fn list(node: &Node<'_>) -> Result<List, Error> {
 }
 
 /// `path:`: a list, or `{include, exclude, ignore_message, on_empty}`.
-fn path_list(node: &Node<'_>) -> Result<PathList, Error> {
+fn path_list(node: &Node<'_>) -> Result<PathList, PipelineError> {
     if node.is_map() {
         node.warn_unknown(&["include", "exclude", "ignore_message", "on_empty"], "`path`")?;
         return Ok(PathList {

@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::events::{Event, Mark, Parser, SyntaxError};
+use super::events::{Mark, Parser, SyntaxError, YamlEvent};
 
 /// The deepest nesting of lists and maps accepted. Woodpecker's deepest real use is
 /// `backend_options` (node affinity, about ten levels).
@@ -181,9 +181,9 @@ impl<'a> Tree<'a> {
         loop {
             let (event, mark) = self.parser.next_event().map_err(syntax)?;
             let done = match event {
-                Event::StreamStart | Event::DocumentStart => None,
-                Event::StreamEnd | Event::DocumentEnd => break,
-                Event::Alias(name) => {
+                YamlEvent::StreamStart | YamlEvent::DocumentStart => None,
+                YamlEvent::StreamEnd | YamlEvent::DocumentEnd => break,
+                YamlEvent::Alias(name) => {
                     let Some((node, cost)) = self.anchors.get(&name) else {
                         return Err(err(mark, format!("unknown anchor `{name}`")));
                     };
@@ -197,7 +197,7 @@ impl<'a> Tree<'a> {
                     // The copy keeps the anchor's lines: where its content was written.
                     Some(node.clone())
                 }
-                Event::Scalar {
+                YamlEvent::Scalar {
                     anchor,
                     tag,
                     value,
@@ -208,7 +208,7 @@ impl<'a> Tree<'a> {
                     self.remember(anchor, &node);
                     Some(node)
                 }
-                Event::SequenceStart { anchor, .. } => {
+                YamlEvent::SequenceStart { anchor, .. } => {
                     self.open(mark)?;
                     self.frames.push(Frame::Seq {
                         mark,
@@ -217,7 +217,7 @@ impl<'a> Tree<'a> {
                     });
                     None
                 }
-                Event::MappingStart { anchor, .. } => {
+                YamlEvent::MappingStart { anchor, .. } => {
                     self.open(mark)?;
                     self.frames.push(Frame::Map {
                         mark,
@@ -227,7 +227,7 @@ impl<'a> Tree<'a> {
                     });
                     None
                 }
-                Event::SequenceEnd => match self.frames.pop() {
+                YamlEvent::SequenceEnd => match self.frames.pop() {
                     Some(Frame::Seq { mark, anchor, items }) => {
                         let node = Yaml {
                             line: mark.line,
@@ -239,7 +239,7 @@ impl<'a> Tree<'a> {
                     }
                     _ => return Err(err(mark, "not valid YAML: unbalanced sequence")),
                 },
-                Event::MappingEnd => match self.frames.pop() {
+                YamlEvent::MappingEnd => match self.frames.pop() {
                     Some(Frame::Map {
                         mark, anchor, entries, ..
                     }) => {
