@@ -14,6 +14,8 @@ mod faults;
 mod host;
 // Kubelet transitions for each script rule.
 mod kubelet;
+// Container limits on the host runner: cgroups, OOMKilled.
+mod limits;
 // Logs: follow, timestamps, sinceTime, tailLines, 400 while waiting.
 mod logs;
 // Watch: resourceVersion semantics, selectors, bookmarks, 410, Tables.

@@ -202,6 +202,9 @@ impl Sim {
             .store
             .create("nodes", "", scheduler::node_object())
             .map_err(|e| io::Error::other(e.message))?;
+        if cfg.runner == RunnerKind::Host {
+            runner::cgroup::warn_once();
+        }
         let acceptor = match &pki {
             Some(p) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(p.server_config()?))),
             None => None,
