@@ -322,6 +322,15 @@ impl Sim {
         self.shared.store.list(plural, namespace).0
     }
 
+    /// How many objects of a plural (in one namespace, or all) satisfy `f`, without copying
+    /// them (for waits over many objects).
+    pub fn count(&self, plural: &str, namespace: Option<&str>, f: impl Fn(&Value) -> bool) -> usize {
+        self.shared
+            .store
+            .scan(|k, o| (k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns) && f(o)).then_some(()))
+            .len()
+    }
+
     /// One object from the store.
     pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         self.shared.store.get(&Key::new(plural, namespace, name))
