@@ -2,7 +2,7 @@
 //! watch recovery, deletion, cancel, RWO co-location, parallelism, cleanup and request counts.
 
 mod ends;
-mod harness;
+pub(crate) mod harness;
 mod pending;
 
 use std::time::Duration;

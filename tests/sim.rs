@@ -16,6 +16,8 @@ mod host;
 mod kubelet;
 // Container limits on the host runner: cgroups, OOMKilled.
 mod limits;
+// A lost node: taints, the taint manager, the pod garbage collector; a step on it.
+mod nodelost;
 // Logs: follow, timestamps, sinceTime, tailLines, 400 while waiting.
 mod logs;
 // Watch: resourceVersion semantics, selectors, bookmarks, 410, Tables.

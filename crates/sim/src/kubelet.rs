@@ -49,6 +49,10 @@ pub async fn run(shared: Arc<Shared>) {
                 running.remove(&key);
             }
             let (Some(pod), Some(uid)) = (pod, uid) else { continue };
+            // A lost node's kubelet does nothing for its pods (their deletion hangs, as there).
+            if shared.node_lost() && pod["spec"]["nodeName"] == NODE {
+                continue;
+            }
             let m = &pod["metadata"];
             let deleting = m["deletionTimestamp"].is_string();
             if let Some(kill) = kills.get(&uid) {
