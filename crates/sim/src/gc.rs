@@ -33,7 +33,7 @@ pub fn sweep(shared: &Shared) -> bool {
     // Only objects that can matter: owned, terminating, or namespaces.
     let dying: HashSet<String> = shared
         .store
-        .scan(|k, o| (k.plural == "namespaces" && terminating(o)).then(|| k.name.clone()))
+        .scan_kind("namespaces", None, |k, o| terminating(o).then(|| k.name.clone()))
         .into_iter()
         .collect();
     let all: Vec<(Key, Value)> = shared.store.scan(|k, o| {

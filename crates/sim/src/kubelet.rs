@@ -29,7 +29,7 @@ pub async fn run(shared: Arc<Shared>) {
     let mut keys_of: HashMap<String, Key> = HashMap::new();
     let mut done: HashSet<String> = HashSet::new();
     // Pods that existed before the feed: all of them, once.
-    let mut todo: Vec<Key> = shared.store.scan(|k, _| (k.plural == "pods").then(|| k.clone()));
+    let mut todo: Vec<Key> = shared.store.scan_kind("pods", None, |k, _| Some(k.clone()));
     loop {
         todo.extend(feed.take());
         for key in std::mem::take(&mut todo) {

@@ -335,7 +335,7 @@ impl Sim {
     pub fn count(&self, plural: &str, namespace: Option<&str>, f: impl Fn(&Value) -> bool) -> usize {
         self.shared
             .store
-            .scan(|k, o| (k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns) && f(o)).then_some(()))
+            .scan_kind(plural, namespace, |_, o| f(o).then_some(()))
             .len()
     }
 

@@ -29,8 +29,8 @@ pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 
 /// Pods bound to the node and not finished.
 fn bound_pods(shared: &Shared) -> Vec<Key> {
-    shared.store.scan(|k, p| {
-        let here = k.plural == "pods" && p["spec"]["nodeName"] == NODE;
+    shared.store.scan_kind("pods", None, |k, p| {
+        let here = p["spec"]["nodeName"] == NODE;
         let finished = matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
         (here && !finished).then(|| k.clone())
     })

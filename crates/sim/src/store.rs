@@ -142,13 +142,22 @@ impl Store {
     /// Objects of one plural (in one namespace, or all), in key order, with the current RV.
     pub fn list(&self, plural: &str, namespace: Option<&str>) -> (Vec<Value>, u64) {
         let inner = self.lock();
-        let items = inner
-            .objects
-            .iter()
-            .filter(|(k, _)| k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+        let items = of_kind(&inner.objects, plural, namespace)
             .map(|(_, v)| v.clone())
             .collect();
         (items, inner.rv)
+    }
+
+    /// [`Store::scan`] over one plural (in one namespace, or all): visits only those objects.
+    pub fn scan_kind<T>(
+        &self,
+        plural: &str,
+        namespace: Option<&str>,
+        mut f: impl FnMut(&Key, &Value) -> Option<T>,
+    ) -> Vec<T> {
+        of_kind(&self.lock().objects, plural, namespace)
+            .filter_map(|(k, v)| f(k, v))
+            .collect()
     }
 
     /// Picks from every object under the lock, cloning only what `f` returns (the garbage
@@ -289,6 +298,18 @@ impl Store {
     }
 }
 
+/// The objects of one plural (and namespace): a range of the map, which is ordered by plural,
+/// then namespace, then name, so a lookup costs what it finds, not the whole store.
+fn of_kind<'a>(
+    objects: &'a BTreeMap<Key, Value>,
+    plural: &'a str,
+    namespace: Option<&'a str>,
+) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+    objects
+        .range(Key::new(plural, namespace.unwrap_or(""), "")..)
+        .take_while(move |(k, _)| k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+}
+
 fn push(inner: &mut Inner, change: Change) {
     for f in &inner.feeds {
         if (f.filter)(&change) {
@@ -379,6 +400,26 @@ mod tests {
         }
         assert!(s.changes_since(2).is_err());
         assert_eq!(s.changes_since(s.current_rv() - 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn lists_visit_one_kind_and_namespace() {
+        let s = Store::new(10);
+        for (plural, ns, name) in [
+            ("pods", "a", "x"),
+            ("pods", "b", "y"),
+            ("podsx", "a", "z"),
+            ("events", "a", "e"),
+        ] {
+            s.create(plural, ns, json!({"metadata": {"name": name}})).unwrap();
+        }
+        let names =
+            |plural: &str, ns: Option<&str>| -> Vec<String> { s.scan_kind(plural, ns, |k, _| Some(k.name.clone())) };
+        assert_eq!(names("pods", None), ["x", "y"]);
+        assert_eq!(names("pods", Some("b")), ["y"]);
+        assert_eq!(names("podsx", None), ["z"]);
+        assert_eq!(s.list("events", Some("a")).0.len(), 1);
+        assert!(names("pods", Some("c")).is_empty());
     }
 
     #[tokio::test]
