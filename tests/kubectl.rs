@@ -224,3 +224,174 @@ async fn the_sim_command_serves_until_killed_over_plain_http_too() {
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// ConfigMaps through `create -f` (JSON), get, replace (a stale resourceVersion is a Conflict),
+/// an immutable one refusing new data, and delete.
+#[tokio::test]
+async fn config_maps_create_get_replace_conflict_and_delete() {
+    let sim = start_sim().await;
+    let write = |name: &str, v: serde_json::Value| {
+        let f = sim.dir().join(name);
+        std::fs::write(&f, v.to_string()).unwrap();
+        f.to_str().unwrap().to_string()
+    };
+    let cm = write(
+        "cm.json",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1"}, "data": {"a": "1", "b": "2"}}),
+    );
+    let (code, out, err) = kubectl(&sim, &["create", "-f", &cm]).await;
+    assert_eq!((code, out.trim()), (0, "configmap/c1 created"), "{err}");
+    let (code, _, err) = kubectl(&sim, &["create", "-f", &cm]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Error from server (AlreadyExists)") && err.contains("configmaps \"c1\" already exists"),
+        "{err}"
+    );
+    let (code, out, err) = kubectl(&sim, &["get", "cm"]).await;
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "DATA", "AGE"]);
+    assert_eq!(&rows[1][..2], ["c1", "2"], "{out}");
+
+    let (_, rv, _) = kubectl(
+        &sim,
+        &["get", "configmap", "c1", "-o", "jsonpath={.metadata.resourceVersion}"],
+    )
+    .await;
+    let stale = write(
+        "stale.json",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "resourceVersion": "1"}, "data": {"a": "9"}}),
+    );
+    let (code, _, err) = kubectl(&sim, &["replace", "-f", &stale]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Error from server (Conflict)")
+            && err.contains("Operation cannot be fulfilled on configmaps \"c1\": the object has been modified"),
+        "{err}"
+    );
+    let fresh = write(
+        "fresh.json",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "resourceVersion": rv}, "data": {"a": "3"}}),
+    );
+    let (code, out, err) = kubectl(&sim, &["replace", "-f", &fresh]).await;
+    assert_eq!((code, out.trim()), (0, "configmap/c1 replaced"), "{err}");
+    assert_eq!(
+        sim.object("configmaps", "woodpecker", "c1").unwrap()["data"],
+        json!({"a": "3"})
+    );
+
+    let bad = write(
+        "bad.json",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c2"}, "data": {"not a key": "x"}}),
+    );
+    let (code, _, err) = kubectl(&sim, &["create", "-f", &bad]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("The ConfigMap \"c2\" is invalid") && err.contains("data[not a key]"),
+        "{err}"
+    );
+    let frozen = write(
+        "frozen.json",
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c3"}, "immutable": true, "data": {"a": "1"}}),
+    );
+    let (code, _, err) = kubectl(&sim, &["create", "-f", &frozen]).await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = kubectl(
+        &sim,
+        &["patch", "cm", "c3", "--type=merge", "-p", r#"{"data":{"a":"2"}}"#],
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("field is immutable when `immutable` is set"), "{err}");
+
+    for name in ["c1", "c3"] {
+        let (code, out, err) = kubectl(&sim, &["delete", "cm", name]).await;
+        assert_eq!(
+            (code, out.trim()),
+            (0, format!("configmap \"{name}\" deleted").as_str()),
+            "{err}"
+        );
+    }
+    let (code, _, err) = kubectl(&sim, &["get", "cm", "c1"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("configmaps \"c1\" not found"), "{err}");
+    assert!(sim.objects("configmaps", None).is_empty());
+    sim.shutdown().await;
+}
+
+/// `kubectl create namespace|configmap|secret` use kubectl's typed clients, which send protobuf
+/// (`application/vnd.kubernetes.protobuf`): the sim decodes those bodies.
+#[tokio::test]
+async fn kubectl_create_namespace_configmap_and_secret_send_protobuf() {
+    let sim = start_sim().await;
+    let (code, out, err) = kubectl(&sim, &["create", "namespace", "foo", "-v=8"]).await;
+    assert_eq!((code, out.trim()), (0, "namespace/foo created"), "{err}");
+    assert!(
+        err.contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl sent protobuf: {err}"
+    );
+    let ns = sim.object("namespaces", "", "foo").expect("namespace foo");
+    assert_eq!(ns["status"]["phase"], "Active");
+    let (code, _, err) = kubectl(&sim, &["create", "namespace", "foo"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("Error from server (AlreadyExists)") && err.contains("namespaces \"foo\" already exists"),
+        "{err}"
+    );
+
+    let file = sim.dir().join("blob.bin");
+    std::fs::write(&file, [0u8, 159, 146, 150]).unwrap();
+    let from_file = format!("--from-file=blob={}", file.display());
+    let (code, out, err) = kubectl(
+        &sim,
+        &[
+            "create",
+            "configmap",
+            "c1",
+            "-n",
+            "foo",
+            "--from-literal=greeting=hello",
+            &from_file,
+        ],
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "configmap/c1 created"), "{err}");
+    let cm = sim.object("configmaps", "foo", "c1").expect("configmap c1");
+    assert_eq!(cm["data"], json!({"greeting": "hello"}));
+    assert_eq!(cm["binaryData"], json!({"blob": "AJ+Slg=="}), "not UTF-8: binaryData");
+    let (code, _, err) = kubectl(&sim, &["create", "configmap", "c1", "-n", "foo", "--from-literal=a=b"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("configmaps \"c1\" already exists"), "{err}");
+    let (code, _, err) = kubectl(
+        &sim,
+        &["create", "configmap", "c2", "-n", "foo", "--from-literal=bad key=b"],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+
+    let (code, out, err) = kubectl(
+        &sim,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s1",
+            "-n",
+            "foo",
+            "--from-literal=token=t0k",
+        ],
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "secret/s1 created"), "{err}");
+    let s = sim.object("secrets", "foo", "s1").expect("secret s1");
+    assert_eq!(
+        (s["type"].as_str(), s["data"]["token"].as_str()),
+        (Some("Opaque"), Some("dDBr"))
+    );
+
+    let (code, out, err) = kubectl(&sim, &["delete", "namespace", "foo"]).await;
+    assert_eq!((code, out.trim()), (0, "namespace \"foo\" deleted"), "{err}");
+    assert!(sim.object("namespaces", "", "foo").is_none());
+    assert!(sim.objects("configmaps", Some("foo")).is_empty() && sim.objects("secrets", Some("foo")).is_empty());
+    sim.shutdown().await;
+}

@@ -3,7 +3,7 @@
 
 mod admin;
 mod ends;
-mod harness;
+pub(crate) mod harness;
 mod pending;
 
 use std::time::Duration;

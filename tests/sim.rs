@@ -14,6 +14,10 @@ mod faults;
 mod host;
 // Kubelet transitions for each script rule.
 mod kubelet;
+// Container limits on the host runner: cgroups, OOMKilled.
+mod limits;
+// A lost node: taints, the taint manager, the pod garbage collector; a step on it.
+mod nodelost;
 // Logs: follow, timestamps, sinceTime, tailLines, 400 while waiting.
 mod logs;
 // Watch: resourceVersion semantics, selectors, bookmarks, 410, Tables.

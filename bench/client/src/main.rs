@@ -8,8 +8,10 @@
 //! `watch DIR N` and `logs DIR N` read those streams through our client and print the rate.
 //!
 //! `decode FILE` times decoding the watch events saved in FILE, from memory (no transport).
+//! `startup N` times the start-up alone (N pods created and run to `Succeeded`); `serve` writes
+//! its own start-up time to `DIR/startup`.
 //!
-//! Usage: client-bench serve N DIR | watch DIR N | logs DIR N | decode FILE
+//! Usage: client-bench serve N DIR | watch DIR N | logs DIR N | decode FILE | startup N
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -51,10 +53,12 @@ fn succeeded(p: &serde_json::Value) -> bool {
     p["status"]["phase"] == "Succeeded"
 }
 
-async fn serve(n: usize, dir: PathBuf) {
+/// Starts the sim, creates the log pod and N bench pods and waits until the kubelet has run them
+/// all. Returns the sim and the seconds from the first create to the last pod's `Succeeded`.
+async fn start(n: usize, dir: PathBuf) -> (Sim, f64) {
     let sim = Sim::start(SimConfig {
         namespaces: vec!["default".into(), "woodpecker".into(), "bench".into()],
-        dir: Some(dir.join("sim")),
+        dir: Some(dir),
         tick: Duration::from_millis(5),
         ..SimConfig::default()
     })
@@ -62,6 +66,7 @@ async fn serve(n: usize, dir: PathBuf) {
     .expect("start the simulated cluster");
     sim.script(ScriptRule::name("log").logs((0..n).map(log_line)));
     let client = Client::new(sim.kube_config()).unwrap();
+    let started = Instant::now();
     let logs: Api<Pod> = Api::namespaced(client.clone(), "woodpecker");
     let mut log_pod = pod_json(0);
     log_pod["metadata"]["name"] = "log".into();
@@ -82,18 +87,31 @@ async fn serve(n: usize, dir: PathBuf) {
     while let Some(r) = tasks.join_next().await {
         r.unwrap();
     }
+    // Counted in place: copying N pods at every poll would itself grow with N squared.
     wait_until("the bench pods to succeed", || {
-        sim.objects("pods", Some("bench"))
-            .iter()
-            .filter(|p| succeeded(p))
-            .count()
-            == n
+        sim.count("pods", Some("bench"), succeeded) == n
     })
     .await;
     wait_until("the log pod to succeed", || {
         sim.object("pods", "woodpecker", "log").is_some_and(|p| succeeded(&p))
     })
     .await;
+    let secs = started.elapsed().as_secs_f64();
+    (sim, secs)
+}
+
+/// Start-up alone: N pods created and run to `Succeeded`; prints `N seconds pods/s`.
+async fn startup(n: usize) {
+    let dir = std::env::temp_dir().join(format!("client-bench-startup-{}", std::process::id()));
+    let (sim, secs) = start(n, dir.clone()).await;
+    println!("{n} {secs:.3} {:.0}", n as f64 / secs);
+    sim.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn serve(n: usize, dir: PathBuf) {
+    let (sim, secs) = start(n, dir.join("sim")).await;
+    std::fs::write(dir.join("startup"), format!("{n} {secs:.3} {:.0}\n", n as f64 / secs)).unwrap();
     sim.faults().cut_watches_after(n, true);
     std::fs::write(dir.join("ca.pem"), sim.ca_pem().unwrap()).unwrap();
     std::fs::write(dir.join("auth"), format!("Authorization: Bearer {}\n", sim.token())).unwrap();
@@ -170,6 +188,7 @@ fn main() {
         Some("watch") => rt.block_on(watch(Path::new(&args[2]), args[3].parse().unwrap())),
         Some("logs") => rt.block_on(logs(Path::new(&args[2]), args[3].parse().unwrap())),
         Some("decode") => decode(Path::new(&args[2])),
-        _ => eprintln!("usage: client-bench serve N DIR | watch DIR N | logs DIR N | decode FILE"),
+        Some("startup") => rt.block_on(startup(args[2].parse().unwrap())),
+        _ => eprintln!("usage: client-bench serve N DIR | watch DIR N | logs DIR N | decode FILE | startup N"),
     }
 }

@@ -16,7 +16,7 @@ use super::store::Key;
 use super::watch::{self, WatchSpec};
 use super::wire::{self, Query, Resp};
 use super::write::{access_review, create, patch, replace};
-use super::{delete, discovery, logs, openapi, page, table};
+use super::{delete, discovery, logs, openapi, page, proto, table};
 
 /// A parsed resource path.
 struct Target {
@@ -79,6 +79,18 @@ pub async fn route(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Resp {
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(proto::is_protobuf);
+    let body = if protobuf && !body.is_empty() {
+        match proto::to_json(&body) {
+            Ok(v) => Bytes::from(serde_json::to_vec(&v).unwrap_or_default()),
+            Err(e) => return wire::error(&e),
+        }
+    } else {
+        body
+    };
     match route_inner(shared, method, path, q, headers, body).await {
         Ok(r) => r,
         Err(e) => wire::error(&e),

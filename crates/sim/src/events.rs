@@ -14,6 +14,8 @@ pub enum Source {
     Kubelet,
     Scheduler,
     Provisioner,
+    NodeController,
+    TaintEviction,
 }
 
 impl Source {
@@ -22,6 +24,8 @@ impl Source {
             Source::Kubelet => "kubelet",
             Source::Scheduler => "default-scheduler",
             Source::Provisioner => "rancher.io/local-path_local-path-provisioner",
+            Source::NodeController => "node-controller",
+            Source::TaintEviction => "taint-eviction-controller",
         }
     }
 }

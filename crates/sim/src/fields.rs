@@ -16,6 +16,7 @@ fn known_fields(path: &str) -> Option<&'static [&'static str]> {
             "status",
             "data",
             "stringData",
+            "binaryData",
             "type",
             "immutable",
             "involvedObject",

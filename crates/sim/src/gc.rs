@@ -1,4 +1,5 @@
-//! The garbage collector and namespace controller, one task: after every change it deletes
+//! The garbage collector and namespace controller, one task: after every change that can
+//! matter (the store's change feed) it deletes
 //! objects whose owners are all gone (background propagation) or being deleted in the
 //! foreground, releases foreground owners once their dependents are gone, empties terminating
 //! namespaces and removes them when empty.
@@ -10,7 +11,7 @@ use serde_json::Value;
 
 use super::Shared;
 use super::delete::{self, FOREGROUND, Options};
-use super::store::Key;
+use super::store::{Change, ChangeKind, Key};
 use super::{resources, storage};
 
 fn owner_uids(o: &Value) -> Vec<&str> {
@@ -26,12 +27,13 @@ fn terminating(o: &Value) -> bool {
     o["metadata"]["deletionTimestamp"].is_string()
 }
 
-/// One pass over the store.
-pub fn sweep(shared: &Shared) {
+/// One pass over the store. Returns whether a namespace is terminating (then any change may
+/// matter: the kubelet still writes events into it).
+pub fn sweep(shared: &Shared) -> bool {
     // Only objects that can matter: owned, terminating, or namespaces.
     let dying: HashSet<String> = shared
         .store
-        .scan(|k, o| (k.plural == "namespaces" && terminating(o)).then(|| k.name.clone()))
+        .scan_kind("namespaces", None, |k, o| terminating(o).then(|| k.name.clone()))
         .into_iter()
         .collect();
     let all: Vec<(Key, Value)> = shared.store.scan(|k, o| {
@@ -97,22 +99,49 @@ pub fn sweep(shared: &Shared) {
             delete::drop_finalizer(shared, key, FOREGROUND);
         }
     }
+    let busy = !dying_namespaces.is_empty();
     for ns in dying_namespaces {
         let left = !shared.store.scan(|k, _| (k.namespace == ns).then_some(())).is_empty();
         if !left {
             delete::remove_now(shared, &Key::new("namespaces", "", ns));
         }
     }
+    busy
 }
 
-/// Runs [`sweep`] after every change until shutdown.
+fn claims(o: &Value) -> bool {
+    o["spec"]["volumes"]
+        .as_array()
+        .is_some_and(|v| v.iter().any(|v| v["persistentVolumeClaim"].is_object()))
+}
+
+/// Whether a change can give the collector work: something went away (owners, dependents, a
+/// namespace's content), is being deleted, names owners anew, is a namespace, or is a pod using
+/// claims that stopped running (a terminating claim may be released). Status updates of live,
+/// unowned objects (almost every change while pods run) cannot.
+fn relevant(c: &Change) -> bool {
+    let o = &*c.object;
+    let prev = c.prev.as_deref();
+    c.kind == ChangeKind::Deleted
+        || c.key.plural == "namespaces"
+        || terminating(o)
+        || &o["metadata"]["ownerReferences"] != prev.map_or(&Value::Null, |p| &p["metadata"]["ownerReferences"])
+        || (c.key.plural == "pods" && claims(o) && prev.is_some_and(|p| p["status"]["phase"] != o["status"]["phase"]))
+}
+
+/// Runs [`sweep`] after every change that can matter (see [`relevant`]; every change while a
+/// namespace terminates) until shutdown.
 pub async fn run(shared: Arc<Shared>) {
+    let feed = shared.store.feed(relevant);
     let mut changed = shared.store.subscribe();
     let shutdown = shared.shutdown.clone();
     loop {
-        sweep(&shared);
+        feed.take();
+        changed.borrow_and_update();
+        let busy = sweep(&shared);
         tokio::select! {
-            r = changed.changed() => if r.is_err() { return },
+            _ = feed.changed() => {}
+            r = changed.changed(), if busy => if r.is_err() { return },
             _ = shutdown.cancelled() => return,
         }
     }

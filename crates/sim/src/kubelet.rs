@@ -1,6 +1,6 @@
-//! The kubelet of the one simulated node, `sim-node-1`: one task that notices pods, starts a
-//! lifecycle task per pod (owned in a JoinSet) and tells it when its pod is being deleted or is
-//! gone. The lifecycle itself lives in `podrun`.
+//! The kubelet of the one simulated node, `sim-node-1`: one task that notices pods (from the
+//! store's change feed), starts a lifecycle task per pod (owned in a JoinSet) and tells it when
+//! its pod is being deleted or is gone. The lifecycle itself lives in `podrun`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,33 +17,43 @@ use super::store::Key;
 
 pub const NODE: &str = "sim-node-1";
 
-/// Runs until shutdown, then stops every pod (their processes included).
+/// Runs until shutdown, then stops every pod (their processes included). Works from the store's
+/// change feed of pods: each change costs the pod it touched, not a scan of every pod.
 pub async fn run(shared: Arc<Shared>) {
-    let mut changed = shared.store.subscribe();
+    let feed = shared.store.feed(|c| c.key.plural == "pods");
     let shutdown = shared.shutdown.clone();
     let mut tasks: JoinSet<String> = JoinSet::new();
     let mut kills: HashMap<String, watch::Sender<Option<Kill>>> = HashMap::new();
+    // Which pod each running task runs, and back: a removed or replaced pod is found by key.
+    let mut running: HashMap<Key, String> = HashMap::new();
+    let mut keys_of: HashMap<String, Key> = HashMap::new();
     let mut done: HashSet<String> = HashSet::new();
+    // Pods that existed before the feed: all of them, once.
+    let mut todo: Vec<Key> = shared.store.scan_kind("pods", None, |k, _| Some(k.clone()));
     loop {
-        while let Some(Ok(uid)) = tasks.try_join_next() {
-            kills.remove(&uid);
-            done.insert(uid);
-        }
-        // Only pods that need attention are cloned: new ones, and ones being deleted.
-        let mut present = HashSet::new();
-        let pods = shared.store.scan(|k, pod| {
-            if k.plural != "pods" {
-                return None;
+        todo.extend(feed.take());
+        for key in std::mem::take(&mut todo) {
+            let pod = shared.store.get(&key);
+            let uid = pod
+                .as_ref()
+                .map(|p| p["metadata"]["uid"].as_str().unwrap_or("").to_string());
+            // The pod a task runs is gone (or another took its name): stop it now.
+            if let Some(old) = running.get(&key)
+                && uid.as_ref() != Some(old)
+            {
+                if let Some(kill) = kills.get(old)
+                    && kill.borrow().is_none()
+                {
+                    kill.send_replace(Some(Kill::Deleted { grace: Duration::ZERO }));
+                }
+                running.remove(&key);
             }
-            let uid = pod["metadata"]["uid"].as_str().unwrap_or("");
-            present.insert(uid.to_string());
-            let deleting = pod["metadata"]["deletionTimestamp"].is_string();
-            let known = kills.contains_key(uid) || done.contains(uid);
-            (deleting || !known).then(|| pod.clone())
-        });
-        for pod in &pods {
+            let (Some(pod), Some(uid)) = (pod, uid) else { continue };
+            // A lost node's kubelet does nothing for its pods (their deletion hangs, as there).
+            if shared.node_lost() && pod["spec"]["nodeName"] == NODE {
+                continue;
+            }
             let m = &pod["metadata"];
-            let uid = m["uid"].as_str().unwrap_or("").to_string();
             let deleting = m["deletionTimestamp"].is_string();
             if let Some(kill) = kills.get(&uid) {
                 if deleting {
@@ -56,11 +66,6 @@ pub async fn run(shared: Arc<Shared>) {
                 continue;
             }
             let terminal = matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed"));
-            let key = Key::new(
-                "pods",
-                m["namespace"].as_str().unwrap_or(""),
-                m["name"].as_str().unwrap_or(""),
-            );
             if deleting {
                 // Nothing runs it (finished, or never started here): it may go.
                 delete::finalize_if_released(&shared, &key);
@@ -75,21 +80,25 @@ pub async fn run(shared: Arc<Shared>) {
             }
             let (tx, rx) = watch::channel(None);
             kills.insert(uid.clone(), tx);
+            running.insert(key.clone(), uid.clone());
+            keys_of.insert(uid.clone(), key.clone());
             let s = shared.clone();
             tasks.spawn(async move {
                 podrun::run(s, key, rx).await;
                 uid
             });
         }
-        for (uid, kill) in &kills {
-            if !present.contains(uid) && kill.borrow().is_none() {
-                kill.send_replace(Some(Kill::Deleted { grace: Duration::ZERO }));
-            }
-        }
         tokio::select! {
-            r = changed.changed() => if r.is_err() { break },
+            _ = feed.changed() => {}
             Some(Ok(uid)) = tasks.join_next(), if !tasks.is_empty() => {
                 kills.remove(&uid);
+                // Look at its pod once more, as it is now that nothing runs it.
+                if let Some(key) = keys_of.remove(&uid) {
+                    if running.get(&key) == Some(&uid) {
+                        running.remove(&key);
+                    }
+                    todo.push(key);
+                }
                 done.insert(uid);
             }
             _ = shutdown.cancelled() => break,

@@ -17,6 +17,7 @@ mod access;
 mod admit;
 mod api;
 pub mod certs;
+mod configmap;
 mod container;
 mod delete;
 mod discovery;
@@ -26,10 +27,12 @@ mod fields;
 mod gc;
 mod kubelet;
 mod logs;
+mod nodelost;
 mod openapi;
 mod page;
 mod podrun;
 mod podstatus;
+mod proto;
 pub mod record;
 mod resources;
 pub mod runner;
@@ -120,9 +123,15 @@ pub(crate) struct Shared {
     runner: RunnerKind,
     bookmark_interval: Duration,
     until_deleted_label: Option<String>,
+    /// The node stopped reporting (`Sim::lose_node`): its kubelet is silent from then on.
+    node_lost: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
+    fn node_lost(&self) -> bool {
+        self.node_lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Spawns a stream task (watch, log follow), owned here and aborted at shutdown.
     fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
         let mut set = self.streams.lock().unwrap_or_else(|p| p.into_inner());
@@ -178,6 +187,7 @@ impl Sim {
             runner: cfg.runner,
             bookmark_interval: cfg.bookmark_interval,
             until_deleted_label: cfg.run_until_deleted_label.clone(),
+            node_lost: Default::default(),
         });
         for ns in &cfg.namespaces {
             let obj = admit::admit_create(
@@ -200,6 +210,9 @@ impl Sim {
             .store
             .create("nodes", "", scheduler::node_object())
             .map_err(|e| io::Error::other(e.message))?;
+        if cfg.runner == RunnerKind::Host {
+            runner::cgroup::warn_once();
+        }
         let acceptor = match &pki {
             Some(p) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(p.server_config()?))),
             None => None,
@@ -317,6 +330,15 @@ impl Sim {
         self.shared.store.list(plural, namespace).0
     }
 
+    /// How many objects of a plural (in one namespace, or all) satisfy `f`, without copying
+    /// them (for waits over many objects).
+    pub fn count(&self, plural: &str, namespace: Option<&str>, f: impl Fn(&Value) -> bool) -> usize {
+        self.shared
+            .store
+            .scan_kind(plural, namespace, |_, o| f(o).then_some(()))
+            .len()
+    }
+
     /// One object from the store.
     pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         self.shared.store.get(&Key::new(plural, namespace, name))
@@ -341,6 +363,21 @@ impl Sim {
                 &delete::Options::default(),
             );
         }
+    }
+
+    /// The node stops reporting, as when its machine or network fails: the control plane
+    /// marks it `Unknown` and taints it `node.kubernetes.io/unreachable`, marks its pods not
+    /// Ready, and deletes those that do not tolerate the taint (`DeletionByTaintManager`; at once,
+    /// or after their `tolerationSeconds`). Those stay Terminating: no kubelet confirms their end.
+    /// Nothing on the node reports again; new pods stay Pending (untolerated taint).
+    pub fn lose_node(&self) {
+        nodelost::lose(&self.shared);
+    }
+
+    /// The lost node's machine is gone for good: the Node object is deleted and the pod garbage
+    /// collector fails and removes the pods bound to it (`DeletionByPodGC`).
+    pub fn remove_lost_node(&self) {
+        nodelost::remove_node(&self.shared);
     }
 
     /// Stops serving, kills every pod and removes a temporary directory.

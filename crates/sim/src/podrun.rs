@@ -34,11 +34,16 @@ pub(super) struct Ctx {
     uid: String,
     pub(super) pod: Value,
     status: Mutex<PodStatus>,
+    /// Bound to the node: from then on a lost node means silence.
+    bound: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
     /// Writes the status (only onto the same pod, not a same-named successor).
     fn publish(&self) {
+        if self.silenced() {
+            return;
+        }
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner()).to_json();
         let uid = self.uid.clone();
         self.shared.store.update(&self.key, |o| {
@@ -57,12 +62,20 @@ impl Ctx {
         });
     }
 
+    /// The pod is on a node that stopped reporting: its kubelet's writes go nowhere.
+    fn silenced(&self) -> bool {
+        self.bound.load(std::sync::atomic::Ordering::SeqCst) && self.shared.node_lost()
+    }
+
     fn with(&self, f: impl FnOnce(&mut PodStatus)) {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
         self.publish();
     }
 
     pub(super) fn event(&self, warning: bool, reason: &str, message: &str, container: Option<&str>) {
+        if self.silenced() {
+            return;
+        }
         let pod = self.shared.store.get(&self.key).unwrap_or_else(|| self.pod.clone());
         let fp = container.map(|c| format!("spec.containers{{{c}}}"));
         let source = if reason == "Scheduled" || reason == "FailedScheduling" {
@@ -138,6 +151,7 @@ pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option
         key,
         uid,
         pod: pod.clone(),
+        bound: Default::default(),
     });
     if pause(ctx.tick(), &mut kill).await.is_some() {
         return;
@@ -162,6 +176,7 @@ pub async fn run(shared: Arc<Shared>, key: Key, mut kill: watch::Receiver<Option
     }
     let ip = format!("10.42.0.{}", u8::from_str_radix(&random_hex(1), 16).unwrap_or(7).max(2));
     let uid = ctx.uid.clone();
+    ctx.bound.store(true, std::sync::atomic::Ordering::SeqCst);
     ctx.shared.store.update(&ctx.key, |o| {
         if o["metadata"]["uid"] == uid.as_str() {
             o["spec"]["nodeName"] = json!(NODE);

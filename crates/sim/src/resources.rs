@@ -73,6 +73,17 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
     },
     ResourceDef {
+        plural: "configmaps",
+        singular: "configmap",
+        kind: "ConfigMap",
+        group: "",
+        version: "v1",
+        namespaced: true,
+        short_names: &["cm"],
+        verbs: RW,
+        subresources: &[],
+    },
+    ResourceDef {
         plural: "namespaces",
         singular: "namespace",
         kind: "Namespace",

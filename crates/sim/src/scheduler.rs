@@ -88,13 +88,37 @@ fn claims_unbound(shared: &Shared, pod: &Value) -> Option<String> {
     None
 }
 
+/// The node's `NoSchedule`/`NoExecute` taints the pod does not tolerate, as the scheduler
+/// names them (`{key: value}`).
+fn untolerated_taint(node: &Value, pod: &Value) -> Option<String> {
+    let tolerations = pod["spec"]["tolerations"].as_array().cloned().unwrap_or_default();
+    node["spec"]["taints"].as_array().into_iter().flatten().find_map(|t| {
+        let effect = t["effect"].as_str().unwrap_or("");
+        if !matches!(effect, "NoSchedule" | "NoExecute") {
+            return None;
+        }
+        let (key, value) = (t["key"].as_str().unwrap_or(""), t["value"].as_str().unwrap_or(""));
+        let tolerated = tolerations.iter().any(|tol| {
+            let key_ok = match tol["operator"].as_str().unwrap_or("Equal") {
+                "Exists" => tol["key"].as_str().is_none_or(|k| k.is_empty() || k == key),
+                _ => tol["key"] == key && tol["value"].as_str().unwrap_or("") == value,
+            };
+            key_ok && tol["effect"].as_str().is_none_or(|e| e.is_empty() || e == effect)
+        });
+        (!tolerated).then(|| format!("1 node(s) had untolerated taint {{{key}: {value}}}"))
+    })
+}
+
 /// The FailedScheduling message when the pod cannot go to the node, `None` when it can.
 pub fn blocker(shared: &Shared, pod: &Value) -> Option<String> {
-    let node = shared
-        .store
-        .get(&Key::new("nodes", "", NODE))
-        .unwrap_or_else(node_object);
-    let why = claims_unbound(shared, pod).or_else(|| node_mismatch(&node, pod))?;
+    let node = match shared.store.get(&Key::new("nodes", "", NODE)) {
+        Some(n) => n,
+        None if shared.node_lost() => return Some("no nodes available to schedule pods".into()),
+        None => node_object(),
+    };
+    let why = claims_unbound(shared, pod)
+        .or_else(|| node_mismatch(&node, pod))
+        .or_else(|| untolerated_taint(&node, pod))?;
     Some(format!(
         "0/1 nodes are available: {why}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
     ))

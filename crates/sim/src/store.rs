@@ -2,11 +2,11 @@
 //! one global resourceVersion counter, and a bounded history of changes for watches. Knows
 //! nothing of HTTP, validation or the kubelet; callers hold no lock across an await.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use super::status::ApiError;
 use super::time;
@@ -58,6 +58,36 @@ struct Inner {
     objects: BTreeMap<Key, Value>,
     history: VecDeque<Change>,
     window: usize,
+    feeds: Vec<Arc<FeedInner>>,
+}
+
+type FeedFilter = Box<dyn Fn(&Change) -> bool + Send + Sync>;
+
+struct FeedInner {
+    filter: FeedFilter,
+    /// The keys changed since the last `take`, each once, in order of first change.
+    dirty: Mutex<(Vec<Key>, HashSet<Key>)>,
+    notify: Notify,
+}
+
+/// The keys of the changes one consumer (the kubelet, the garbage collector) cares about, each
+/// once until taken: a controller handles what changed instead of rescanning the store at every
+/// change, so its work grows with the changes, not with changes x objects. Unbounded, unlike the
+/// watch history: nothing is lost when the consumer falls behind.
+pub struct Feed(Arc<FeedInner>);
+
+impl Feed {
+    /// The keys changed since the last call, oldest first.
+    pub fn take(&self) -> Vec<Key> {
+        let mut d = self.0.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        d.1.clear();
+        std::mem::take(&mut d.0)
+    }
+
+    /// Resolves when keys are waiting (at once if some arrived since the last `take`).
+    pub async fn changed(&self) {
+        self.0.notify.notified().await
+    }
 }
 
 /// Shared by the server, kubelet and garbage collector.
@@ -75,6 +105,7 @@ impl Store {
                 objects: BTreeMap::new(),
                 history: VecDeque::new(),
                 window: window.max(1),
+                feeds: Vec::new(),
             }),
             changed,
         }
@@ -89,6 +120,17 @@ impl Store {
         self.changed.subscribe()
     }
 
+    /// A change feed of the changes `filter` accepts, from now on.
+    pub fn feed(&self, filter: impl Fn(&Change) -> bool + Send + Sync + 'static) -> Feed {
+        let inner = Arc::new(FeedInner {
+            filter: Box::new(filter),
+            dirty: Mutex::new((Vec::new(), HashSet::new())),
+            notify: Notify::new(),
+        });
+        self.lock().feeds.push(inner.clone());
+        Feed(inner)
+    }
+
     pub fn current_rv(&self) -> u64 {
         self.lock().rv
     }
@@ -100,13 +142,22 @@ impl Store {
     /// Objects of one plural (in one namespace, or all), in key order, with the current RV.
     pub fn list(&self, plural: &str, namespace: Option<&str>) -> (Vec<Value>, u64) {
         let inner = self.lock();
-        let items = inner
-            .objects
-            .iter()
-            .filter(|(k, _)| k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+        let items = of_kind(&inner.objects, plural, namespace)
             .map(|(_, v)| v.clone())
             .collect();
         (items, inner.rv)
+    }
+
+    /// [`Store::scan`] over one plural (in one namespace, or all): visits only those objects.
+    pub fn scan_kind<T>(
+        &self,
+        plural: &str,
+        namespace: Option<&str>,
+        mut f: impl FnMut(&Key, &Value) -> Option<T>,
+    ) -> Vec<T> {
+        of_kind(&self.lock().objects, plural, namespace)
+            .filter_map(|(k, v)| f(k, v))
+            .collect()
     }
 
     /// Picks from every object under the lock, cloning only what `f` returns (the garbage
@@ -241,11 +292,35 @@ impl Store {
         if rv + 1 < oldest {
             return Err(TooOld { oldest });
         }
-        Ok(inner.history.iter().filter(|c| c.rv > rv).cloned().collect())
+        // The history is in resourceVersion order: start at the first newer change.
+        let from = inner.history.partition_point(|c| c.rv <= rv);
+        Ok(inner.history.range(from..).cloned().collect())
     }
 }
 
+/// The objects of one plural (and namespace): a range of the map, which is ordered by plural,
+/// then namespace, then name, so a lookup costs what it finds, not the whole store.
+fn of_kind<'a>(
+    objects: &'a BTreeMap<Key, Value>,
+    plural: &'a str,
+    namespace: Option<&'a str>,
+) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+    objects
+        .range(Key::new(plural, namespace.unwrap_or(""), "")..)
+        .take_while(move |(k, _)| k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+}
+
 fn push(inner: &mut Inner, change: Change) {
+    for f in &inner.feeds {
+        if (f.filter)(&change) {
+            let mut d = f.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            if d.1.insert(change.key.clone()) {
+                d.0.push(change.key.clone());
+            }
+            drop(d);
+            f.notify.notify_one();
+        }
+    }
     inner.history.push_back(change);
     while inner.history.len() > inner.window {
         inner.history.pop_front();
@@ -324,6 +399,46 @@ mod tests {
                 .unwrap();
         }
         assert!(s.changes_since(2).is_err());
-        assert!(s.changes_since(s.current_rv() - 2).is_ok());
+        assert_eq!(s.changes_since(s.current_rv() - 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn lists_visit_one_kind_and_namespace() {
+        let s = Store::new(10);
+        for (plural, ns, name) in [
+            ("pods", "a", "x"),
+            ("pods", "b", "y"),
+            ("podsx", "a", "z"),
+            ("events", "a", "e"),
+        ] {
+            s.create(plural, ns, json!({"metadata": {"name": name}})).unwrap();
+        }
+        let names =
+            |plural: &str, ns: Option<&str>| -> Vec<String> { s.scan_kind(plural, ns, |k, _| Some(k.name.clone())) };
+        assert_eq!(names("pods", None), ["x", "y"]);
+        assert_eq!(names("pods", Some("b")), ["y"]);
+        assert_eq!(names("podsx", None), ["z"]);
+        assert_eq!(s.list("events", Some("a")).0.len(), 1);
+        assert!(names("pods", Some("c")).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_feed_hands_over_each_changed_key_once_in_order() {
+        let s = Store::new(1);
+        let feed = s.feed(|c| c.key.plural == "pods");
+        for name in ["a", "b"] {
+            s.create("pods", "ns", json!({"metadata": {"name": name}})).unwrap();
+        }
+        s.create("events", "ns", json!({"metadata": {"name": "e"}})).unwrap();
+        let a = Key::new("pods", "ns", "a");
+        s.update(&a, |v| v["spec"] = json!({"x": 1}));
+        s.remove(&a);
+        // More changes than the history window: the feed still has them all.
+        feed.changed().await;
+        assert_eq!(feed.take(), [a.clone(), Key::new("pods", "ns", "b")]);
+        assert!(feed.take().is_empty());
+        s.update(&Key::new("pods", "ns", "b"), |v| v["spec"] = json!({"y": 1}));
+        feed.changed().await;
+        assert_eq!(feed.take(), [Key::new("pods", "ns", "b")]);
     }
 }

@@ -57,6 +57,7 @@ fn columns(plural: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Selector", "", 1),
         ],
         "secrets" => vec![("Name", "name", 0), ("Type", "", 0), ("Data", "", 0), ("Age", "", 0)],
+        "configmaps" => vec![("Name", "name", 0), ("Data", "", 0), ("Age", "", 0)],
         "nodes" => vec![
             ("Name", "name", 0),
             ("Status", "", 0),
@@ -276,6 +277,14 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
             json!(o["data"].as_object().map_or(0, |d| d.len()).to_string()),
             json!(age),
         ],
+        "configmaps" => {
+            let n = |f: &str| o[f].as_object().map_or(0, |d| d.len());
+            vec![
+                json!(s(&m["name"])),
+                json!((n("data") + n("binaryData")).to_string()),
+                json!(age),
+            ]
+        }
         "storageclasses" => {
             let default = m["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true";
             let name = if default {

@@ -13,7 +13,7 @@ use super::resources::ResourceDef;
 use super::status::ApiError;
 use super::store::Key;
 use super::wire::{self, Query, Resp};
-use super::{admit, delete, fields, storage};
+use super::{admit, configmap, delete, fields, storage};
 
 pub(super) fn create(
     shared: &Arc<Shared>,
@@ -49,6 +49,9 @@ pub(super) fn create(
     if def.plural == "pods" {
         admit::pod_security(shared.store.get(&Key::new("namespaces", "", ns)).as_ref(), &obj)?;
     }
+    if def.plural == "configmaps" {
+        kind_rules(def, &obj, configmap::validate(&obj))?;
+    }
     if q.get("dryRun") == Some("All") {
         return Ok(wire::json(201, &obj));
     }
@@ -63,6 +66,18 @@ pub(super) fn create(
         }
     }
     Ok(resp)
+}
+
+/// 422 naming `obj` when a kind's own rules found causes.
+fn kind_rules(def: &ResourceDef, obj: &Value, causes: Vec<super::status::Cause>) -> Result<(), ApiError> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        def.kind,
+        obj["metadata"]["name"].as_str().unwrap_or(""),
+        causes,
+    ))
 }
 
 pub(super) fn replace(
@@ -90,6 +105,9 @@ pub(super) fn replace(
         return Err(ApiError::bad_request(
             "the name of the object does not match the name on the URL",
         ));
+    }
+    if def.plural == "configmaps" && !status_only {
+        kind_rules(def, &cur, configmap::update_causes(&cur, &new))?;
     }
     let updated = shared
         .store
@@ -159,6 +177,15 @@ pub(super) fn patch(
             "UnsupportedMediaType",
             "only JSON merge patches are supported by the simulated cluster",
         ));
+    }
+    if def.plural == "configmaps" {
+        let cur = shared
+            .store
+            .get(key)
+            .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
+        let mut next = cur.clone();
+        merge(&mut next, &p);
+        kind_rules(def, &cur, configmap::update_causes(&cur, &next))?;
     }
     let updated = shared
         .store

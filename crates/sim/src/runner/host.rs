@@ -5,6 +5,9 @@
 //! touching the host's root. Images are not pulled. Deleting the pod sends SIGTERM to the process
 //! group, then SIGKILL after the grace period.
 //!
+//! Memory and CPU limits are enforced with a cgroup per container where the machine allows it
+//! (see `cgroup`); an OOM kill there ends the container as `OOMKilled`, exit 137.
+//!
 //! A container without a command (plugins, services relying on the image entrypoint) cannot run
 //! here: a pod labelled `service` runs until deleted, anything else logs that the entrypoint was
 //! not run and exits 0.
@@ -19,6 +22,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
+use super::cgroup::{self, Cgroup, Limits};
 use super::{ContainerRun, Exit, Kill, killed};
 use crate::storage;
 use crate::store::Key;
@@ -72,6 +76,8 @@ struct Sandbox {
     workdir: CString,
     /// Not root: a user namespace first, mapping us to root inside (uid_map, gid_map texts).
     userns: Option<(Vec<u8>, Vec<u8>)>,
+    /// The container's cgroup(s): `cgroup.procs` files to join first thing.
+    cgroup_procs: Vec<CString>,
 }
 
 enum Entry {
@@ -147,6 +153,7 @@ fn sandbox(run: &ContainerRun<'_>, root: &Path) -> std::io::Result<Sandbox> {
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let userns = (uid != 0).then(|| (format!("0 {uid} 1").into_bytes(), format!("0 {gid} 1").into_bytes()));
     Ok(Sandbox {
+        cgroup_procs: Vec::new(),
         userns,
         root: cstr(root),
         workdirs,
@@ -239,6 +246,9 @@ fn enter(sb: &Sandbox) -> std::io::Result<()> {
             }
         }
     };
+    // Into the container's cgroup before anything else (and before a user namespace, where
+    // the cgroup files would no longer be ours).
+    cgroup::join_in_child(&sb.cgroup_procs)?;
     // SAFETY: only async-signal-safe syscalls on data prepared before fork.
     unsafe {
         match &sb.userns {
@@ -331,7 +341,7 @@ pub(crate) async fn run(mut run: ContainerRun<'_>) -> Exit {
     let uid = run.pod["metadata"]["uid"].as_str().unwrap_or("pod");
     let cname = run.container["name"].as_str().unwrap_or("c");
     let root = run.shared.dir.join("roots").join(format!("{uid}-{cname}"));
-    let sb = match sandbox(&run, &root) {
+    let mut sb = match sandbox(&run, &root) {
         Ok(sb) => sb,
         Err(e) => {
             return Exit {
@@ -342,6 +352,19 @@ pub(crate) async fn run(mut run: ContainerRun<'_>) -> Exit {
             };
         }
     };
+    let cg = match Cgroup::create(Limits::of(run.container)) {
+        Ok(cg) => cg,
+        Err(e) => {
+            let _ = std::fs::remove_dir(&root);
+            return Exit {
+                code: 128,
+                reason: "StartError".into(),
+                message: Some(format!("create the container's cgroup: {e}")),
+                signal: None,
+            };
+        }
+    };
+    sb.cgroup_procs = cg.as_ref().map(Cgroup::procs_files).unwrap_or_default();
     let leftovers = host_side_mkdirs(&sb, &root);
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -364,6 +387,9 @@ pub(crate) async fn run(mut run: ContainerRun<'_>) -> Exit {
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
+            if let Some(cg) = cg {
+                cg.remove().await;
+            }
             let msg = format!("failed to start container process {:?}: {e}", argv[0]);
             run.log.push(msg.clone());
             return Exit {
@@ -404,7 +430,22 @@ pub(crate) async fn run(mut run: ContainerRun<'_>) -> Exit {
     }
     let _ = std::fs::remove_dir(&root);
     use std::os::unix::process::ExitStatusExt;
+    // As the runtime reports it: a container whose cgroup saw an OOM kill and failed was
+    // OOMKilled (its main process, or a child it then died of).
+    let oom = match (&cg, &status) {
+        (Some(cg), Ok(s)) if !s.success() => cg.oom_killed(s.signal() == Some(libc::SIGKILL)),
+        _ => false,
+    };
+    if let Some(cg) = cg {
+        cg.remove().await;
+    }
     match status {
+        Ok(s) if oom => Exit {
+            code: s.code().unwrap_or(128 + s.signal().unwrap_or(libc::SIGKILL)),
+            reason: "OOMKilled".into(),
+            message: None,
+            signal: s.signal(),
+        },
         Ok(s) => match (s.code(), s.signal()) {
             (Some(c), _) => Exit::code(c),
             (None, Some(sig)) => Exit::signal(sig),

@@ -2,6 +2,7 @@
 //! [`ScriptRule`]s, no processes) or the host runner (the container's command as a local
 //! process in its own mount namespace). The kubelet drives both through [`run_container`].
 
+pub mod cgroup;
 pub mod host;
 pub mod scripted;
 
