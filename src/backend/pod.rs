@@ -145,17 +145,98 @@ fn quantities(
 /// The step's Pod and the warnings about options it ignored.
 pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, Vec<String>), BuildError> {
     let (so, mut warnings) = step_options(step, opts);
-    let pod_name = names::pod_name(step).map_err(|source| BuildError::Name {
+    let pod_name = names::pod_name(step).map_err(|source| name_error(step, source))?;
+
+    let (env, command) = environment_and_command(step, &pod_name);
+    let (volumes, mounts, env_from, env) = volumes_and_mounts(step, opts, &so, ctx, env, &mut warnings)?;
+    let mut container = Container {
+        name: names::container_name(&pod_name),
+        image: step.image.clone(),
+        image_pull_policy: if step.pull { "Always".into() } else { String::new() },
+        command,
+        working_dir: if step.commands.is_empty() {
+            step.working_dir.clone()
+        } else {
+            step.workspace_base.clone()
+        },
+        env,
+        env_from,
+        ports: step
+            .ports
+            .iter()
+            .map(|p| ContainerPort {
+                container_port: p.number,
+                protocol: p.protocol.to_uppercase(),
+            })
+            .collect(),
+        volume_mounts: mounts,
+        resources: Some(container_resources(step, opts, &so, &mut warnings)?),
+        security_context: security::container_security_context(
+            step.privileged,
+            so.security_context.as_ref(),
+            &mut warnings,
+        ),
+        ..Default::default()
+    };
+
+    let allow_root = step.privileged || so.host_users == Some(false);
+    let mut pod_sc = security::pod_security_context(opts, so.security_context.as_ref(), allow_root, &mut warnings);
+    if opts.pod_security_restricted {
+        let (c, p) = security::restricted_defaults(container.security_context.take(), pod_sc);
+        (container.security_context, pod_sc) = (c, p);
+    }
+    let init = permission_init(&pod_sc, &container, opts);
+    let (affinity, node_selector, tolerations) = scheduling(step, opts, &so, ctx, &mut warnings);
+    let (subdomain, dns_config) = dns(step, opts, ctx);
+    let (metadata, active_deadline) = pod_metadata(step, opts, &so, ctx, &pod_name, &mut warnings);
+
+    let spec = PodSpec {
+        init_containers: init.into_iter().collect(),
+        containers: vec![container],
+        volumes,
+        restart_policy: "Never".into(),
+        node_selector,
+        tolerations,
+        affinity,
+        service_account_name: so.service_account_name.clone().unwrap_or_default(),
+        automount_service_account_token: (opts.pod_security_restricted && so.service_account_name.is_none())
+            .then_some(false),
+        image_pull_secrets: pull_secrets(step, opts)?,
+        hostname: names::hostname(&step.name),
+        subdomain: subdomain.unwrap_or_default(),
+        dns_config,
+        host_aliases: step
+            .extra_hosts
+            .iter()
+            .map(|h| json!({"ip": h.ip, "hostnames": [h.name]}))
+            .collect(),
+        security_context: pod_sc,
+        runtime_class_name: so.runtime_class_name.clone(),
+        priority_class_name: opts.priority_class.clone(),
+        active_deadline_seconds: active_deadline,
+        host_users: so.host_users,
+        ..Default::default()
+    };
+    let pod = Pod {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        metadata,
+        spec,
+        status: None,
+    };
+    Ok((apply_admin_patches(pod, step, opts)?, warnings))
+}
+
+fn name_error(step: &Step, source: InvalidName) -> BuildError {
+    BuildError::Name {
         step: step.name.clone(),
         source,
-    })?;
-    let container_name = names::container_name(&pod_name);
+    }
+}
 
-    // Volumes and mounts: every step volume is a PVC; services may drop the workspace.
-    let drop_workspace = step.is_service() && so.workspace_volume == Some(false);
-    let (mut volumes, mut mounts) = super::volume::step_volumes(step, drop_workspace, ctx.workspace_dir.as_deref())?;
-
-    // Environment: plain values, then secret references, then native secrets.
+/// The container's environment (plain values, then references to the step's Secret for
+/// secret-mapped variables) and its command (the script runner, or the entrypoint).
+fn environment_and_command(step: &Step, pod_name: &str) -> (Vec<EnvVar>, Vec<String>) {
     let mut environment = step.environment.clone();
     let mut command = Vec::new();
     if !step.commands.is_empty() {
@@ -166,7 +247,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     if !step.entrypoint.is_empty() {
         command = step.entrypoint.clone();
     }
-    let step_secret = names::step_secret_name(&pod_name);
+    let step_secret = names::step_secret_name(pod_name);
     let mut env: Vec<EnvVar> = environment
         .iter()
         .filter(|(k, _)| !step.secret_mapping.contains_key(*k))
@@ -186,7 +267,25 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
                 value_from: Some(json!({"secretKeyRef": {"name": step_secret, "key": k}})),
             }),
     );
-    let mut native = super::secrets::native_secrets(&so.secrets, &mut warnings);
+    (env, command)
+}
+
+type Volumes = (Vec<kube::types::Volume>, Vec<VolumeMount>, Vec<Value>, Vec<EnvVar>);
+
+/// Volumes and mounts: the step's PVCs (services may drop the workspace), native secrets
+/// (as variables, `envFrom` or files), the admin's caches the step asked for; one mount per
+/// path. Returns them with the `envFrom` list and `env` grown by the native secrets.
+fn volumes_and_mounts(
+    step: &Step,
+    opts: &Options,
+    so: &StepOptions,
+    ctx: &PodContext,
+    mut env: Vec<EnvVar>,
+    warnings: &mut Vec<String>,
+) -> Result<Volumes, BuildError> {
+    let drop_workspace = step.is_service() && so.workspace_volume == Some(false);
+    let (mut volumes, mut mounts) = super::volume::step_volumes(step, drop_workspace, ctx.workspace_dir.as_deref())?;
+    let mut native = super::secrets::native_secrets(&so.secrets, warnings);
     env.extend(native.env);
     // A Secret volume must not take the name of a PVC volume (`workspace` as both).
     for v in &mut native.volumes {
@@ -234,13 +333,16 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
         }
         first
     });
+    Ok((volumes, mounts, native.env_from, env))
+}
 
-    let working_dir = if step.commands.is_empty() {
-        step.working_dir.clone()
-    } else {
-        step.workspace_base.clone()
-    };
-    let step_sc = so.security_context.as_ref();
+/// Requests and limits: the step's, within the agent's defaults and maxima.
+fn container_resources(
+    step: &Step,
+    opts: &Options,
+    so: &StepOptions,
+    warnings: &mut Vec<String>,
+) -> Result<ResourceRequirements, BuildError> {
     let (mut requests, mut limits) = (
         quantities(step, "request", &so.requests)?,
         quantities(step, "limit", &so.limits)?,
@@ -250,68 +352,58 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
         &opts.max_resources,
         &mut requests,
         &mut limits,
-        &mut warnings,
+        warnings,
     );
-    let resources = ResourceRequirements { requests, limits };
-    let mut container = Container {
-        name: container_name.clone(),
-        image: step.image.clone(),
-        image_pull_policy: if step.pull { "Always".into() } else { String::new() },
-        command,
-        working_dir: working_dir.clone(),
-        env,
-        env_from: native.env_from,
-        ports: step
-            .ports
-            .iter()
-            .map(|p| ContainerPort {
-                container_port: p.number,
-                protocol: p.protocol.to_uppercase(),
-            })
-            .collect(),
-        volume_mounts: mounts,
-        resources: Some(resources),
-        security_context: security::container_security_context(step.privileged, step_sc, &mut warnings),
-        ..Default::default()
-    };
+    Ok(ResourceRequirements { requests, limits })
+}
 
-    let allow_root = step.privileged || so.host_users == Some(false);
-    let mut pod_sc = security::pod_security_context(opts, step_sc, allow_root, &mut warnings);
-    if opts.pod_security_restricted {
-        let (c, p) = security::restricted_defaults(container.security_context.take(), pod_sc);
-        (container.security_context, pod_sc) = (c, p);
-    }
-    let init = permission_init(&pod_sc, &container, opts);
-
+/// Where the pod may run: affinity (with the workflow's colocation), node selector (the
+/// step's platform picks the arch; else the agent's, unless DEFAULT_ARCH=none), tolerations.
+fn scheduling(
+    step: &Step,
+    opts: &Options,
+    so: &StepOptions,
+    ctx: &PodContext,
+    warnings: &mut Vec<String>,
+) -> (Option<Value>, BTreeMap<String, String>, Vec<Value>) {
     let task_label = names::task_label_value(&ctx.task);
     let base_affinity = so.affinity.clone().or_else(|| opts.pod_affinity.clone());
     let affinity = affinity::with_colocation(base_affinity, &ctx.colocation, &task_label);
-    // The step's own platform picks the arch; else the agent's, unless DEFAULT_ARCH=none.
     let platform = match (&so.platform, opts.default_arch) {
         (Some(p), _) => Some(p.as_str()),
         (None, super::options::DefaultArch::Agent) => step.environment.get("CI_SYSTEM_PLATFORM").map(String::as_str),
         (None, super::options::DefaultArch::None) => None,
     };
-    let node_selector = affinity::node_selector(platform, &opts.pod_node_selector, &so.node_selector, &mut warnings);
+    let node_selector = affinity::node_selector(platform, &opts.pod_node_selector, &so.node_selector, warnings);
     let tolerations = if so.tolerations.is_empty() {
         &opts.pod_tolerations
     } else {
         &so.tolerations
     };
+    (
+        affinity,
+        node_selector,
+        tolerations.iter().map(|t| t.to_value()).collect(),
+    )
+}
 
+/// The agent's pull secrets, plus the step's registry credentials.
+fn pull_secrets(step: &Step, opts: &Options) -> Result<Vec<LocalObjectReference>, BuildError> {
     let mut pull_secrets: Vec<LocalObjectReference> = opts
         .pull_secret_names
         .iter()
         .map(|n| LocalObjectReference { name: n.clone() })
         .collect();
     if super::secrets::has_registry_auth(step) {
-        let name = names::registry_secret_name(step).map_err(|source| BuildError::Name {
-            step: step.name.clone(),
-            source,
-        })?;
+        let name = names::registry_secret_name(step).map_err(|source| name_error(step, source))?;
         pull_secrets.push(LocalObjectReference { name });
     }
+    Ok(pull_secrets)
+}
 
+/// The pod's subdomain (the workflow's headless Service) and its DNS config: the step's
+/// nameservers, its searches, then the Service's domain.
+fn dns(step: &Step, opts: &Options, ctx: &PodContext) -> (Option<String>, Option<Value>) {
     let subdomain = names::headless_service_name(&ctx.task).ok();
     let mut searches: Vec<String> = step.dns_search.clone();
     if let Some(sub) = &subdomain {
@@ -329,18 +421,29 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
     if !searches.is_empty() {
         dns.insert("searches".into(), json!(searches));
     }
+    (subdomain, (!dns.is_empty()).then_some(Value::Object(dns)))
+}
 
-    let mut metadata = ctx.meta(pod_name.clone());
-    metadata.labels = labels::pod_labels(step, &pod_name, opts, &so, &ctx.task, &ctx.agent);
+/// Name, labels (cache labels included) and annotations, and the pod's deadline: a step
+/// timeout is the pod's deadline (counted from when the node takes the pod).
+fn pod_metadata(
+    step: &Step,
+    opts: &Options,
+    so: &StepOptions,
+    ctx: &PodContext,
+    pod_name: &str,
+    warnings: &mut Vec<String>,
+) -> (ObjectMeta, Option<i64>) {
+    let mut metadata = ctx.meta(pod_name.to_owned());
+    metadata.labels = labels::pod_labels(step, pod_name, opts, so, &ctx.task, &ctx.agent);
     warnings.extend(labels::skipped_workflow_labels(step, opts));
-    metadata.annotations = labels::pod_annotations(opts, &so);
+    metadata.annotations = labels::pod_annotations(opts, so);
     for name in so.caches.keys() {
         let key = format!("{}{name}", labels::CACHE_LABEL_PREFIX);
         if names::is_qualified_name(&key) {
             metadata.labels.insert(key, "true".into());
         }
     }
-    // A step timeout is the pod's deadline (counted from when the node takes the pod).
     let mut active_deadline = opts.active_deadline(ctx.workflow_timeout_secs);
     if let Some(t) = so.timeout {
         active_deadline = Some(active_deadline.map_or(t, |d| d.min(t)));
@@ -348,42 +451,11 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
             .annotations
             .insert(labels::STEP_TIMEOUT_ANNOTATION.into(), format!("{t}s"));
     }
+    (metadata, active_deadline)
+}
 
-    let spec = PodSpec {
-        init_containers: init.into_iter().collect(),
-        containers: vec![container],
-        volumes,
-        restart_policy: "Never".into(),
-        node_selector,
-        tolerations: tolerations.iter().map(|t| t.to_value()).collect(),
-        affinity,
-        service_account_name: so.service_account_name.clone().unwrap_or_default(),
-        automount_service_account_token: (opts.pod_security_restricted && so.service_account_name.is_none())
-            .then_some(false),
-        image_pull_secrets: pull_secrets,
-        hostname: names::hostname(&step.name),
-        subdomain: subdomain.unwrap_or_default(),
-        dns_config: (!dns.is_empty()).then_some(Value::Object(dns)),
-        host_aliases: step
-            .extra_hosts
-            .iter()
-            .map(|h| json!({"ip": h.ip, "hostnames": [h.name]}))
-            .collect(),
-        security_context: pod_sc,
-        runtime_class_name: so.runtime_class_name.clone(),
-        priority_class_name: opts.priority_class.clone(),
-        active_deadline_seconds: active_deadline,
-        host_users: so.host_users,
-        ..Default::default()
-    };
-    let mut pod = Pod {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        metadata,
-        spec,
-        status: None,
-    };
-    // The admin's patches last: they were checked at start not to touch what the agent owns.
+/// The admin's patches last: they were checked at start not to touch what the agent owns.
+fn apply_admin_patches(mut pod: Pod, step: &Step, opts: &Options) -> Result<Pod, BuildError> {
     let service_patch = opts.service_patch.as_ref().filter(|_| step.is_service());
     for (var, patch) in [("POD_PATCH", opts.pod_patch.as_ref()), ("SERVICE_PATCH", service_patch)] {
         if let Some(patch) = patch {
@@ -397,7 +469,7 @@ pub fn step_pod(step: &Step, opts: &Options, ctx: &PodContext) -> Result<(Pod, V
             })?;
         }
     }
-    Ok((pod, warnings))
+    Ok(pod)
 }
 
 /// The permission init container (Woodpecker v3.14+): when the pod runs as a non-root user and
