@@ -407,3 +407,67 @@ fn help_and_unknown_flags() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `tokenFile: /dev/zero` was read to 1 GiB before an error; every file a kubeconfig names is
+/// read under a bound, and the error names the field and the file at once.
+#[test]
+fn dev_zero_in_any_file_field_stops_at_the_bound() {
+    let dir = home("dev-zero");
+    let file = dir.join("config");
+    let base = "current-context: c\ncontexts:\n- name: c\n  context: {cluster: k, user: ci}\n\
+                clusters:\n- name: k\n  cluster: {server: 'https://k:6443'CLUSTER}\nusers:\n- name: ci\n  user:\n";
+    let pki = corpus().join("pki");
+    let cases = [
+        (
+            "",
+            "    tokenFile: /dev/zero\n",
+            "user `ci`: `tokenFile` file `/dev/zero` holds more than 1 MiB",
+        ),
+        (
+            ", certificate-authority: /dev/zero",
+            "    token: t\n",
+            "cluster `k`: `certificate-authority` file `/dev/zero` holds more than 4 MiB",
+        ),
+        (
+            "",
+            "    client-certificate: /dev/zero\n    client-key: KEY\n",
+            "user `ci`: `client-certificate` file `/dev/zero` holds more than 4 MiB",
+        ),
+        (
+            "",
+            "    client-certificate: CERT\n    client-key: /dev/zero\n",
+            "user `ci`: `client-key` file `/dev/zero` holds more than 4 MiB",
+        ),
+    ];
+    for (cluster, user, want) in cases {
+        let user = user
+            .replace("KEY", pki.join("client-rsa.key").to_str().unwrap())
+            .replace("CERT", pki.join("client-rsa.crt").to_str().unwrap());
+        std::fs::write(&file, format!("{}{user}", base.replace("CLUSTER", cluster))).unwrap();
+        let start = std::time::Instant::now();
+        let out = run_ours(&dir, &["--kubeconfig", file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{want}");
+        assert!(
+            stderr.contains(&format!(
+                "kubeconfig `{}`: {want} (the limit for this file)",
+                file.display()
+            )),
+            "{stderr}"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "{want}: {:?}",
+            start.elapsed()
+        );
+    }
+    // The kubeconfig itself.
+    let out = run_ours(&dir, &["--kubeconfig", "/dev/zero"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kubeconfig `/dev/zero` cannot be read"), "{stderr}");
+    assert!(
+        stderr.contains("holds more than 16 MiB (the limit for this file)"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

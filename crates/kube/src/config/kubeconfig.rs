@@ -182,6 +182,7 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Kubeconfig, ConfigError> {
         source,
     };
     let text = std::str::from_utf8(text).map_err(|e| parse_err(e.into()))?;
+    nesting::check(text).map_err(|e| parse_err(e.into()))?;
     // kubectl reads the first YAML document of a file and ignores any others.
     let parsed: Option<Kubeconfig> = match serde_yaml::Deserializer::from_str(text).next() {
         Some(document) => Option::<Kubeconfig>::deserialize(document).map_err(|e| parse_err(e.into()))?,
@@ -257,7 +258,7 @@ pub fn candidate_paths(env: &impl Env, explicit: Option<&Path>) -> Vec<PathBuf> 
 pub fn load(env: &impl Env, explicit: Option<&Path>) -> Result<Option<Loaded>, ConfigError> {
     let mut loaded: Option<Loaded> = None;
     for path in candidate_paths(env, explicit) {
-        let text = match env.read_file(&path) {
+        let text = match env.read_file(&path, super::MAX_KUBECONFIG_BYTES) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => continue,
             Err(source) => return Err(ConfigError::ReadKubeconfig { path, source }),
@@ -279,6 +280,8 @@ pub fn load(env: &impl Env, explicit: Option<&Path>) -> Result<Option<Loaded>, C
     }
     Ok(loaded)
 }
+
+mod nesting;
 
 #[cfg(test)]
 mod tests;

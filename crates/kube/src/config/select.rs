@@ -9,7 +9,10 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::kubeconfig::{Exec, Loaded, NamedCluster, NamedUser, User};
 pub use super::pem::{check_certificates, check_key, decode_base64};
-use super::{AuthConfig, Config, ConfigError, Entry, Env, ExecConfig, Impersonation, Origin, Overrides, TlsConfig};
+use super::{
+    AuthConfig, Config, ConfigError, Entry, Env, ExecConfig, Impersonation, MAX_PEM_BYTES, MAX_TOKEN_BYTES, Origin,
+    Overrides, TlsConfig,
+};
 use crate::secret::Secret;
 
 /// Resolves the chosen context of already-loaded kubeconfig files.
@@ -104,6 +107,22 @@ pub fn clean(path: &Path) -> PathBuf {
     out
 }
 
+/// A file a kubeconfig field names, read under `limit`; `field_err` makes the field's error
+/// from the problem (the io error is kept as the cause, except for a file over the limit,
+/// which the problem itself says).
+fn read(
+    env: &impl Env,
+    path: &Path,
+    limit: u64,
+    field_err: impl FnOnce(String) -> ConfigError,
+) -> Result<Vec<u8>, ConfigError> {
+    env.read_file(path, limit)
+        .map_err(|e| match super::read_problem(path, e) {
+            (problem, Some(cause)) => field_err(problem).with_source(cause),
+            (problem, None) => field_err(problem),
+        })
+}
+
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
 }
@@ -157,13 +176,7 @@ fn cluster_parts(
         tls.ca_source = Some("certificate-authority-data".into());
     } else if let Some(path) = non_empty(&c.certificate_authority) {
         let path = resolve(file, path);
-        let pem = env.read_file(&path).map_err(|e| {
-            err(
-                "certificate-authority",
-                format!("file `{}` cannot be read", path.display()),
-            )
-            .with_source(e)
-        })?;
+        let pem = read(env, &path, MAX_PEM_BYTES, |p| err("certificate-authority", p))?;
         check_certificates(&pem).map_err(|p| err("certificate-authority", format!("file `{}` {p}", path.display())))?;
         tls.ca_pem = Some(pem);
         tls.ca_source = Some(path.display().to_string());
@@ -253,13 +266,7 @@ fn user_parts(
             pem
         } else {
             let path = resolve(file, u.client_certificate.as_deref().unwrap_or_default());
-            let pem = env.read_file(&path).map_err(|e| {
-                err(
-                    "client-certificate",
-                    format!("file `{}` cannot be read", path.display()),
-                )
-                .with_source(e)
-            })?;
+            let pem = read(env, &path, MAX_PEM_BYTES, |p| err("client-certificate", p))?;
             check_certificates(&pem)
                 .map_err(|p| err("client-certificate", format!("file `{}` {p}", path.display())))?;
             pem
@@ -271,9 +278,7 @@ fn user_parts(
             pem
         } else if let Some(path) = non_empty(&u.client_key) {
             let path = resolve(file, path);
-            let pem = env
-                .read_file(&path)
-                .map_err(|e| err("client-key", format!("file `{}` cannot be read", path.display())).with_source(e))?;
+            let pem = read(env, &path, MAX_PEM_BYTES, |p| err("client-key", p))?;
             check_key(&pem).map_err(|p| err("client-key", format!("file `{}` {p}", path.display())))?;
             pem
         } else {
@@ -295,9 +300,7 @@ fn user_parts(
 
     if let Some(path) = token_file {
         // client-go reads the file once at load; a missing or empty file is an error then.
-        let text = env
-            .read_file(&path)
-            .map_err(|e| err("tokenFile", format!("file `{}` cannot be read", path.display())).with_source(e))?;
+        let text = read(env, &path, MAX_TOKEN_BYTES, |p| err("tokenFile", p))?;
         let empty = String::from_utf8_lossy(&text).trim().is_empty();
         return match token {
             Some(token) => Ok(AuthConfig::TokenFileWithFallback {

@@ -68,11 +68,13 @@ impl Env for TestEnv {
         self.home.clone()
     }
 
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.files
+    fn read_file(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        let bytes = self
+            .files
             .get(path)
             .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
+        super::check_bound(bytes, limit)
     }
 
     fn service_account_dir(&self) -> PathBuf {

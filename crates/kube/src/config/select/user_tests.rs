@@ -283,3 +283,47 @@ fn resolved_material_builds_a_rustls_client_config_for_every_key_format() {
             .unwrap_or_else(|e| panic!("rustls refused the key: {e}"));
     }
 }
+
+/// `tokenFile: /dev/zero` read 1 GiB before an error; every file a user or cluster names is
+/// read under a bound, and the error names the field and the file.
+#[test]
+fn named_files_are_read_under_a_bound() {
+    let token = "t".repeat((crate::config::MAX_TOKEN_BYTES + 1) as usize);
+    let pem = "-".repeat((crate::config::MAX_PEM_BYTES + 1) as usize);
+    let env = env_with(&kubeconfig("", "    tokenFile: /big/token\n")).file("/big/token", &token);
+    let e = resolve_with(&env).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "kubeconfig `/k/config`: user `u`: `tokenFile` file `/big/token` holds more than 1 MiB \
+         (the limit for this file)"
+    );
+    // Exactly at the bound is fine.
+    let env = env_with(&kubeconfig("", "    tokenFile: /big/token\n")).file("/big/token", &token[1..]);
+    assert!(resolve_with(&env).is_ok());
+
+    let user = "    client-certificate: /big/cert\n    client-key: /big/key\n";
+    let env = env_with(&kubeconfig("", user))
+        .file("/big/cert", &pem)
+        .file("/big/key", RSA_KEY_PEM);
+    let e = resolve_with(&env).unwrap_err().to_string();
+    assert!(
+        e.ends_with("`client-certificate` file `/big/cert` holds more than 4 MiB (the limit for this file)"),
+        "{e}"
+    );
+    let env = env_with(&kubeconfig("", user))
+        .file("/big/cert", CERT_PEM)
+        .file("/big/key", &pem);
+    let e = resolve_with(&env).unwrap_err().to_string();
+    assert!(
+        e.ends_with("`client-key` file `/big/key` holds more than 4 MiB (the limit for this file)"),
+        "{e}"
+    );
+    let env = env_with(&kubeconfig("    certificate-authority: /big/ca\n", "")).file("/big/ca", &pem);
+    let e = resolve_with(&env).unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            "cluster `cl`: `certificate-authority` file `/big/ca` holds more than 4 MiB (the limit for this file)"
+        ),
+        "{e}"
+    );
+}
