@@ -471,3 +471,65 @@ fn dev_zero_in_any_file_field_stops_at_the_bound() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The marker every file of `invalid/values/` holds in the value it gets wrong.
+const MARKER: &str = "kc-secret-7f3a9";
+
+/// serde's messages quote the value they reject (`invalid type: string "kc-secret-...",
+/// expected struct User`); none of ours does, for any bad kubeconfig in the corpus. The error
+/// still names the file, and a decoder error keeps the field path and the expected type.
+#[test]
+fn no_error_quotes_a_value_of_a_bad_kubeconfig() {
+    let dir = corpus().join("invalid/values");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "{files:?}");
+    let home = home("values");
+    for file in &files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let text = std::fs::read(file).unwrap();
+        let decoded = String::from_utf8_lossy(&text)
+            .split_whitespace()
+            .filter_map(|w| base64::engine::general_purpose::STANDARD.decode(w).ok())
+            .any(|d| String::from_utf8_lossy(&d).contains(MARKER));
+        assert!(
+            String::from_utf8_lossy(&text).contains(MARKER) || decoded,
+            "{name}: the corpus file holds the marker (in base64 for a -data field)"
+        );
+        let out = Command::new(BIN)
+            .args(["kubeconfig", "--kubeconfig"])
+            .arg(file)
+            .current_dir(&dir)
+            .env_clear()
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: accepted");
+        assert!(
+            stderr.contains(&format!("kubeconfig `{}`", file.display())),
+            "{name}: {stderr}"
+        );
+        for needle in [MARKER, "7f3a9", "86753098675309"] {
+            assert!(!stderr.contains(needle), "{name}: `{needle}` quoted:\n{stderr}");
+        }
+    }
+    // The decoder's messages keep the path and the expected type.
+    let out = Command::new(BIN)
+        .args(["kubeconfig", "--kubeconfig"])
+        .arg(dir.join("user-is-a-string.yaml"))
+        .env_clear()
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("users[0].user: invalid type: a string, expected struct User at line 11 column 9"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&home).unwrap();
+}

@@ -35,11 +35,8 @@ impl Proxy {
     pub fn from_uri(uri: &Uri) -> Result<Proxy, String> {
         match uri.scheme_str() {
             Some("http") | None => {}
-            Some(other) => {
-                return Err(format!(
-                    "proxy-url scheme {other:?} is not supported (only http:// CONNECT proxies)"
-                ));
-            }
+            // The URL may carry a password: no part of it is quoted.
+            Some(_) => return Err("proxy-url scheme is not supported (only http:// CONNECT proxies)".into()),
         }
         let authority = uri.authority().ok_or("proxy-url has no host")?;
         let (userinfo, _) = match authority.as_str().rsplit_once('@') {
@@ -175,7 +172,7 @@ mod tests {
         assert!(!format!("{p:?}").contains("dXNl"));
         assert_eq!(Proxy::from_uri(&"http://[::1]".parse().unwrap()).unwrap().port, 80);
         let err = Proxy::from_uri(&"socks5://h:1".parse().unwrap()).unwrap_err();
-        assert!(err.contains("socks5"), "{err}");
+        assert_eq!(err, "proxy-url scheme is not supported (only http:// CONNECT proxies)");
     }
 
     #[test]

@@ -185,7 +185,10 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Kubeconfig, ConfigError> {
     nesting::check(text).map_err(|e| parse_err(e.into()))?;
     // kubectl reads the first YAML document of a file and ignores any others.
     let parsed: Option<Kubeconfig> = match serde_yaml::Deserializer::from_str(text).next() {
-        Some(document) => Option::<Kubeconfig>::deserialize(document).map_err(|e| parse_err(e.into()))?,
+        // serde's messages quote the value they reject; a kubeconfig's values are secrets.
+        Some(document) => {
+            Option::<Kubeconfig>::deserialize(document).map_err(|e| parse_err(redact::DecodeError::new(&e).into()))?
+        }
         None => None,
     };
     let mut config = parsed.unwrap_or_default();
@@ -282,6 +285,7 @@ pub fn load(env: &impl Env, explicit: Option<&Path>) -> Result<Option<Loaded>, C
 }
 
 mod nesting;
+pub mod redact;
 
 #[cfg(test)]
 mod tests;

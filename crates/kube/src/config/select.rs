@@ -198,10 +198,10 @@ fn cluster_parts(
             let uri: http::Uri = raw.parse().map_err(|_| err("proxy-url", "is not a valid URL".into()))?;
             match uri.scheme_str() {
                 Some("http") => {}
-                Some(other) => {
+                Some(_) => {
                     return Err(err(
                         "proxy-url",
-                        format!("uses `{other}://`; only http:// proxies (HTTP CONNECT) are supported"),
+                        "uses a scheme other than http://; only http:// proxies (HTTP CONNECT) are supported".into(),
                     ));
                 }
                 None => return Err(err("proxy-url", "has no scheme (want http://)".into())),
@@ -239,10 +239,14 @@ fn user_parts(
     if let Some(provider) = &u.auth_provider {
         return Err(err(
             "auth-provider",
+            // Only a known provider's name is repeated: the field's value is never quoted.
             format!(
-                "`{}` is not supported (kubectl dropped the in-tree providers); use an exec \
+                "{}is not supported (kubectl dropped the in-tree providers); use an exec \
                  credential plugin such as gke-gcloud-auth-plugin or kubelogin",
-                provider.name
+                match provider.name.as_str() {
+                    known @ ("gcp" | "azure" | "oidc") => format!("`{known}` "),
+                    _ => String::new(),
+                }
             ),
         ));
     }
@@ -345,11 +349,11 @@ fn exec_config(
     let is_v1 = match api_version {
         super::exec::V1 => true,
         super::exec::V1BETA1 => false,
-        other => {
+        _ => {
             return Err(err(
                 "exec.apiVersion",
                 format!(
-                    "`{other}` is not supported (want {} or {})",
+                    "is not supported (want {} or {})",
                     super::exec::V1,
                     super::exec::V1BETA1
                 ),
@@ -366,10 +370,10 @@ fn exec_config(
         }
         None => "IfAvailable".to_owned(),
         Some(m @ ("Never" | "IfAvailable" | "Always")) => m.to_owned(),
-        Some(other) => {
+        Some(_) => {
             return Err(err(
                 "exec.interactiveMode",
-                format!("`{other}` is not one of Never, IfAvailable, Always"),
+                "is not one of Never, IfAvailable, Always".into(),
             ));
         }
     };

@@ -201,17 +201,14 @@ fn exec_errors() {
     );
     let e = err("", &format!("{v1}      interactiveMode: Sometimes\n"));
     assert!(
-        e.ends_with("`exec.interactiveMode` `Sometimes` is not one of Never, IfAvailable, Always"),
+        e.ends_with("`exec.interactiveMode` is not one of Never, IfAvailable, Always"),
         "{e}"
     );
     let e = err(
         "",
         "    exec:\n      apiVersion: client.authentication.k8s.io/v1alpha1\n      command: aws\n",
     );
-    assert!(
-        e.contains("`exec.apiVersion` `client.authentication.k8s.io/v1alpha1` is not supported"),
-        "{e}"
-    );
+    assert!(e.contains("`exec.apiVersion` is not supported"), "{e}");
     let e = err("", "    exec:\n      command: aws\n");
     assert_eq!(e, "kubeconfig `/k/config`: user `u`: `exec.apiVersion` is not set");
     let e = err(
