@@ -5,6 +5,8 @@
 
 // Watch and log streams across cuts, 410s and broken connections.
 mod streams;
+// TLS edges against a tiny server of our own: an X.509 v1 client certificate, final failures.
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

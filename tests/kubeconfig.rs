@@ -52,6 +52,7 @@ const CASES: &[Case] = &[
     Case { name: "relative", env: Some("relative/conf/config"), flag: None, context: None, auth: "client-certificate" },
     Case { name: "impersonate", env: None, flag: Some("impersonate.yaml"), context: None, auth: "token" },
     Case { name: "relative exec", env: None, flag: Some("relative/conf/config"), context: Some("rel-exec"), auth: "exec" },
+    Case { name: "client certificate X.509 v1", env: None, flag: Some("client-cert-v1.yaml"), context: None, auth: "client-certificate" },
 ];
 
 /// Runs a tool in the corpus directory with a clean environment (no real ~/.kube/config, no
@@ -351,6 +352,21 @@ fn invalid_corpus_fails_in_both_tools_and_we_say_where() {
             "cluster `c`: `name` is defined twice in this file",
         ),
         ("invalid/missing-ca.yaml", "cluster `c`: `certificate-authority` file"),
+        // kubectl: `cannot locate user ghost`; we went on anonymously.
+        (
+            "invalid/undefined-user.yaml",
+            "context `c`: user `ghost` is not defined",
+        ),
+        // kubectl: `cannot unmarshal number into Go struct field AuthInfo.users.user.token of
+        // type string`; we took the number's text.
+        (
+            "invalid/numeric-token.yaml",
+            "users[0].user.token: invalid type: an integer, expected a string",
+        ),
+        (
+            "invalid/numeric-password.yaml",
+            "users[0].user.password: invalid type: an integer, expected a string",
+        ),
     ];
     for (file, want) in cases {
         let case = Case {
@@ -369,9 +385,11 @@ fn invalid_corpus_fails_in_both_tools_and_we_say_where() {
         let stderr = String::from_utf8_lossy(&ours.stderr);
         let path = corpus().join(file);
         assert!(
-            stderr.contains(&format!("kubeconfig `{}`: {want}", path.display())),
+            stderr.contains(&format!("kubeconfig `{}`", path.display())),
             "{file}: {stderr}"
         );
+        assert!(stderr.contains(want), "{file}: {stderr}");
+        assert!(!stderr.contains("8675309"), "{file}: {stderr}");
         std::fs::remove_dir_all(&home).unwrap();
     }
 }

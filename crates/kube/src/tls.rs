@@ -64,9 +64,15 @@ pub fn client_config(
             // The error text of a key parse never contains the key.
             let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
                 .map_err(|e| setup("reading the client key PEM", e))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| setup("using the client certificate and key", e))
+            let key = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| setup("using the client key", e))?;
+            // Not `with_client_auth_cert`: it re-validates our own certificate with webpki,
+            // which refuses X.509 v1 (kubectl sends those). The pair was checked at load
+            // (`config::pem::check_pair`); the apiserver judges the certificate.
+            let identity = rustls::sign::CertifiedKey::new(chain, key);
+            Ok(builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(identity))))
         }
         (None, None) => Ok(match exec_identity {
             Some(resolver) => builder.with_client_cert_resolver(resolver),

@@ -44,8 +44,21 @@ pub fn select(env: &impl Env, loaded: &Loaded, overrides: &Overrides) -> Result<
             cluster: cluster_name.clone(),
         })?;
     let user_name = context.context.user.clone().unwrap_or_default();
-    // client-go: a context naming no user, or a user that is not defined, is anonymous.
-    let user = kc.users.iter().find(|u| u.name == user_name);
+    // A context naming no user is anonymous; one naming a user that no file defines is
+    // refused, as kubectl refuses it (`cannot locate user`), instead of going on anonymously.
+    let user = match user_name.as_str() {
+        "" => None,
+        name => Some(
+            kc.users
+                .iter()
+                .find(|u| u.name == name)
+                .ok_or_else(|| ConfigError::UserNotFound {
+                    files: files.clone(),
+                    context: context_name.clone(),
+                    user: user_name.clone(),
+                })?,
+        ),
+    };
 
     let (server, mut tls, proxy_url) = cluster_parts(env, cluster)?;
     let auth = match user {

@@ -13,6 +13,8 @@ pub const EC_CERT_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki
 pub const PKCS8_CERT_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-pkcs8.crt");
 pub const RSA_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-rsa.key");
 pub const EC_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-ec.key");
+pub const V1_CERT_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-v1.crt");
+pub const V1_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-v1.key");
 pub const PKCS8_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-pkcs8.key");
 
 #[derive(Debug, Clone, Default)]

@@ -9,10 +9,50 @@ use crate::config::testenv::{
     CA_PEM, CERT_PEM, EC_CERT_PEM, EC_KEY_PEM, PKCS8_CERT_PEM, PKCS8_KEY_PEM, RSA_KEY_PEM, b64,
 };
 
+/// kubectl refuses a context naming a user no file defines (`cannot locate user`); we went on
+/// anonymously. No user named at all stays anonymous.
 #[test]
-fn undefined_user_is_anonymous_like_client_go() {
+fn an_undefined_user_is_refused_with_the_names() {
     let yaml = kubeconfig("", "    token: t\n").replace("user: u}", "user: ghost}");
+    let e = resolve_with(&env_with(&yaml)).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "kubeconfig `/k/config`: context `c`: user `ghost` is not defined (kubectl: cannot locate user)"
+    );
+    let yaml = kubeconfig("", "    token: t\n").replace(", user: u}", "}");
     assert!(matches!(resolve_with(&env_with(&yaml)).unwrap().auth, AuthConfig::None));
+}
+
+/// YAML makes a plain `86753098675309` a number; kubectl refuses a number (or a boolean) for
+/// a string field (`cannot unmarshal number into ... of type string`). We took its text.
+#[test]
+fn numbers_and_booleans_are_not_strings_as_in_kubectl() {
+    for (user, field) in [
+        (
+            "    token: 86753098675309\n",
+            "users[0].user.token: invalid type: an integer, expected a string",
+        ),
+        (
+            "    username: u\n    password: 1234\n",
+            "users[0].user.password: invalid type: an integer, expected a string",
+        ),
+        (
+            "    token: true\n",
+            "users[0].user.token: invalid type: a boolean, expected a string",
+        ),
+        (
+            "    tokenFile: 1.5\n",
+            "users[0].user.tokenFile: invalid type: a floating-point number, expected a string",
+        ),
+    ] {
+        let e = resolve("", user).unwrap_err();
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(cause.starts_with(field), "{user}: {cause}");
+        assert!(!cause.contains("86753098675309") && !cause.contains("1234"), "{cause}");
+    }
+    // Quoted, or null, it is fine.
+    let config = resolve("", "    token: '86753098675309'\n    as: ~\n").unwrap();
+    assert!(matches!(&config.auth, AuthConfig::Token(t) if t.expose() == "86753098675309"));
 }
 
 #[test]
