@@ -3,7 +3,9 @@
 //! send, and verification failures that are final.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::Secret;
 use kube::config::{AuthConfig, Config, TlsConfig};
@@ -19,13 +21,21 @@ use super::{NS, Pod};
 const NOT_FOUND: &str = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#;
 
 /// Serves `404 NotFound` to every HTTP/1.1 request over TLS with `config`; returns the address.
-pub async fn serve(mut config: rustls::ServerConfig) -> SocketAddr {
+pub async fn serve(config: rustls::ServerConfig) -> SocketAddr {
+    serve_counted(config).await.0
+}
+
+/// [`serve`], also counting the TCP connections accepted.
+pub async fn serve_counted(mut config: rustls::ServerConfig) -> (SocketAddr, Arc<AtomicUsize>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
             let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else {
@@ -51,7 +61,7 @@ pub async fn serve(mut config: rustls::ServerConfig) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, accepted)
 }
 
 /// A server certificate for 127.0.0.1 (self-signed: it is its own CA), with its PEM.
@@ -166,4 +176,77 @@ async fn an_x509_v1_client_certificate_is_sent_as_kubectl_sends_it() {
     let pods: kube::Api<Pod> = kube::Api::namespaced(kube::Client::new(config).unwrap(), NS);
     assert!(pods.get_opt("x").await.unwrap().is_none());
     assert_eq!(verifier.seen.lock().unwrap().as_slice(), [v1_der.to_vec()]);
+}
+
+fn plain_server_config(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>) -> rustls::ServerConfig {
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap()
+}
+
+/// With a wrong CA, `exec` took 39 s to fail: the cleanup's GETs retried a certificate
+/// verification failure ten times with backoff. It is final now: one connection, at once,
+/// with the reason and which CA was used (never its bytes).
+#[tokio::test]
+async fn a_tls_verification_failure_is_final_and_says_why_and_which_ca() {
+    let named = |cn: &str| {
+        let mut p = localhost_params();
+        p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        p
+    };
+    let (cert, key, pem) = server_identity(named("the server's own CA"));
+    let (_, _, other_pem) = server_identity(named("some other CA"));
+    let mut wrong_name = rcgen::CertificateParams::new(vec!["kubernetes.invalid".to_string()]).unwrap();
+    wrong_name.distinguished_name = rcgen::DistinguishedName::new();
+    let (name_cert, name_key, name_pem) = server_identity(wrong_name);
+    let mut old = localhost_params();
+    old.not_before = rcgen::date_time_ymd(2001, 1, 1);
+    old.not_after = rcgen::date_time_ymd(2002, 1, 1);
+    let (old_cert, old_key, old_pem) = server_identity(old);
+
+    let cases = [
+        (
+            plain_server_config(cert, key),
+            other_pem.clone(),
+            "/etc/kube/ca.crt",
+            "signed by an unknown certificate authority",
+            "(trusted CA: `/etc/kube/ca.crt`)",
+        ),
+        (
+            plain_server_config(name_cert, name_key),
+            name_pem,
+            "certificate-authority-data",
+            "not valid for the name `127.0.0.1`",
+            "(trusted CA: inline certificate-authority-data)",
+        ),
+        (
+            plain_server_config(old_cert, old_key),
+            old_pem,
+            "certificate-authority-data",
+            "has expired",
+            "(trusted CA: inline certificate-authority-data)",
+        ),
+    ];
+    assert_ne!(pem, other_pem);
+    for (server, ca, source, reason, trust) in cases {
+        let (addr, accepted) = serve_counted(server).await;
+        // The default options: ten attempts with backoff from 200 ms.
+        let pods: kube::Api<Pod> = kube::Api::namespaced(kube::Client::new(config_for(addr, &ca, source)).unwrap(), NS);
+        let start = Instant::now();
+        let err = pods.get("x").await.unwrap_err();
+        let elapsed = start.elapsed();
+        let text = err.to_string();
+        assert!(err.is_tls() && !err.is_transport(), "{text}");
+        assert!(text.contains(reason) && text.contains(trust), "{text}");
+        assert!(text.contains("not retried"), "{text}");
+        assert!(
+            !text.contains("BEGIN CERTIFICATE") && !text.contains(&ca[30..60]),
+            "{text}"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "{reason}: one connection, no retry");
+        assert!(elapsed < Duration::from_secs(2), "{reason}: {elapsed:?}");
+    }
 }

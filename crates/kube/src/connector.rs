@@ -62,6 +62,9 @@ impl Proxy {
 pub struct Connector {
     pub proxy: Option<Proxy>,
     pub connect_timeout: Duration,
+    /// Connections attempted so far: a request during which this did not move went out on a
+    /// pooled (reused) connection.
+    pub connects: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn strip_brackets(host: &str) -> &str {
@@ -87,6 +90,7 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let this = self.clone();
+        this.connects.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             let (host, port) = target(&dst)?;
             let connect = async {
@@ -204,6 +208,7 @@ mod tests {
         let mut c = Connector {
             proxy: Some(Proxy::from_uri(&format!("http://a:b@{addr}").parse().unwrap()).unwrap()),
             connect_timeout: Duration::from_secs(5),
+            connects: Default::default(),
         };
         let io = tower_service::Service::call(&mut c, "https://10.9.8.7:6443".parse().unwrap())
             .await

@@ -19,6 +19,16 @@ pub enum Error {
     Api { what: String, status: Box<Status> },
     /// Connecting, the TLS handshake, sending, or reading the body failed.
     Transport { what: String, source: BoxError },
+    /// The TLS handshake failed for a reason retrying cannot change: the server's certificate
+    /// failed verification (unknown CA, wrong name, expired) or the server refused ours.
+    /// Never retried. `ca` says which trust was used (a file path, "inline
+    /// certificate-authority-data", the system bundle), never its bytes.
+    Tls {
+        what: String,
+        reason: String,
+        ca: String,
+        source: BoxError,
+    },
     /// No reply (or, on a stream, no bytes) within the limit.
     Timeout { what: String, after: Duration },
     /// A reply body was not the JSON we expected.
@@ -43,6 +53,12 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Transport { what, .. } => write!(f, "{what}: transport error"),
+            Error::Tls { what, reason, ca, .. } => {
+                write!(
+                    f,
+                    "{what}: TLS handshake refused: {reason} (trusted CA: {ca}); not retried"
+                )
+            }
             Error::Timeout { what, after } => write!(f, "{what}: no reply within {after:?}"),
             Error::Decode { what, .. } => write!(f, "{what}: could not decode the reply"),
             Error::TooLarge { what, limit } => {
@@ -57,7 +73,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Transport { source, .. } | Error::Auth { source } => Some(source.as_ref()),
+            Error::Transport { source, .. } | Error::Tls { source, .. } | Error::Auth { source } => {
+                Some(source.as_ref())
+            }
             Error::Setup {
                 source: Some(source), ..
             } => Some(source.as_ref()),
@@ -194,7 +212,12 @@ impl Error {
     pub fn is_too_many_requests(&self) -> bool {
         self.reason() == "TooManyRequests"
     }
+    /// A TLS failure that retrying cannot fix (see [`Error::Tls`]).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Tls { .. })
+    }
     /// Connection-level failures and timeouts, as opposed to a refusal by the apiserver.
+    /// A final TLS failure is not one: see [`Error::is_tls`].
     pub fn is_transport(&self) -> bool {
         matches!(self, Error::Transport { .. } | Error::Timeout { .. })
     }
