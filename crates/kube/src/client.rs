@@ -385,7 +385,7 @@ impl Client {
         let body = self.request_bytes(req).await?;
         serde_json::from_slice(&body).map_err(|source| Error::Decode {
             what: req.what(),
-            source,
+            source: source.into(),
         })
     }
 

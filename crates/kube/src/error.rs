@@ -32,7 +32,7 @@ pub enum Error {
     /// No reply (or, on a stream, no bytes) within the limit.
     Timeout { what: String, after: Duration },
     /// A reply body was not the JSON we expected.
-    Decode { what: String, source: serde_json::Error },
+    Decode { what: String, source: DecodeError },
     /// A watch event was larger than the hard cap and was skipped.
     TooLarge { what: String, limit: usize },
     /// The configuration cannot be turned into a transport (bad PEM, unsupported proxy...).
@@ -84,6 +84,27 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// A JSON decoder's error without the value it rejected: serde quotes it (`invalid type:
+/// string "...", expected ...`), and a server payload may hold a Secret's data. Keeps the
+/// field path, the kind found, the expected type and the place.
+#[derive(Debug)]
+pub struct DecodeError(String);
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(e: serde_json::Error) -> DecodeError {
+        let place = (e.line() > 0).then(|| (e.line(), e.column()));
+        DecodeError(crate::config::kubeconfig::redact::value_free(&e.to_string(), place))
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
 
 /// Reasons apimachinery knows; any other reason falls back to the HTTP code.
 const KNOWN_REASONS: &[&str] = &[
@@ -230,6 +251,24 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reply that does not decode is reported without the value: a Secret's data could be it.
+    #[test]
+    fn decode_errors_never_quote_the_payload() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Obj {
+            data: std::collections::BTreeMap<String, u32>,
+        }
+        let e = serde_json::from_str::<Obj>(r#"{"data": {"password": "s3cr3t-payload"}}"#).unwrap_err();
+        assert!(e.to_string().contains("s3cr3t-payload"), "serde quotes it: {e}");
+        let err = Error::Decode {
+            what: "GET /x".into(),
+            source: e.into(),
+        };
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(cause, "invalid type: a string, expected u32 at line 1 column 38");
+    }
 
     fn api(code: u16, reason: &str) -> Error {
         Error::Api {
