@@ -46,7 +46,7 @@ static ALLOC: Counting = Counting;
 const PEAK_PER_BYTE: usize = 400;
 const PEAK_BASE: usize = 8 << 20;
 /// Time allowed per input byte (fuzzing builds are instrumented and slow), plus a constant.
-const TIME_PER_BYTE: Duration = Duration::from_micros(100);
+const TIME_PER_BYTE: Duration = Duration::from_micros(50);
 const TIME_BASE: Duration = Duration::from_secs(1);
 
 /// One kubeconfig file, `/k/config`, and nothing else: every file it names is missing, and
