@@ -5,6 +5,8 @@
 
 // Watch and log streams across cuts, 410s and broken connections.
 mod streams;
+// TLS edges against a tiny server of our own: an X.509 v1 client certificate, final failures.
+mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -181,13 +183,19 @@ async fn tls_variants() {
     let mut wrong_ca = base.clone();
     wrong_ca.tls.ca_pem = other.kube_config().tls.ca_pem;
     let err = pods_with(wrong_ca).get("x").await.unwrap_err();
-    assert!(err.is_transport(), "{err}");
+    // Both sims' CAs carry the same name: the signature is what fails.
+    assert!(err.is_tls(), "{err}");
 
     let mut named = base.clone();
     named.tls.server_name = Some("localhost".into());
     assert!(pods_with(named.clone()).get_opt("x").await.unwrap().is_none());
     named.tls.server_name = Some("kubernetes.invalid".into());
-    assert!(pods_with(named).get("x").await.unwrap_err().is_transport());
+    let err = pods_with(named).get("x").await.unwrap_err();
+    assert!(err.is_tls(), "{err}");
+    assert!(
+        err.to_string().contains("not valid for the name `kubernetes.invalid`"),
+        "{err}"
+    );
 
     let mut insecure = base.clone();
     insecure.tls.ca_pem = None;
@@ -388,4 +396,107 @@ async fn a_403_status_is_forbidden_and_keeps_its_message() {
     assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"), "{status:?}");
     assert!(err.to_string().contains("403 Forbidden"), "{err}");
     sim.shutdown().await;
+}
+
+/// Reads one HTTP/1.1 request (head and `content-length` body); `None` at end of stream.
+async fn read_request(conn: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(conn.read_u8().await.ok()?);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    conn.read_exact(&mut body).await.ok()?;
+    Some(head.lines().next().unwrap().to_string())
+}
+
+/// A plain-HTTP server that answers `answered` requests per connection (keep-alive, a clean
+/// end) and then closes the connection on the next request without a byte of reply: what a
+/// client sees when the server closed an idle pooled connection just as it was reused (Go's
+/// transport: "server closed idle connection", nothing of the request was taken). Records
+/// `(connection, request line, answered)`.
+async fn closing_server(answered: usize) -> (String, Arc<Mutex<Vec<(usize, String, bool)>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut conn, _)) = listener.accept().await {
+            n += 1;
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                for i in 0.. {
+                    let Some(line) = read_request(&mut conn).await else {
+                        return;
+                    };
+                    let answer = i < answered;
+                    seen.lock().unwrap().push((n, line, answer));
+                    if !answer {
+                        return; // dropped: FIN, no reply
+                    }
+                    let body = serde_json::to_string(&pod("p", "a")).unwrap();
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    conn.write_all(reply.as_bytes()).await.unwrap();
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), log)
+}
+
+fn plain_http_pods(server: &str) -> Api<Pod> {
+    let config = Config {
+        server: server.parse().unwrap(),
+        namespace: NS.into(),
+        tls: Default::default(),
+        proxy_url: None,
+        auth: AuthConfig::None,
+        impersonate: Impersonation::default(),
+        origin: Default::default(),
+    };
+    Api::namespaced(Client::with_options(config, fast_options()).unwrap(), NS)
+}
+
+/// A DELETE on a pooled connection that the server closed right after a clean reply got a
+/// transport error and was not retried (the step became a failure). The request never reached
+/// the server: it is retried for every verb, on a new connection, as Go's transport does.
+#[tokio::test]
+async fn a_request_on_a_reused_connection_the_server_closed_is_retried_for_every_verb() {
+    let (server, log) = closing_server(1).await;
+    let pods = plain_http_pods(&server);
+    pods.get("p").await.unwrap();
+    pods.delete("p", &DeleteParams::default()).await.unwrap();
+    pods.create(&pod("p", "a")).await.unwrap();
+    let seen = log.lock().unwrap().clone();
+    let path = "/api/v1/namespaces/woodpecker/pods";
+    assert_eq!(
+        seen,
+        [
+            (1, format!("GET {path}/p HTTP/1.1"), true),
+            (1, format!("DELETE {path}/p HTTP/1.1"), false),
+            (2, format!("DELETE {path}/p HTTP/1.1"), true),
+            (2, format!("POST {path} HTTP/1.1"), false),
+            (3, format!("POST {path} HTTP/1.1"), true),
+        ]
+    );
+
+    // On a fresh connection the same silence may mean the server took the request: a DELETE
+    // is not retried (a GET still is, like any transport error).
+    let (server, log) = closing_server(0).await;
+    let pods = plain_http_pods(&server);
+    let err = pods.delete("p", &DeleteParams::default()).await.unwrap_err();
+    assert!(err.is_transport(), "{err}");
+    assert_eq!(log.lock().unwrap().len(), 1);
 }

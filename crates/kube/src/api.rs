@@ -101,7 +101,7 @@ impl<K: Resource> Api<K> {
         }
         let body = serde_json::to_vec(obj).map_err(|source| Error::Decode {
             what: format!("encoding {} {:?}", K::KIND, meta.name),
-            source,
+            source: source.into(),
         })?;
         let req = Req {
             method: Method::POST,

@@ -315,7 +315,7 @@ impl FileToken {
                 return Ok(token.clone());
             }
         }
-        let read = match tokio::fs::read(&self.path).await {
+        let read = match read_bounded(&self.path, crate::config::MAX_TOKEN_BYTES).await {
             Ok(bytes) => {
                 let token = String::from_utf8_lossy(&bytes).trim().to_owned();
                 if token.is_empty() {
@@ -389,6 +389,18 @@ fn sensitive(value: String, what: &'static str) -> Result<HeaderValue, AuthError
     let mut header = HeaderValue::from_str(&value).map_err(|_| AuthError::InvalidHeader { what })?;
     header.set_sensitive(true);
     Ok(header)
+}
+
+/// A token file of at most `limit` bytes (`tokenFile: /dev/zero` stops after `limit + 1`).
+async fn read_bounded(path: &std::path::Path, limit: u64) -> io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let mut bytes = Vec::new();
+    tokio::fs::File::open(path)
+        .await?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .await?;
+    crate::config::check_bound(bytes, limit)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! per-stream idle limit (the spec's "HTTP/1.1 + idle deadlines" option).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -91,6 +91,10 @@ struct Inner {
     impersonate: Vec<(http::HeaderName, http::HeaderValue)>,
     options: ClientOptions,
     counters: Counters,
+    /// Connections the connector has opened (see [`Connector::connects`]).
+    connects: Arc<AtomicU64>,
+    /// Which CA the server's certificate is checked against, for TLS errors.
+    ca: String,
 }
 
 impl std::fmt::Debug for Client {
@@ -170,10 +174,13 @@ impl Client {
             Some(uri) => Some(Proxy::from_uri(uri).map_err(setup)?),
             None => None,
         };
+        let connects = Arc::new(AtomicU64::new(0));
         let connector = Connector {
             proxy,
             connect_timeout: options.connect_timeout,
+            connects: connects.clone(),
         };
+        let ca = trust_description(&config.tls);
         let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config)
             .https_or_http();
@@ -199,6 +206,8 @@ impl Client {
                 impersonate,
                 options,
                 counters: Counters::default(),
+                connects,
+                ca,
             }),
         })
     }
@@ -223,6 +232,7 @@ impl Client {
         loop {
             attempt += 1;
             let request = self.build(req).await?;
+            let connects_before = self.inner.connects.load(Ordering::SeqCst);
             let outcome = tokio::time::timeout(opts.request_timeout, self.inner.http.request(request)).await;
             let ok = matches!(&outcome, Ok(Ok(r)) if r.status().is_success());
             self.inner.counters.requests.fetch_add(1, Relaxed);
@@ -255,13 +265,10 @@ impl Client {
                         },
                     )
                 }
-                Ok(Err(e)) => (
-                    Error::Transport {
-                        what: what.clone(),
-                        source: Box::new(e),
-                    },
-                    Outcome::TransportError,
-                ),
+                Ok(Err(e)) => {
+                    let reused = self.inner.connects.load(Ordering::SeqCst) == connects_before;
+                    self.transport_error(&what, e, reused)
+                }
                 Err(_) => (
                     Error::Timeout {
                         what: what.clone(),
@@ -275,6 +282,46 @@ impl Client {
                 None => return Err(err),
             }
         }
+    }
+
+    /// A failed attempt as an error and the retry decision's view of it: a TLS verification
+    /// failure is final; a request that never reached the server (connecting failed, hyper
+    /// gave it back unsent, or a reused connection was closed before a byte of the reply) may
+    /// be retried for every verb; anything else is an ordinary transport error.
+    fn transport_error(&self, what: &str, e: hyper_util::client::legacy::Error, reused: bool) -> (Error, Outcome) {
+        if let Some(reason) = tls::final_failure(&e) {
+            let err = Error::Tls {
+                what: what.to_owned(),
+                reason,
+                ca: self.inner.ca.clone(),
+                source: Box::new(e),
+            };
+            return (err, Outcome::Final);
+        }
+        let hyper_err = {
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            let mut found = None;
+            while let Some(cause) = next {
+                if let Some(h) = cause.downcast_ref::<hyper::Error>() {
+                    found = Some(h);
+                    break;
+                }
+                next = cause.source();
+            }
+            found
+        };
+        let not_sent =
+            e.is_connect() || hyper_err.is_some_and(|h| h.is_canceled() || (reused && h.is_incomplete_message()));
+        let outcome = if not_sent {
+            Outcome::NotSent
+        } else {
+            Outcome::TransportError
+        };
+        let err = Error::Transport {
+            what: what.to_owned(),
+            source: Box::new(e),
+        };
+        (err, outcome)
     }
 
     async fn build(&self, req: &Req) -> Result<Request<Full<Bytes>>> {
@@ -343,7 +390,7 @@ impl Client {
         let body = self.request_bytes(req).await?;
         serde_json::from_slice(&body).map_err(|source| Error::Decode {
             what: req.what(),
-            source,
+            source: source.into(),
         })
     }
 
@@ -405,6 +452,20 @@ impl BodyStream {
 
     pub fn what(&self) -> &str {
         &self.what
+    }
+}
+
+/// What the server's certificate is checked against, as TLS errors name it: a file path,
+/// the inline `certificate-authority-data`, or the system bundle; never the bytes.
+fn trust_description(tls: &TlsConfig) -> String {
+    if tls.insecure_skip_verify {
+        return "none (insecure-skip-tls-verify)".into();
+    }
+    match (&tls.ca_pem, tls.ca_source.as_deref()) {
+        (None, _) => "the system CA bundle".into(),
+        (Some(_), Some("certificate-authority-data")) => "inline certificate-authority-data".into(),
+        (Some(_), Some(path)) => format!("`{path}`"),
+        (Some(_), None) => "the configured certificate authority".into(),
     }
 }
 

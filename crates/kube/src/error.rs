@@ -19,10 +19,20 @@ pub enum Error {
     Api { what: String, status: Box<Status> },
     /// Connecting, the TLS handshake, sending, or reading the body failed.
     Transport { what: String, source: BoxError },
+    /// The TLS handshake failed for a reason retrying cannot change: the server's certificate
+    /// failed verification (unknown CA, wrong name, expired) or the server refused ours.
+    /// Never retried. `ca` says which trust was used (a file path, "inline
+    /// certificate-authority-data", the system bundle), never its bytes.
+    Tls {
+        what: String,
+        reason: String,
+        ca: String,
+        source: BoxError,
+    },
     /// No reply (or, on a stream, no bytes) within the limit.
     Timeout { what: String, after: Duration },
     /// A reply body was not the JSON we expected.
-    Decode { what: String, source: serde_json::Error },
+    Decode { what: String, source: DecodeError },
     /// A watch event was larger than the hard cap and was skipped.
     TooLarge { what: String, limit: usize },
     /// The configuration cannot be turned into a transport (bad PEM, unsupported proxy...).
@@ -43,6 +53,12 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::Transport { what, .. } => write!(f, "{what}: transport error"),
+            Error::Tls { what, reason, ca, .. } => {
+                write!(
+                    f,
+                    "{what}: TLS handshake refused: {reason} (trusted CA: {ca}); not retried"
+                )
+            }
             Error::Timeout { what, after } => write!(f, "{what}: no reply within {after:?}"),
             Error::Decode { what, .. } => write!(f, "{what}: could not decode the reply"),
             Error::TooLarge { what, limit } => {
@@ -57,7 +73,9 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Transport { source, .. } | Error::Auth { source } => Some(source.as_ref()),
+            Error::Transport { source, .. } | Error::Tls { source, .. } | Error::Auth { source } => {
+                Some(source.as_ref())
+            }
             Error::Setup {
                 source: Some(source), ..
             } => Some(source.as_ref()),
@@ -66,6 +84,27 @@ impl std::error::Error for Error {
         }
     }
 }
+
+/// A JSON decoder's error without the value it rejected: serde quotes it (`invalid type:
+/// string "...", expected ...`), and a server payload may hold a Secret's data. Keeps the
+/// field path, the kind found, the expected type and the place.
+#[derive(Debug)]
+pub struct DecodeError(String);
+
+impl From<serde_json::Error> for DecodeError {
+    fn from(e: serde_json::Error) -> DecodeError {
+        let place = (e.line() > 0).then(|| (e.line(), e.column()));
+        DecodeError(crate::config::kubeconfig::redact::value_free(&e.to_string(), place))
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
 
 /// Reasons apimachinery knows; any other reason falls back to the HTTP code.
 const KNOWN_REASONS: &[&str] = &[
@@ -194,7 +233,12 @@ impl Error {
     pub fn is_too_many_requests(&self) -> bool {
         self.reason() == "TooManyRequests"
     }
+    /// A TLS failure that retrying cannot fix (see [`Error::Tls`]).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Error::Tls { .. })
+    }
     /// Connection-level failures and timeouts, as opposed to a refusal by the apiserver.
+    /// A final TLS failure is not one: see [`Error::is_tls`].
     pub fn is_transport(&self) -> bool {
         matches!(self, Error::Transport { .. } | Error::Timeout { .. })
     }
@@ -207,6 +251,24 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reply that does not decode is reported without the value: a Secret's data could be it.
+    #[test]
+    fn decode_errors_never_quote_the_payload() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Obj {
+            data: std::collections::BTreeMap<String, u32>,
+        }
+        let e = serde_json::from_str::<Obj>(r#"{"data": {"password": "s3cr3t-payload"}}"#).unwrap_err();
+        assert!(e.to_string().contains("s3cr3t-payload"), "serde quotes it: {e}");
+        let err = Error::Decode {
+            what: "GET /x".into(),
+            source: e.into(),
+        };
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(cause, "invalid type: a string, expected u32 at line 1 column 38");
+    }
 
     fn api(code: u16, reason: &str) -> Error {
         Error::Api {

@@ -6,6 +6,10 @@
 //!   (client-go `rest/with_retry.go`); the wait is that many seconds, capped.
 //! - A transport error is retried only for GET (reads, watches, logs are idempotent; a POST
 //!   might have been applied, so creates rely on fixed names + AlreadyExists instead).
+//! - A request that never reached the server is retried for every verb, as Go's transport
+//!   does (`nothingWrittenError`): connecting failed, or a reused pooled connection was
+//!   closed by the server before a byte of the reply (it closed it right after the last reply).
+//! - A TLS verification failure is final: the same certificate fails the same way.
 //! - Attempts are bounded.
 
 use std::time::Duration;
@@ -43,6 +47,10 @@ pub enum Outcome {
         retry_after: Option<Duration>,
     },
     TransportError,
+    /// Nothing reached the server (see the module doc): safe to retry for every verb.
+    NotSent,
+    /// Retrying cannot help (a TLS verification failure).
+    Final,
 }
 
 impl RetryPolicy {
@@ -61,6 +69,8 @@ impl RetryPolicy {
             Outcome::Reply { .. } => None,
             Outcome::TransportError if method == Method::GET => Some(backoff.next_delay()),
             Outcome::TransportError => None,
+            Outcome::NotSent => Some(backoff.next_delay()),
+            Outcome::Final => None,
         }
     }
 }
@@ -197,6 +207,17 @@ mod tests {
         assert!(p.decide(&Method::GET, 1, Outcome::TransportError, &mut b).is_some());
         assert_eq!(p.decide(&Method::POST, 1, Outcome::TransportError, &mut b), None);
         assert_eq!(p.decide(&Method::DELETE, 1, Outcome::TransportError, &mut b), None);
+    }
+
+    #[test]
+    fn unsent_requests_retry_for_every_verb_and_final_failures_never() {
+        let p = RetryPolicy::default();
+        let mut b = Backoff::with_seed(p.backoff, 7);
+        for m in [Method::GET, Method::POST, Method::DELETE, Method::PATCH, Method::PUT] {
+            assert!(p.decide(&m, 1, Outcome::NotSent, &mut b).is_some(), "{m}");
+            assert_eq!(p.decide(&m, p.max_attempts, Outcome::NotSent, &mut b), None, "{m}");
+            assert_eq!(p.decide(&m, 1, Outcome::Final, &mut b), None, "{m}");
+        }
     }
 
     #[test]

@@ -64,9 +64,15 @@ pub fn client_config(
             // The error text of a key parse never contains the key.
             let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
                 .map_err(|e| setup("reading the client key PEM", e))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| setup("using the client certificate and key", e))
+            let key = provider
+                .key_provider
+                .load_private_key(key)
+                .map_err(|e| setup("using the client key", e))?;
+            // Not `with_client_auth_cert`: it re-validates our own certificate with webpki,
+            // which refuses X.509 v1 (kubectl sends those). The pair was checked at load
+            // (`config::pem::check_pair`); the apiserver judges the certificate.
+            let identity = rustls::sign::CertifiedKey::new(chain, key);
+            Ok(builder.with_client_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(identity))))
         }
         (None, None) => Ok(match exec_identity {
             Some(resolver) => builder.with_client_cert_resolver(resolver),
@@ -164,6 +170,59 @@ impl ServerCertVerifier for AcceptAnyCert {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_schemes()
     }
+}
+
+/// Why a TLS handshake failed for good, when it did: the server's certificate failed
+/// verification, or the server refused ours. `None` for everything else (refused
+/// connections, resets, timeouts), which may pass on a retry. Walks the error chain,
+/// looking inside `io::Error`s (hyper-rustls wraps rustls' error in one).
+pub fn final_failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use rustls::{AlertDescription as A, CertificateError as C};
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let io_inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        let rustls_err = e
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| io_inner.and_then(|i| i.downcast_ref::<rustls::Error>()));
+        match rustls_err {
+            Some(rustls::Error::InvalidCertificate(cert)) => {
+                return Some(match cert {
+                    C::UnknownIssuer => "the server's certificate is signed by an unknown certificate authority".into(),
+                    C::NotValidForNameContext { expected, .. } => {
+                        format!(
+                            "the server's certificate is not valid for the name `{}`",
+                            expected.to_str()
+                        )
+                    }
+                    C::NotValidForName => "the server's certificate is not valid for the server's name".into(),
+                    C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired".into(),
+                    C::NotValidYet | C::NotValidYetContext { .. } => "the server's certificate is not valid yet".into(),
+                    C::Revoked => "the server's certificate is revoked".into(),
+                    C::BadSignature => "the server's certificate has a bad signature".into(),
+                    C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                        "the server's certificate is not for TLS server authentication".into()
+                    }
+                    other => format!("the server's certificate failed verification ({other:?})"),
+                });
+            }
+            Some(rustls::Error::AlertReceived(
+                alert @ (A::BadCertificate
+                | A::UnsupportedCertificate
+                | A::CertificateRevoked
+                | A::CertificateExpired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::CertificateRequired
+                | A::AccessDenied),
+            )) => return Some(format!("the server refused our client certificate (alert {alert:?})")),
+            _ => {}
+        }
+        next = io_inner.or_else(|| e.source());
+    }
+    None
 }
 
 /// The name checked against the server certificate when `tls-server-name` is set.

@@ -108,7 +108,7 @@ impl<K: Resource> WatchStream<K> {
                 return Some(match line {
                     Ok(line) => decode_event(&line).map_err(|source| Error::Decode {
                         what: what.to_string(),
-                        source,
+                        source: source.into(),
                     }),
                     Err(big) => Err(Error::TooLarge {
                         what: what.to_string(),

@@ -342,3 +342,13 @@ fn debug_of_credentials_and_config_shows_no_secret() {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
 }
+
+/// The token file is re-read at run time under the same bound as at load.
+#[tokio::test]
+async fn a_token_file_is_reread_under_a_bound() {
+    let creds = Credentials::new(&AuthConfig::TokenFile(PathBuf::from("/dev/zero"))).unwrap();
+    let err = creds.authorization().await.unwrap_err();
+    assert!(matches!(err, AuthError::ReadTokenFile { .. }), "{err}");
+    let cause = std::error::Error::source(&err).unwrap().to_string();
+    assert_eq!(cause, "holds more than 1 MiB (the limit for this file)");
+}

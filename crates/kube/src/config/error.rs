@@ -60,6 +60,12 @@ pub enum ConfigError {
         context: String,
         cluster: String,
     },
+    /// The context names a user that no file defines (kubectl: `cannot locate user`).
+    UserNotFound {
+        files: Vec<PathBuf>,
+        context: String,
+        user: String,
+    },
     /// One field of one stanza is wrong or names something unusable.
     Field {
         file: PathBuf,
@@ -158,6 +164,12 @@ impl fmt::Display for ConfigError {
                     )
                 }
             }
+            ConfigError::UserNotFound { files, context, user } => write!(
+                f,
+                "kubeconfig `{}`: context `{context}`: user `{user}` is not defined (kubectl: cannot \
+                 locate user)",
+                paths(files)
+            ),
             ConfigError::Field {
                 file,
                 entry,

@@ -95,12 +95,12 @@ pub fn parse_output(config: &ExecConfig, stdout: &[u8]) -> Result<ExecCredential
         )
     })?;
     if out.kind != "ExecCredential" {
-        return Err(format!("printed kind `{}`, not `ExecCredential`", out.kind));
+        return Err("printed a `kind` other than `ExecCredential`".into());
     }
     if out.api_version != config.api_version {
         return Err(format!(
-            "printed apiVersion `{}`, but is configured for `{}`",
-            out.api_version, config.api_version
+            "printed an `apiVersion` other than the configured `{}`",
+            config.api_version
         ));
     }
     let status = out.status.ok_or("printed no `status`")?;
@@ -127,9 +127,7 @@ pub fn parse_output(config: &ExecConfig, stdout: &[u8]) -> Result<ExecCredential
     }
     let expires_at = match non_empty(status.expiration_timestamp) {
         None => None,
-        Some(ts) => {
-            Some(parse_rfc3339(&ts).ok_or_else(|| format!("printed `expirationTimestamp` `{ts}`, not RFC 3339"))?)
-        }
+        Some(ts) => Some(parse_rfc3339(&ts).ok_or("printed an `expirationTimestamp` that is not RFC 3339")?),
     };
     Ok(ExecCredential {
         token,

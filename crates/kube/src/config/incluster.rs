@@ -39,7 +39,7 @@ pub fn load(env: &impl Env, overrides: &Overrides) -> Result<Option<Config>, Con
     };
     let dir = env.service_account_dir();
     let token_file = dir.join("token");
-    if env.read_file(&token_file).is_err() {
+    if env.read_file(&token_file, super::MAX_TOKEN_BYTES).is_err() {
         return Ok(None);
     }
     let server = server_url(&host, &port).map_err(|problem| ConfigError::InCluster {
@@ -48,7 +48,7 @@ pub fn load(env: &impl Env, overrides: &Overrides) -> Result<Option<Config>, Con
         source: None,
     })?;
     let ca_path = dir.join("ca.crt");
-    let ca_pem = read(env, &ca_path)?;
+    let ca_pem = read(env, &ca_path, super::MAX_PEM_BYTES)?;
     check_certificates(&ca_pem).map_err(|problem| ConfigError::InCluster {
         what: format!("`{}`", ca_path.display()),
         problem,
@@ -61,7 +61,7 @@ pub fn load(env: &impl Env, overrides: &Overrides) -> Result<Option<Config>, Con
             .var("POD_NAMESPACE")
             .filter(|n| !n.is_empty())
             .or_else(|| {
-                env.read_file(&dir.join("namespace"))
+                env.read_file(&dir.join("namespace"), super::MAX_TOKEN_BYTES)
                     .ok()
                     .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
                     .filter(|n| !n.is_empty())
@@ -84,11 +84,18 @@ pub fn load(env: &impl Env, overrides: &Overrides) -> Result<Option<Config>, Con
     }))
 }
 
-fn read(env: &impl Env, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    env.read_file(path).map_err(|e| ConfigError::InCluster {
-        what: format!("`{}`", path.display()),
-        problem: "cannot be read".into(),
-        source: Some(e),
+fn read(env: &impl Env, path: &Path, limit: u64) -> Result<Vec<u8>, ConfigError> {
+    env.read_file(path, limit).map_err(|e| match e.kind() {
+        std::io::ErrorKind::FileTooLarge => ConfigError::InCluster {
+            what: format!("`{}`", path.display()),
+            problem: e.to_string(),
+            source: None,
+        },
+        _ => ConfigError::InCluster {
+            what: format!("`{}`", path.display()),
+            problem: "cannot be read".into(),
+            source: Some(e),
+        },
     })
 }
 

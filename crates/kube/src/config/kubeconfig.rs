@@ -22,7 +22,7 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Kubeconfig {
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "opt_string")]
     pub current_context: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub clusters: Vec<NamedCluster>,
@@ -34,6 +34,7 @@ pub struct Kubeconfig {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct NamedCluster {
+    #[serde(deserialize_with = "string")]
     pub name: String,
     #[serde(default, deserialize_with = "nullable")]
     pub cluster: Cluster,
@@ -44,6 +45,7 @@ pub struct NamedCluster {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct NamedUser {
+    #[serde(deserialize_with = "string")]
     pub name: String,
     #[serde(default, deserialize_with = "nullable")]
     pub user: User,
@@ -53,6 +55,7 @@ pub struct NamedUser {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct NamedContext {
+    #[serde(deserialize_with = "string")]
     pub name: String,
     #[serde(default, deserialize_with = "nullable")]
     pub context: Context,
@@ -63,12 +66,17 @@ pub struct NamedContext {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Cluster {
+    #[serde(default, deserialize_with = "opt_string")]
     pub server: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub certificate_authority: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub certificate_authority_data: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub insecure_skip_tls_verify: bool,
+    #[serde(default, deserialize_with = "opt_string")]
     pub tls_server_name: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub proxy_url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub extensions: Vec<NamedExtension>,
@@ -78,7 +86,7 @@ pub struct Cluster {
 /// plugins as `spec.cluster.config`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NamedExtension {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string")]
     pub name: String,
     #[serde(default)]
     pub extension: serde_json::Value,
@@ -88,8 +96,11 @@ pub const EXEC_EXTENSION: &str = "client.authentication.k8s.io/exec";
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Context {
+    #[serde(default, deserialize_with = "opt_string")]
     pub cluster: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub user: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub namespace: Option<String>,
 }
 
@@ -98,22 +109,26 @@ pub struct Context {
 pub struct User {
     #[serde(default, deserialize_with = "secret")]
     pub token: Option<Secret>,
-    #[serde(rename = "tokenFile")]
+    #[serde(rename = "tokenFile", default, deserialize_with = "opt_string")]
     pub token_file: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub client_certificate: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub client_certificate_data: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub client_key: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub client_key_data: Option<Secret>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub username: Option<String>,
     #[serde(default, deserialize_with = "secret")]
     pub password: Option<Secret>,
     pub exec: Option<Exec>,
     pub auth_provider: Option<AuthProvider>,
     /// Impersonation: `as`, `as-uid`, `as-groups`, `as-user-extra`.
-    #[serde(rename = "as")]
+    #[serde(rename = "as", default, deserialize_with = "opt_string")]
     pub impersonate: Option<String>,
-    #[serde(rename = "as-uid")]
+    #[serde(rename = "as-uid", default, deserialize_with = "opt_string")]
     pub impersonate_uid: Option<String>,
     #[serde(rename = "as-groups", default, deserialize_with = "nullable")]
     pub impersonate_groups: Vec<String>,
@@ -125,23 +140,27 @@ pub struct User {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Exec {
+    #[serde(default, deserialize_with = "opt_string")]
     pub api_version: Option<String>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub command: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub args: Vec<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub env: Vec<ExecEnvVar>,
+    #[serde(default, deserialize_with = "opt_string")]
     pub install_hint: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     pub provide_cluster_info: bool,
+    #[serde(default, deserialize_with = "opt_string")]
     pub interactive_mode: Option<String>,
 }
 
 #[derive(Clone, Default, Deserialize)]
 pub struct ExecEnvVar {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string")]
     pub value: String,
 }
 
@@ -155,7 +174,7 @@ impl std::fmt::Debug for ExecEnvVar {
 /// `auth-provider`: only its name matters, to say it is not supported.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AuthProvider {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string")]
     pub name: String,
 }
 
@@ -164,7 +183,64 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> R
 }
 
 fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+    Ok(opt_string(d)?.map(Secret::new))
+}
+
+/// A string field as kubectl reads it: YAML turns a plain `86753098675309`, `true` or `1.5`
+/// into a number or a boolean, and Go's decoder refuses those for a string field (`cannot
+/// unmarshal number into ... of type string`); only a string (quoted when it looks like a
+/// number) is taken. yaml_serde would hand the scalar's text to a `String` as it is.
+fn string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(StrictString)
+}
+
+/// [`string`] for an optional field: `null` or `~` is unset.
+fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    d.deserialize_any(StrictOptString)
+}
+
+struct StrictString;
+
+impl<'de> serde::de::Visitor<'de> for StrictString {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+}
+
+struct StrictOptString;
+
+impl<'de> serde::de::Visitor<'de> for StrictOptString {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_owned()))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(v))
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
 }
 
 /// Kubeconfig files that were found, merged, with the list of files in merge order.
@@ -182,9 +258,13 @@ pub fn parse(text: &[u8], path: &Path) -> Result<Kubeconfig, ConfigError> {
         source,
     };
     let text = std::str::from_utf8(text).map_err(|e| parse_err(e.into()))?;
+    nesting::check(text).map_err(|e| parse_err(e.into()))?;
     // kubectl reads the first YAML document of a file and ignores any others.
     let parsed: Option<Kubeconfig> = match serde_yaml::Deserializer::from_str(text).next() {
-        Some(document) => Option::<Kubeconfig>::deserialize(document).map_err(|e| parse_err(e.into()))?,
+        // serde's messages quote the value they reject; a kubeconfig's values are secrets.
+        Some(document) => {
+            Option::<Kubeconfig>::deserialize(document).map_err(|e| parse_err(redact::DecodeError::new(&e).into()))?
+        }
         None => None,
     };
     let mut config = parsed.unwrap_or_default();
@@ -257,7 +337,7 @@ pub fn candidate_paths(env: &impl Env, explicit: Option<&Path>) -> Vec<PathBuf> 
 pub fn load(env: &impl Env, explicit: Option<&Path>) -> Result<Option<Loaded>, ConfigError> {
     let mut loaded: Option<Loaded> = None;
     for path in candidate_paths(env, explicit) {
-        let text = match env.read_file(&path) {
+        let text = match env.read_file(&path, super::MAX_KUBECONFIG_BYTES) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound && explicit.is_none() => continue,
             Err(source) => return Err(ConfigError::ReadKubeconfig { path, source }),
@@ -279,6 +359,9 @@ pub fn load(env: &impl Env, explicit: Option<&Path>) -> Result<Option<Loaded>, C
     }
     Ok(loaded)
 }
+
+mod nesting;
+pub mod redact;
 
 #[cfg(test)]
 mod tests;

@@ -209,7 +209,9 @@ pub trait Env {
     /// An environment variable; `None` when unset or not UTF-8.
     fn var(&self, name: &str) -> Option<String>;
     fn home_dir(&self) -> Option<PathBuf>;
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// A whole file of at most `limit` bytes; a longer one is an error of kind
+    /// [`io::ErrorKind::FileTooLarge`] after reading `limit + 1` bytes (`/dev/zero` stops).
+    fn read_file(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>>;
     /// `path` made absolute against the current directory (client-go records each
     /// kubeconfig's absolute location). The default leaves it as it is.
     fn absolute(&self, path: &Path) -> PathBuf {
@@ -218,6 +220,62 @@ pub trait Env {
     /// The service-account directory (`/var/run/secrets/kubernetes.io/serviceaccount`).
     fn service_account_dir(&self) -> PathBuf {
         PathBuf::from(incluster::SERVICE_ACCOUNT_DIR)
+    }
+}
+
+/// The most a kubeconfig file may hold (16 MiB: hundreds of clusters with inline CAs).
+pub const MAX_KUBECONFIG_BYTES: u64 = 16 << 20;
+/// The most a certificate-authority bundle, client certificate or key file may hold (4 MiB:
+/// a system CA bundle is about 200 KB).
+pub const MAX_PEM_BYTES: u64 = 4 << 20;
+/// The most a token file may hold (1 MiB: service-account tokens are about 1 KB).
+pub const MAX_TOKEN_BYTES: u64 = 1 << 20;
+
+/// Reads at most `limit` bytes of a file; more is an error of kind
+/// [`io::ErrorKind::FileTooLarge`] (see [`too_large`]), found after `limit + 1` bytes.
+pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    check_bound(bytes, limit)
+}
+
+/// `bytes` when it holds at most `limit` bytes, else the [`too_large`] error.
+pub fn check_bound(bytes: Vec<u8>, limit: u64) -> io::Result<Vec<u8>> {
+    if bytes.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(bytes)
+}
+
+/// The error of a file longer than `limit` bytes.
+pub fn too_large(limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::FileTooLarge,
+        format!("holds more than {} (the limit for this file)", size(limit)),
+    )
+}
+
+/// `limit` in MiB or KiB when it is a whole number of them.
+fn size(limit: u64) -> String {
+    if limit >= 1 << 20 && limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else if limit >= 1 << 10 && limit.is_multiple_of(1 << 10) {
+        format!("{} KiB", limit >> 10)
+    } else {
+        format!("{limit} bytes")
+    }
+}
+
+/// What a failed read of a file a kubeconfig names says after the field: `file `P` holds more
+/// than 1 MiB (the limit for this file)` or `file `P` cannot be read` (the cause kept).
+pub(crate) fn read_problem(path: &Path, e: io::Error) -> (String, Option<io::Error>) {
+    if e.kind() == io::ErrorKind::FileTooLarge {
+        (format!("file `{}` {e}", path.display()), None)
+    } else {
+        (format!("file `{}` cannot be read", path.display()), Some(e))
     }
 }
 
@@ -234,8 +292,8 @@ impl Env for ProcessEnv {
         std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
     }
 
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        std::fs::read(path)
+    fn read_file(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        read_bounded(path, limit)
     }
 
     fn absolute(&self, path: &Path) -> PathBuf {

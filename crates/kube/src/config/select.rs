@@ -9,7 +9,10 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::kubeconfig::{Exec, Loaded, NamedCluster, NamedUser, User};
 pub use super::pem::{check_certificates, check_key, decode_base64};
-use super::{AuthConfig, Config, ConfigError, Entry, Env, ExecConfig, Impersonation, Origin, Overrides, TlsConfig};
+use super::{
+    AuthConfig, Config, ConfigError, Entry, Env, ExecConfig, Impersonation, MAX_PEM_BYTES, MAX_TOKEN_BYTES, Origin,
+    Overrides, TlsConfig,
+};
 use crate::secret::Secret;
 
 /// Resolves the chosen context of already-loaded kubeconfig files.
@@ -41,8 +44,21 @@ pub fn select(env: &impl Env, loaded: &Loaded, overrides: &Overrides) -> Result<
             cluster: cluster_name.clone(),
         })?;
     let user_name = context.context.user.clone().unwrap_or_default();
-    // client-go: a context naming no user, or a user that is not defined, is anonymous.
-    let user = kc.users.iter().find(|u| u.name == user_name);
+    // A context naming no user is anonymous; one naming a user that no file defines is
+    // refused, as kubectl refuses it (`cannot locate user`), instead of going on anonymously.
+    let user = match user_name.as_str() {
+        "" => None,
+        name => Some(
+            kc.users
+                .iter()
+                .find(|u| u.name == name)
+                .ok_or_else(|| ConfigError::UserNotFound {
+                    files: files.clone(),
+                    context: context_name.clone(),
+                    user: user_name.clone(),
+                })?,
+        ),
+    };
 
     let (server, mut tls, proxy_url) = cluster_parts(env, cluster)?;
     let auth = match user {
@@ -104,6 +120,22 @@ pub fn clean(path: &Path) -> PathBuf {
     out
 }
 
+/// A file a kubeconfig field names, read under `limit`; `field_err` makes the field's error
+/// from the problem (the io error is kept as the cause, except for a file over the limit,
+/// which the problem itself says).
+fn read(
+    env: &impl Env,
+    path: &Path,
+    limit: u64,
+    field_err: impl FnOnce(String) -> ConfigError,
+) -> Result<Vec<u8>, ConfigError> {
+    env.read_file(path, limit)
+        .map_err(|e| match super::read_problem(path, e) {
+            (problem, Some(cause)) => field_err(problem).with_source(cause),
+            (problem, None) => field_err(problem),
+        })
+}
+
 fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
 }
@@ -157,13 +189,7 @@ fn cluster_parts(
         tls.ca_source = Some("certificate-authority-data".into());
     } else if let Some(path) = non_empty(&c.certificate_authority) {
         let path = resolve(file, path);
-        let pem = env.read_file(&path).map_err(|e| {
-            err(
-                "certificate-authority",
-                format!("file `{}` cannot be read", path.display()),
-            )
-            .with_source(e)
-        })?;
+        let pem = read(env, &path, MAX_PEM_BYTES, |p| err("certificate-authority", p))?;
         check_certificates(&pem).map_err(|p| err("certificate-authority", format!("file `{}` {p}", path.display())))?;
         tls.ca_pem = Some(pem);
         tls.ca_source = Some(path.display().to_string());
@@ -185,10 +211,10 @@ fn cluster_parts(
             let uri: http::Uri = raw.parse().map_err(|_| err("proxy-url", "is not a valid URL".into()))?;
             match uri.scheme_str() {
                 Some("http") => {}
-                Some(other) => {
+                Some(_) => {
                     return Err(err(
                         "proxy-url",
-                        format!("uses `{other}://`; only http:// proxies (HTTP CONNECT) are supported"),
+                        "uses a scheme other than http://; only http:// proxies (HTTP CONNECT) are supported".into(),
                     ));
                 }
                 None => return Err(err("proxy-url", "has no scheme (want http://)".into())),
@@ -226,10 +252,14 @@ fn user_parts(
     if let Some(provider) = &u.auth_provider {
         return Err(err(
             "auth-provider",
+            // Only a known provider's name is repeated: the field's value is never quoted.
             format!(
-                "`{}` is not supported (kubectl dropped the in-tree providers); use an exec \
+                "{}is not supported (kubectl dropped the in-tree providers); use an exec \
                  credential plugin such as gke-gcloud-auth-plugin or kubelogin",
-                provider.name
+                match provider.name.as_str() {
+                    known @ ("gcp" | "azure" | "oidc") => format!("`{known}` "),
+                    _ => String::new(),
+                }
             ),
         ));
     }
@@ -253,13 +283,7 @@ fn user_parts(
             pem
         } else {
             let path = resolve(file, u.client_certificate.as_deref().unwrap_or_default());
-            let pem = env.read_file(&path).map_err(|e| {
-                err(
-                    "client-certificate",
-                    format!("file `{}` cannot be read", path.display()),
-                )
-                .with_source(e)
-            })?;
+            let pem = read(env, &path, MAX_PEM_BYTES, |p| err("client-certificate", p))?;
             check_certificates(&pem)
                 .map_err(|p| err("client-certificate", format!("file `{}` {p}", path.display())))?;
             pem
@@ -271,9 +295,7 @@ fn user_parts(
             pem
         } else if let Some(path) = non_empty(&u.client_key) {
             let path = resolve(file, path);
-            let pem = env
-                .read_file(&path)
-                .map_err(|e| err("client-key", format!("file `{}` cannot be read", path.display())).with_source(e))?;
+            let pem = read(env, &path, MAX_PEM_BYTES, |p| err("client-key", p))?;
             check_key(&pem).map_err(|p| err("client-key", format!("file `{}` {p}", path.display())))?;
             pem
         } else {
@@ -295,9 +317,7 @@ fn user_parts(
 
     if let Some(path) = token_file {
         // client-go reads the file once at load; a missing or empty file is an error then.
-        let text = env
-            .read_file(&path)
-            .map_err(|e| err("tokenFile", format!("file `{}` cannot be read", path.display())).with_source(e))?;
+        let text = read(env, &path, MAX_TOKEN_BYTES, |p| err("tokenFile", p))?;
         let empty = String::from_utf8_lossy(&text).trim().is_empty();
         return match token {
             Some(token) => Ok(AuthConfig::TokenFileWithFallback {
@@ -342,11 +362,11 @@ fn exec_config(
     let is_v1 = match api_version {
         super::exec::V1 => true,
         super::exec::V1BETA1 => false,
-        other => {
+        _ => {
             return Err(err(
                 "exec.apiVersion",
                 format!(
-                    "`{other}` is not supported (want {} or {})",
+                    "is not supported (want {} or {})",
                     super::exec::V1,
                     super::exec::V1BETA1
                 ),
@@ -363,10 +383,10 @@ fn exec_config(
         }
         None => "IfAvailable".to_owned(),
         Some(m @ ("Never" | "IfAvailable" | "Always")) => m.to_owned(),
-        Some(other) => {
+        Some(_) => {
             return Err(err(
                 "exec.interactiveMode",
-                format!("`{other}` is not one of Never, IfAvailable, Always"),
+                "is not one of Never, IfAvailable, Always".into(),
             ));
         }
     };

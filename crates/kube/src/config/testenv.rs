@@ -13,6 +13,8 @@ pub const EC_CERT_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki
 pub const PKCS8_CERT_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-pkcs8.crt");
 pub const RSA_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-rsa.key");
 pub const EC_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-ec.key");
+pub const V1_CERT_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-v1.crt");
+pub const V1_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-v1.key");
 pub const PKCS8_KEY_PEM: &str = include_str!("../../../../testdata/kubeconfigs/pki/client-pkcs8.key");
 
 #[derive(Debug, Clone, Default)]
@@ -68,11 +70,13 @@ impl Env for TestEnv {
         self.home.clone()
     }
 
-    fn read_file(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.files
+    fn read_file(&self, path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+        let bytes = self
+            .files
             .get(path)
             .cloned()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such file"))?;
+        super::check_bound(bytes, limit)
     }
 
     fn service_account_dir(&self) -> PathBuf {

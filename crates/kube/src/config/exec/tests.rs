@@ -108,12 +108,12 @@ fn output_errors_never_quote_the_output() {
     let cases = [
         ("not json sekrit", "not ExecCredential JSON"),
         (
-            r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"Other","status":{"token":"sekrit"}}"#,
-            "kind `Other`",
+            r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"sekrit","status":{"token":"sekrit"}}"#,
+            "a `kind` other than `ExecCredential`",
         ),
         (
-            r#"{"apiVersion":"client.authentication.k8s.io/v1beta1","kind":"ExecCredential","status":{"token":"sekrit"}}"#,
-            "configured for",
+            r#"{"apiVersion":"sekrit","kind":"ExecCredential","status":{"token":"sekrit"}}"#,
+            "other than the configured `client.authentication.k8s.io/v1`",
         ),
         (
             r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential"}"#,
@@ -128,7 +128,7 @@ fn output_errors_never_quote_the_output() {
             "only one of",
         ),
         (
-            r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"sekrit","expirationTimestamp":"soon"}}"#,
+            r#"{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"sekrit","expirationTimestamp":"sekrit"}}"#,
             "not RFC 3339",
         ),
         (

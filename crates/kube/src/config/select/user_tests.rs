@@ -9,10 +9,50 @@ use crate::config::testenv::{
     CA_PEM, CERT_PEM, EC_CERT_PEM, EC_KEY_PEM, PKCS8_CERT_PEM, PKCS8_KEY_PEM, RSA_KEY_PEM, b64,
 };
 
+/// kubectl refuses a context naming a user no file defines (`cannot locate user`); we went on
+/// anonymously. No user named at all stays anonymous.
 #[test]
-fn undefined_user_is_anonymous_like_client_go() {
+fn an_undefined_user_is_refused_with_the_names() {
     let yaml = kubeconfig("", "    token: t\n").replace("user: u}", "user: ghost}");
+    let e = resolve_with(&env_with(&yaml)).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "kubeconfig `/k/config`: context `c`: user `ghost` is not defined (kubectl: cannot locate user)"
+    );
+    let yaml = kubeconfig("", "    token: t\n").replace(", user: u}", "}");
     assert!(matches!(resolve_with(&env_with(&yaml)).unwrap().auth, AuthConfig::None));
+}
+
+/// YAML makes a plain `86753098675309` a number; kubectl refuses a number (or a boolean) for
+/// a string field (`cannot unmarshal number into ... of type string`). We took its text.
+#[test]
+fn numbers_and_booleans_are_not_strings_as_in_kubectl() {
+    for (user, field) in [
+        (
+            "    token: 86753098675309\n",
+            "users[0].user.token: invalid type: an integer, expected a string",
+        ),
+        (
+            "    username: u\n    password: 1234\n",
+            "users[0].user.password: invalid type: an integer, expected a string",
+        ),
+        (
+            "    token: true\n",
+            "users[0].user.token: invalid type: a boolean, expected a string",
+        ),
+        (
+            "    tokenFile: 1.5\n",
+            "users[0].user.tokenFile: invalid type: a floating-point number, expected a string",
+        ),
+    ] {
+        let e = resolve("", user).unwrap_err();
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(cause.starts_with(field), "{user}: {cause}");
+        assert!(!cause.contains("86753098675309") && !cause.contains("1234"), "{cause}");
+    }
+    // Quoted, or null, it is fine.
+    let config = resolve("", "    token: '86753098675309'\n    as: ~\n").unwrap();
+    assert!(matches!(&config.auth, AuthConfig::Token(t) if t.expose() == "86753098675309"));
 }
 
 #[test]
@@ -201,17 +241,14 @@ fn exec_errors() {
     );
     let e = err("", &format!("{v1}      interactiveMode: Sometimes\n"));
     assert!(
-        e.ends_with("`exec.interactiveMode` `Sometimes` is not one of Never, IfAvailable, Always"),
+        e.ends_with("`exec.interactiveMode` is not one of Never, IfAvailable, Always"),
         "{e}"
     );
     let e = err(
         "",
         "    exec:\n      apiVersion: client.authentication.k8s.io/v1alpha1\n      command: aws\n",
     );
-    assert!(
-        e.contains("`exec.apiVersion` `client.authentication.k8s.io/v1alpha1` is not supported"),
-        "{e}"
-    );
+    assert!(e.contains("`exec.apiVersion` is not supported"), "{e}");
     let e = err("", "    exec:\n      command: aws\n");
     assert_eq!(e, "kubeconfig `/k/config`: user `u`: `exec.apiVersion` is not set");
     let e = err(
@@ -282,4 +319,48 @@ fn resolved_material_builds_a_rustls_client_config_for_every_key_format() {
             .with_client_auth_cert(certs, key_der)
             .unwrap_or_else(|e| panic!("rustls refused the key: {e}"));
     }
+}
+
+/// `tokenFile: /dev/zero` read 1 GiB before an error; every file a user or cluster names is
+/// read under a bound, and the error names the field and the file.
+#[test]
+fn named_files_are_read_under_a_bound() {
+    let token = "t".repeat((crate::config::MAX_TOKEN_BYTES + 1) as usize);
+    let pem = "-".repeat((crate::config::MAX_PEM_BYTES + 1) as usize);
+    let env = env_with(&kubeconfig("", "    tokenFile: /big/token\n")).file("/big/token", &token);
+    let e = resolve_with(&env).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "kubeconfig `/k/config`: user `u`: `tokenFile` file `/big/token` holds more than 1 MiB \
+         (the limit for this file)"
+    );
+    // Exactly at the bound is fine.
+    let env = env_with(&kubeconfig("", "    tokenFile: /big/token\n")).file("/big/token", &token[1..]);
+    assert!(resolve_with(&env).is_ok());
+
+    let user = "    client-certificate: /big/cert\n    client-key: /big/key\n";
+    let env = env_with(&kubeconfig("", user))
+        .file("/big/cert", &pem)
+        .file("/big/key", RSA_KEY_PEM);
+    let e = resolve_with(&env).unwrap_err().to_string();
+    assert!(
+        e.ends_with("`client-certificate` file `/big/cert` holds more than 4 MiB (the limit for this file)"),
+        "{e}"
+    );
+    let env = env_with(&kubeconfig("", user))
+        .file("/big/cert", CERT_PEM)
+        .file("/big/key", &pem);
+    let e = resolve_with(&env).unwrap_err().to_string();
+    assert!(
+        e.ends_with("`client-key` file `/big/key` holds more than 4 MiB (the limit for this file)"),
+        "{e}"
+    );
+    let env = env_with(&kubeconfig("    certificate-authority: /big/ca\n", "")).file("/big/ca", &pem);
+    let e = resolve_with(&env).unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            "cluster `cl`: `certificate-authority` file `/big/ca` holds more than 4 MiB (the limit for this file)"
+        ),
+        "{e}"
+    );
 }
