@@ -14,6 +14,8 @@ mod faults;
 mod host;
 // Kubelet transitions for each script rule.
 mod kubelet;
+// Leases: kubectl, and replace races with resourceVersion conflicts.
+mod lease;
 // Logs: follow, timestamps, sinceTime, tailLines, 400 while waiting.
 mod logs;
 // Watch: resourceVersion semantics, selectors, bookmarks, 410, Tables.

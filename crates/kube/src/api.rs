@@ -1,4 +1,4 @@
-//! Typed create/get/list/delete/watch for one kind of object, scoped to a namespace or to all
+//! Typed create/get/list/replace/delete/watch for one kind of object, scoped to a namespace or to all
 //! of them. Builds paths from [`Resource`]'s constants; the transport does the rest. Watch and
 //! log streams live in `watch` and `logs`; this file only opens them.
 
@@ -106,6 +106,22 @@ impl<K: Resource> Api<K> {
         let req = Req {
             method: Method::POST,
             path: self.collection_path(ns),
+            body: Some(Bytes::from(body)),
+        };
+        self.client.request_json(&req).await
+    }
+
+    /// PUT the whole object back. With `metadata.resourceVersion` set, the server answers 409
+    /// Conflict when the object changed since it was read (optimistic concurrency).
+    pub async fn replace(&self, obj: &K) -> Result<K> {
+        let meta = obj.meta();
+        let body = serde_json::to_vec(obj).map_err(|source| Error::Decode {
+            what: format!("encoding {} {:?}", K::KIND, meta.name),
+            source,
+        })?;
+        let req = Req {
+            method: Method::PUT,
+            path: self.item_path(&meta.name),
             body: Some(Bytes::from(body)),
         };
         self.client.request_json(&req).await

@@ -57,6 +57,7 @@ fn columns(plural: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Selector", "", 1),
         ],
         "secrets" => vec![("Name", "name", 0), ("Type", "", 0), ("Data", "", 0), ("Age", "", 0)],
+        "leases" => vec![("Name", "name", 0), ("Holder", "", 0), ("Age", "", 0)],
         "nodes" => vec![
             ("Name", "name", 0),
             ("Status", "", 0),
@@ -276,6 +277,7 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
             json!(o["data"].as_object().map_or(0, |d| d.len()).to_string()),
             json!(age),
         ],
+        "leases" => vec![json!(s(&m["name"])), json!(s(&o["spec"]["holderIdentity"])), json!(age)],
         "storageclasses" => {
             let default = m["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true";
             let name = if default {
