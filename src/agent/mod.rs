@@ -14,6 +14,8 @@ pub mod config;
 pub mod daemon;
 pub mod grpc;
 pub mod health;
+pub mod idstore;
+pub mod lease;
 pub use crate::metrics;
 pub mod proto;
 pub mod reporter;

@@ -12,6 +12,7 @@ pub mod options;
 pub mod pod;
 pub mod preflight;
 pub mod quantity;
+pub mod reaper;
 pub mod render;
 pub mod resources;
 pub mod script;
