@@ -1,0 +1,485 @@
+//! The agent's own life, with the shipped binary on the simulated cluster: kill -9 mid-workflow
+//! (another agent reaps every object of the dead one within the grace, nothing of the live one),
+//! two processes with one identity (exactly one runs work, the other says why and takes over
+//! with the agent id the Lease kept), scale-down after a crash (the survivor reaps), and a soak
+//! with random kill -9 and restarts. Lease timings are shortened (2 s Lease, 1 s grace, reaping
+//! every 300 ms); the bound below is what they allow plus slack for a loaded machine.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sim::{ScriptRule, Sim};
+
+use super::e2e::{BACKEND_ENV, leftovers};
+use super::*;
+
+const NS: &str = "woodpecker";
+const AGENT_LABEL: &str = "woodpecker-k8s-agent/agent";
+const LEASE_ENV: [(&str, &str); 4] = [
+    ("WOODPECKER_BACKEND_K8S_LEASE_DURATION", "2s"),
+    ("WOODPECKER_BACKEND_K8S_REAP_GRACE", "1s"),
+    ("WOODPECKER_BACKEND_K8S_REAP_INTERVAL", "300ms"),
+    ("WOODPECKER_DRAIN_TIMEOUT", "2s"),
+];
+/// Lease (2 s) + grace (1 s) + one reaping interval, plus slack for a loaded 2-core machine.
+const REAP_BOUND: Duration = Duration::from_millis(2000 + 1000 + 300 + 2500);
+
+fn pod(wf: &str, step: &str) -> String {
+    format!("wp-{}", uuid(wf, step).to_lowercase())
+}
+
+/// One agent process.
+struct Proc {
+    host: String,
+    child: tokio::process::Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(server: &Server, sim: &Sim, dir: &std::path::Path, host: &str, extra: &[(&str, &str)]) -> Proc {
+        let (addr, kubeconfig) = (server.addr.to_string(), sim.kubeconfig_path().display().to_string());
+        let conf = dir.join(format!("{host}.conf")).display().to_string();
+        let mut env = vec![
+            ("WOODPECKER_SERVER", addr.as_str()),
+            ("WOODPECKER_AGENT_SECRET", server.state.secret.as_str()),
+            ("WOODPECKER_AGENT_CONFIG_FILE", conf.as_str()),
+            ("WOODPECKER_HEALTHCHECK_ADDR", "127.0.0.1:0"),
+            ("WOODPECKER_HOSTNAME", host),
+            ("KUBECONFIG", kubeconfig.as_str()),
+        ];
+        env.extend(BACKEND_ENV);
+        env.extend(LEASE_ENV);
+        env.extend(extra);
+        let mut child = tokio::process::Command::from(super::startup::agent_command(&env))
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (sink, pipe) = (log.clone(), child.stderr.take().unwrap());
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut pipe = pipe;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Proc {
+            host: host.to_string(),
+            child,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the process's log contains `text`; returns the log.
+    async fn wait_log(&self, text: &str, secs: u64) -> String {
+        let what = format!("{} to log {text:?}", self.host);
+        crate::common::wait_for(&what, secs, || {
+            let log = self.log();
+            async move { log.contains(text).then_some(log) }
+        })
+        .await
+    }
+
+    /// The holder identity it logged when it took its Lease.
+    async fn identity(&self) -> String {
+        let log = self.wait_log("holding lease", 30).await;
+        let line = log.lines().find(|l| l.contains("holding lease")).unwrap();
+        let v: Value = serde_json::from_str(line).unwrap();
+        v["message"]
+            .as_str()
+            .unwrap()
+            .rsplit(" as ")
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// SIGTERM, and the exit code.
+    async fn stop(mut self) -> (Option<i32>, String) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child by its pid.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the agent stops within 30s")
+            .unwrap();
+        (status.code(), self.log())
+    }
+}
+
+/// Every object of ours in the namespace labelled with agent `host`: `plural/name`.
+fn objects_of(sim: &Sim, host: &str) -> Vec<String> {
+    ["pods", "secrets", "services", "persistentvolumeclaims"]
+        .iter()
+        .flat_map(|k| {
+            sim.objects(k, Some(NS)).into_iter().filter_map(move |o| {
+                (o["metadata"]["labels"][AGENT_LABEL] == host)
+                    .then(|| format!("{k}/{}", o["metadata"]["name"].as_str().unwrap_or("?")))
+            })
+        })
+        .collect()
+}
+
+/// Waits until pod `name` runs; returns the agent label on it.
+async fn running_pod(sim: &Sim, name: &str) -> String {
+    let p = crate::common::wait_pod(sim, NS, name, "the step's pod to run", |p| {
+        p["status"]["phase"] == "Running"
+    })
+    .await;
+    p["metadata"]["labels"][AGENT_LABEL].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn kill_9_mid_workflow_another_agent_reaps_everything_of_the_dead_one_and_nothing_else() {
+    let sim = crate::common::start_sim().await;
+    sim.script(ScriptRule::name(&pod("301", "long")).logs(["up"]).run_until_deleted());
+    sim.script(ScriptRule::name(&pod("302", "long")).logs(["up"]).run_until_deleted());
+    let server = Server::start(16).await;
+    let dir = temp_dir("lease-kill");
+    let mut dead = Proc::spawn(&server, &sim, &dir, "agent-a", &[]);
+    server.state.push(workflow("301", &[("long", &["serve"])], &[]));
+    assert_eq!(running_pod(&sim, &pod("301", "long")).await, "agent-a");
+    let live = Proc::spawn(&server, &sim, &dir, "agent-b", &[]);
+    server.state.push(workflow("302", &[("long", &["serve"])], &[]));
+    assert_eq!(running_pod(&sim, &pod("302", "long")).await, "agent-b");
+    let before_b = objects_of(&sim, "agent-b");
+    assert_eq!(objects_of(&sim, "agent-a").len(), 3, "pod, anchor, claim");
+
+    dead.kill9().await;
+    let killed = Instant::now();
+    // A new agent under another name; agent-b reaps too (every live agent does).
+    let newcomer = Proc::spawn(&server, &sim, &dir, "agent-c", &[]);
+    crate::common::wait_for("agent-a's objects to be reaped", 30, || {
+        let left = objects_of(&sim, "agent-a");
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+    let took = killed.elapsed();
+    println!("kill -9 to every object of the dead agent gone: {took:?} (bound {REAP_BOUND:?})");
+    assert!(took <= REAP_BOUND, "reaping took {took:?}");
+    // Its step's pod is gone, not just terminating: the step is stopped.
+    assert!(sim.object("pods", NS, &pod("301", "long")).is_none());
+    // Nothing of the live agent was touched: same objects, its pod running, not terminating.
+    assert_eq!(objects_of(&sim, "agent-b"), before_b);
+    let p = sim.object("pods", NS, &pod("302", "long")).unwrap();
+    assert_eq!(p["status"]["phase"], "Running");
+    assert!(p["metadata"]["deletionTimestamp"].is_null());
+    // A log line per reaped workflow, from whoever reaped it (written once its last object went).
+    crate::common::wait_for("a log line about the reaped workflow", 10, || {
+        let logs = format!("{}{}", live.log(), newcomer.log());
+        async move { logs.contains("reaped workflow 301 of agent agent-a").then_some(()) }
+    })
+    .await;
+
+    // The live agent's workflow runs on and ends normally.
+    server.state.cancel("302");
+    server.state.until(30, "302 done", |c| done(c, "302")).await;
+    for p in [live, newcomer] {
+        let (code, log) = p.stop().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+    assert_eq!(leftovers(&sim).await, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_processes_with_one_identity_exactly_one_runs_work_and_the_other_says_why() {
+    let sim = crate::common::start_sim().await;
+    sim.script(ScriptRule::prefix("wp-").logs(["ok"]));
+    let server = Server::start(16).await;
+    let dir = temp_dir("lease-twins");
+    // The file cannot be written (its folder does not exist): the id can only live in the Lease.
+    let nowhere = dir.join("missing/agent.conf").display().to_string();
+    let extra = [("WOODPECKER_AGENT_CONFIG_FILE", nowhere.as_str())];
+    let first = Proc::spawn(&server, &sim, &dir, "twin", &extra);
+    let holder = first.identity().await;
+    let second = Proc::spawn(&server, &sim, &dir, "twin", &extra);
+    let log = second.wait_log("is held by", 30).await;
+    let line = log.lines().find(|l| l.contains("is held by")).unwrap();
+    let said: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(said["holder"], holder.as_str(), "{line}");
+    assert!(
+        said["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("held by {holder:?}")),
+        "{line}"
+    );
+    assert!(log.contains("runs no work"), "{log}");
+
+    for id in ["311", "312", "313"] {
+        server.state.push(workflow(id, &[("step", &["true"])], &[]));
+    }
+    server
+        .state
+        .until(30, "three workflows done", |c| {
+            ["311", "312", "313"].iter().all(|id| done(c, id))
+        })
+        .await;
+    // Only the holder ever talked to the server.
+    let calls = server.state.calls();
+    let auths: Vec<&Call> = calls.iter().filter(|c| matches!(c, Call::Auth { .. })).collect();
+    assert_eq!(auths, [&Call::Auth { agent_id: -1 }], "{calls:#?}");
+    assert!(!second.log().contains("registered as agent"));
+
+    // The holder stops and releases the Lease: the waiting one takes over at once, with the
+    // agent id the Lease kept (stateful although its file cannot be written).
+    let (code, log) = first.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        !server.state.calls().contains(&Call::Unregister),
+        "stateful: no unregister"
+    );
+    second.wait_log("registered as agent 101", 30).await;
+    let calls = server.state.calls();
+    assert_eq!(
+        calls.iter().rfind(|c| matches!(c, Call::Auth { .. })),
+        Some(&Call::Auth { agent_id: 101 })
+    );
+    let (code, log) = second.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(leftovers(&sim).await, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn scale_down_after_a_crash_the_survivor_reaps() {
+    let sim = crate::common::start_sim().await;
+    sim.script(ScriptRule::name(&pod("321", "long")).logs(["up"]).run_until_deleted());
+    sim.script(ScriptRule::name(&pod("322", "after")).logs(["fine"]));
+    let server = Server::start(16).await;
+    let dir = temp_dir("lease-scale");
+    // Three replicas of a StatefulSet: woodpecker-agent-0, -1, -2.
+    let mut agents: Vec<Proc> = (0..3)
+        .map(|i| Proc::spawn(&server, &sim, &dir, &format!("woodpecker-agent-{i}"), &[]))
+        .collect();
+    for a in &agents {
+        a.wait_log("registered as agent", 30).await;
+    }
+    server.state.push(workflow("321", &[("long", &["serve"])], &[]));
+    let owner = running_pod(&sim, &pod("321", "long")).await;
+    // That agent crashes, and the StatefulSet is scaled down: it never comes back.
+    let i = agents.iter().position(|a| a.host == owner).unwrap();
+    let mut crashed = agents.remove(i);
+    crashed.kill9().await;
+    let killed = Instant::now();
+    crate::common::wait_for("the crashed agent's objects to be reaped", 30, || {
+        let left = objects_of(&sim, &owner);
+        async move { left.is_empty().then_some(()) }
+    })
+    .await;
+    let took = killed.elapsed();
+    println!("scale-down after a crash: the survivors reaped {owner}'s objects in {took:?}");
+    assert!(took <= REAP_BOUND, "reaping took {took:?}");
+    crate::common::wait_for("a log line about the reaped workflow", 10, || {
+        let logs: String = agents.iter().map(Proc::log).collect();
+        async move { logs.contains("reaped workflow 321 of agent").then_some(()) }
+    })
+    .await;
+    // The survivors keep working.
+    server.state.push(workflow("322", &[("after", &["true"])], &[]));
+    server.state.until(30, "322 done", |c| done(c, "322")).await;
+    for a in agents {
+        let (code, log) = a.stop().await;
+        assert_eq!(code, Some(0), "{log}");
+    }
+    assert_eq!(leftovers(&sim).await, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
+
+/// xorshift64: reproducible randomness (the seed is printed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn created_secs(o: &Value) -> i64 {
+    o["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(kube::time::parse_rfc3339)
+        .map_or(0, |s| s.0)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// 20 workflows across 3 agents (one workflow at a time each), with random kill -9 of a busy
+/// agent and a restart under the same name. Every workflow ends done or lost with its agent;
+/// no step of a dead process runs longer than the reaping bound after the kill; nothing is left.
+#[tokio::test]
+async fn soak_random_kill_9_and_restarts_leave_nothing() {
+    const WORKFLOWS: usize = 20;
+    const KILLS: usize = 5;
+    let seed = std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x9e37_79b9_7f4a_7c15u64);
+    let mut rng = Rng(seed);
+    let sim = crate::common::start_sim().await;
+    // Each step: 6 lines 100 ms apart.
+    sim.script(
+        ScriptRule::prefix("wp-")
+            .logs(["1", "2", "3", "4", "5", "6"])
+            .every(Duration::from_millis(100)),
+    );
+    let server = Server::start(16).await;
+    let dir = temp_dir("lease-soak");
+    let hosts: Vec<String> = (0..3).map(|i| format!("soak-{i}")).collect();
+    let mut agents: Vec<Option<Proc>> = hosts
+        .iter()
+        .map(|h| Some(Proc::spawn(&server, &sim, &dir, h, &[])))
+        .collect();
+    let ids: Vec<String> = (0..WORKFLOWS).map(|i| format!("4{i:02}")).collect();
+    for id in &ids {
+        server.state.push(workflow(id, &[("step", &["make"])], &[]));
+    }
+
+    // Watch the cluster: a pod of a killed process still running past the bound is a violation.
+    let kills: Arc<Mutex<Vec<(String, f64)>>> = Arc::default();
+    let violations: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop_watch = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (kills, violations, stop) = (kills.clone(), violations.clone(), stop_watch.clone());
+        let pods = {
+            let cfg = sim.kube_config();
+            kube::Api::<kube::types::Pod>::namespaced(kube::Client::new(cfg).unwrap(), NS)
+        };
+        tokio::spawn(async move {
+            while !stop.load(SeqCst) {
+                if let Ok(list) = pods.list(&Default::default()).await {
+                    let now = unix_now();
+                    for p in list.items {
+                        let v = serde_json::to_value(&p).unwrap();
+                        let agent = v["metadata"]["labels"][AGENT_LABEL].as_str().unwrap_or("").to_string();
+                        let running = v["status"]["phase"] == "Running";
+                        for (host, at) in kills.lock().unwrap().iter() {
+                            let late = now - at > REAP_BOUND.as_secs_f64();
+                            if *host == agent && running && late && (created_secs(&v) as f64) <= *at {
+                                violations.lock().unwrap().push(format!(
+                                    "{} of {host} runs {:.1}s after the kill",
+                                    p.metadata.name,
+                                    now - at
+                                ));
+                            }
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    // Kill a busy agent now and then; restart it under its name a moment later.
+    let started = Instant::now();
+    let mut lost: BTreeSet<String> = BTreeSet::new();
+    let mut restarts = 0;
+    for _ in 0..KILLS {
+        tokio::time::sleep(Duration::from_millis(800 + rng.below(1200))).await;
+        let busy: Vec<(String, String)> = sim
+            .objects("pods", Some(NS))
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
+            .map(|p| {
+                (
+                    p["metadata"]["labels"][AGENT_LABEL].as_str().unwrap_or("").to_string(),
+                    p["metadata"]["labels"]["woodpecker-ci.org/task-uuid"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .filter(|(a, _)| agents[hosts.iter().position(|h| h == a).unwrap()].is_some())
+            .collect();
+        if busy.is_empty() {
+            continue;
+        }
+        let (host, task) = busy[rng.below(busy.len() as u64) as usize].clone();
+        let i = hosts.iter().position(|h| *h == host).unwrap();
+        let mut p = agents[i].take().unwrap();
+        p.kill9().await;
+        kills.lock().unwrap().push((host.clone(), unix_now()));
+        lost.insert(task);
+        // Back at once (it waits out its old Lease, then sweeps its own leftovers) or after the
+        // others have reaped them.
+        tokio::time::sleep(Duration::from_millis(rng.below(4000))).await;
+        agents[i] = Some(Proc::spawn(&server, &sim, &dir, &host, &[]));
+        restarts += 1;
+    }
+    let kills_done = kills.lock().unwrap().len();
+
+    // Every workflow ends: done, or lost with the process that ran it (a server would hand it
+    // out again after a minute; the reaper made sure nothing of it still runs by then).
+    let lost_now = lost.clone();
+    let ids_now = ids.clone();
+    server
+        .state
+        .until(120, "every workflow done or lost", move |c| {
+            ids_now.iter().all(|id| done(c, id) || lost_now.contains(id))
+        })
+        .await;
+    let calls = server.state.calls();
+    let finished = ids.iter().filter(|id| done(&calls, id)).count();
+    let lost_count = ids.iter().filter(|id| !done(&calls, id)).count();
+    // Wait out the reaping bound after the last kill, then stop every agent.
+    let last_kill = kills.lock().unwrap().last().cloned();
+    if let Some((_, at)) = last_kill {
+        let wait = at + REAP_BOUND.as_secs_f64() - unix_now();
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+    }
+    let mut reaped = 0;
+    for p in agents.into_iter().flatten() {
+        let (code, log) = p.stop().await;
+        assert_eq!(code, Some(0), "{log}");
+        reaped += log.matches("reaped workflow").count();
+    }
+    stop_watch.store(true, SeqCst);
+    watcher.await.unwrap();
+    let left = leftovers(&sim).await;
+    println!(
+        "soak (seed {seed:#x}): {WORKFLOWS} workflows, 3 agents, {kills_done} kill -9, {restarts} restarts: \
+         {finished} done, {lost_count} lost with their agent, {reaped} reaped by other agents (the rest by \
+         the restarted agent's own sweep), {} objects left, {} late steps, {:?}",
+        left.len(),
+        violations.lock().unwrap().len(),
+        started.elapsed()
+    );
+    assert_eq!(left, Vec::<String>::new());
+    assert_eq!(*violations.lock().unwrap(), Vec::<String>::new());
+    assert_eq!(finished + lost_count, WORKFLOWS);
+    assert!(kills_done >= 1, "the soak killed nothing");
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
