@@ -483,3 +483,117 @@ async fn soak_random_kill_9_and_restarts_leave_nothing() {
     let _ = std::fs::remove_dir_all(dir);
     sim.shutdown().await;
 }
+
+/// A killed `exec` (a fresh identity per run) leaves its objects and its Lease; an agent reaps
+/// both once the Lease has run out.
+#[tokio::test]
+async fn an_agent_reaps_what_a_killed_exec_left() {
+    let sim = crate::common::start_sim().await;
+    sim.script(ScriptRule::prefix("wp-").logs(["up"]).run_until_deleted());
+    let dir = temp_dir("lease-exec");
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "steps:\n  long:\n    image: alpine\n    commands: [sleep 600]\n",
+    )
+    .unwrap();
+    let mut exec = tokio::process::Command::new(env!("CARGO_BIN_EXE_woodpecker-k8s-agent"))
+        .args(["exec", "--kubeconfig"])
+        .arg(sim.kubeconfig_path())
+        .current_dir(&dir)
+        .envs(LEASE_ENV)
+        .envs(BACKEND_ENV)
+        .env_remove("KUBECONFIG")
+        .stdout(std::fs::File::create(dir.join("exec.out")).unwrap())
+        .stderr(std::fs::File::create(dir.join("exec.err")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lease_of = |sim: &Sim| -> Option<String> {
+        sim.objects("leases", Some(NS)).into_iter().find_map(|l| {
+            (l["metadata"]["labels"]["woodpecker-k8s-agent/lease"] == "exec")
+                .then(|| l["metadata"]["labels"][AGENT_LABEL].as_str().unwrap().to_string())
+        })
+    };
+    let run = crate::common::wait_for("exec's step to run", 30, || {
+        let running = sim
+            .objects("pods", Some(NS))
+            .iter()
+            .any(|p| p["status"]["phase"] == "Running");
+        let lease = lease_of(&sim);
+        async move { lease.filter(|_| running) }
+    })
+    .await;
+    assert!(run.starts_with("exec-"), "{run}");
+    assert!(!objects_of(&sim, &run).is_empty());
+    exec.start_kill().unwrap();
+    exec.wait().await.unwrap();
+    let killed = Instant::now();
+
+    let server = Server::start(16).await;
+    let agent = Proc::spawn(&server, &sim, &dir, "agent-x", &[]);
+    crate::common::wait_for("the exec run's objects and Lease to go", 30, || {
+        let gone = objects_of(&sim, &run).is_empty() && lease_of(&sim).is_none();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    println!("kill -9 of exec to its objects and Lease gone: {:?}", killed.elapsed());
+    assert!(killed.elapsed() <= REAP_BOUND + Duration::from_secs(2));
+    agent.wait_log(&format!("of agent {run}"), 10).await;
+    let (code, log) = agent.stop().await;
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(leftovers(&sim).await, Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
+
+/// A holder notices when its Lease was taken over (a partition healed, an operator's edit): it
+/// fires `lost`, naming the new holder, and stops renewing; a clean release leaves no holder and
+/// keeps the agent id.
+#[tokio::test]
+async fn a_holder_notices_a_takeover_and_a_release_keeps_the_agent_id() {
+    use woodpecker_k8s_agent::agent::lease::{self, Options};
+    use woodpecker_k8s_agent::backend::reaper::Holder;
+    let sim = crate::common::start_sim().await;
+    let client = kube::Client::new(sim.kube_config()).unwrap();
+    let opts = |identity: &str| Options {
+        namespace: NS.into(),
+        agent: "agent-l".into(),
+        holder: Holder::Agent,
+        identity: identity.into(),
+        duration: Duration::from_secs(1),
+    };
+    let never = woodpecker_k8s_agent::Shutdown::never;
+    let first = lease::acquire(client.clone(), opts("one"), never())
+        .await
+        .unwrap()
+        .unwrap();
+    first.set_agent_id(7).await.unwrap();
+    first.release().await;
+    // Released: the next holder takes it at once and finds the id.
+    let second = lease::acquire(client.clone(), opts("two"), never())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.agent_id().await, Some(7));
+    let leases: kube::Api<kube::types::Lease> = kube::Api::namespaced(client, NS);
+    let l = leases.get("wp-agent-agent-l").await.unwrap();
+    assert_eq!(l.spec.holder_identity.as_deref(), Some("two"));
+    assert_eq!(
+        l.spec.lease_transitions,
+        Some(1),
+        "one, released, then two: one transition"
+    );
+    // Someone else writes it: the holder's next renewal finds out.
+    let mut stolen = l.clone();
+    stolen.spec.holder_identity = Some("intruder".into());
+    leases.replace(&stolen).await.unwrap();
+    let keep = tokio::spawn(second.clone().keep(never()));
+    let mut lost = second.lost();
+    tokio::time::timeout(Duration::from_secs(5), lost.wait())
+        .await
+        .expect("the takeover is noticed within a renewal");
+    keep.await.unwrap();
+    let why = second.why_lost().unwrap();
+    assert!(why.contains("\"intruder\""), "{why}");
+    sim.shutdown().await;
+}
