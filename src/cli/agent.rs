@@ -213,7 +213,7 @@ async fn hold_lease(
             log::error(format_args!(
                 "{}: forbidden; running without a Lease: a second process with this identity is not \
                  detected and leftovers of crashed agents are not reaped (grant leases get, list, create, \
-                 update and delete in {}: deploy/role.yaml)",
+                 update and delete in {}: deploy/base/role.yaml)",
                 crate::error_chain::one_line(&e),
                 opts.namespace
             ));
