@@ -597,3 +597,40 @@ async fn a_holder_notices_a_takeover_and_a_release_keeps_the_agent_id() {
     assert!(why.contains("\"intruder\""), "{why}");
     sim.shutdown().await;
 }
+
+/// SIGTERM with a workflow that would run forever: at the drain timeout it is cancelled, its
+/// objects deleted and the Lease released, well within the grace period the StatefulSet gives
+/// over the drain (`terminationGracePeriodSeconds` minus `WOODPECKER_DRAIN_TIMEOUT`, checked in
+/// `tests/deploy.rs`: 60 s).
+#[tokio::test]
+async fn sigterm_cancels_at_the_drain_timeout_cleans_up_and_releases_the_lease() {
+    let sim = crate::common::start_sim().await;
+    sim.script(
+        ScriptRule::name(&pod("331", "forever"))
+            .logs(["up"])
+            .run_until_deleted(),
+    );
+    let server = Server::start(16).await;
+    let dir = temp_dir("lease-term");
+    let agent = Proc::spawn(&server, &sim, &dir, "agent-t", &[]);
+    server.state.push(workflow("331", &[("forever", &["serve"])], &[]));
+    running_pod(&sim, &pod("331", "forever")).await;
+    let stopping = Instant::now();
+    let (code, log) = agent.stop().await;
+    let took = stopping.elapsed();
+    assert_eq!(code, Some(0), "{log}");
+    println!("SIGTERM to exit with a workflow cancelled at the 2 s drain timeout: {took:?}");
+    assert!(took < Duration::from_secs(2 + 60), "{took:?}");
+    let calls = server.state.calls();
+    assert_eq!(
+        flow(&calls, "331").last().map(String::as_str),
+        Some("done canceled=true error=\"\""),
+        "{log}"
+    );
+    assert_eq!(leftovers(&sim).await, Vec::<String>::new());
+    let lease = sim.object("leases", NS, "wp-agent-agent-t").unwrap();
+    assert!(lease["spec"]["holderIdentity"].is_null(), "released: {lease}");
+    assert_eq!(lease["metadata"]["annotations"]["woodpecker-k8s-agent/agent-id"], "101");
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
