@@ -292,14 +292,26 @@ impl Held {
     }
 
     /// Renews every third of the duration until `shutdown`. Another holder, a deleted Lease, or
-    /// no successful renewal before it would run out: [`Held::lost`] fires and this returns.
+    /// no successful renewal within two thirds of the duration: [`Held::lost`] fires and this
+    /// returns.
     pub async fn keep(self: Arc<Self>, mut shutdown: Shutdown) {
         let every = self.opts.duration / 3;
+        // As client-go's renew deadline: give up before others may take it over, so that two
+        // processes do not both run work (a starved or cut-off process stops itself first).
+        let deadline = self.opts.duration * 2 / 3;
         let mut last_ok = Instant::now();
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.wait() => return,
+            }
+            if last_ok.elapsed() > deadline + every {
+                self.lose(format!(
+                    "not renewed for {:?} (renew deadline {deadline:?} of a {:?} lease)",
+                    last_ok.elapsed(),
+                    self.opts.duration
+                ));
+                return;
             }
             match self.update(|l| l.spec.renew_time = Some(now_micro())).await {
                 Ok(()) => last_ok = Instant::now(),
@@ -308,10 +320,9 @@ impl Held {
                     return;
                 }
                 Err(why) => {
-                    if last_ok.elapsed() >= self.opts.duration {
+                    if last_ok.elapsed() >= deadline {
                         self.lose(format!(
-                            "not renewed for {:?}, its whole duration (last error: {why})",
-                            self.opts.duration
+                            "not renewed within the renew deadline {deadline:?} (last error: {why})"
                         ));
                         return;
                     }
