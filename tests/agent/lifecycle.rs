@@ -301,6 +301,40 @@ async fn scale_down_after_a_crash_the_survivor_reaps() {
         async move { logs.contains("reaped workflow 321 of agent").then_some(()) }
     })
     .await;
+    // Once nothing of it is left, its Lease costs the survivors one list of Leases per pass:
+    // three more passes each, and not one list of its objects.
+    let dead_selector = format!("woodpecker-k8s-agent%2Fagent%3D{owner}");
+    let lists_of_dead = |sim: &Sim| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && !r.path.ends_with("/leases") && r.query.contains(&dead_selector))
+            .count()
+    };
+    let lease_lists = |sim: &Sim| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.path.ends_with("/leases"))
+            .count()
+    };
+    // (A survivor marks it clean on its first pass that finds nothing, not even a terminating
+    // claim: two passes each after the reaping.)
+    let settled = lease_lists(&sim) + 4;
+    crate::common::wait_for("two more passes of each survivor", 30, || {
+        let n = lease_lists(&sim);
+        async move { (n >= settled).then_some(()) }
+    })
+    .await;
+    let (before, passes) = (lists_of_dead(&sim), lease_lists(&sim));
+    crate::common::wait_for("three more passes of each survivor", 30, || {
+        let n = lease_lists(&sim);
+        async move { (n >= passes + 6).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        lists_of_dead(&sim),
+        before,
+        "a reaped agent's objects are not listed again"
+    );
     // The survivors keep working.
     server.state.push(workflow("322", &[("after", &["true"])], &[]));
     server.state.until(30, "322 done", |c| done(c, "322")).await;
