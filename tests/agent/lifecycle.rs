@@ -387,14 +387,15 @@ async fn soak_random_kill_9_and_restarts_leave_nothing() {
     let seed = std::env::var("SOAK_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x9e37_79b9_7f4a_7c15u64);
+        .unwrap_or(0x9e37_79b9_7f4a_7c15u64)
+        .max(1); // xorshift stays at 0 forever
     let mut rng = Rng(seed);
     let sim = crate::common::start_sim().await;
-    // Each step: 6 lines 100 ms apart.
+    // Each step: 6 lines 200 ms apart.
     sim.script(
         ScriptRule::prefix("wp-")
             .logs(["1", "2", "3", "4", "5", "6"])
-            .every(Duration::from_millis(100)),
+            .every(Duration::from_millis(200)),
     );
     let server = Server::start(16).await;
     let dir = temp_dir("lease-soak");
@@ -447,6 +448,7 @@ async fn soak_random_kill_9_and_restarts_leave_nothing() {
     let started = Instant::now();
     let mut lost: BTreeSet<String> = BTreeSet::new();
     let mut restarts = 0;
+    let mut reaped = 0;
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(800 + rng.below(1200))).await;
         let busy: Vec<(String, String)> = sim
@@ -471,11 +473,16 @@ async fn soak_random_kill_9_and_restarts_leave_nothing() {
         let i = hosts.iter().position(|h| *h == host).unwrap();
         let mut p = agents[i].take().unwrap();
         p.kill9().await;
+        reaped += p.log().matches("reaped workflow").count();
         kills.lock().unwrap().push((host.clone(), unix_now()));
         lost.insert(task);
-        // Back at once (it waits out its old Lease, then sweeps its own leftovers) or after the
-        // others have reaped them.
-        tokio::time::sleep(Duration::from_millis(rng.below(4000))).await;
+        // Back at once (it waits out its old Lease, then sweeps its own leftovers) or late,
+        // after the others have reaped them (Lease 3 s + grace 2 s).
+        let delay = match rng.below(2) {
+            0 => rng.below(1000),
+            _ => 6000 + rng.below(1000),
+        };
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         agents[i] = Some(Proc::spawn(&server, &sim, &dir, &host, &[]));
         restarts += 1;
     }
@@ -502,7 +509,6 @@ async fn soak_random_kill_9_and_restarts_leave_nothing() {
             tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         }
     }
-    let mut reaped = 0;
     for p in agents.into_iter().flatten() {
         let (code, log) = p.stop().await;
         assert_eq!(code, Some(0), "{log}");
@@ -513,7 +519,7 @@ async fn soak_random_kill_9_and_restarts_leave_nothing() {
     let left = leftovers(&sim).await;
     println!(
         "soak (seed {seed:#x}): {WORKFLOWS} workflows, 3 agents, {kills_done} kill -9, {restarts} restarts: \
-         {finished} done, {lost_count} lost with their agent, {reaped} reaped by other agents (the rest by \
+         {finished} done, {lost_count} lost with their agent, {reaped} reap lines from other agents (the rest reaped by \
          the restarted agent's own sweep), {} objects left, {} late steps, {:?}",
         left.len(),
         violations.lock().unwrap().len(),
