@@ -17,6 +17,9 @@ pub struct Metrics {
     pub log_lines_dropped: AtomicU64,
     pub grpc_requests: AtomicU64,
     pub grpc_errors: AtomicU64,
+    /// Workflows of dead agents whose objects this process deleted (`backend::reaper`).
+    pub reaped_workflows: AtomicU64,
+    pub reaped_objects: AtomicU64,
     /// The agent's Kubernetes client, whose counters the apiserver rows show.
     kube: OnceLock<kube::Client>,
 }
@@ -30,6 +33,8 @@ static GLOBAL: Metrics = Metrics {
     log_lines_dropped: AtomicU64::new(0),
     grpc_requests: AtomicU64::new(0),
     grpc_errors: AtomicU64::new(0),
+    reaped_workflows: AtomicU64::new(0),
+    reaped_objects: AtomicU64::new(0),
     kube: OnceLock::new(),
 };
 
@@ -58,7 +63,7 @@ impl Metrics {
     }
 
     fn render_with(&self, kube: kube::Stats) -> String {
-        let rows: [(&str, &str, &str, i64); 11] = [
+        let rows: [(&str, &str, &str, i64); 13] = [
             (
                 "woodpecker_agent_workflows_running",
                 "gauge",
@@ -124,6 +129,18 @@ impl Metrics {
                 "counter",
                 "gRPC calls that failed.",
                 self.grpc_errors.load(Relaxed) as i64,
+            ),
+            (
+                "woodpecker_agent_reaped_workflows_total",
+                "counter",
+                "Workflows of agents whose Lease ran out, whose objects this agent deleted.",
+                self.reaped_workflows.load(Relaxed) as i64,
+            ),
+            (
+                "woodpecker_agent_reaped_objects_total",
+                "counter",
+                "Objects of agents whose Lease ran out deleted by this agent.",
+                self.reaped_objects.load(Relaxed) as i64,
             ),
         ];
         let mut out = String::new();

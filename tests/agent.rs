@@ -2,11 +2,13 @@
 //! messages: the full protocol flow, cancel, token expiry, a server restart, capacity, secret
 //! masking, drain on shutdown, the version check, and the health endpoint; end to end on the
 //! simulated cluster (`agent/e2e.rs`); and the shipped binary against a server that is not ours
-//! (`agent/upstream.rs`: upstream's messages, signed tokens, Go-marshalled payloads).
+//! (`agent/upstream.rs`: upstream's messages, signed tokens, Go-marshalled payloads); the agent's
+//! own life: Leases, kill -9, duplicate identities, scale-down, a soak (`agent/lifecycle.rs`).
 
 mod e2e;
 mod fake;
 mod flows;
+mod lifecycle;
 mod logging;
 mod proto_check;
 mod server;

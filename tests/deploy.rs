@@ -1,53 +1,71 @@
-//! deploy/ manifests, the Dockerfile and the static build: schema-valid (kubernetes-validate
-//! --strict), consistent with each other, RBAC exactly as the code needs, and a static binary.
+//! deploy/ manifests, the Dockerfile and the static build: the kustomization renders
+//! (`kubectl kustomize`), schema-valid (kubernetes-validate --strict), consistent with each other,
+//! RBAC exactly as the code needs, a StatefulSet whose grace outlasts the drain, and a static binary.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use woodpecker_k8s_agent::backend::preflight::permissions::{NAMESPACED, PER_ORG, Permission};
+use woodpecker_k8s_agent::backend::preflight::permissions::{LEASES, NAMESPACED, PER_ORG, Permission};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every `.yaml` under deploy/, sorted.
-fn manifest_files() -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "yaml") {
-                out.push(path);
-            }
-        }
-    }
-    let mut files = Vec::new();
-    walk(&repo().join("deploy"), &mut files);
-    files.sort();
-    files
-}
-
-/// The objects of one YAML file (multi-document), as JSON values.
-fn objects(path: &Path) -> Vec<Value> {
+/// The objects of a multi-document YAML text, as JSON values.
+fn parse_objects(text: &str, what: &str) -> Vec<Value> {
     use serde::Deserialize;
-    let text = std::fs::read_to_string(path).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    serde_yaml::Deserializer::from_str(text)
         .map(|doc| {
-            let value = serde_yaml::Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let value = serde_yaml::Value::deserialize(doc).unwrap_or_else(|e| panic!("{what}: {e}"));
             serde_json::to_value(value).unwrap()
         })
         .filter(|v| !v.is_null())
         .collect()
 }
 
-fn object(file: &str, kind: &str) -> Value {
-    objects(&repo().join("deploy").join(file))
-        .into_iter()
+/// `kubectl kustomize deploy/<dir>`: the YAML it renders.
+fn kustomize(dir: &str) -> String {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let out = Command::new(&kubectl)
+        .arg("kustomize")
+        .arg(repo().join("deploy").join(dir))
+        .output()
+        .unwrap_or_else(|e| panic!("`{kubectl} kustomize` could not run ({e}); kubectl 1.32 is expected"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubectl kustomize deploy/{dir} failed:\n{err}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The base as `kubectl kustomize deploy/` renders it.
+fn base() -> Vec<Value> {
+    parse_objects(&kustomize(""), "kubectl kustomize deploy/")
+}
+
+/// The namespace-per-org overlay, rendered.
+fn per_org() -> Vec<Value> {
+    let dir = "overlays/namespace-per-org";
+    parse_objects(&kustomize(dir), dir)
+}
+
+/// The files applied by hand, beside the kustomization.
+const LOOSE: [&str; 2] = ["examples/secret.yaml", "optional/storageclass-reader.yaml"];
+
+fn objects(path: &Path) -> Vec<Value> {
+    parse_objects(&std::fs::read_to_string(path).unwrap(), &path.display().to_string())
+}
+
+fn find(objects: &[Value], kind: &str) -> Value {
+    objects
+        .iter()
         .find(|o| o["kind"] == kind)
-        .unwrap_or_else(|| panic!("deploy/{file} has no {kind}"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no {kind} rendered"))
+}
+
+fn object(file: &str, kind: &str) -> Value {
+    find(&objects(&repo().join("deploy").join(file)), kind)
 }
 
 /// The (group, resource, verb) triples a Role or ClusterRole grants; panics on wildcards.
@@ -87,8 +105,26 @@ fn needed(perms: &[&[Permission]]) -> BTreeSet<(String, String, String)> {
 
 #[test]
 fn manifests_pass_kubernetes_validate_strict() {
-    let files = manifest_files();
-    assert!(files.len() >= 7, "deploy/ lost files: {files:?}");
+    // What `kubectl apply -k` would send (the base and the overlay), and the loose files.
+    let dir = std::env::temp_dir().join(format!("wp-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    let mut count = 0;
+    for (name, text) in [
+        ("base.yaml", kustomize("")),
+        ("per-org.yaml", kustomize("overlays/namespace-per-org")),
+    ] {
+        count += parse_objects(&text, name).len();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        files.push(path);
+    }
+    for loose in LOOSE {
+        let path = repo().join("deploy").join(loose);
+        count += objects(&path).len();
+        files.push(path);
+    }
+    assert!(count >= 18, "deploy/ lost objects: {count}");
     // The oldest release we support (kubectl 1.32) and the validator's newest schema.
     for version in ["1.32.0", "1.37.0"] {
         let out = Command::new("kubernetes-validate")
@@ -107,47 +143,72 @@ fn manifests_pass_kubernetes_validate_strict() {
             "kubernetes-validate --strict -k {version} failed:\n{report}"
         );
         // Every object was validated, none skipped as unknown.
-        let objects: usize = files.iter().map(|f| objects(f).len()).sum();
-        assert_eq!(report.matches(" passed for resource ").count(), objects, "{report}");
+        assert_eq!(report.matches(" passed for resource ").count(), count, "{report}");
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn role_grants_exactly_what_the_agent_uses() {
-    let role = object("role.yaml", "Role");
-    assert_eq!(grants(&role), needed(&[NAMESPACED]));
-    let per_org = object("optional/namespace-per-org.yaml", "ClusterRole");
-    assert_eq!(grants(&per_org), needed(&[NAMESPACED, PER_ORG]));
+    let base = base();
+    assert_eq!(grants(&find(&base, "Role")), needed(&[NAMESPACED, LEASES]));
+    // The overlay keeps the base Role (Leases live in the base namespace) and adds the rest
+    // cluster-wide.
+    let per_org = per_org();
+    assert_eq!(grants(&find(&per_org, "Role")), needed(&[NAMESPACED, LEASES]));
+    assert_eq!(grants(&find(&per_org, "ClusterRole")), needed(&[NAMESPACED, PER_ORG]));
+    let env = find(&per_org, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "WOODPECKER_BACKEND_K8S_NAMESPACE_PER_ORGANIZATION" && e["value"] == "true"),
+        "{env}"
+    );
 }
 
 #[test]
 fn objects_refer_to_each_other() {
-    let sa = object("serviceaccount.yaml", "ServiceAccount");
-    let role = object("role.yaml", "Role");
-    let binding = object("rolebinding.yaml", "RoleBinding");
-    let deploy = object("deployment.yaml", "Deployment");
+    let base = base();
+    let sa = find(&base, "ServiceAccount");
+    let role = find(&base, "Role");
+    let binding = find(&base, "RoleBinding");
+    let set = find(&base, "StatefulSet");
+    let pdb = find(&base, "PodDisruptionBudget");
+    let svc = find(&base, "Service");
     let secret = object("examples/secret.yaml", "Secret");
-    let ns = object("namespace.yaml", "Namespace")["metadata"]["name"].clone();
-    for o in [&sa, &role, &binding, &deploy, &secret] {
+    let ns = find(&base, "Namespace")["metadata"]["name"].clone();
+    for o in [&sa, &role, &binding, &set, &pdb, &svc, &secret] {
         assert_eq!(o["metadata"]["namespace"], ns, "{} is not in {ns}", o["kind"]);
     }
     assert_eq!(binding["roleRef"]["kind"], "Role");
     assert_eq!(binding["roleRef"]["name"], role["metadata"]["name"]);
     assert_eq!(binding["subjects"][0]["name"], sa["metadata"]["name"]);
     assert_eq!(binding["subjects"][0]["namespace"], ns);
-    for file in ["optional/namespace-per-org.yaml", "optional/storageclass-reader.yaml"] {
-        let crb = object(file, "ClusterRoleBinding");
-        assert_eq!(
-            crb["roleRef"]["name"],
-            object(file, "ClusterRole")["metadata"]["name"],
-            "{file}"
-        );
-        assert_eq!(crb["subjects"][0]["name"], sa["metadata"]["name"], "{file}");
-        assert_eq!(crb["subjects"][0]["namespace"], ns, "{file}");
+    let per_org = per_org();
+    let crb = find(&per_org, "ClusterRoleBinding");
+    assert_eq!(
+        crb["roleRef"]["name"],
+        find(&per_org, "ClusterRole")["metadata"]["name"]
+    );
+    let reader = "optional/storageclass-reader.yaml";
+    let reader_binding = object(reader, "ClusterRoleBinding");
+    assert_eq!(
+        reader_binding["roleRef"]["name"],
+        object(reader, "ClusterRole")["metadata"]["name"]
+    );
+    for b in [&crb, &reader_binding] {
+        assert_eq!(b["subjects"][0]["name"], sa["metadata"]["name"]);
+        assert_eq!(b["subjects"][0]["namespace"], ns);
     }
 
-    let pod = &deploy["spec"]["template"];
-    assert_eq!(deploy["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"]);
+    let pod = &set["spec"]["template"];
+    let labels = &pod["metadata"]["labels"];
+    assert_eq!(set["spec"]["selector"]["matchLabels"], *labels);
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"], *labels);
+    assert_eq!(svc["spec"]["selector"], *labels);
+    assert_eq!(svc["spec"]["clusterIP"], "None");
+    assert_eq!(set["spec"]["serviceName"], svc["metadata"]["name"]);
     assert_eq!(pod["spec"]["serviceAccountName"], sa["metadata"]["name"]);
     let env = pod["spec"]["containers"][0]["env"].as_array().unwrap();
     let var = |name: &str| {
@@ -164,12 +225,46 @@ fn objects_refer_to_each_other() {
     );
     assert!(var("WOODPECKER_SERVER")["value"].is_string());
     assert_eq!(var("WOODPECKER_BACKEND")["value"], "kubernetes");
+    // Steps and Leases in the pod's own namespace.
+    assert_eq!(
+        var("WOODPECKER_BACKEND_K8S_NAMESPACE")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.namespace"
+    );
+}
+
+/// A rollout, an eviction or a scale-down gives the agent its whole drain, then time to cancel,
+/// clean up and release its Lease, before the kubelet kills it; the identity is the pod name.
+#[test]
+fn statefulset_outlasts_the_drain_and_keeps_identities() {
+    let base = base();
+    let set = find(&base, "StatefulSet");
+    let spec = &set["spec"]["template"]["spec"];
+    let c = &spec["containers"][0];
+    let drain = woodpecker_k8s_agent::go::duration::setting(&var_value(c, "WOODPECKER_DRAIN_TIMEOUT"), true)
+        .unwrap()
+        .as_secs();
+    let grace = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(
+        grace >= drain + 30,
+        "terminationGracePeriodSeconds {grace} <= drain {drain} + 30"
+    );
+    // No fixed WOODPECKER_HOSTNAME: each replica is its pod name; no state volume: the Lease
+    // keeps the agent id.
+    let env = c["env"].as_array().unwrap();
+    assert!(!env.iter().any(|e| e["name"] == "WOODPECKER_HOSTNAME"));
+    assert!(spec.get("volumes").is_none() && c.get("volumeMounts").is_none());
+    // One agent at a time may be disrupted; a single replica can still be drained.
+    let pdb = find(&base, "PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert!(pdb["spec"].get("minAvailable").is_none());
+    // A restarted agent may wait out its old Lease (15 s by default) before it answers.
+    assert!(c["livenessProbe"]["initialDelaySeconds"].as_u64().unwrap() > 15);
 }
 
 #[test]
-fn deployment_is_restricted_and_probes_the_health_endpoint() {
-    let deploy = object("deployment.yaml", "Deployment");
-    let spec = &deploy["spec"]["template"]["spec"];
+fn statefulset_is_restricted_and_probes_the_health_endpoint() {
+    let set = find(&base(), "StatefulSet");
+    let spec = &set["spec"]["template"]["spec"];
     assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
     assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
     let c = &spec["containers"][0];
@@ -204,15 +299,6 @@ fn deployment_is_restricted_and_probes_the_health_endpoint() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     assert!(dockerfile.lines().any(|l| l.trim() == "USER 65532:65532"));
     assert_eq!(spec["securityContext"]["runAsUser"], 65532);
-    // A read-only root: whatever the agent writes lives on a mounted volume.
-    let state = var_value(c, "WOODPECKER_AGENT_CONFIG_FILE");
-    let mounts = c["volumeMounts"].as_array().unwrap();
-    assert!(
-        mounts
-            .iter()
-            .any(|m| state.starts_with(m["mountPath"].as_str().unwrap())),
-        "{state} not on a volume"
-    );
 }
 
 fn var_value(container: &Value, name: &str) -> String {

@@ -18,6 +18,8 @@ mod kubelet;
 mod limits;
 // A lost node: taints, the taint manager, the pod garbage collector; a step on it.
 mod nodelost;
+// Leases: kubectl, and replace races with resourceVersion conflicts.
+mod lease;
 // Logs: follow, timestamps, sinceTime, tailLines, 400 while waiting.
 mod logs;
 // Watch: resourceVersion semantics, selectors, bookmarks, 410, Tables.

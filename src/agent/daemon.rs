@@ -18,6 +18,7 @@ use super::client::{CallError, Client};
 use super::config::{self, Settings};
 use super::grpc::{Channel, ChannelOptions, Code};
 use super::health;
+use super::idstore::IdStore;
 use super::reporter::Reporter;
 use super::workflow::{self, Shared, WorkflowRunner};
 use super::{proto, tls};
@@ -73,8 +74,15 @@ pub struct Agent<R> {
 }
 
 impl<R: WorkflowRunner> Agent<R> {
-    /// Everything up to RegisterAgent; a failure here is a clear error at start.
+    /// Everything up to RegisterAgent; a failure here is a clear error at start. The agent id
+    /// is kept in `WOODPECKER_AGENT_CONFIG_FILE`.
     pub async fn start(settings: Settings, runner: Arc<R>) -> Result<Agent<R>, Error> {
+        let ids = IdStore::File(settings.config_file.clone());
+        Self::start_with(settings, runner, ids).await
+    }
+
+    /// [`Agent::start`], with the agent id kept in `ids` (the agent's Lease in a cluster).
+    pub async fn start_with(settings: Settings, runner: Arc<R>, ids: IdStore) -> Result<Agent<R>, Error> {
         log::set_level(settings.log_level);
         let secret = settings.secret.load().map_err(Error::Settings)?;
         let tls = match settings.grpc_secure {
@@ -87,7 +95,7 @@ impl<R: WorkflowRunner> Agent<R> {
             keepalive_time: settings.keepalive_time,
             keepalive_timeout: settings.keepalive_timeout,
         });
-        let agent_id = config::read_agent_id(settings.config_file.as_deref());
+        let agent_id = ids.read().await;
         let client = Arc::new(Client::new(
             channel,
             secret,
@@ -109,7 +117,7 @@ impl<R: WorkflowRunner> Agent<R> {
         // WOODPECKER_CONNECT_RETRY_COUNT attempts in all, as the Go agent makes.
         let mut attempt = 1;
         let stateful = loop {
-            match handshake(&client, &settings).await {
+            match handshake(&client, &settings, &ids).await {
                 Ok(stateful) => break stateful,
                 Err(Error::Connect(e))
                     if matches!(e.status.code, Code::Unavailable | Code::DeadlineExceeded)
@@ -269,13 +277,9 @@ impl<R: WorkflowRunner> Agent<R> {
 }
 
 /// Auth, persist the id, check the version, register, persist again. `Ok(stateful)`.
-async fn handshake(client: &Client, settings: &Settings) -> Result<bool, Error> {
+async fn handshake(client: &Client, settings: &Settings, ids: &IdStore) -> Result<bool, Error> {
     let id = client.auth().await.map_err(Error::Connect)?;
-    let persist = |id| match &settings.config_file {
-        Some(path) => config::write_agent_id(path, id).is_ok(),
-        None => false,
-    };
-    let mut stateful = persist(id);
+    let mut stored = ids.write(id).await;
     let version = client.version().await.map_err(Error::Connect)?;
     if version.grpc_version != proto::VERSION {
         return Err(Error::VersionMismatch {
@@ -292,18 +296,17 @@ async fn handshake(client: &Client, settings: &Settings) -> Result<bool, Error> 
         custom_labels: settings.labels.clone(),
     };
     let id = client.register(info).await.map_err(Error::Connect)?;
-    stateful &= persist(id);
-    match &settings.config_file {
-        Some(path) if !stateful => log::warn(format_args!(
-            "cannot write {}; the agent is stateless and unregisters on exit",
-            path.display()
-        )),
-        None => log::info(format_args!(
+    if stored.is_ok() {
+        stored = ids.write(id).await;
+    }
+    match (&stored, ids) {
+        (Ok(()), _) => {}
+        (Err(_), IdStore::File(None)) => log::info(format_args!(
             "WOODPECKER_AGENT_CONFIG_FILE is empty: the agent is stateless and unregisters on exit"
         )),
-        Some(_) => {}
+        (Err(why), _) => log::warn(format_args!("{why}; the agent is stateless and unregisters on exit")),
     }
-    Ok(stateful)
+    Ok(stored.is_ok())
 }
 
 /// The default filter labels, overridden by the custom ones (`cmd/agent/core/agent.go`).

@@ -6,7 +6,9 @@
 //! [`grpc`] + [`tls`] (unary gRPC over hyper's HTTP/2 client), [`client`] (Woodpecker's RPCs:
 //! token, metadata, retries), [`reporter`] + [`tracer`] (step updates and log batches, in
 //! order; lines arrive masked from the runtime), [`workflow`] (one workflow: Wait, Extend,
-//! Init, run, Done), [`daemon`] (startup, slots, drain), with [`config`], [`health`] and [`metrics`] beside them. Its own
+//! Init, run, Done), [`daemon`] (startup, slots, drain), with [`config`], [`health`] and
+//! [`metrics`] beside them, and [`lease`] (the agent's Lease: one live process per identity) with
+//! [`idstore`] (where the agent id is kept). Its own
 //! lines go to the process log (`crate::log`).
 
 pub mod client;
@@ -14,6 +16,8 @@ pub mod config;
 pub mod daemon;
 pub mod grpc;
 pub mod health;
+pub mod idstore;
+pub mod lease;
 pub use crate::metrics;
 pub mod proto;
 pub mod reporter;

@@ -14,6 +14,7 @@ pub mod pod;
 pub mod podpatch;
 pub mod preflight;
 pub mod quantity;
+pub mod reaper;
 pub mod render;
 pub mod resources;
 pub mod script;

@@ -11,12 +11,15 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::agent::config::{self, Settings};
+use crate::agent::idstore::IdStore;
+use crate::agent::lease;
 use crate::agent::{Agent, PipelineRunner};
 use crate::backend::Options;
 use crate::backend::lifecycle::{self, Kube, KubeBackend};
 use crate::backend::preflight;
+use crate::backend::reaper;
 use crate::log;
-use crate::shutdown;
+use crate::shutdown::{self, Shutdown};
 use kube::config::Overrides;
 
 const HELP: &str = "\
@@ -91,9 +94,11 @@ fn run_agent(ping: bool) -> super::Result {
     }
     // Every setting is checked before anything connects.
     let opts = Options::from_lookup(env)?;
-    // The agent label on every object this agent creates, and what the start-up sweep removes:
-    // the hostname, so run the agent with a stable one (a StatefulSet, or WOODPECKER_HOSTNAME).
+    // The agent label on every object this agent creates, what the start-up sweep removes and
+    // the name of its Lease: the hostname, so run the agent with a stable one (a StatefulSet's
+    // pod name, or WOODPECKER_HOSTNAME), and one per replica.
     let backend_settings = lifecycle::Settings::from_lookup(&settings.hostname, env)?;
+    let reap = reaper::Settings::from_lookup(env)?;
     let kube_config = kube::Config::infer(&Overrides::default())?;
     rt.block_on(async move {
         let client = kube::Client::new(kube_config)?;
@@ -102,25 +107,120 @@ fn run_agent(ping: bool) -> super::Result {
         // way: a cluster briefly unreachable at start must not crash-loop the pod.
         let checks = preflight::PreflightOptions::from_backend(&opts);
         log_preflight(&preflight::preflight(&client, &checks).await);
+        // The first signal drains; a second one cancels the running workflows at once. A lost
+        // Lease does both: another process now runs as this agent.
         let (trigger, shutdown) = shutdown::channel();
+        let (cancel_trigger, cancel_now) = shutdown::channel();
+        let (stop_lease, lease_stop) = shutdown::channel();
+        let (lost_trigger, lost) = shutdown::channel();
+        let signals = tokio::spawn(on_signals(
+            shutdown::Signals::install()?,
+            lost,
+            [trigger, cancel_trigger],
+        ));
+        let held = match hold_lease(&client, &opts, &settings, &reap, shutdown.clone()).await? {
+            Held::Yes(held) => Some(held),
+            Held::Unavailable => None,
+            Held::Signalled => return Ok(ExitCode::SUCCESS),
+        };
+        if let Some(h) = &held {
+            tokio::spawn(h.clone().keep(lease_stop.clone()));
+            let mut lost = h.lost();
+            tokio::spawn(async move {
+                lost.wait().await;
+                lost_trigger.fire();
+            });
+        }
+        let (base_ns, per_org) = (opts.namespace.clone(), opts.namespace_per_org);
         let (stop_backend, backend_shutdown) = shutdown::channel();
-        let (backend, swept) = KubeBackend::start(Kube::new(client), opts, backend_settings, backend_shutdown).await?;
+        let kube = Kube::new(client);
+        let (backend, swept) = KubeBackend::start(kube.clone(), opts, backend_settings, backend_shutdown).await?;
         if swept > 0 {
             log::info(format_args!(
                 "removed {swept} objects left by an earlier run of this agent"
             ));
         }
-        let agent = Agent::start(settings, Arc::new(PipelineRunner::new(Arc::new(backend)))).await?;
-        // The first signal drains; a second one cancels the running workflows at once.
-        let (cancel_trigger, cancel_now) = shutdown::channel();
-        let signals = tokio::spawn(on_signals(shutdown::Signals::install()?, [trigger, cancel_trigger]));
+        // Leftovers of agents whose Lease ran out: at start, then every interval.
+        let reaper = held.as_ref().map(|_| {
+            let objects_ns = (!per_org).then_some(base_ns.as_str());
+            let r = reaper::Reaper::new(kube.clone(), &base_ns, objects_ns, &settings.hostname, reap);
+            tokio::spawn(r.run(lease_stop.clone()))
+        });
+        // WOODPECKER_AGENT_CONFIG_FILE set empty still means stateless, as with the Go agent.
+        let ids = match &held {
+            Some(lease) if settings.config_file.is_some() => IdStore::Lease {
+                lease: lease.clone(),
+                file: settings.config_file.clone(),
+            },
+            _ => IdStore::File(settings.config_file.clone()),
+        };
+        let agent = Agent::start_with(settings, Arc::new(PipelineRunner::new(Arc::new(backend))), ids).await?;
         let rotate = tokio::spawn(log::reopen_on_sigusr1());
         agent.run_with(shutdown, cancel_now).await;
         stop_backend.fire();
+        stop_lease.fire();
+        if let Some(r) = reaper {
+            let _ = r.await;
+        }
         signals.abort();
         rotate.abort();
+        if let Some(h) = held {
+            if let Some(why) = h.why_lost() {
+                return Err(format!("lost lease {}: {why}", h.describe()).into());
+            }
+            h.release().await;
+        }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+enum Held {
+    Yes(Arc<lease::Held>),
+    /// RBAC without leases: the agent runs as before, unprotected.
+    Unavailable,
+    /// SIGTERM/SIGINT while waiting for another holder.
+    Signalled,
+}
+
+/// Takes this agent's Lease, waiting while another live process holds it.
+async fn hold_lease(
+    client: &kube::Client,
+    opts: &Options,
+    settings: &Settings,
+    reap: &reaper::Settings,
+    shutdown: Shutdown,
+) -> Result<Held, Box<dyn std::error::Error + Send + Sync>> {
+    let lease_opts = lease::Options {
+        namespace: opts.namespace.clone(),
+        agent: settings.hostname.clone(),
+        holder: reaper::Holder::Agent,
+        identity: lease::process_identity(&os_hostname()),
+        duration: reap.lease_duration,
+    };
+    let identity = lease_opts.identity.clone();
+    // SIGTERM while waiting ends the wait.
+    let result = lease::acquire(client.clone(), lease_opts, shutdown).await;
+    match result {
+        Ok(Some(held)) => {
+            log::info(format_args!("holding lease {} as {identity}", held.describe()));
+            Ok(Held::Yes(held))
+        }
+        Ok(None) => {
+            log::info(format_args!("stopped while waiting for the lease"));
+            Ok(Held::Signalled)
+        }
+        Err(e) if e.is_forbidden() => {
+            log::error(format_args!(
+                "{}: forbidden; running without a Lease: a second process with this identity is not \
+                 detected and leftovers of crashed agents are not reaped (grant leases get, list, create, \
+                 update and delete in {}: deploy/base/role.yaml)",
+                crate::error_chain::one_line(&e),
+                opts.namespace
+            ));
+            Ok(Held::Unavailable)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// One log line per check that is not plainly ok, and the verdict.
@@ -142,11 +242,17 @@ fn log_preflight(report: &preflight::Report) {
     }
 }
 
-/// Fires each trigger on the next SIGTERM or SIGINT, in order.
-async fn on_signals(mut signals: shutdown::Signals, triggers: [shutdown::Trigger; 2]) {
-    for trigger in triggers {
-        signals.next().await;
-        trigger.fire();
+/// Fires each trigger on the next SIGTERM or SIGINT, in order; a lost Lease fires both.
+async fn on_signals(mut signals: shutdown::Signals, mut lost: Shutdown, triggers: [shutdown::Trigger; 2]) {
+    for trigger in &triggers {
+        tokio::select! {
+            _ = signals.next() => trigger.fire(),
+            _ = lost.wait() => {
+                log::error(format_args!("the agent's lease was lost: cancelling the running workflows and stopping"));
+                triggers.iter().for_each(shutdown::Trigger::fire);
+                return;
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod args;
 mod cluster;
+mod lease;
 mod output;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! Typed create/get/list/delete/watch for one kind of object, scoped to a namespace or to all
+//! Typed create/get/list/replace/delete/watch for one kind of object, scoped to a namespace or to all
 //! of them. Builds paths from [`Resource`]'s constants; the transport does the rest. Watch and
 //! log streams live in `watch` and `logs`; this file only opens them.
 
@@ -111,6 +111,22 @@ impl<K: Resource> Api<K> {
         self.client.request_json(&req).await
     }
 
+    /// PUT the whole object back. With `metadata.resourceVersion` set, the server answers 409
+    /// Conflict when the object changed since it was read (optimistic concurrency).
+    pub async fn replace(&self, obj: &K) -> Result<K> {
+        let meta = obj.meta();
+        let body = serde_json::to_vec(obj).map_err(|source| Error::Decode {
+            what: format!("encoding {} {:?}", K::KIND, meta.name),
+            source: source.into(),
+        })?;
+        let req = Req {
+            method: Method::PUT,
+            path: self.item_path(&meta.name),
+            body: Some(Bytes::from(body)),
+        };
+        self.client.request_json(&req).await
+    }
+
     pub async fn get(&self, name: &str) -> Result<K> {
         self.client.request_json(&Req::get(self.item_path(name))).await
     }
@@ -168,7 +184,7 @@ impl<K: Resource> Api<K> {
     pub async fn merge_patch(&self, name: &str, patch: &serde_json::Value) -> Result<K> {
         let body = serde_json::to_vec(patch).map_err(|source| Error::Decode {
             what: format!("encoding a patch of {} {name:?}", K::KIND),
-            source,
+            source: source.into(),
         })?;
         let req = Req {
             method: Method::PATCH,

@@ -170,7 +170,7 @@ pub fn delete(shared: &Shared, def: &ResourceDef, key: &Key, opts: &Options) -> 
     if grace == 0 && !held {
         let obj = remove_now(shared, key).unwrap_or(cur);
         // Registries without `ReturnDeletedObject` answer a Success Status instead.
-        if matches!(def.plural, "secrets" | "events" | "storageclasses") {
+        if matches!(def.plural, "secrets" | "events" | "storageclasses" | "leases") {
             return Ok((200, success(def.plural, &key.name, &uid)));
         }
         return Ok((200, obj));

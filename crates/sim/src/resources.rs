@@ -128,6 +128,17 @@ pub static RESOURCES: &[ResourceDef] = &[
         subresources: &[],
     },
     ResourceDef {
+        plural: "leases",
+        singular: "lease",
+        kind: "Lease",
+        group: "coordination.k8s.io",
+        version: "v1",
+        namespaced: true,
+        short_names: &[],
+        verbs: RW,
+        subresources: &[],
+    },
+    ResourceDef {
         plural: "selfsubjectaccessreviews",
         singular: "selfsubjectaccessreview",
         kind: "SelfSubjectAccessReview",

@@ -58,6 +58,7 @@ fn columns(plural: &str) -> Vec<(&'static str, &'static str, u8)> {
         ],
         "secrets" => vec![("Name", "name", 0), ("Type", "", 0), ("Data", "", 0), ("Age", "", 0)],
         "configmaps" => vec![("Name", "name", 0), ("Data", "", 0), ("Age", "", 0)],
+        "leases" => vec![("Name", "name", 0), ("Holder", "", 0), ("Age", "", 0)],
         "nodes" => vec![
             ("Name", "name", 0),
             ("Status", "", 0),
@@ -285,6 +286,7 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
                 json!(age),
             ]
         }
+        "leases" => vec![json!(s(&m["name"])), json!(s(&o["spec"]["holderIdentity"])), json!(age)],
         "storageclasses" => {
             let default = m["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true";
             let name = if default {

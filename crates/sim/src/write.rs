@@ -88,31 +88,28 @@ pub(super) fn replace(
     status_only: bool,
 ) -> Result<Resp, ApiError> {
     let new = parse_body(def, body)?;
-    let cur = shared
-        .store
-        .get(key)
-        .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
-    if let Some(rv) = new["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty())
-        && Some(rv) != cur["metadata"]["resourceVersion"].as_str()
-    {
-        return Err(ApiError::conflict(
-            def.plural,
-            &key.name,
-            "the object has been modified; please apply your changes to the latest version and try again",
-        ));
-    }
     if new["metadata"]["name"].as_str().is_some_and(|n| n != key.name) {
         return Err(ApiError::bad_request(
             "the name of the object does not match the name on the URL",
         ));
     }
     if def.plural == "configmaps" && !status_only {
+        let cur = shared
+            .store
+            .get(key)
+            .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
         kind_rules(def, &cur, configmap::update_causes(&cur, &new))?;
     }
+    // The resourceVersion is compared under the store's lock, in the same step as the write,
+    // so of two writers that read the same version exactly one wins (a Lease race is real).
+    let wanted = new["metadata"]["resourceVersion"].as_str().filter(|s| !s.is_empty());
+    let mut conflict = false;
     let updated = shared
         .store
         .update(key, |o| {
-            if status_only {
+            if wanted.is_some_and(|rv| Some(rv) != o["metadata"]["resourceVersion"].as_str()) {
+                conflict = true;
+            } else if status_only {
                 o["status"] = new["status"].clone();
             } else {
                 let status = o["status"].clone();
@@ -129,6 +126,13 @@ pub(super) fn replace(
             }
         })
         .ok_or_else(|| ApiError::not_found(def.plural, &key.name))?;
+    if conflict {
+        return Err(ApiError::conflict(
+            def.plural,
+            &key.name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        ));
+    }
     delete::finalize_if_released(shared, key);
     Ok(wire::json(200, &updated))
 }

@@ -1,5 +1,5 @@
 //! The RBAC the agent needs, in one table, and the SelfSubjectAccessReview that asks the
-//! apiserver about one entry. `deploy/role.yaml` must grant exactly this table (a test in
+//! apiserver about one entry. `deploy/base/role.yaml` must grant exactly this table (a test in
 //! `tests/deploy.rs` compares them). Pure: no I/O.
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +31,7 @@ const fn core(resource: &'static str, verb: &'static str) -> Permission {
 pub const PATCH_PODS: Permission = core("pods", "patch");
 
 /// Every call the backend makes in the agent's namespace (`backend::lifecycle::kubeio` and its
-/// callers). Keep in step with them, and with `deploy/role.yaml`.
+/// callers). Keep in step with them, and with `deploy/base/role.yaml`.
 pub const NAMESPACED: &[Permission] = &[
     // One step = one pod, followed on one shared list+watch of the namespace's pods (no
     // per-step GET); the start-up sweep lists what an earlier run left behind.
@@ -63,8 +63,27 @@ pub const NAMESPACED: &[Permission] = &[
     core("events", "list"),
 ];
 
+/// The agent's Lease (held, renewed, released; it keeps the agent id) and the reaper (lists the
+/// Leases, deletes an ended exec run's): always in the base namespace, so a Role grants them.
+pub const LEASES: &[Permission] = &[
+    lease("get"),
+    lease("list"),
+    lease("create"),
+    lease("update"),
+    lease("delete"),
+];
+
+const fn lease(verb: &'static str) -> Permission {
+    Permission {
+        group: "coordination.k8s.io",
+        resource: "leases",
+        subresource: "",
+        verb,
+    }
+}
+
 /// Only with namespace-per-organisation: the org namespaces are created on demand. Namespaces
-/// are cluster-scoped, so this needs a ClusterRole (`deploy/optional/namespace-per-org.yaml`).
+/// are cluster-scoped, so this needs a ClusterRole (`deploy/overlays/namespace-per-org/clusterrole.yaml`).
 pub const PER_ORG: &[Permission] = &[core("namespaces", "get"), core("namespaces", "create")];
 
 impl Permission {

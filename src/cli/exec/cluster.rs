@@ -63,9 +63,14 @@ pub async fn with_config(
     settings.workflow_timeout_secs = Some(args.timeout.as_secs() as i64);
     let client = Client::new(config)?;
     let (stop, backend_shutdown) = shutdown::channel();
-    let backend = Arc::new(KubeBackend::new(Kube::new(client), opts, settings, backend_shutdown));
+    let kube = Kube::new(client.clone());
+    let lease = super::lease::hold(&kube, &opts, &agent, backend_shutdown.clone()).await;
+    let backend = Arc::new(KubeBackend::new(kube, opts, settings, backend_shutdown));
     let ok = execute(backend, plan, args, printer, cancel).await;
     stop.fire();
+    if let Some(lease) = lease {
+        lease.release().await;
+    }
     Ok(ok)
 }
 

@@ -3,6 +3,7 @@
 //! we send is exactly what we set.
 
 mod event;
+mod lease;
 mod meta;
 mod namespace;
 mod pod;
@@ -11,6 +12,7 @@ mod secret;
 mod service;
 
 pub use event::*;
+pub use lease::*;
 pub use meta::*;
 pub use namespace::*;
 pub use pod::*;
