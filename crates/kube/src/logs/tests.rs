@@ -137,3 +137,17 @@ fn finished_containers() {
     assert!(container_finished(&pod, "step"));
     assert!(!container_finished(&pod, "other"));
 }
+
+#[test]
+fn before_last_compares_with_the_last_delivered_stamp() {
+    let mut d = Dedup::default();
+    let line = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+    assert!(d.before_last(&line("2024-01-01T00:00:09Z x")), "nothing delivered yet");
+    feed(&mut d, &["2024-01-01T00:00:02.5Z a"]);
+    assert!(d.before_last(&line("2024-01-01T00:00:02.4Z early")));
+    assert!(
+        !d.before_last(&line("2024-01-01T00:00:02.5Z same")),
+        "an equal stamp is not older"
+    );
+    assert!(!d.before_last(&line("2024-01-01T00:00:03Z later")));
+}
