@@ -75,12 +75,35 @@ async fn a_clean_end_mid_line_before_or_after_the_exit_loses_nothing() {
     );
 }
 
-/// A stream throttled below the container's pace ends well after the pod did: nothing is cut.
+/// A stream throttled below the container's pace ends seconds after the pod did: it is never
+/// cut while bytes still arrive, however long that takes (here 4 times the idle limit).
 #[tokio::test]
 async fn a_crawling_log_is_read_to_its_end() {
-    let h = harness().await;
-    // 40 kB at 20 kB/s: about a second behind the pod's end.
-    h.sim.faults().throttle_logs(Some(20_000));
+    let h = harness_log_idle(Duration::from_secs(1)).await;
+    // 40 kB at 10 kB/s: about 3 s behind the pod's end.
+    h.sim.faults().throttle_logs(Some(10_000));
     let want = paced("crawl");
     exactly("crawl", &run_with(&h, "63", "t/crawl", &want, None).await, &want);
+}
+
+/// A stream that sends nothing for longer than the idle limit after the pod ended is cut, and
+/// the step log says so with the count delivered; the step still reports its result.
+#[tokio::test]
+async fn a_log_silent_past_the_idle_limit_is_cut_and_says_so() {
+    let h = harness_log_idle(Duration::from_secs(1)).await;
+    let want = paced("silent");
+    let fault = LogFault::Stall {
+        bytes: 5_000,
+        pause: Duration::from_secs(30),
+    };
+    let got = run_with(&h, "64", "t/silent", &want, Some(fault)).await;
+    let (note, lines) = got.split_last().expect("lines");
+    let n = lines.len();
+    assert!(n > 0 && n < want.len(), "{n} lines before the cut");
+    exactly("silent", lines, &want[..n]);
+    assert!(
+        note.starts_with("[kubernetes] the log of pod wp-")
+            && note.ends_with(&format!(" was cut after {n} lines: no byte for 1s after the pod ended")),
+        "{note}"
+    );
 }
