@@ -30,7 +30,7 @@ kubeconfig=$(tail -1 "$work/sim.out")
         echo "    depends_on: []"
         echo "    commands:"
         # About 70 bytes a line.
-        echo "      - seq -f 's$i line %.0f of $lines: the quick brown fox jumps over the dog' 1 $lines"
+        echo "      - \"seq -f 's$i line %.0f of $lines, the quick brown fox jumps over the dog' 1 $lines\""
     done
 } >"$work/logs.yaml"
 

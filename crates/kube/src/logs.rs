@@ -59,8 +59,10 @@ pub struct LogStream {
     received: Arc<AtomicU64>,
 }
 
-/// Chunks read ahead of the caller (each at most one HTTP chunk, 64 KiB from a kubelet).
-pub const READ_AHEAD: usize = 2;
+/// Chunks read ahead of the caller (each at most hyper's read buffer,
+/// [`crate::client::HTTP_READ_BUF`]). One is enough to overlap reading and splitting; each
+/// more is up to 64 KiB more per stream.
+pub const READ_AHEAD: usize = 1;
 
 impl LogStream {
     fn spawn(mut body: BodyStream, received: Arc<AtomicU64>) -> LogStream {
@@ -332,7 +334,7 @@ impl LogFollower {
         let mut out = Vec::with_capacity(more + 1);
         out.push(first);
         out.extend(self.ready.drain(..more));
-        Ok(Some(out))
+        Ok(Some(compact(out)))
     }
 
     /// Sends every line into `tx` until the log ends, the receiver is dropped, or `shutdown`
@@ -413,6 +415,26 @@ impl LogFollower {
             self.recut.push(line, more, &mut self.ready);
         }
     }
+}
+
+/// The lines of a batch copied into one buffer of their own: a line handed out would otherwise
+/// keep its whole chunk (up to 64 KiB) alive for as long as the caller holds it, so a stream's
+/// memory would grow with the lines its reader has not taken yet, chunk by chunk.
+fn compact(lines: Vec<Bytes>) -> Vec<Bytes> {
+    let total: usize = lines.iter().map(Bytes::len).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for l in &lines {
+        buf.extend_from_slice(l);
+    }
+    let buf = buf.freeze();
+    let mut at = 0;
+    lines
+        .iter()
+        .map(|l| {
+            at += l.len();
+            buf.slice(at - l.len()..at)
+        })
+        .collect()
 }
 
 /// A 400 meaning "not yet": the container is waiting to start (or being created).

@@ -20,8 +20,9 @@ use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 
 const COLORS: &[&str] = &["36", "33", "35", "32", "34", "91", "96", "93"];
 
-/// Bytes held for the terminal before steps' log readers wait for room.
-pub const OUT_BOUND: usize = 1 << 20;
+/// Bytes held for the terminal before steps' log readers wait for room (a write of this size
+/// already costs little per line).
+pub const OUT_BOUND: usize = 256 << 10;
 
 /// How a workflow ended, in Woodpecker's status words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -596,7 +597,7 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
         let _ = out.write_all(&spare).and_then(|()| out.flush());
         // Keep a moderate buffer for next time, not the biggest one ever gathered.
         spare.clear();
-        spare.shrink_to(OUT_BOUND);
+        spare.shrink_to(64 << 10);
         shared.lock().writing = false;
         shared.wake.notify_all();
         shared.room.notify_waiters();
