@@ -377,7 +377,12 @@ fn embedded_sigterm_cancels_and_stops_every_step() {
         }
     }
     assert!(seen.contains("[long] started"), "{seen}");
-    // The step's process is running on this host now.
+    // The step's process runs on this host now (the shell starts `sleep` right after the
+    // echo, so give it a moment to appear).
+    let appear = std::time::Instant::now();
+    while !running("sleep 9872") && appear.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert!(running("sleep 9872"), "the step's process is not running");
     let started = std::time::Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };

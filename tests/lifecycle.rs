@@ -4,6 +4,7 @@
 mod admin;
 mod ends;
 pub(crate) mod harness;
+mod logs;
 mod pending;
 
 use std::time::Duration;
@@ -258,8 +259,14 @@ async fn many_parallel_steps_share_one_watch() {
         .iter()
         .filter(|r| r.method == "GET" && !r.watch && !r.path.ends_with("/log"))
         .count();
-    let logs = reqs.iter().filter(|r| r.path.ends_with("/log")).count();
-    assert_eq!(logs, 20, "one log stream per step");
+    let follows = reqs
+        .iter()
+        .filter(|r| r.path.ends_with("/log") && r.param("follow").is_some());
+    assert_eq!(follows.count(), 20, "one log stream per step");
+    let confirms = reqs
+        .iter()
+        .filter(|r| r.path.ends_with("/log") && r.param("follow").is_none());
+    assert_eq!(confirms.count(), 20, "one confirming read per step");
     eprintln!(
         "lifecycle parallel: 20 steps in 4 workflows: {} requests, {gets} GET/LIST, 1 watch",
         reqs.len()
@@ -288,7 +295,11 @@ async fn a_step_costs_one_create_one_log_stream_and_one_delete() {
     for s in &steps {
         let pod = pod_name(s);
         let mine = about(&reqs, &pod);
-        assert_eq!(count(&mine, "GET", "/log"), 1, "{pod}: one log stream");
+        assert_eq!(
+            count(&mine, "GET", "/log"),
+            2,
+            "{pod}: one log stream and its confirming read"
+        );
         assert_eq!(count(&mine, "DELETE", &pod), 1, "{pod}: one delete");
         assert_eq!(count(&mine, "GET", &pod), 0, "{pod}: no GET polling");
     }
@@ -305,9 +316,10 @@ async fn a_step_costs_one_create_one_log_stream_and_one_delete() {
         "no event listing for pods that start at once"
     );
     assert_eq!(pod_watches(&reqs).len(), 1, "one watch for the agent");
-    // 3 per step (create, log, delete) + 2 for the one Secret (create, delete); the shared
-    // watch's list and watch requests are not per step and are counted above.
-    assert_eq!(during, 5 * 3 + 2, "requests while the steps ran");
+    // 4 per step (create, log, the log's confirming read, delete) + 2 for the one Secret
+    // (create, delete); the shared watch's list and watch requests are not per step and are
+    // counted above.
+    assert_eq!(during, 5 * 4 + 2, "requests while the steps ran");
     eprintln!(
         "lifecycle requests: setup {setup} (incl. the shared watch), 5 steps {during}, total {}",
         reqs.len()

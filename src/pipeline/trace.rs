@@ -50,4 +50,16 @@ pub trait Tracer: Send + Sync + 'static {
     fn step_state(&self, step: &Step, state: &StepState);
     /// A step wrote a line (lines of one step arrive in order).
     fn log_line(&self, step: &Step, line: LogLine);
+    /// Several lines of one step, in order (all a read of its log yielded); by default one
+    /// [`Self::log_line`] each.
+    fn log_lines(&self, step: &Step, lines: Vec<LogLine>) {
+        for line in lines {
+            self.log_line(step, line);
+        }
+    }
+    /// When the tracer holds more than it may (a slow terminal), a wait until it has room:
+    /// the step's log reader awaits it, so only that step is held back. `None`: room now.
+    fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        None
+    }
 }

@@ -1,5 +1,7 @@
 //! Streams against the simulated cluster: a raw watch, the Watcher across cuts and 410s, a
-//! log followed across broken streams, `pump`, and events by field selector.
+//! log followed across broken streams, streams that end cleanly too early (at a line boundary
+//! and mid-line, before and after the container exits), stall or crawl, `pump`, and events by
+//! field selector.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -8,7 +10,7 @@ use kube::logs::FollowOptions;
 use kube::types::{Event as KubeEvent, Pod, Resource};
 use kube::watch::{Event, WatchEvent};
 use kube::{Api, ListParams, WatchParams};
-use sim::faults::{FaultReply, RequestMatch, Times};
+use sim::faults::{FaultReply, LogFault, RequestMatch, Times};
 use sim::{ScriptRule, SimConfig};
 
 use super::{FAST_BACKOFF, NS, pod, pods};
@@ -309,5 +311,128 @@ async fn dropping_a_log_stream_ends_it_on_the_server() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    sim.shutdown().await;
+}
+
+/// The lines of a log paced over about 1.2 s: each about 66 bytes on the wire, stamp included.
+fn paced_log(tag: &str) -> Vec<String> {
+    (0..600)
+        .map(|i| format!("{tag} line {i:04} of the build, a few words"))
+        .collect()
+}
+
+/// Runs pod `name` with `want` as its log and `fault` armed for its first log stream, follows
+/// it to the end, and checks every line came exactly once and whole; returns the log requests.
+async fn follow_through(
+    sim: &sim::Sim,
+    name: &str,
+    want: &[String],
+    fault: Option<LogFault>,
+) -> Vec<sim::RecordedRequest> {
+    sim.script(
+        ScriptRule::name(name)
+            .logs(want.to_vec())
+            .every(Duration::from_millis(2)),
+    );
+    if let Some(f) = fault {
+        sim.faults().log_fault(f, false);
+    }
+    let api = pods(sim);
+    api.create(&pod(name, "f")).await.unwrap();
+    let options = FollowOptions {
+        backoff: FAST_BACKOFF,
+        ..FollowOptions::default()
+    };
+    let mut follower = api.follow_log(name, "step", options);
+    let mut got = Vec::new();
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(20), follower.next_line())
+        .await
+        .expect("the follower stalled")
+        .unwrap()
+    {
+        got.push(String::from_utf8(line.to_vec()).unwrap());
+    }
+    if got != want {
+        let fragments: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
+        panic!(
+            "{name}: {} lines of {}, fragments {fragments:?}, first difference at {:?}",
+            got.len(),
+            want.len(),
+            got.iter().zip(want).position(|(a, b)| a != b)
+        );
+    }
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with(&format!("/{name}/log")) && r.status == 200)
+        .collect()
+}
+
+/// The confirming read: the last log request does not follow.
+fn confirmed(name: &str, logs: &[sim::RecordedRequest]) {
+    let last = logs.last().expect("log requests");
+    assert!(
+        last.param("follow").is_none(),
+        "{name}: the log was not confirmed by a non-follow read: {logs:?}"
+    );
+}
+
+/// A stream that ends cleanly before the log does is never taken as the whole log: at a line
+/// boundary or mid-line, while the container runs or after it exited.
+#[tokio::test]
+async fn a_log_stream_that_ends_cleanly_too_early_loses_nothing_and_delivers_no_fragment() {
+    let sim = start_sim().await;
+    for (name, at_line, after_exit) in [
+        ("end-line-running", true, false),
+        ("end-mid-running", false, false),
+        ("end-line-exited", true, true),
+        ("end-mid-exited", false, true),
+    ] {
+        let want = paced_log(name);
+        // 5000 bytes is about line 75, mid-line (5000 is no multiple of a line's length).
+        let fault = LogFault::End {
+            bytes: 5000,
+            at_line,
+            after_exit,
+        };
+        let logs = follow_through(&sim, name, &want, Some(fault)).await;
+        assert!(logs.len() >= 2, "{name}: the early end was followed by another read");
+        confirmed(name, &logs);
+    }
+    sim.shutdown().await;
+}
+
+/// A stream that stalls (while the container runs, and across its exit) and one that crawls
+/// (throttled, then ended cleanly mid-line after the exit) still deliver every line once.
+#[tokio::test]
+async fn a_stalled_or_throttled_log_stream_loses_nothing() {
+    let sim = start_sim().await;
+    for (name, pause) in [("stall-short", 300), ("stall-past-exit", 2000)] {
+        let want = paced_log(name);
+        let fault = LogFault::Stall {
+            bytes: 5000,
+            pause: Duration::from_millis(pause),
+        };
+        let logs = follow_through(&sim, name, &want, Some(fault)).await;
+        let queries: Vec<&str> = logs.iter().map(|r| r.query.as_str()).collect();
+        assert!(
+            logs.len() <= 3,
+            "{name}: one follow, and a confirming read (twice at most): {queries:?}"
+        );
+        eprintln!("{name}: {queries:?}");
+        confirmed(name, &logs);
+    }
+    // 40 kB at 25 kB/s: the stream lags the container by more than a second.
+    sim.faults().throttle_logs(Some(25_000));
+    let want = paced_log("crawl");
+    let logs = follow_through(&sim, "crawl", &want, None).await;
+    confirmed("crawl", &logs);
+    let want = paced_log("crawl-cut");
+    let fault = LogFault::End {
+        bytes: 30_000,
+        at_line: false,
+        after_exit: true,
+    };
+    let logs = follow_through(&sim, "crawl-cut", &want, Some(fault)).await;
+    confirmed("crawl-cut", &logs);
     sim.shutdown().await;
 }

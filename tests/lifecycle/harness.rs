@@ -42,8 +42,22 @@ pub async fn harness_with(env: &[(&str, &str)]) -> H {
     H { sim, backend }
 }
 
+/// As [`harness`], with `log_idle` as the backend's idle limit for logs of ended pods.
+pub async fn harness_log_idle(log_idle: Duration) -> H {
+    let sim = common::start_sim().await;
+    let backend = Arc::new(backend_with(&sim, &[("STORAGE_RWX", "false")], |s| {
+        s.log_idle = log_idle
+    }));
+    H { sim, backend }
+}
+
 /// Another backend (another agent process) on the same cluster.
 pub fn backend_on(sim: &Sim, env: &[(&str, &str)]) -> KubeBackend {
+    backend_with(sim, env, |_| {})
+}
+
+/// As [`backend_on`], the settings changed by `tune`.
+pub fn backend_with(sim: &Sim, env: &[(&str, &str)], tune: impl FnOnce(&mut Settings)) -> KubeBackend {
     let vars: HashMap<String, String> = [("STOP_TIMEOUT", "2")]
         .iter()
         .chain(env)
@@ -51,11 +65,12 @@ pub fn backend_on(sim: &Sim, env: &[(&str, &str)]) -> KubeBackend {
         .collect();
     let opts = Options::from_lookup(|k| vars.get(k).cloned()).expect("options");
     let client = Client::new(sim.kube_config()).expect("client");
-    let settings = Settings {
+    let mut settings = Settings {
         agent: AGENT.into(),
         limits: limits(),
         ..Settings::default()
     };
+    tune(&mut settings);
     KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never())
 }
 

@@ -10,8 +10,16 @@
 //!
 //! When a stream ends it asks the pod: a container that is still running or not yet started
 //! (the 400 "waiting to start" reply, or an empty 200 for an unscheduled pod) means wait and
-//! reconnect; a terminated container or a finished/deleted pod means the log is complete. If
-//! the last stream broke rather than ended, one final non-follow read collects the tail.
+//! reconnect. A clean end is never taken as the end of the log, even once the container is
+//! done: through a real apiserver a broken kubelet stream reaches the client as a clean end,
+//! possibly mid-line. So once the container is done, whether the last stream ended or broke, a
+//! confirming non-follow read from the last delivered timestamp (deduplicated as any resume)
+//! collects what is left, and only its clean end completes the log. An unfinished last line
+//! of a follow stream is never delivered: the confirming read sends it again, whole. The
+//! confirming read first asks for only the last [`CONFIRM_TAIL`] lines since that second: they
+//! do when their first line is older than the last delivered one, or when there are fewer of
+//! them (the tail then holds the whole second; its lines are held until that is known);
+//! otherwise it reads the whole second again.
 //!
 //! A line of up to [`FollowOptions::max_line`] bytes of text (1 MiB by default, as Woodpecker's
 //! line copier) is one line; a longer one is delivered in pieces of exactly that many bytes.
@@ -19,6 +27,8 @@
 //! re-sent (it is skipped as a duplicate).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,17 +56,24 @@ pub use resume::{Dedup, Stamp, format_seconds, parse_rfc3339, split_stamp};
 pub struct LogStream {
     chunks: mpsc::Receiver<Result<Bytes>>,
     reader: tokio::task::AbortHandle,
+    received: Arc<AtomicU64>,
 }
 
-/// Chunks read ahead of the caller (each at most one HTTP chunk, 64 KiB from a kubelet).
-pub const READ_AHEAD: usize = 2;
+/// Chunks read ahead of the caller (each at most hyper's read buffer,
+/// [`crate::client::HTTP_READ_BUF`]). One is enough to overlap reading and splitting; each
+/// more is up to 64 KiB more per stream.
+pub const READ_AHEAD: usize = 1;
 
 impl LogStream {
-    fn spawn(mut body: BodyStream) -> LogStream {
+    fn spawn(mut body: BodyStream, received: Arc<AtomicU64>) -> LogStream {
         let (tx, chunks) = mpsc::channel(READ_AHEAD);
+        let counter = received.clone();
         let reader = tokio::spawn(async move {
             loop {
                 let next = body.chunk().await.transpose();
+                if let Some(Ok(chunk)) = &next {
+                    counter.fetch_add(chunk.len() as u64, Relaxed);
+                }
                 let end = !matches!(next, Some(Ok(_)));
                 let Some(next) = next else { return };
                 if tx.send(next).await.is_err() || end {
@@ -67,7 +84,13 @@ impl LogStream {
         LogStream {
             chunks,
             reader: reader.abort_handle(),
+            received,
         }
+    }
+
+    /// Bytes received so far (counted as they arrive, ahead of [`Self::chunk`]).
+    pub fn received(&self) -> u64 {
+        self.received.load(Relaxed)
     }
 
     /// The next chunk, `None` at a clean end.
@@ -89,7 +112,14 @@ impl Api<Pod> {
         let path = format!("{}/log{}", self.item_path(name), params.query().as_str());
         let idle = self.client.options().log_idle_timeout;
         let body = self.client.request_stream(&Req::get(path), idle).await?;
-        Ok(LogStream::spawn(body))
+        Ok(LogStream::spawn(body, Arc::default()))
+    }
+
+    async fn log_stream_counted(&self, name: &str, params: &LogParams, received: &Arc<AtomicU64>) -> Result<LogStream> {
+        let path = format!("{}/log{}", self.item_path(name), params.query().as_str());
+        let idle = self.client.options().log_idle_timeout;
+        let body = self.client.request_stream(&Req::get(path), idle).await?;
+        Ok(LogStream::spawn(body, received.clone()))
     }
 
     /// Lines of one container's log, following it to the end across drops.
@@ -107,6 +137,10 @@ impl Api<Pod> {
             dedup: Dedup::default(),
             got_lines: false,
             final_pass: false,
+            tail_first: true,
+            tail_check: false,
+            held: None,
+            received: Arc::default(),
             final_failures: 0,
             finished: false,
             done: None,
@@ -142,6 +176,9 @@ pub const MAX_LINE: usize = 1 << 20;
 /// and an offset is 35 bytes, plus the space (the stamp parser looks at 40).
 const STAMP_ROOM: usize = 40;
 
+/// The lines a confirming read asks for first (with `sinceTime`); see the module doc.
+pub const CONFIRM_TAIL: i64 = 100;
+
 /// How long a clean end of stream waits for the caller's `done` signal (see
 /// [`LogFollower::with_done`]) before it counts as a drop and reconnects.
 pub const DONE_LAG: Duration = Duration::from_secs(3);
@@ -162,8 +199,17 @@ pub struct LogFollower {
     dedup: Dedup,
     /// The current stream delivered at least one new line.
     got_lines: bool,
-    /// The container is done but the last stream broke: one non-follow read remains.
+    /// The container is done: the confirming non-follow read is open or next.
     final_pass: bool,
+    /// The confirming read asks for the last [`CONFIRM_TAIL`] lines only (until they turn out
+    /// not to reach back far enough).
+    tail_first: bool,
+    /// The current stream is such a tail: its first line must be older than the last delivered.
+    tail_check: bool,
+    /// The tail's pieces while it is not yet known to reach back far enough.
+    held: Option<Vec<Piece>>,
+    /// Bytes received over every stream.
+    received: Arc<AtomicU64>,
     final_failures: u32,
     finished: bool,
     /// Whether the container is done, as the caller already knows it (a shared watch), instead
@@ -202,21 +248,47 @@ impl LogFollower {
                 Ok(Some(chunk)) => {
                     self.lines.push(chunk);
                     while let Some(piece) = self.lines.next() {
+                        if std::mem::take(&mut self.tail_check) && !self.dedup.before_last(&piece.data) {
+                            // The tail starts at the last delivered stamp: right only if the
+                            // tail holds every line since the second, so fewer than
+                            // CONFIRM_TAIL lines. Held until that is known.
+                            self.held = Some(Vec::new());
+                        }
+                        match &mut self.held {
+                            Some(held) if held.len() + 1 >= CONFIRM_TAIL as usize => {
+                                // It may have cut into the lines at that stamp: read the whole
+                                // second again.
+                                self.held = None;
+                                self.stream = None;
+                                self.lines.reset();
+                                self.tail_first = false;
+                                break;
+                            }
+                            Some(held) => held.push(piece),
+                            None => self.accept(piece),
+                        }
+                    }
+                }
+                Ok(None) if self.final_pass => {
+                    // The confirming read's end is the log's end; an unfinished last line is
+                    // the log's own last line, delivered whole.
+                    self.stream = None;
+                    let held = self.held.take().unwrap_or_default();
+                    for piece in held.into_iter().chain(self.lines.finish()) {
                         self.accept(piece);
                     }
+                    self.recut.flush(&mut self.ready);
+                    self.finished = true;
                 }
                 Ok(None) => {
                     self.stream = None;
-                    if self.final_pass || self.container_done(true).await? {
-                        if let Some(piece) = self.lines.finish() {
-                            self.accept(piece);
-                        }
-                        self.recut.flush(&mut self.ready);
-                        self.finished = true;
+                    // An unfinished line comes again, whole, with the next read.
+                    self.lines.reset();
+                    self.recut.flush(&mut self.ready);
+                    if self.container_done(true).await? {
+                        self.final_pass = true;
                     } else {
-                        // Still running or not started: the unfinished line comes again.
-                        self.lines.reset();
-                        self.recut.flush(&mut self.ready);
+                        // Still running or not started: follow again.
                         self.delay = Some(if self.got_lines {
                             self.backoff.reset();
                             Duration::ZERO
@@ -227,6 +299,7 @@ impl LogFollower {
                 }
                 Err(e) => {
                     self.stream = None;
+                    self.held = None;
                     self.lines.reset();
                     self.recut.flush(&mut self.ready);
                     self.delay = Some(self.backoff.next_delay());
@@ -244,6 +317,12 @@ impl LogFollower {
         }
     }
 
+    /// Bytes received so far over every stream of this follower, counted as they arrive: a
+    /// caller can tell a stream that is slow from one that sends nothing.
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        self.received.clone()
+    }
+
     /// The next lines, at most `max` (and at least one): those already read are handed out
     /// together, so a busy log costs its reader one call per batch. `None` as for
     /// [`Self::next_line`].
@@ -255,7 +334,7 @@ impl LogFollower {
         let mut out = Vec::with_capacity(more + 1);
         out.push(first);
         out.extend(self.ready.drain(..more));
-        Ok(Some(out))
+        Ok(Some(compact(out)))
     }
 
     /// Sends every line into `tx` until the log ends, the receiver is dropped, or `shutdown`
@@ -278,17 +357,21 @@ impl LogFollower {
     }
 
     async fn open(&mut self) -> Result<()> {
+        let since_time = self.dedup.since_time();
+        let tail = self.final_pass && self.tail_first && since_time.is_some();
         let params = LogParams {
             container: Some(self.container.clone()),
             follow: !self.final_pass,
             timestamps: true,
-            since_time: self.dedup.since_time(),
+            since_time,
+            tail_lines: tail.then_some(CONFIRM_TAIL),
             ..Default::default()
         };
-        match self.api.log_stream(&self.pod, &params).await {
+        match self.api.log_stream_counted(&self.pod, &params, &self.received).await {
             Ok(stream) => {
                 self.stream = Some(stream);
                 self.dedup.restart();
+                self.tail_check = tail;
                 self.got_lines = false;
                 Ok(())
             }
@@ -332,6 +415,26 @@ impl LogFollower {
             self.recut.push(line, more, &mut self.ready);
         }
     }
+}
+
+/// The lines of a batch copied into one buffer of their own: a line handed out would otherwise
+/// keep its whole chunk (up to 64 KiB) alive for as long as the caller holds it, so a stream's
+/// memory would grow with the lines its reader has not taken yet, chunk by chunk.
+fn compact(lines: Vec<Bytes>) -> Vec<Bytes> {
+    let total: usize = lines.iter().map(Bytes::len).sum();
+    let mut buf = bytes::BytesMut::with_capacity(total);
+    for l in &lines {
+        buf.extend_from_slice(l);
+    }
+    let buf = buf.freeze();
+    let mut at = 0;
+    lines
+        .iter()
+        .map(|l| {
+            at += l.len();
+            buf.slice(at - l.len()..at)
+        })
+        .collect()
 }
 
 /// A 400 meaning "not yet": the container is waiting to start (or being created).

@@ -1,5 +1,6 @@
 //! Fault injection: answer matching requests with an error status, reset or delay them, cut
-//! watch and log streams short, expire the bearer token, deny access reviews. Tests arm faults
+//! watch streams short, break, end, stall or throttle log streams, expire the bearer token,
+//! deny access reviews. Tests arm faults
 //! through [`Faults`]; the server consults it on every request. No I/O.
 
 use std::sync::{Mutex, MutexGuard};
@@ -60,6 +61,33 @@ pub enum FaultReply {
     Delay(Duration),
 }
 
+/// What an armed log fault does to a log stream once it has sent `bytes` bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogFault {
+    /// The connection breaks: the client sees an error.
+    Reset { bytes: usize },
+    /// The body ends cleanly, as a broken kubelet stream reaches a client through the
+    /// apiserver (its stream copy ignores the error). `at_line`: the end falls after the last
+    /// whole line within `bytes` (else wherever `bytes` falls, mid-line included).
+    /// `after_exit`: the end waits until the container has exited (the bytes before it are
+    /// sent at once).
+    End {
+        bytes: usize,
+        at_line: bool,
+        after_exit: bool,
+    },
+    /// Nothing is sent for `pause`, then the stream goes on.
+    Stall { bytes: usize, pause: Duration },
+}
+
+impl LogFault {
+    pub fn bytes(&self) -> usize {
+        match *self {
+            LogFault::Reset { bytes } | LogFault::End { bytes, .. } | LogFault::Stall { bytes, .. } => bytes,
+        }
+    }
+}
+
 /// How many times a fault fires.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Times {
@@ -80,8 +108,10 @@ struct State {
     armed: Vec<Armed>,
     /// Cut watch streams after this many events; `bool` = every time (else once).
     watch_cut: Option<(usize, bool)>,
-    /// Cut log streams after this many bytes; `bool` = every time (else once).
-    log_cut: Option<(usize, bool)>,
+    /// The fault of the next (or every) log stream; `bool` = every time (else once).
+    log_fault: Option<(LogFault, bool)>,
+    /// Every log stream sends at most this many bytes a second.
+    log_rate: Option<u64>,
     token: String,
     token_expired: bool,
     denied_verbs: Vec<String>,
@@ -127,7 +157,29 @@ impl Faults {
 
     /// Ends every log stream (or only the next one) after `bytes` bytes, abruptly.
     pub fn cut_logs_after(&self, bytes: usize, every_time: bool) {
-        self.lock().log_cut = Some((bytes, every_time));
+        self.log_fault(LogFault::Reset { bytes }, every_time);
+    }
+
+    /// Ends every log stream (or only the next one) cleanly after `bytes` bytes, mid-line if
+    /// that is where they fall; see [`LogFault::End`].
+    pub fn end_logs_after(&self, bytes: usize, every_time: bool) {
+        let end = LogFault::End {
+            bytes,
+            at_line: false,
+            after_exit: false,
+        };
+        self.log_fault(end, every_time);
+    }
+
+    /// Arms `fault` for the next log stream that opens (every one with `every_time`); it
+    /// replaces an armed log fault.
+    pub fn log_fault(&self, fault: LogFault, every_time: bool) {
+        self.lock().log_fault = Some((fault, every_time));
+    }
+
+    /// Every log stream (open ones included) sends at most `bytes_per_sec`; `None` lifts it.
+    pub fn throttle_logs(&self, bytes_per_sec: Option<u64>) {
+        self.lock().log_rate = bytes_per_sec.filter(|r| *r > 0);
     }
 
     /// From now on every bearer token is rejected with 401 until [`Faults::set_token`].
@@ -162,7 +214,8 @@ impl Faults {
         let mut s = self.lock();
         s.armed.clear();
         s.watch_cut = None;
-        s.log_cut = None;
+        s.log_fault = None;
+        s.log_rate = None;
         s.denied_verbs.clear();
     }
 
@@ -188,13 +241,17 @@ impl Faults {
         Some(n)
     }
 
-    pub(crate) fn take_log_cut(&self) -> Option<usize> {
+    pub(crate) fn take_log_fault(&self) -> Option<LogFault> {
         let mut s = self.lock();
-        let (n, every) = s.log_cut?;
+        let (f, every) = s.log_fault?;
         if !every {
-            s.log_cut = None;
+            s.log_fault = None;
         }
-        Some(n)
+        Some(f)
+    }
+
+    pub(crate) fn log_rate(&self) -> Option<u64> {
+        self.lock().log_rate
     }
 
     pub(crate) fn token_ok(&self, presented: &str) -> bool {

@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 use super::Shared;
+use super::faults::LogFault;
 use super::status::ApiError;
 use super::store::Key;
 use super::time;
@@ -87,6 +88,12 @@ impl ContainerLog {
     pub fn finish(&self) {
         self.lock().1 = true;
         self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Resolves once the container has ended (or its pod is gone).
+    async fn finished(&self) {
+        let mut changed = self.changed.subscribe();
+        let _ = changed.wait_for(|_| self.lock().1).await;
     }
 
     /// Lines from index `from`, and whether the log is finished.
@@ -254,11 +261,13 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
     let follow = q.flag("follow") && !done;
     let mut out = Out {
         limit: q.int("limitBytes")?.map(|n| n.max(0) as usize),
-        budget: shared.faults.take_log_cut(),
+        fault: shared.faults.take_log_fault(),
         timestamps,
+        shared: shared.clone(),
+        log: log.clone(),
     };
     let size: usize = first.iter().map(|l| l.wire(timestamps).len()).sum();
-    if !follow && out.budget.is_none() && size <= CHUNK {
+    if !follow && out.fault.is_none() && shared.faults.log_rate().is_none() && size <= CHUNK {
         // A short finished log: one plain body.
         let mut body = render(&first, timestamps);
         out.limit(&mut body);
@@ -298,11 +307,14 @@ pub async fn handle(shared: &Arc<Shared>, ns: &str, name: &str, q: &Query) -> Re
 /// The most bytes of log in one body chunk (the kubelet, too, copies its file in pieces).
 const CHUNK: usize = 64 << 10;
 
-/// A log response on its way out: the `limitBytes` left and an armed cut fault's bytes left.
+/// A log response on its way out: the `limitBytes` left, and an armed fault with its bytes
+/// left (see [`LogFault`]); the throttle is read as each piece goes out.
 struct Out {
     limit: Option<usize>,
-    budget: Option<usize>,
+    fault: Option<LogFault>,
     timestamps: bool,
+    shared: Arc<Shared>,
+    log: Option<Arc<ContainerLog>>,
 }
 
 impl Out {
@@ -319,7 +331,7 @@ impl Out {
     }
 
     /// Sends `lines` in chunks of at most [`CHUNK`] bytes; false once the response is over
-    /// (the limit reached, the armed fault cut it, or the reader left).
+    /// (the limit reached, the armed fault ended it, or the reader left).
     async fn send(&mut self, tx: &mpsc::Sender<wire::Chunk>, lines: &[Line]) -> bool {
         let mut rest = lines;
         while !rest.is_empty() {
@@ -332,18 +344,53 @@ impl Out {
             let mut chunk = render(&rest[..n], self.timestamps);
             rest = &rest[n..];
             let limited = self.limit(&mut chunk);
-            if let Some(b) = &mut self.budget {
-                if chunk.len() >= *b {
-                    chunk.truncate(*b);
-                    let _ = tx.send(Ok(Bytes::from(chunk))).await;
-                    // Let hyper flush what was sent, then break the connection.
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                    let _ = tx.send(Err(Aborted)).await;
-                    return false;
+            let mut chunk = Bytes::from(chunk);
+            if let Some(fault) = self.fault.take() {
+                let left = fault.bytes();
+                if chunk.len() < left || (chunk.len() == left && matches!(fault, LogFault::Stall { .. })) {
+                    self.fault = Some(with_bytes(fault, left - chunk.len()));
+                } else {
+                    let head = chunk.split_to(left);
+                    match fault {
+                        LogFault::Reset { .. } => {
+                            self.emit(tx, head).await;
+                            // Let hyper flush what was sent, then break the connection.
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            let _ = tx.send(Err(Aborted)).await;
+                            return false;
+                        }
+                        LogFault::End {
+                            at_line, after_exit, ..
+                        } => {
+                            // A chunk starts at a line boundary, so a cut back to it is one.
+                            let keep = if at_line {
+                                head.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+                            } else {
+                                head.len()
+                            };
+                            self.emit(tx, head.slice(..keep)).await;
+                            if after_exit && let Some(log) = &self.log {
+                                tokio::select! {
+                                    () = log.finished() => {}
+                                    _ = tx.closed() => {}
+                                }
+                            }
+                            // Dropping the sender ends the body cleanly.
+                            return false;
+                        }
+                        LogFault::Stall { pause, .. } => {
+                            if !self.emit(tx, head).await {
+                                return false;
+                            }
+                            tokio::select! {
+                                () = tokio::time::sleep(pause) => {}
+                                _ = tx.closed() => return false,
+                            }
+                        }
+                    }
                 }
-                *b -= chunk.len();
             }
-            if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+            if !self.emit(tx, chunk).await {
                 return false;
             }
             if limited {
@@ -351,5 +398,37 @@ impl Out {
             }
         }
         true
+    }
+
+    /// Sends one piece of body, at the throttle's pace when one is set; false when the reader
+    /// left.
+    async fn emit(&self, tx: &mpsc::Sender<wire::Chunk>, mut data: Bytes) -> bool {
+        while !data.is_empty() {
+            let rate = self.shared.faults.log_rate();
+            // At a throttle, pieces of a twentieth of a second.
+            let n = rate.map_or(data.len(), |r| data.len().min((r as usize / 20).max(1)));
+            let piece = data.split_to(n);
+            if tx.send(Ok(piece)).await.is_err() {
+                return false;
+            }
+            if let Some(r) = rate {
+                tokio::time::sleep(std::time::Duration::from_secs_f64(n as f64 / r as f64)).await;
+            }
+        }
+        true
+    }
+}
+
+fn with_bytes(fault: LogFault, bytes: usize) -> LogFault {
+    match fault {
+        LogFault::Reset { .. } => LogFault::Reset { bytes },
+        LogFault::End {
+            at_line, after_exit, ..
+        } => LogFault::End {
+            bytes,
+            at_line,
+            after_exit,
+        },
+        LogFault::Stall { pause, .. } => LogFault::Stall { bytes, pause },
     }
 }

@@ -420,6 +420,7 @@ impl super::Backend for KubeBackend {
             pod_object: pod,
             retries: (self.opts.infra_retries, self.opts.infra_retries),
             log: log_tx,
+            log_idle: self.settings.log_idle,
             outcome: outcome_tx,
             shutdown: self.shutdown.clone(),
         };

@@ -14,6 +14,8 @@ pub struct Settings {
     pub workflow_timeout_secs: Option<i64>,
     /// Log lines buffered per step before the follower waits for the reader.
     pub log_buffer: usize,
+    /// Once a pod is over, how long its log may go without a byte before it is cut.
+    pub log_idle: std::time::Duration,
 }
 
 impl Default for Settings {
@@ -23,6 +25,7 @@ impl Default for Settings {
             limits: Limits::default(),
             workflow_timeout_secs: None,
             log_buffer: 256,
+            log_idle: std::time::Duration::from_secs(30),
         }
     }
 }

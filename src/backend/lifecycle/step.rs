@@ -4,6 +4,9 @@
 //!
 //! Knows the follower, the log and event calls of `kubeio`; knows nothing of other steps.
 
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::{Duration, timeout};
@@ -19,14 +22,20 @@ use crate::backend::loglines::{BATCH, LogSender};
 use crate::error_chain::one_line as chain;
 use kube::types::Pod;
 
-/// How long the log may keep streaming after the pod is known to be over: the kubelet ends a
-/// follow stream within about 5 s of the container's end (its state check period).
-const LOG_DRAIN: Duration = Duration::from_secs(15);
-/// The same after this agent deleted the pod.
-const LOG_DRAIN_DELETED: Duration = Duration::from_secs(2);
+/// After this agent deleted the pod (cancel, detached steps and services), how long its log may
+/// go without a byte before it is cut; the pod's own end gets [`StepTask::log_idle`].
+const LOG_IDLE_DELETED: Duration = Duration::from_secs(2);
 
 /// How long a re-created pod's predecessor may take to disappear, and the new one to show up.
 const RECREATE_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a step's log ended before the follower said it was complete.
+enum LogEnd {
+    /// The follower gave up (its error).
+    Broke(String),
+    /// No byte for this long after the pod ended.
+    Cut(Duration),
+}
 
 /// The step's result once known: `Some(None)` when the agent stopped before it was.
 pub type Outcome = Option<Option<State>>;
@@ -46,6 +55,10 @@ pub struct StepTask {
     /// New pods left for infrastructure failures before the command starts, of how many.
     pub retries: (u32, u32),
     pub log: LogSender,
+    /// Once the pod is over, how long its log may go without a byte before it is cut (said
+    /// in the step log and the agent log). A log that still moves is never cut: the kubelet
+    /// ends it.
+    pub log_idle: Duration,
     pub outcome: watch::Sender<Outcome>,
     pub shutdown: Shutdown,
 }
@@ -189,50 +202,91 @@ impl StepTask {
     }
 
     /// Follows the container log to its end. The shared watch says when the container is
-    /// over; from then on the stream gets [`LOG_DRAIN`] to end by itself.
+    /// over; from then on the follower reads on until the kubelet ends the stream (and the
+    /// confirming read is done), and is cut only when no byte came for the idle limit while
+    /// it waited for one (not while it waited for the step's reader).
     async fn read_log(&mut self) {
         let (done_tx, done_rx) = watch::channel(false);
         let mut lines = self
             .kube
             .follow_log(&self.namespace, &self.pod, &self.container, done_rx);
+        let received = lines.progress();
+        let delivered = AtomicU64::new(0);
+        // Both futures below run in this one task; atomics only because the task must be Sync.
+        let sending = AtomicBool::new(false);
         let log = &self.log;
+        let log_idle = self.log_idle;
         let follower = &mut self.follower;
         let mut shutdown = self.shutdown.clone();
         let pump = async {
             loop {
                 match lines.next_lines(BATCH).await {
                     Ok(Some(batch)) => {
+                        delivered.fetch_add(batch.len() as u64, Relaxed);
+                        sending.store(true, Relaxed);
                         let _ = log.send_many(batch).await;
+                        sending.store(false, Relaxed);
                     }
                     Ok(None) => return None,
                     Err(e) => return Some(chain(&e)),
                 }
             }
         };
-        let end = async {
+        let idle = async {
             while follower.terminal().is_none() {
                 if follower.next(&mut shutdown).await == Wake::Stop {
-                    return;
+                    return None;
                 }
             }
             done_tx.send_replace(true);
             // Our own delete (cancel, detached steps): the rest of the log is not awaited long.
-            let drain = if follower.deleted_by_us() {
-                LOG_DRAIN_DELETED
+            let limit = if follower.deleted_by_us() {
+                LOG_IDLE_DELETED
             } else {
-                LOG_DRAIN
+                log_idle
             };
-            tokio::time::sleep(drain).await;
+            let tick = (limit / 4).min(Duration::from_secs(1));
+            let (mut last, mut quiet) = (received.load(Relaxed), Duration::ZERO);
+            loop {
+                tokio::time::sleep(tick).await;
+                let now = received.load(Relaxed);
+                if now != last || sending.load(Relaxed) {
+                    (last, quiet) = (now, Duration::ZERO);
+                    continue;
+                }
+                quiet += tick;
+                if quiet >= limit {
+                    return Some(limit);
+                }
+            }
         };
-        let broke = tokio::select! {
-            broke = pump => broke,
-            () = end => None,
+        let end = tokio::select! {
+            broke = pump => broke.map(LogEnd::Broke),
+            cut = idle => cut.map(LogEnd::Cut),
         };
         // After our own delete the log may be gone before its last read: not worth a line.
-        if let Some(e) = broke.filter(|_| !self.follower.deleted_by_us()) {
-            self.say(format!("[kubernetes] the log of pod {} broke off: {e}", self.pod))
-                .await;
+        if self.follower.deleted_by_us() {
+            return;
         }
+        let pod = &self.pod;
+        let n = delivered.load(Relaxed);
+        let why = match end {
+            None => return,
+            Some(LogEnd::Broke(e)) => format!("the log of pod {pod} broke off after {n} lines: {e}"),
+            Some(LogEnd::Cut(limit)) => format!(
+                "the log of pod {pod} was cut after {n} lines: no byte for {}s after the pod ended",
+                limit.as_secs_f64()
+            ),
+        };
+        crate::log::log(
+            crate::log::Level::WARN,
+            &[
+                ("pod", crate::log::LogValue::Str(pod)),
+                ("lines", crate::log::LogValue::Int(n as i64)),
+            ],
+            format_args!("{why}"),
+        );
+        self.say(format!("[kubernetes] {why}")).await;
     }
 
     /// Lists the pending pod's events (and the volume's), writing the new warnings.

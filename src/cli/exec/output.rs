@@ -2,18 +2,27 @@
 //! several workflows, coloured on a terminal), a live status line of the running steps on a
 //! terminal, and at the end a table of the workflows and one of every step, including the
 //! steps of workflows that did not run (skipped). The same rows give the `--report` JSON.
-//! Implements the runtime's [`Tracer`]; knows nothing of backends. All output goes through
-//! this one writer, one line per write.
+//! Implements the runtime's [`Tracer`]; knows nothing of backends.
+//!
+//! All output goes through one buffer that a thread of its own writes out, everything that
+//! gathered since its last write in one system call, never flushed per line: a busy log costs a
+//! copy per line, not a write. A slow terminal does not stall the run: the buffer takes up to
+//! [`OUT_BOUND`] bytes, then the steps whose lines arrive wait for room ([`Tracer::backlog`]),
+//! each on its own (its log reader waits, so its follower stops reading; other steps go on).
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Config, Step};
 use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 
 const COLORS: &[&str] = &["36", "33", "35", "32", "34", "91", "96", "93"];
+
+/// Bytes held for the terminal before steps' log readers wait for room (a write of this size
+/// already costs little per line).
+pub const OUT_BOUND: usize = 256 << 10;
 
 /// How a workflow ended, in Woodpecker's status words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +58,8 @@ struct Row {
     /// Why the pod is not running yet, from the backend's `[kubernetes] ... is waiting:` line;
     /// cleared by the step's first own output.
     pending: Option<String>,
+    /// `[name] ` as printed (coloured on a terminal), made at the first line.
+    prefix: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,7 +75,12 @@ struct Flow {
 }
 
 struct State {
-    out: Box<dyn Write + Send>,
+    /// Bytes for the terminal not yet taken by the writer thread.
+    out: Vec<u8>,
+    /// The writer thread is writing what it took.
+    writing: bool,
+    /// The printer is gone: the writer writes what is left and ends.
+    closed: bool,
     status_shown: bool,
     rows: Vec<Row>,
     by_uuid: HashMap<String, usize>,
@@ -88,27 +104,65 @@ impl State {
 
 /// The terminal (or pipe) `exec` writes to.
 pub struct Printer {
-    state: Mutex<State>,
+    shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
     /// Colours and the live status line.
     tty: bool,
 }
 
+/// What the printer and its writer thread share.
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer (bytes to write, or closed) and those waiting for it to be idle.
+    wake: Condvar,
+    /// Wakes steps waiting for room in the buffer.
+    room: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl Printer {
     pub fn new(out: Box<dyn Write + Send>, tty: bool) -> Self {
-        Printer {
+        let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                out,
+                out: Vec::new(),
+                writing: false,
+                closed: false,
                 status_shown: false,
                 rows: Vec::new(),
                 by_uuid: HashMap::new(),
                 flows: Vec::new(),
             }),
-            tty,
-        }
+            wake: Condvar::new(),
+            room: tokio::sync::Notify::new(),
+        });
+        let for_writer = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("exec-output".into())
+            .spawn(move || write_out(&for_writer, out))
+            .ok();
+        Printer { shared, writer, tty }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
+    }
+
+    /// Hands what `s` gathered to the writer thread.
+    fn kick(&self) {
+        self.shared.wake.notify_all();
+    }
+
+    /// Waits until everything gathered so far is written.
+    fn drain(&self) {
+        let mut s = self.lock();
+        while (!s.out.is_empty() || s.writing) && self.writer.is_some() {
+            s = self.shared.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Prints a line of `exec`'s own (headers, notes), above the status line.
@@ -150,6 +204,7 @@ impl Printer {
                 finished: None,
                 state: None,
                 pending: None,
+                prefix: None,
             });
         }
         idx
@@ -201,10 +256,20 @@ impl Printer {
     }
 
     fn write_line(&self, s: &mut State, text: &str) {
+        self.clear_status(s);
+        s.out.extend_from_slice(text.as_bytes());
+        s.out.push(b'\n');
+        self.draw_status(s);
+        self.kick();
+    }
+
+    fn clear_status(&self, s: &mut State) {
         if self.tty && s.status_shown {
-            let _ = write!(s.out, "\r\x1b[2K");
+            s.out.extend_from_slice(b"\r\x1b[2K");
         }
-        let _ = writeln!(s.out, "{text}");
+    }
+
+    fn draw_status(&self, s: &mut State) {
         if self.tty {
             let status = status_line(s);
             s.status_shown = !status.is_empty();
@@ -212,7 +277,6 @@ impl Printer {
                 let _ = write!(s.out, "\x1b[2m{status}\x1b[0m");
             }
         }
-        let _ = s.out.flush();
     }
 
     /// Redraws the status line (call about once a second on a terminal).
@@ -221,13 +285,10 @@ impl Printer {
             return;
         }
         let mut s = self.lock();
-        let status = status_line(&s);
-        let _ = write!(s.out, "\r\x1b[2K");
-        s.status_shown = !status.is_empty();
-        if s.status_shown {
-            let _ = write!(s.out, "\x1b[2m{status}\x1b[0m");
-        }
-        let _ = s.out.flush();
+        s.out.extend_from_slice(b"\r\x1b[2K");
+        s.status_shown = false;
+        self.draw_status(&mut s);
+        self.kick();
     }
 
     /// Clears the status line and prints the summary tables.
@@ -243,8 +304,10 @@ impl Printer {
             text.push('\n');
         }
         text.push_str(&summary(&s));
-        let _ = write!(s.out, "{text}");
-        let _ = s.out.flush();
+        s.out.extend_from_slice(text.as_bytes());
+        drop(s);
+        self.kick();
+        self.drain();
     }
 
     /// The run as JSON: status, then every workflow with its steps (status, exit code, error,
@@ -435,24 +498,109 @@ impl Tracer for Printer {
     }
 
     fn log_line(&self, step: &Step, line: LogLine) {
-        if line.kind != LogKind::Stdout {
+        self.log_lines(step, vec![line]);
+    }
+
+    /// One lock, one prefix lookup and one hand-over to the writer for the whole batch.
+    fn log_lines(&self, step: &Step, lines: Vec<LogLine>) {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let row = s.by_uuid.get(&step.uuid).copied();
+        let prefix = match row {
+            Some(i) => {
+                if s.rows[i].prefix.is_none() {
+                    let name = s.row_name(&s.rows[i]);
+                    s.rows[i].prefix = Some(self.prefix(&name, s.rows[i].color));
+                }
+                s.rows[i].prefix.take().unwrap_or_default()
+            }
+            None => self.prefix(&step.name, COLORS[0]),
+        };
+        self.clear_status(s);
+        for line in lines.iter().filter(|l| l.kind == LogKind::Stdout) {
+            let data = &line.data[..];
+            if let Some(i) = row {
+                s.rows[i].pending = data
+                    .starts_with(b"[kubernetes] ")
+                    .then(|| pending_reason(&String::from_utf8_lossy(data)))
+                    .flatten();
+            }
+            s.out.extend_from_slice(&prefix);
+            match std::str::from_utf8(data) {
+                Ok(_) => s.out.extend_from_slice(data),
+                Err(_) => s.out.extend_from_slice(String::from_utf8_lossy(data).as_bytes()),
+            }
+            s.out.push(b'\n');
+        }
+        if let Some(i) = row {
+            s.rows[i].prefix = Some(prefix);
+        }
+        self.draw_status(s);
+        drop(guard);
+        self.kick();
+    }
+
+    fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        if self.lock().out.len() <= OUT_BOUND || self.writer.is_none() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            loop {
+                let room = self.shared.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                if self.lock().out.len() <= OUT_BOUND {
+                    return;
+                }
+                room.await;
+            }
+        }))
+    }
+}
+
+impl Printer {
+    /// `[name] ` as a line starts, coloured on a terminal.
+    fn prefix(&self, name: &str, color: &str) -> Vec<u8> {
+        if self.tty {
+            format!("\x1b[{color}m[{name}]\x1b[0m ").into_bytes()
+        } else {
+            format!("[{name}] ").into_bytes()
+        }
+    }
+}
+
+impl Drop for Printer {
+    fn drop(&mut self) {
+        self.lock().closed = true;
+        self.kick();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The writer thread: takes everything gathered, writes it in one go, until closed.
+fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
+    let mut spare = Vec::new();
+    loop {
+        let mut s = shared.lock();
+        while s.out.is_empty() && !s.closed {
+            s = shared.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+        if s.out.is_empty() {
             return;
         }
-        let mut s = self.lock();
-        let text = String::from_utf8_lossy(&line.data);
-        let (name, color) = match s.by_uuid.get(&step.uuid) {
-            Some(&i) => {
-                s.rows[i].pending = pending_reason(&text);
-                (s.row_name(&s.rows[i]), s.rows[i].color)
-            }
-            None => (step.name.clone(), COLORS[0]),
-        };
-        let prefix = if self.tty {
-            format!("\x1b[{color}m[{name}]\x1b[0m")
-        } else {
-            format!("[{name}]")
-        };
-        self.write_line(&mut s, &format!("{prefix} {text}"));
+        std::mem::swap(&mut s.out, &mut spare);
+        s.writing = true;
+        drop(s);
+        // A closed stdout (`exec ... | head`) is not worth stopping the run for.
+        let _ = out.write_all(&spare).and_then(|()| out.flush());
+        // Keep a moderate buffer for next time, not the biggest one ever gathered.
+        spare.clear();
+        spare.shrink_to(64 << 10);
+        shared.lock().writing = false;
+        shared.wake.notify_all();
+        shared.room.notify_waiters();
     }
 }
 
@@ -518,6 +666,68 @@ mod tests {
             finished: 1,
             ..Default::default()
         }
+    }
+
+    /// Counts write calls; blocks each until the test lets it through (a slow terminal).
+    #[derive(Clone)]
+    struct Slow {
+        writes: Arc<Mutex<Vec<usize>>>,
+        gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+    }
+
+    impl Write for Slow {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let _ = self.gate.lock().unwrap().recv();
+            self.writes.lock().unwrap().push(b.len());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_write_and_a_slow_terminal_holds_back_only_when_full() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let writes = Arc::new(Mutex::new(Vec::new()));
+        let slow = Slow {
+            writes: writes.clone(),
+            gate: Arc::new(Mutex::new(gate)),
+        };
+        let p = Printer::new(Box::new(slow), false);
+        let a = step("a", "fail");
+        p.add_workflow("ci", "ci", &Default::default(), &config(&[&a]));
+        let batch = |n: usize, text: &str| (0..n).map(|_| line(&a, text)).collect::<Vec<_>>();
+        // The writer takes this batch and blocks in its write.
+        p.log_lines(&a, batch(100, "x"));
+        while !p.lock().writing {
+            std::thread::yield_now();
+        }
+        assert!(p.backlog().is_none(), "room while under the bound");
+        // More than the bound gathers behind the blocked write: the step must wait.
+        let long = "y".repeat(1000);
+        p.log_lines(&a, batch(OUT_BOUND / 1000 + 10, &long));
+        {
+            let mut wait = p.backlog().expect("a full buffer asks the step to wait");
+            assert!(
+                tokio::time::timeout(Duration::from_millis(50), wait.as_mut())
+                    .await
+                    .is_err(),
+                "room before the terminal took anything"
+            );
+            // The terminal reads on: the wait ends.
+            for _ in 0..2 {
+                open.send(()).unwrap();
+            }
+            tokio::time::timeout(Duration::from_secs(5), wait)
+                .await
+                .expect("room once written");
+        }
+        drop(open);
+        drop(p);
+        let writes = writes.lock().unwrap();
+        assert_eq!(writes[0], 100 * "[a] x\n".len(), "the first batch in one write");
+        assert_eq!(writes.len(), 2, "the rest in a second write: {writes:?}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ impl Masker {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Numbers one step's lines.
@@ -93,14 +93,20 @@ impl LineWriter {
 
     /// The lines of one item from the backend (normally exactly one line).
     pub fn lines(&mut self, item: Bytes) -> Vec<LogLine> {
-        let time = self.elapsed();
         let mut out = Vec::new();
+        self.lines_into(item, &mut out);
+        out
+    }
+
+    /// [`Self::lines`], appended to `out`.
+    pub fn lines_into(&mut self, item: Bytes, out: &mut Vec<LogLine>) {
+        let time = self.elapsed();
         let mut rest = item;
         if rest.last() == Some(&b'\n') {
             rest.truncate(rest.len() - 1);
         }
         loop {
-            let (line, more) = match rest.iter().position(|b| *b == b'\n') {
+            let (line, more) = match memchr::memchr(b'\n', &rest) {
                 Some(at) => (rest.slice(..at), Some(rest.slice(at + 1..))),
                 None => (rest.clone(), None),
             };
@@ -121,7 +127,6 @@ impl LineWriter {
                 None => break,
             }
         }
-        out
     }
 
     /// The closing entry carrying the exit code.

@@ -207,9 +207,14 @@ async fn finish<B: Backend>(
 }
 
 async fn drain<B>(ctx: &Ctx<B>, step: &Step, logs: &mut LogLines, writer: &mut LineWriter) {
-    while let Some(item) = logs.recv().await {
-        for line in writer.lines(item) {
-            ctx.tracer.log_line(step, line);
+    while let Some(items) = logs.recv_many().await {
+        let mut lines = Vec::with_capacity(items.len());
+        for item in items {
+            writer.lines_into(item, &mut lines);
+        }
+        ctx.tracer.log_lines(step, lines);
+        if let Some(room) = ctx.tracer.backlog() {
+            room.await;
         }
     }
 }

@@ -33,6 +33,15 @@ impl Dedup {
         self.head_delivered = false;
     }
 
+    /// Whether a stream line (stamp included) is older than the last delivered line: true
+    /// too when nothing was delivered or the line has no stamp.
+    pub fn before_last(&mut self, line: &Bytes) -> bool {
+        match (self.last, split_with(&mut self.parser, line)) {
+            (Some((t, _)), Some((stamp, _))) => stamp < t,
+            _ => true,
+        }
+    }
+
     /// The text to deliver for one piece of the stream, if it is new.
     pub fn accept(&mut self, piece: Piece) -> Option<Bytes> {
         if piece.cont {
