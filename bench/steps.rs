@@ -14,7 +14,7 @@ use kube::Client;
 use kube::params::LogParams;
 use sim::{RecordedRequest, ScriptRule, Sim, SimConfig};
 use woodpecker_k8s_agent::Shutdown;
-use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Settings};
+use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings};
 use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, Step};
 
 const NS: &str = "woodpecker";
@@ -55,11 +55,11 @@ fn backend(sim: &Sim) -> KubeBackend {
     let opts =
         Options::from_lookup(|k| (k == "WOODPECKER_BACKEND_K8S_STORAGE_RWX").then(|| "false".into())).expect("options");
     let client = Client::new(sim.kube_config()).expect("client");
-    let settings = Settings {
+    let settings = LifecycleSettings {
         agent: "bench".into(),
-        ..Settings::default()
+        ..LifecycleSettings::default()
     };
-    KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never())
+    KubeBackend::new(KubeIo::new(client), opts, settings, Shutdown::never())
 }
 
 /// When the sim's pod reached a final phase, polled every millisecond.

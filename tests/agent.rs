@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use server::{Call, Server};
-use woodpecker_k8s_agent::agent::config::Settings;
+use woodpecker_k8s_agent::agent::config::AgentConfig;
 use woodpecker_k8s_agent::agent::{Agent, PipelineRunner, WorkflowRunner, proto};
 use woodpecker_k8s_agent::shutdown::{self, Trigger};
 
@@ -34,7 +34,7 @@ fn uuid(wf: &str, step: &str) -> String {
     format!("01J{wf}{step}").to_uppercase()
 }
 
-fn workflow(id: &str, steps: &[StepSpec], secrets: &[&str]) -> proto::Workflow {
+fn workflow(id: &str, steps: &[StepSpec], secrets: &[&str]) -> proto::WorkflowMessage {
     let stages: Vec<_> = steps
         .iter()
         .map(|(name, cmds)| {
@@ -59,7 +59,7 @@ fn workflow(id: &str, steps: &[StepSpec], secrets: &[&str]) -> proto::Workflow {
     if !secrets.is_empty() {
         payload["secrets"] = secrets.into();
     }
-    proto::Workflow {
+    proto::WorkflowMessage {
         id: id.into(),
         timeout: 0,
         payload: Bytes::from(crate::common::gomarshal::marshal_config(&payload)),
@@ -80,7 +80,7 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn settings(server: &Server, dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
+fn settings(server: &Server, dir: &std::path::Path, extra: &[(&str, &str)]) -> AgentConfig {
     let mut env: BTreeMap<String, String> = [
         ("WOODPECKER_SERVER", server.addr.to_string()),
         ("WOODPECKER_AGENT_SECRET", server.state.secret.clone()),
@@ -95,7 +95,7 @@ fn settings(server: &Server, dir: &std::path::Path, extra: &[(&str, &str)]) -> S
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut s = Settings::from_env(|k| env.get(k).cloned(), "test-host").unwrap();
+    let mut s = AgentConfig::from_env(|k| env.get(k).cloned(), "test-host").unwrap();
     s.health_interval = Duration::from_millis(200);
     s.extend_interval = Duration::from_millis(100);
     s.log_flush_interval = Duration::from_millis(50);

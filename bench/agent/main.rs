@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sim::{ScriptRule, Sim, SimConfig};
-use woodpecker_k8s_agent::agent::config::Settings;
+use woodpecker_k8s_agent::agent::config::AgentConfig;
 use woodpecker_k8s_agent::agent::{Agent, proto};
 
-fn workflow(id: usize, steps: usize, lines: usize, sleep_ms: u64) -> proto::Workflow {
+fn workflow(id: usize, steps: usize, lines: usize, sleep_ms: u64) -> proto::WorkflowMessage {
     let stages: Vec<_> = (0..steps)
         .map(|s| {
             let mut cmds: Vec<String> = (0..lines)
@@ -42,7 +42,7 @@ fn workflow(id: usize, steps: usize, lines: usize, sleep_ms: u64) -> proto::Work
         .collect();
     let payload = serde_json::json!({"pipeline": stages, "volume": format!("wp_bench_{id}_default"),
         "secrets": [{"name": "token", "value": "bench-secret-value"}]});
-    proto::Workflow {
+    proto::WorkflowMessage {
         id: id.to_string(),
         timeout: 0,
         payload: Bytes::from(payload.to_string()),
@@ -99,7 +99,7 @@ fn main() {
             sim.shutdown().await;
         }),
         Some("agent") => rt.block_on(async {
-            let settings = Settings::from_env(|k| std::env::var(k).ok(), "bench").expect("settings");
+            let settings = AgentConfig::from_env(|k| std::env::var(k).ok(), "bench").expect("settings");
             let agent = Agent::start(settings, fake::runner()).await.expect("agent starts");
             let (trigger, shutdown) = woodpecker_k8s_agent::shutdown::channel();
             tokio::spawn(async move {

@@ -235,7 +235,7 @@ impl Client {
         &self,
         labels: &std::collections::BTreeMap<String, String>,
         cancel: &Shutdown,
-    ) -> Result<Option<proto::Workflow>> {
+    ) -> Result<Option<proto::WorkflowMessage>> {
         let req = proto::NextRequest {
             filter: Some(proto::Filter { labels: labels.clone() }),
         };
@@ -277,7 +277,7 @@ impl Client {
             .map(|_| ())
     }
 
-    pub async fn update(&self, id: &str, state: proto::StepState, cancel: &Shutdown) -> Result<()> {
+    pub async fn update(&self, id: &str, state: proto::StepStateMessage, cancel: &Shutdown) -> Result<()> {
         let req = proto::UpdateRequest {
             id: id.into(),
             state: Some(state),

@@ -1,6 +1,6 @@
 //! The agent's settings, from the same environment variables as `woodpecker-agent`, read by its
 //! rules (`super::vars`: what an empty value means, Go's bools, ints and durations). Pure:
-//! [`Settings::from_env`] takes a lookup closure, so tests never touch the process environment;
+//! [`AgentConfig::from_env`] takes a lookup closure, so tests never touch the process environment;
 //! reading the secret file and the agent-id file are separate small I/O steps.
 //!
 //! Knows variable names, defaults and formats; nothing about gRPC or the cluster.
@@ -15,9 +15,9 @@ use super::vars::Vars;
 use crate::log::{self, Level};
 use kube::Secret;
 
-/// Settings for one agent process. Public fields: tests shorten the intervals.
+/// AgentConfig for one agent process. Public fields: tests shorten the intervals.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct AgentConfig {
     /// `host:port` of the server's gRPC port.
     pub server: String,
     pub secret: SecretSource,
@@ -71,7 +71,7 @@ pub struct SecretSource {
 
 /// A missing or malformed setting; names the variable.
 #[derive(Debug)]
-pub enum Error {
+pub enum AgentConfigError {
     Missing {
         var: &'static str,
         hint: &'static str,
@@ -95,23 +95,25 @@ pub enum Error {
     },
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for AgentConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Missing { var, hint } => write!(f, "{var} is not set ({hint})"),
-            Error::Invalid { var, value, expected } => write!(f, "{var}={value:?} is not valid: expected {expected}"),
-            Error::Duration { var, value, .. } => write!(f, "{var}={value:?} is not a duration"),
-            Error::ReadSecret { path, .. } => write!(f, "read the agent secret from {}", path.display()),
-            Error::EmptySecret { path } => write!(f, "the agent secret file {} is empty", path.display()),
+            AgentConfigError::Missing { var, hint } => write!(f, "{var} is not set ({hint})"),
+            AgentConfigError::Invalid { var, value, expected } => {
+                write!(f, "{var}={value:?} is not valid: expected {expected}")
+            }
+            AgentConfigError::Duration { var, value, .. } => write!(f, "{var}={value:?} is not a duration"),
+            AgentConfigError::ReadSecret { path, .. } => write!(f, "read the agent secret from {}", path.display()),
+            AgentConfigError::EmptySecret { path } => write!(f, "the agent secret file {} is empty", path.display()),
         }
     }
 }
 
-impl std::error::Error for Error {
+impl std::error::Error for AgentConfigError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::ReadSecret { source, .. } => Some(source),
-            Error::Duration { source, .. } => Some(source),
+            AgentConfigError::ReadSecret { source, .. } => Some(source),
+            AgentConfigError::Duration { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -120,11 +122,14 @@ impl std::error::Error for Error {
 /// The process log's settings (`shared/logger` upstream): level (`info`; empty logs nothing, as
 /// zerolog's "no level"), destination (`stderr`, `stdout` or a file), zerolog JSON unless
 /// `WOODPECKER_DEBUG_PRETTY`; both pretty and colour default to whether stdout is a terminal.
-pub fn log_config(env: &dyn Fn(&str) -> Option<String>, stdout_is_terminal: bool) -> Result<log::LogConfig, Error> {
+pub fn log_config(
+    env: &dyn Fn(&str) -> Option<String>,
+    stdout_is_terminal: bool,
+) -> Result<log::LogConfig, AgentConfigError> {
     let v = Vars { env };
     let level = match v.string("WOODPECKER_LOG_LEVEL") {
         None => Level::INFO,
-        Some(s) => Level::parse(&s).ok_or(Error::Invalid {
+        Some(s) => Level::parse(&s).ok_or(AgentConfigError::Invalid {
             var: "WOODPECKER_LOG_LEVEL",
             value: s,
             expected: "trace, debug, info, warn, error, fatal, panic, disabled or a zerolog level number",
@@ -145,9 +150,12 @@ pub fn log_config(env: &dyn Fn(&str) -> Option<String>, stdout_is_terminal: bool
     Ok(log::LogConfig { level, format, sink })
 }
 
-impl Settings {
+impl AgentConfig {
     /// Reads every `WOODPECKER_*` setting through `env`. `default_hostname` is the OS hostname.
-    pub fn from_env(env: impl Fn(&str) -> Option<String>, default_hostname: &str) -> Result<Settings, Error> {
+    pub fn from_env(
+        env: impl Fn(&str) -> Option<String>,
+        default_hostname: &str,
+    ) -> Result<AgentConfig, AgentConfigError> {
         let v = Vars { env: &env };
         let mut differences = Vec::new();
         let mut notes = Vec::new();
@@ -162,7 +170,7 @@ impl Settings {
                 .map(Secret::new),
         };
         if secret.file.is_none() && secret.inline.is_none() {
-            return Err(Error::Missing {
+            return Err(AgentConfigError::Missing {
                 var: "WOODPECKER_AGENT_SECRET",
                 hint: "set it or WOODPECKER_AGENT_SECRET_FILE to the server's agent secret or an agent token",
             });
@@ -200,7 +208,7 @@ impl Settings {
         let mut max_workflows = u32::try_from(max_workflows)
             .ok()
             .filter(|n| (1..=1000).contains(n))
-            .ok_or(Error::Invalid {
+            .ok_or(AgentConfigError::Invalid {
                 var: "WOODPECKER_MAX_WORKFLOWS",
                 value: max_workflows.to_string(),
                 expected: "a whole number from 1 to 1000",
@@ -217,7 +225,7 @@ impl Settings {
         };
         let backend = v.string("WOODPECKER_BACKEND").unwrap_or_else(|| "auto-detect".into());
         if backend != "auto-detect" && backend != "kubernetes" {
-            return Err(Error::Invalid {
+            return Err(AgentConfigError::Invalid {
                 var: "WOODPECKER_BACKEND",
                 value: backend,
                 expected: "`kubernetes` or `auto-detect` (this agent has only the Kubernetes backend)",
@@ -243,14 +251,15 @@ impl Settings {
             ));
         }
         let connect_attempts = v.int(&["WOODPECKER_CONNECT_RETRY_COUNT"], 5)?;
-        let connect_attempts = u32::try_from(connect_attempts)
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or(Error::Invalid {
-                var: "WOODPECKER_CONNECT_RETRY_COUNT",
-                value: connect_attempts.to_string(),
-                expected: "at least 1 connection attempt (the Go agent exits without connecting)",
-            })?;
+        let connect_attempts =
+            u32::try_from(connect_attempts)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(AgentConfigError::Invalid {
+                    var: "WOODPECKER_CONNECT_RETRY_COUNT",
+                    value: connect_attempts.to_string(),
+                    expected: "at least 1 connection attempt (the Go agent exits without connecting)",
+                })?;
         // The Go agent validates it too before it ignores it.
         v.int(&["WOODPECKER_LOG_ENTRY_STREAM_BUFFER_SIZE"], 100)?;
         let config_file = match v.string("WOODPECKER_AGENT_CONFIG_FILE") {
@@ -258,7 +267,7 @@ impl Settings {
             Some(p) if p.is_empty() => None,
             Some(p) => Some(PathBuf::from(p)),
         };
-        Ok(Settings {
+        Ok(AgentConfig {
             server,
             secret,
             grpc_secure,
@@ -311,15 +320,15 @@ impl Settings {
 impl SecretSource {
     /// The secret, whitespace-trimmed: the file's when it can be read, else the inline one (as
     /// urfave/cli's value source chain in the Go agent; the fallback is logged here).
-    pub fn load(&self) -> Result<Secret, Error> {
+    pub fn load(&self) -> Result<Secret, AgentConfigError> {
         let Some(path) = &self.file else {
-            return self.inline.clone().ok_or(Error::Missing {
+            return self.inline.clone().ok_or(AgentConfigError::Missing {
                 var: "WOODPECKER_AGENT_SECRET",
                 hint: "set it or WOODPECKER_AGENT_SECRET_FILE",
             });
         };
         match std::fs::read_to_string(path) {
-            Ok(text) if text.trim().is_empty() => Err(Error::EmptySecret { path: path.clone() }),
+            Ok(text) if text.trim().is_empty() => Err(AgentConfigError::EmptySecret { path: path.clone() }),
             Ok(text) => Ok(Secret::new(text.trim())),
             Err(source) => match &self.inline {
                 Some(inline) => {
@@ -329,7 +338,7 @@ impl SecretSource {
                     ));
                     Ok(inline.clone())
                 }
-                None => Err(Error::ReadSecret {
+                None => Err(AgentConfigError::ReadSecret {
                     path: path.clone(),
                     source,
                 }),
@@ -388,8 +397,8 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    fn parse(vars: &[(&str, &str)]) -> Result<Settings, Error> {
-        Settings::from_env(env(vars), "node-1")
+    fn parse(vars: &[(&str, &str)]) -> Result<AgentConfig, AgentConfigError> {
+        AgentConfig::from_env(env(vars), "node-1")
     }
 
     #[test]
@@ -458,7 +467,7 @@ mod tests {
             seen.borrow_mut().insert(k.to_owned());
             (k == "WOODPECKER_AGENT_SECRET").then(|| "x".to_owned())
         };
-        Settings::from_env(lookup, "h").unwrap();
+        AgentConfig::from_env(lookup, "h").unwrap();
         log_config(&lookup, false).unwrap();
         for (var, use_) in GO_AGENT_VARS {
             match use_ {

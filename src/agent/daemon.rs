@@ -15,12 +15,12 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::client::{CallError, Client};
-use super::config::{self, Settings};
+use super::config::{self, AgentConfig};
 use super::grpc::{Channel, ChannelOptions, Code};
 use super::health;
 use super::idstore::IdStore;
 use super::reporter::Reporter;
-use super::workflow::{self, Shared, WorkflowRunner};
+use super::workflow::{self, WorkflowDeps, WorkflowRunner};
 use super::{proto, tls};
 use crate::log;
 use crate::shutdown::{self, Shutdown};
@@ -29,22 +29,22 @@ use crate::shutdown::{self, Shutdown};
 const MAX_QUEUED_LOG_BYTES: usize = 64 << 20;
 
 #[derive(Debug)]
-pub enum Error {
-    Settings(config::Error),
-    Tls(tls::Error),
+pub enum DaemonError {
+    AgentConfig(config::AgentConfigError),
+    Tls(tls::TlsError),
     HealthBind { addr: String, source: std::io::Error },
     Connect(CallError),
     VersionMismatch { server: i32, server_version: String },
 }
 
-impl std::fmt::Display for Error {
+impl std::fmt::Display for DaemonError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Settings(_) => write!(f, "agent settings"),
-            Error::Tls(_) => write!(f, "TLS for the gRPC connection"),
-            Error::HealthBind { addr, .. } => write!(f, "listen on WOODPECKER_HEALTHCHECK_ADDR {addr}"),
-            Error::Connect(_) => write!(f, "connect to the Woodpecker server"),
-            Error::VersionMismatch { server, server_version } => write!(
+            DaemonError::AgentConfig(_) => write!(f, "agent settings"),
+            DaemonError::Tls(_) => write!(f, "TLS for the gRPC connection"),
+            DaemonError::HealthBind { addr, .. } => write!(f, "listen on WOODPECKER_HEALTHCHECK_ADDR {addr}"),
+            DaemonError::Connect(_) => write!(f, "connect to the Woodpecker server"),
+            DaemonError::VersionMismatch { server, server_version } => write!(
                 f,
                 "GRPC version mismatch: the server (Woodpecker {server_version}) speaks protocol {server}, this agent speaks {} (Woodpecker 3.14 or newer)",
                 proto::VERSION
@@ -53,22 +53,22 @@ impl std::fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
+impl std::error::Error for DaemonError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Settings(e) => Some(e),
-            Error::Tls(e) => Some(e),
-            Error::HealthBind { source, .. } => Some(source),
-            Error::Connect(e) => Some(e),
-            Error::VersionMismatch { .. } => None,
+            DaemonError::AgentConfig(e) => Some(e),
+            DaemonError::Tls(e) => Some(e),
+            DaemonError::HealthBind { source, .. } => Some(source),
+            DaemonError::Connect(e) => Some(e),
+            DaemonError::VersionMismatch { .. } => None,
         }
     }
 }
 
 /// A connected, registered agent, ready to [`Agent::run`].
 pub struct Agent<R> {
-    settings: Settings,
-    shared: Arc<Shared<R>>,
+    settings: AgentConfig,
+    shared: Arc<WorkflowDeps<R>>,
     stateful: bool,
     health_listener: Option<TcpListener>,
 }
@@ -76,17 +76,17 @@ pub struct Agent<R> {
 impl<R: WorkflowRunner> Agent<R> {
     /// Everything up to RegisterAgent; a failure here is a clear error at start. The agent id
     /// is kept in `WOODPECKER_AGENT_CONFIG_FILE`.
-    pub async fn start(settings: Settings, runner: Arc<R>) -> Result<Agent<R>, Error> {
+    pub async fn start(settings: AgentConfig, runner: Arc<R>) -> Result<Agent<R>, DaemonError> {
         let ids = IdStore::File(settings.config_file.clone());
         Self::start_with(settings, runner, ids).await
     }
 
     /// [`Agent::start`], with the agent id kept in `ids` (the agent's Lease in a cluster).
-    pub async fn start_with(settings: Settings, runner: Arc<R>, ids: IdStore) -> Result<Agent<R>, Error> {
+    pub async fn start_with(settings: AgentConfig, runner: Arc<R>, ids: IdStore) -> Result<Agent<R>, DaemonError> {
         log::set_level(settings.log_level);
-        let secret = settings.secret.load().map_err(Error::Settings)?;
+        let secret = settings.secret.load().map_err(DaemonError::AgentConfig)?;
         let tls = match settings.grpc_secure {
-            true => Some(tls::client_config(settings.grpc_verify, None).map_err(Error::Tls)?),
+            true => Some(tls::client_config(settings.grpc_verify, None).map_err(DaemonError::Tls)?),
             false => None,
         };
         let channel = Channel::new(ChannelOptions {
@@ -107,7 +107,7 @@ impl<R: WorkflowRunner> Agent<R> {
             true => Some(
                 health::bind(&settings.healthcheck_addr)
                     .await
-                    .map_err(|source| Error::HealthBind {
+                    .map_err(|source| DaemonError::HealthBind {
                         addr: settings.healthcheck_addr.clone(),
                         source,
                     })?,
@@ -119,7 +119,7 @@ impl<R: WorkflowRunner> Agent<R> {
         let stateful = loop {
             match handshake(&client, &settings, &ids).await {
                 Ok(stateful) => break stateful,
-                Err(Error::Connect(e))
+                Err(DaemonError::Connect(e))
                     if matches!(e.status.code, Code::Unavailable | Code::DeadlineExceeded)
                         && attempt < settings.connect_attempts =>
                 {
@@ -143,11 +143,11 @@ impl<R: WorkflowRunner> Agent<R> {
             settings.server,
             settings.max_workflows
         ));
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(WorkflowDeps {
             client,
             reporter: Arc::new(Reporter::new(MAX_QUEUED_LOG_BYTES)),
             runner,
-            health: Arc::new(health::State::default()),
+            health: Arc::new(health::HealthState::default()),
             hostname: settings.hostname.clone(),
             platform: settings.platform.clone(),
             extend_interval: settings.extend_interval,
@@ -277,12 +277,12 @@ impl<R: WorkflowRunner> Agent<R> {
 }
 
 /// Auth, persist the id, check the version, register, persist again. `Ok(stateful)`.
-async fn handshake(client: &Client, settings: &Settings, ids: &IdStore) -> Result<bool, Error> {
-    let id = client.auth().await.map_err(Error::Connect)?;
+async fn handshake(client: &Client, settings: &AgentConfig, ids: &IdStore) -> Result<bool, DaemonError> {
+    let id = client.auth().await.map_err(DaemonError::Connect)?;
     let mut stored = ids.write(id).await;
-    let version = client.version().await.map_err(Error::Connect)?;
+    let version = client.version().await.map_err(DaemonError::Connect)?;
     if version.grpc_version != proto::VERSION {
-        return Err(Error::VersionMismatch {
+        return Err(DaemonError::VersionMismatch {
             server: version.grpc_version,
             server_version: version.server_version,
         });
@@ -295,7 +295,7 @@ async fn handshake(client: &Client, settings: &Settings, ids: &IdStore) -> Resul
         version: env!("CARGO_PKG_VERSION").into(),
         custom_labels: settings.labels.clone(),
     };
-    let id = client.register(info).await.map_err(Error::Connect)?;
+    let id = client.register(info).await.map_err(DaemonError::Connect)?;
     if stored.is_ok() {
         stored = ids.write(id).await;
     }
@@ -310,7 +310,7 @@ async fn handshake(client: &Client, settings: &Settings, ids: &IdStore) -> Resul
 }
 
 /// The default filter labels, overridden by the custom ones (`cmd/agent/core/agent.go`).
-pub fn filter_labels(settings: &Settings) -> BTreeMap<String, String> {
+pub fn filter_labels(settings: &AgentConfig) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         ("hostname".to_owned(), settings.hostname.clone()),
         ("platform".to_owned(), settings.platform.clone()),
@@ -323,7 +323,7 @@ pub fn filter_labels(settings: &Settings) -> BTreeMap<String, String> {
 
 /// One permit's worth of work: one Next, and the workflow it returns.
 async fn slot<R: WorkflowRunner>(
-    sh: &Shared<R>,
+    sh: &WorkflowDeps<R>,
     labels: &BTreeMap<String, String>,
     mut shutdown: Shutdown,
     drain: Shutdown,

@@ -19,7 +19,7 @@ use crate::Shutdown;
 
 /// What the agent is doing now; shared by the slots (writers) and the endpoint (reader).
 #[derive(Debug, Default)]
-pub struct State {
+pub struct HealthState {
     pub polling: AtomicUsize,
     running: Mutex<BTreeMap<String, Running>>,
 }
@@ -35,7 +35,7 @@ pub struct Running {
     pub pipeline_timeout: i64,
 }
 
-impl State {
+impl HealthState {
     pub fn add(&self, r: Running) {
         self.running.lock().expect("health state").insert(r.id.clone(), r);
     }
@@ -85,7 +85,7 @@ pub async fn bind(addr: &str) -> std::io::Result<TcpListener> {
 }
 
 /// Serves until `stop` fires.
-pub async fn serve(listener: TcpListener, state: std::sync::Arc<State>, mut stop: Shutdown) {
+pub async fn serve(listener: TcpListener, state: std::sync::Arc<HealthState>, mut stop: Shutdown) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -108,7 +108,7 @@ pub async fn serve(listener: TcpListener, state: std::sync::Arc<State>, mut stop
     conns.shutdown().await;
 }
 
-async fn handle(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
+async fn handle(mut stream: TcpStream, state: &HealthState) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
@@ -132,7 +132,7 @@ async fn handle(mut stream: TcpStream, state: &State) -> std::io::Result<()> {
 }
 
 /// The pure part: status line, content type, body.
-fn respond(method: &str, path: &str, state: &State) -> (&'static str, &'static str, String) {
+fn respond(method: &str, path: &str, state: &HealthState) -> (&'static str, &'static str, String) {
     const JSON: &str = "application/json";
     if method != "GET" && method != "HEAD" {
         return ("405 Method Not Allowed", "text/plain", "method not allowed\n".into());
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn healthz_fails_for_a_stuck_workflow() {
-        let state = State::default();
+        let state = HealthState::default();
         assert_eq!(respond("GET", "/healthz", &state).0, "200 OK");
         state.add(Running {
             id: "7".into(),

@@ -27,7 +27,7 @@ const WAIT_LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// What to hold.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct LeaseOptions {
     /// The base namespace (`WOODPECKER_BACKEND_K8S_NAMESPACE`).
     pub namespace: String,
     /// The agent identity (the hostname, or an exec run's id): the agent label of its objects.
@@ -40,7 +40,7 @@ pub struct Options {
 
 /// Why no Lease is held.
 #[derive(Debug)]
-pub enum Error {
+pub enum LeaseError {
     /// The identity has no label form (`WOODPECKER_HOSTNAME` of only punctuation).
     NoName {
         agent: String,
@@ -51,28 +51,28 @@ pub enum Error {
     },
 }
 
-impl std::fmt::Display for Error {
+impl std::fmt::Display for LeaseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::NoName { agent } => write!(f, "agent identity {agent:?} gives no Lease name"),
-            Error::Kube { action, .. } => f.write_str(action),
+            LeaseError::NoName { agent } => write!(f, "agent identity {agent:?} gives no Lease name"),
+            LeaseError::Kube { action, .. } => f.write_str(action),
         }
     }
 }
 
-impl std::error::Error for Error {
+impl std::error::Error for LeaseError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::NoName { .. } => None,
-            Error::Kube { source, .. } => Some(source),
+            LeaseError::NoName { .. } => None,
+            LeaseError::Kube { source, .. } => Some(source),
         }
     }
 }
 
-impl Error {
+impl LeaseError {
     /// RBAC without leases (a Role from before leases): the caller may run on without one.
     pub fn is_forbidden(&self) -> bool {
-        matches!(self, Error::Kube { source, .. } if source.is_forbidden())
+        matches!(self, LeaseError::Kube { source, .. } if source.is_forbidden())
     }
 }
 
@@ -92,7 +92,7 @@ fn now_micro() -> String {
 /// process took it or it could not be renewed before it ran out.
 pub struct Held {
     api: Api<Lease>,
-    opts: Options,
+    opts: LeaseOptions,
     name: String,
     /// The Lease as last written by us (its resourceVersion is what the next update expects).
     state: Mutex<Lease>,
@@ -111,8 +111,12 @@ impl std::fmt::Debug for Held {
 
 /// Takes the Lease of `opts.agent`, waiting while another live process holds it. `Ok(None)`
 /// when `shutdown` fired while waiting.
-pub async fn acquire(client: kube::Client, opts: Options, mut shutdown: Shutdown) -> Result<Option<Arc<Held>>, Error> {
-    let name = reaper::lease_name(&opts.agent).ok_or_else(|| Error::NoName {
+pub async fn acquire(
+    client: kube::Client,
+    opts: LeaseOptions,
+    mut shutdown: Shutdown,
+) -> Result<Option<Arc<Held>>, LeaseError> {
+    let name = reaper::lease_name(&opts.agent).ok_or_else(|| LeaseError::NoName {
         agent: opts.agent.clone(),
     })?;
     let api: Api<Lease> = Api::namespaced(client, &opts.namespace);
@@ -121,7 +125,7 @@ pub async fn acquire(client: kube::Client, opts: Options, mut shutdown: Shutdown
     let mut last_said: Option<Instant> = None;
     loop {
         let now = now_micro();
-        let current = api.get_opt(&name).await.map_err(|source| Error::Kube {
+        let current = api.get_opt(&name).await.map_err(|source| LeaseError::Kube {
             action: format!("read {what}"),
             source,
         })?;
@@ -208,7 +212,7 @@ pub async fn acquire(client: kube::Client, opts: Options, mut shutdown: Shutdown
             // Someone else wrote it between our read and our write: read again.
             Err(e) if e.is_conflict() || e.is_already_exists() => continue,
             Err(source) => {
-                return Err(Error::Kube {
+                return Err(LeaseError::Kube {
                     action: format!("take {what}"),
                     source,
                 });

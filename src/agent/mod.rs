@@ -28,6 +28,6 @@ pub mod values;
 pub mod vars;
 pub mod workflow;
 
-pub use daemon::{Agent, Error};
+pub use daemon::{Agent, DaemonError};
 pub use runtime::PipelineRunner;
-pub use workflow::{Outcome, WorkflowRunner};
+pub use workflow::{WorkflowEnd, WorkflowRunner};

@@ -28,7 +28,7 @@ pub mod method {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct StepState {
+pub struct StepStateMessage {
     #[prost(string, tag = "1")]
     pub step_uuid: String,
     #[prost(int64, tag = "2")]
@@ -80,7 +80,7 @@ pub struct Filter {
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct Workflow {
+pub struct WorkflowMessage {
     #[prost(string, tag = "1")]
     pub id: String,
     /// Minutes; 0 means the agent's default (60).
@@ -144,7 +144,7 @@ pub struct UpdateRequest {
     #[prost(string, tag = "1")]
     pub id: String,
     #[prost(message, optional, tag = "2")]
-    pub state: Option<StepState>,
+    pub state: Option<StepStateMessage>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -193,7 +193,7 @@ pub struct VersionResponse {
 pub struct NextResponse {
     /// Unset: nothing for this agent, poll again.
     #[prost(message, optional, tag = "1")]
-    pub workflow: Option<Workflow>,
+    pub workflow: Option<WorkflowMessage>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

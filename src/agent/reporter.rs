@@ -23,7 +23,10 @@ use crate::log;
 pub const MAX_BATCH: usize = 1 << 20;
 
 enum Event {
-    Update { workflow: String, state: proto::StepState },
+    Update {
+        workflow: String,
+        state: proto::StepStateMessage,
+    },
     Log(proto::LogEntry),
     Flush(oneshot::Sender<()>),
 }
@@ -55,7 +58,7 @@ impl Reporter {
         self.notify.notify_one();
     }
 
-    pub fn update(&self, workflow: &str, state: proto::StepState) {
+    pub fn update(&self, workflow: &str, state: proto::StepStateMessage) {
         self.push(Event::Update {
             workflow: workflow.to_owned(),
             state,
@@ -179,7 +182,7 @@ mod tests {
         let dropped = metrics::global().log_lines_dropped.load(Relaxed);
         assert!(!r.log(entry(2)), "a third 40-byte line exceeds 100 bytes");
         assert!(metrics::global().log_lines_dropped.load(Relaxed) > dropped);
-        r.update("1", proto::StepState::default());
+        r.update("1", proto::StepStateMessage::default());
         let q = r.queue.lock().unwrap();
         assert_eq!((q.events.len(), q.log_bytes), (3, 80));
     }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::workflow::{Outcome, WorkflowRunner};
+use super::workflow::{WorkflowEnd, WorkflowRunner};
 use crate::Shutdown;
 use crate::backend::{Backend, Config};
 use crate::pipeline::trace::Tracer;
@@ -25,9 +25,9 @@ impl<B: Backend> PipelineRunner<B> {
 }
 
 impl<B: Backend> WorkflowRunner for PipelineRunner<B> {
-    async fn run(&self, conf: Config, task: String, tracer: Arc<dyn Tracer>, cancel: Shutdown) -> Outcome {
+    async fn run(&self, conf: Config, task: String, tracer: Arc<dyn Tracer>, cancel: Shutdown) -> WorkflowEnd {
         let out = run_workflow(self.backend.clone(), conf, task, self.opts.clone(), tracer, cancel).await;
-        Outcome {
+        WorkflowEnd {
             canceled: out.canceled,
             error: out.error,
         }

@@ -12,7 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use kube::tls::{AcceptAnyCert, SYSTEM_BUNDLES as BUNDLES};
 
 #[derive(Debug)]
-pub enum Error {
+pub enum TlsError {
     ReadRoots {
         path: PathBuf,
         source: rustls::pki_types::pem::Error,
@@ -21,26 +21,26 @@ pub enum Error {
     Rustls(rustls::Error),
 }
 
-impl std::fmt::Display for Error {
+impl std::fmt::Display for TlsError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::ReadRoots { path, .. } => write!(f, "read CA certificates from {}", path.display()),
-            Error::NoRoots => write!(
+            TlsError::ReadRoots { path, .. } => write!(f, "read CA certificates from {}", path.display()),
+            TlsError::NoRoots => write!(
                 f,
                 "no CA certificates found (looked at SSL_CERT_FILE and {}); set SSL_CERT_FILE or WOODPECKER_GRPC_SKIP_VERIFY=true",
                 BUNDLES.join(", ")
             ),
-            Error::Rustls(_) => write!(f, "build the TLS configuration"),
+            TlsError::Rustls(_) => write!(f, "build the TLS configuration"),
         }
     }
 }
 
-impl std::error::Error for Error {
+impl std::error::Error for TlsError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::ReadRoots { source, .. } => Some(source),
-            Error::Rustls(e) => Some(e),
-            Error::NoRoots => None,
+            TlsError::ReadRoots { source, .. } => Some(source),
+            TlsError::Rustls(e) => Some(e),
+            TlsError::NoRoots => None,
         }
     }
 }
@@ -50,10 +50,10 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// `verify`: check the server certificate against `ca_file` (or the system bundle).
-pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Error> {
+pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(Error::Rustls)?;
+        .map_err(TlsError::Rustls)?;
     let config = if verify {
         builder.with_root_certificates(roots(ca_file)?).with_no_client_auth()
     } else {
@@ -65,7 +65,7 @@ pub fn client_config(verify: bool, ca_file: Option<&Path>) -> Result<rustls::Cli
     Ok(config)
 }
 
-fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Error> {
+fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut store = rustls::RootCertStore::empty();
     let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
     let candidates: Vec<PathBuf> = match ca_file.map(Path::to_path_buf).or(from_env) {
@@ -80,7 +80,7 @@ fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Error> {
     for path in candidates {
         let certs = CertificateDer::pem_file_iter(&path)
             .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|source| Error::ReadRoots {
+            .map_err(|source| TlsError::ReadRoots {
                 path: path.clone(),
                 source,
             })?;
@@ -88,7 +88,7 @@ fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, Error> {
         store.add_parsable_certificates(certs);
     }
     if store.is_empty() {
-        return Err(Error::NoRoots);
+        return Err(TlsError::NoRoots);
     }
     Ok(store)
 }

@@ -29,7 +29,7 @@ impl Tracer for AgentTracer {
         } else if !s.skipped && !s.canceled && (s.exit_code != 0 || !s.error.is_empty()) {
             m.steps_failed.fetch_add(1, Relaxed);
         }
-        let state = proto::StepState {
+        let state = proto::StepStateMessage {
             step_uuid: s.step_uuid.clone(),
             started: s.started,
             finished: s.finished,

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::config::Error;
+use super::config::AgentConfigError;
 
 /// `k=v,k2=v2` as the Go agent reads it (urfave/cli's trimmed string slice, then
 /// `stringSliceAddToMap`): items trimmed, empty items dropped, split at the first `=`; an item
 /// without a key or without a value is an error.
-pub fn parse_labels(var: &'static str, v: &str) -> Result<BTreeMap<String, String>, Error> {
+pub fn parse_labels(var: &'static str, v: &str) -> Result<BTreeMap<String, String>, AgentConfigError> {
     let mut labels = BTreeMap::new();
     for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item.split_once('=') {
@@ -16,7 +16,7 @@ pub fn parse_labels(var: &'static str, v: &str) -> Result<BTreeMap<String, Strin
                 labels.insert(k.to_owned(), val.to_owned());
             }
             _ => {
-                return Err(Error::Invalid {
+                return Err(AgentConfigError::Invalid {
                     var,
                     value: v.into(),
                     expected: "a comma list of key=value, each with a key and a value",
@@ -28,14 +28,14 @@ pub fn parse_labels(var: &'static str, v: &str) -> Result<BTreeMap<String, Strin
 }
 
 /// `host:port` or `:port` (all interfaces); port 0 (any free port) only for listening.
-pub fn check_address(var: &'static str, v: &str, listen: bool) -> Result<(), Error> {
+pub fn check_address(var: &'static str, v: &str, listen: bool) -> Result<(), AgentConfigError> {
     let ok = !v.contains("://")
         && v.rsplit_once(':')
             .is_some_and(|(_, port)| port.parse::<u16>().is_ok_and(|p| p > 0 || listen));
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid {
+        Err(AgentConfigError::Invalid {
             var,
             value: v.into(),
             expected: "host:port (no scheme; unix sockets are not supported)",

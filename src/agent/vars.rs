@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use super::config::Error;
+use super::config::AgentConfigError;
 use crate::go;
 
 /// What this agent does with one of the Go agent's variables.
@@ -20,7 +20,7 @@ use crate::go;
 pub enum Use {
     /// Read, with the Go agent's meaning.
     Honoured,
-    /// Read; [`Settings::differences`](super::config::Settings) says how its meaning differs.
+    /// Read; [`Settings::differences`](super::config::AgentConfig) says how its meaning differs.
     Differs,
     /// Not read; named at start in one warning line when set, with this reason.
     Ignored(&'static str),
@@ -117,11 +117,11 @@ impl Vars<'_> {
     }
 
     /// A bool: empty is `false`, as urfave/cli sets it.
-    pub fn bool(&self, var: &'static str) -> Result<Option<bool>, Error> {
+    pub fn bool(&self, var: &'static str) -> Result<Option<bool>, AgentConfigError> {
         match self.string(var) {
             None => Ok(None),
             Some(v) if v.is_empty() => Ok(Some(false)),
-            Some(v) => go::strconv::parse_bool(&v).map(Some).ok_or(Error::Invalid {
+            Some(v) => go::strconv::parse_bool(&v).map(Some).ok_or(AgentConfigError::Invalid {
                 var,
                 value: v,
                 expected: "true or false (Go's strconv.ParseBool: 1, t, T, TRUE, true, True, 0, f, ...)",
@@ -129,16 +129,16 @@ impl Vars<'_> {
         }
     }
 
-    pub fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, Error> {
+    pub fn bool_or(&self, var: &'static str, default: bool) -> Result<bool, AgentConfigError> {
         Ok(self.bool(var)?.unwrap_or(default))
     }
 
     /// An int of the first set variable of `vars`; empty keeps the default.
-    pub fn int(&self, vars: &[&'static str], default: i64) -> Result<i64, Error> {
+    pub fn int(&self, vars: &[&'static str], default: i64) -> Result<i64, AgentConfigError> {
         match self.first(vars) {
             None => Ok(default),
             Some((_, v)) if v.is_empty() => Ok(default),
-            Some((var, v)) => go::strconv::parse_int(&v).ok_or(Error::Invalid {
+            Some((var, v)) => go::strconv::parse_int(&v).ok_or(AgentConfigError::Invalid {
                 var,
                 value: v,
                 expected: "a whole number",
@@ -147,11 +147,11 @@ impl Vars<'_> {
     }
 
     /// A duration in Go's syntax (`90s`, `1m30s`, `0`); empty keeps the default.
-    pub fn duration(&self, var: &'static str, default: Duration) -> Result<Duration, Error> {
+    pub fn duration(&self, var: &'static str, default: Duration) -> Result<Duration, AgentConfigError> {
         match self.string(var) {
             None => Ok(default),
             Some(v) if v.is_empty() => Ok(default),
-            Some(v) => go::duration::setting(&v, false).map_err(|e| Error::Duration {
+            Some(v) => go::duration::setting(&v, false).map_err(|e| AgentConfigError::Duration {
                 var,
                 value: v,
                 source: e,

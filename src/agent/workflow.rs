@@ -19,7 +19,7 @@ use crate::shutdown::{self, Shutdown};
 
 /// How a workflow ended, as the runtime reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Outcome {
+pub struct WorkflowEnd {
     /// Canceled by the server, the timeout or the agent's shutdown.
     pub canceled: bool,
     /// A backend or runtime error (a failing step is not one: the step states carry that).
@@ -35,7 +35,7 @@ pub trait WorkflowRunner: Send + Sync + 'static {
         task: String,
         tracer: Arc<dyn Tracer>,
         cancel: Shutdown,
-    ) -> impl Future<Output = Outcome> + Send;
+    ) -> impl Future<Output = WorkflowEnd> + Send;
 }
 
 /// `Workflow.timeout` is in minutes; 0 (or less) means the Go agent's default of one hour.
@@ -44,11 +44,11 @@ pub fn workflow_timeout(minutes: i64) -> Duration {
 }
 
 /// What every workflow of an agent shares.
-pub struct Shared<R> {
+pub struct WorkflowDeps<R> {
     pub client: Arc<Client>,
     pub reporter: Arc<Reporter>,
     pub runner: Arc<R>,
-    pub health: Arc<health::State>,
+    pub health: Arc<health::HealthState>,
     pub hostname: String,
     pub platform: String,
     pub extend_interval: Duration,
@@ -58,8 +58,8 @@ pub struct Shared<R> {
 /// cancels the workflow (the agent's drain time is over); `abandon` stops waiting for the
 /// server to take its reports (it is unreachable and the agent must exit).
 pub async fn run<R: WorkflowRunner>(
-    sh: &Shared<R>,
-    wf: proto::Workflow,
+    sh: &WorkflowDeps<R>,
+    wf: proto::WorkflowMessage,
     drain: Shutdown,
     mut abandon: Shutdown,
 ) -> Result<(), CallError> {
@@ -147,7 +147,7 @@ pub async fn run<R: WorkflowRunner>(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
     let outcome = match decoded {
-        Err(e) => Outcome {
+        Err(e) => WorkflowEnd {
             canceled: false,
             error: Some(format!("decode the workflow payload: {e}")),
         },

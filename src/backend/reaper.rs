@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::lifecycle::Kube;
+use super::lifecycle::KubeIo;
 use super::names::{self, AGENT_LABEL, TASK_LABEL};
 use crate::log;
 use crate::shutdown::Shutdown;
@@ -80,16 +80,16 @@ pub fn lease_labels(agent: &str, holder: Holder) -> BTreeMap<String, String> {
 /// it ran out, looked for every 10 s: a crashed agent's pods are gone within about 35 s, well
 /// before Woodpecker's server hands its workflow to another agent (one minute without Extend).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
+pub struct ReaperSettings {
     pub lease_duration: Duration,
     /// Also absorbs clock skew between agents: a Lease's times are its holder's clock.
     pub grace: Duration,
     pub interval: Duration,
 }
 
-impl Default for Settings {
+impl Default for ReaperSettings {
     fn default() -> Self {
-        Settings {
+        ReaperSettings {
             lease_duration: Duration::from_secs(15),
             grace: Duration::from_secs(10),
             interval: Duration::from_secs(10),
@@ -97,11 +97,13 @@ impl Default for Settings {
     }
 }
 
-impl Settings {
+impl ReaperSettings {
     /// Reads the three variables (seconds or a Go duration); unset keeps the default. The Lease
     /// needs at least one second (its field is whole seconds).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, super::lifecycle::SettingsError> {
-        let mut s = Settings::default();
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<ReaperSettings, super::lifecycle::SettingsError> {
+        let mut s = ReaperSettings::default();
         for (var, slot) in [
             (LEASE_DURATION_VAR, &mut s.lease_duration),
             (REAP_GRACE_VAR, &mut s.grace),
@@ -196,14 +198,14 @@ impl Pass {
 /// Reaps for one agent (or exec run).
 #[derive(Debug, Clone)]
 pub struct Reaper {
-    kube: Kube,
+    kube: KubeIo,
     /// Where the Leases live: the base namespace.
     lease_ns: String,
     /// Where objects live: the base namespace, or `None` for every namespace (namespace per org).
     objects_ns: Option<String>,
     /// This process's own agent label value: never reaped here.
     own: String,
-    settings: Settings,
+    settings: ReaperSettings,
     /// Dead agents found with nothing left, by the resourceVersion of their Lease: skipped until
     /// the Lease changes (only a new holder can create objects again), so a scaled-away agent's
     /// Lease costs one list per pass, not four.
@@ -211,7 +213,13 @@ pub struct Reaper {
 }
 
 impl Reaper {
-    pub fn new(kube: Kube, lease_ns: &str, objects_ns: Option<&str>, own_agent: &str, settings: Settings) -> Self {
+    pub fn new(
+        kube: KubeIo,
+        lease_ns: &str,
+        objects_ns: Option<&str>,
+        own_agent: &str,
+        settings: ReaperSettings,
+    ) -> Self {
         Reaper {
             kube,
             lease_ns: lease_ns.to_string(),
@@ -289,7 +297,10 @@ impl Reaper {
             let what: Vec<String> = w.objects.iter().map(|(k, n)| format!("{n} {k}")).collect();
             log::log(
                 log::Level::WARN,
-                &[("agent", log::LogValue::Str(&w.agent)), ("task", log::LogValue::Str(&w.task))],
+                &[
+                    ("agent", log::LogValue::Str(&w.agent)),
+                    ("task", log::LogValue::Str(&w.task)),
+                ],
                 format_args!(
                     "reaped workflow {} of agent {} (its lease ran out {:.0}s ago): {}",
                     w.task,
@@ -464,10 +475,10 @@ mod tests {
 
     #[test]
     fn settings_from_the_environment() {
-        let d = Settings::from_lookup(|_| None).unwrap();
-        assert_eq!(d, Settings::default());
+        let d = ReaperSettings::from_lookup(|_| None).unwrap();
+        assert_eq!(d, ReaperSettings::default());
         assert_eq!(d.renew_every(), Duration::from_secs(5));
-        let s = Settings::from_lookup(|k| match k {
+        let s = ReaperSettings::from_lookup(|k| match k {
             LEASE_DURATION_VAR => Some("3s".into()),
             REAP_GRACE_VAR => Some("1".into()),
             REAP_INTERVAL_VAR => Some("500ms".into()),
@@ -482,7 +493,8 @@ mod tests {
                 Duration::from_millis(500)
             )
         );
-        let bad = |k: &'static str, v: &str| Settings::from_lookup(|x| (x == k).then(|| v.to_string())).unwrap_err();
+        let bad =
+            |k: &'static str, v: &str| ReaperSettings::from_lookup(|x| (x == k).then(|| v.to_string())).unwrap_err();
         assert_eq!(bad(LEASE_DURATION_VAR, "500ms").var, LEASE_DURATION_VAR);
         assert_eq!(bad(REAP_INTERVAL_VAR, "0").var, REAP_INTERVAL_VAR);
         assert_eq!(bad(REAP_GRACE_VAR, "soon").var, REAP_GRACE_VAR);

@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::agent::config::{self, Settings};
+use crate::agent::config::{self, AgentConfig};
 use crate::agent::idstore::IdStore;
 use crate::agent::lease;
 use crate::agent::{Agent, PipelineRunner};
 use crate::backend::Options;
-use crate::backend::lifecycle::{self, Kube, KubeBackend};
+use crate::backend::lifecycle::{self, KubeBackend, KubeIo};
 use crate::backend::preflight;
 use crate::backend::reaper;
 use crate::log;
@@ -88,7 +88,7 @@ fn run_agent(ping: bool) -> super::Result {
         &[("version", log::LogValue::Str(env!("CARGO_PKG_VERSION")))],
         format_args!("Starting Woodpecker agent"),
     );
-    let settings = Settings::from_env(env, &os_hostname())?;
+    let settings = AgentConfig::from_env(env, &os_hostname())?;
     for line in settings.start_warnings(&env) {
         log::warn(format_args!("{line}"));
     }
@@ -97,8 +97,8 @@ fn run_agent(ping: bool) -> super::Result {
     // The agent label on every object this agent creates, what the start-up sweep removes and
     // the name of its Lease: the hostname, so run the agent with a stable one (a StatefulSet's
     // pod name, or WOODPECKER_HOSTNAME), and one per replica.
-    let backend_settings = lifecycle::Settings::from_lookup(&settings.hostname, env)?;
-    let reap = reaper::Settings::from_lookup(env)?;
+    let backend_settings = lifecycle::LifecycleSettings::from_lookup(&settings.hostname, env)?;
+    let reap = reaper::ReaperSettings::from_lookup(env)?;
     let kube_config = kube::Config::infer(&Overrides::default())?;
     rt.block_on(async move {
         let client = kube::Client::new(kube_config)?;
@@ -133,7 +133,7 @@ fn run_agent(ping: bool) -> super::Result {
         }
         let (base_ns, per_org) = (opts.namespace.clone(), opts.namespace_per_org);
         let (stop_backend, backend_shutdown) = shutdown::channel();
-        let kube = Kube::new(client);
+        let kube = KubeIo::new(client);
         let (backend, swept) = KubeBackend::start(kube.clone(), opts, backend_settings, backend_shutdown).await?;
         if swept > 0 {
             log::info(format_args!(
@@ -186,11 +186,11 @@ enum Held {
 async fn hold_lease(
     client: &kube::Client,
     opts: &Options,
-    settings: &Settings,
-    reap: &reaper::Settings,
+    settings: &AgentConfig,
+    reap: &reaper::ReaperSettings,
     shutdown: Shutdown,
 ) -> Result<Held, Box<dyn std::error::Error + Send + Sync>> {
-    let lease_opts = lease::Options {
+    let lease_opts = lease::LeaseOptions {
         namespace: opts.namespace.clone(),
         agent: settings.hostname.clone(),
         holder: reaper::Holder::Agent,

@@ -30,7 +30,7 @@ use crate::pipeline::yaml::{self, Workflow};
 use crate::pipeline::{RuntimeOptions, files, run_workflow, ulid};
 use crate::shutdown::{self, Shutdown};
 
-pub use args::{Args, parse_duration};
+pub use args::{ExecArgs, parse_duration};
 pub use output::{FlowStatus, Printer};
 
 /// One workflow of the run: what was written, and what becomes of it.
@@ -155,7 +155,7 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
 /// this machine (no images are pulled) with the workspace volume bound at `/woodpecker`.
 #[cfg(feature = "sim")]
 async fn embedded(
-    args: &Args,
+    args: &ExecArgs,
     plan: Vec<Planned>,
     printer: Arc<Printer>,
     cancel: Shutdown,
@@ -189,7 +189,7 @@ async fn embedded(
 
 #[cfg(not(feature = "sim"))]
 async fn embedded(
-    _args: &Args,
+    _args: &ExecArgs,
     _plan: Vec<Planned>,
     _printer: Arc<Printer>,
     _cancel: Shutdown,
@@ -218,7 +218,7 @@ fn hostname() -> String {
 /// a workflow whose required `depends_on` names no workflow of the run is left out, and so is
 /// what requires it. `getenv` reads the process environment (secrets not given with `--secret`).
 pub fn plan(
-    args: &Args,
+    args: &ExecArgs,
     getenv: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, Box<dyn std::error::Error + Send + Sync>> {
     let cwd = std::env::current_dir()?;
@@ -346,7 +346,7 @@ pub fn plan(
 
 /// The secrets a workflow names, from `--secret` or the environment; every `--secret` is known
 /// to the pipeline (and masked in logs), used or not.
-fn secrets_for(wf: &Workflow, args: &Args, getenv: &dyn Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
+fn secrets_for(wf: &Workflow, args: &ExecArgs, getenv: &dyn Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
     let mut secrets = BTreeMap::new();
     for name in compile::secret_names(wf) {
         let value = args
@@ -421,7 +421,7 @@ fn should_run(on_success: bool, on_failure: bool, statuses: &[FlowStatus]) -> bo
 pub async fn execute<B: Backend>(
     backend: Arc<B>,
     plan: Vec<Planned>,
-    args: &Args,
+    args: &ExecArgs,
     printer: Arc<Printer>,
     cancel: Shutdown,
 ) -> bool {

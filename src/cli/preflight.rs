@@ -35,7 +35,7 @@ PreflightOptions:
 
 /// What the user asked for: where to connect, and what to check.
 #[derive(Debug, Clone)]
-pub struct Args {
+pub struct PreflightArgs {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub options: PreflightOptions,
@@ -47,10 +47,10 @@ pub struct Args {
 pub fn parse(
     args: Vec<OsString>,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Args, Box<dyn StdError + Send + Sync>> {
+) -> Result<PreflightArgs, Box<dyn StdError + Send + Sync>> {
     use lexopt::prelude::*;
     let mut flags = Flags::default();
-    let mut out = Args {
+    let mut out = PreflightArgs {
         kubeconfig: None,
         context: None,
         options: PreflightOptions::default(),

@@ -9,7 +9,7 @@ use kube::Client;
 use sim::{ScriptRule, Sim};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::Options;
-use woodpecker_k8s_agent::backend::lifecycle::{self, Kube, KubeBackend};
+use woodpecker_k8s_agent::backend::lifecycle::{self, KubeBackend, KubeIo};
 
 use super::*;
 
@@ -30,8 +30,8 @@ fn kube_runner(sim: &Sim) -> Arc<PipelineRunner<KubeBackend>> {
 fn kube_runner_on(client: Client) -> Arc<PipelineRunner<KubeBackend>> {
     let vars: HashMap<&str, &str> = BACKEND_ENV.into_iter().collect();
     let opts = Options::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
-    let settings = lifecycle::Settings::from_lookup("e2e-agent", |_| None).unwrap();
-    let backend = KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never());
+    let settings = lifecycle::LifecycleSettings::from_lookup("e2e-agent", |_| None).unwrap();
+    let backend = KubeBackend::new(KubeIo::new(client), opts, settings, Shutdown::never());
     Arc::new(PipelineRunner::new(Arc::new(backend)))
 }
 

@@ -90,7 +90,7 @@ async fn payloads_with_every_nilable_field_null_or_every_optional_field_absent_r
         step["uuid"] = uuid(id, "build").into();
         // Without either, Woodpecker's runtime skips the step (as it did here: `skip build`).
         step["on_success"] = true.into();
-        server.state.push(proto::Workflow {
+        server.state.push(proto::WorkflowMessage {
             id: id.into(),
             timeout: 0,
             payload: Bytes::from(payload.to_string()),

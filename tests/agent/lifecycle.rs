@@ -600,11 +600,11 @@ async fn an_agent_reaps_what_a_killed_exec_left() {
 /// keeps the agent id.
 #[tokio::test]
 async fn a_holder_notices_a_takeover_and_a_release_keeps_the_agent_id() {
-    use woodpecker_k8s_agent::agent::lease::{self, Options};
+    use woodpecker_k8s_agent::agent::lease::{self, LeaseOptions};
     use woodpecker_k8s_agent::backend::reaper::Holder;
     let sim = crate::common::start_sim().await;
     let client = kube::Client::new(sim.kube_config()).unwrap();
-    let opts = |identity: &str| Options {
+    let opts = |identity: &str| LeaseOptions {
         namespace: NS.into(),
         agent: "agent-l".into(),
         holder: Holder::Agent,

@@ -287,8 +287,8 @@ fn b(msg: &str, n: u32) -> Bytes {
     Bytes::from(s(msg, n))
 }
 
-fn step_state() -> StepState {
-    StepState {
+fn step_state() -> StepStateMessage {
+    StepStateMessage {
         step_uuid: s("StepState", 1),
         started: 2007,
         finished: 3007,
@@ -325,8 +325,8 @@ fn filter() -> Filter {
     }
 }
 
-fn workflow() -> Workflow {
-    Workflow {
+fn workflow() -> WorkflowMessage {
+    WorkflowMessage {
         id: s("Workflow", 1),
         timeout: 2007,
         payload: b("Workflow", 3),

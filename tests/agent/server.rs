@@ -33,7 +33,7 @@ pub enum Call {
     Init(String, proto::WorkflowState),
     Wait(String),
     Extend(String),
-    Update(String, proto::StepState),
+    Update(String, proto::StepStateMessage),
     Log(Vec<proto::LogEntry>),
     Done(String, proto::WorkflowState),
 }
@@ -41,7 +41,7 @@ pub enum Call {
 #[derive(Default)]
 struct Inner {
     calls: Vec<Call>,
-    queue: VecDeque<proto::Workflow>,
+    queue: VecDeque<proto::WorkflowMessage>,
     canceled: BTreeSet<String>,
     done: BTreeSet<String>,
     running: BTreeSet<String>,
@@ -167,7 +167,7 @@ impl State {
         out
     }
 
-    pub fn push(&self, wf: proto::Workflow) {
+    pub fn push(&self, wf: proto::WorkflowMessage) {
         self.with(|i| i.queue.push_back(wf));
     }
 

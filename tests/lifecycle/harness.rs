@@ -10,7 +10,7 @@ use kube::Client;
 use serde_json::Value;
 use sim::{RecordedRequest, Sim};
 use woodpecker_k8s_agent::Shutdown;
-use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Limits, Settings};
+use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings, Limits};
 use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, State, Step};
 
 use crate::common;
@@ -57,7 +57,7 @@ pub fn backend_on(sim: &Sim, env: &[(&str, &str)]) -> KubeBackend {
 }
 
 /// As [`backend_on`], the settings changed by `tune`.
-pub fn backend_with(sim: &Sim, env: &[(&str, &str)], tune: impl FnOnce(&mut Settings)) -> KubeBackend {
+pub fn backend_with(sim: &Sim, env: &[(&str, &str)], tune: impl FnOnce(&mut LifecycleSettings)) -> KubeBackend {
     let vars: HashMap<String, String> = [("STOP_TIMEOUT", "2")]
         .iter()
         .chain(env)
@@ -65,13 +65,13 @@ pub fn backend_with(sim: &Sim, env: &[(&str, &str)], tune: impl FnOnce(&mut Sett
         .collect();
     let opts = Options::from_lookup(|k| vars.get(k).cloned()).expect("options");
     let client = Client::new(sim.kube_config()).expect("client");
-    let mut settings = Settings {
+    let mut settings = LifecycleSettings {
         agent: AGENT.into(),
         limits: limits(),
-        ..Settings::default()
+        ..LifecycleSettings::default()
     };
     tune(&mut settings);
-    KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never())
+    KubeBackend::new(KubeIo::new(client), opts, settings, Shutdown::never())
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use sim::{ScriptRule, Sim};
-use woodpecker_k8s_agent::backend::lifecycle::{Kube, KubeBackend, Settings};
+use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings};
 use woodpecker_k8s_agent::backend::options::Options as BackendOptions;
 use woodpecker_k8s_agent::backend::{Config, Step};
 use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
@@ -86,11 +86,11 @@ fn backend(sim: &Sim) -> Arc<KubeBackend> {
     let client = Client::new(sim.kube_config()).expect("client");
     let mut opts = BackendOptions::from_lookup(|_| None).expect("options");
     opts.storage_rwx = false;
-    let settings = Settings {
+    let settings = LifecycleSettings {
         agent: "pipeline-tests".into(),
         ..Default::default()
     };
-    Arc::new(KubeBackend::new(Kube::new(client), opts, settings, Shutdown::never()))
+    Arc::new(KubeBackend::new(KubeIo::new(client), opts, settings, Shutdown::never()))
 }
 
 fn compile(text: &str) -> Config {

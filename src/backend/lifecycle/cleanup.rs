@@ -7,8 +7,8 @@
 
 use std::collections::HashSet;
 
-use super::error::Error;
-use super::kubeio::Kube;
+use super::error::LifecycleError;
+use super::kubeio::KubeIo;
 use crate::backend::labels;
 use crate::backend::names::TASK_LABEL;
 use kube::types::{PersistentVolumeClaim, Pod, Resource, Secret, Service};
@@ -25,11 +25,11 @@ impl Failures {
         }
     }
 
-    pub fn into_result(self, what: impl Into<String>) -> Result<(), Error> {
+    pub fn into_result(self, what: impl Into<String>) -> Result<(), LifecycleError> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(Error::Cleanup {
+            Err(LifecycleError::Cleanup {
                 what: what.into(),
                 failures: self.0,
             })
@@ -43,14 +43,14 @@ fn object<K: Resource>(name: &str) -> String {
 }
 
 /// Deletes one object, recording a failure.
-pub async fn delete<K: Resource>(kube: &Kube, ns: &str, name: &str, grace: Option<i64>, out: &mut Failures) {
+pub async fn delete<K: Resource>(kube: &KubeIo, ns: &str, name: &str, grace: Option<i64>, out: &mut Failures) {
     out.record(object::<K>(name), kube.delete::<K>(ns, name, grace).await);
 }
 
 /// Deletes every object of kind `K` in `ns` (or every namespace when `ns` is `None`) matching
 /// `selector`, except those whose task label is in `keep`. Returns how many were deleted.
 async fn delete_labelled<K: Resource>(
-    kube: &Kube,
+    kube: &KubeIo,
     ns: Option<&str>,
     selector: &str,
     keep: &HashSet<String>,
@@ -100,7 +100,7 @@ pub fn now_unix() -> u64 {
 /// Keeps a failed step's pod for `ttl` seconds instead of deleting it: labels it with the time
 /// it may go and drops its ownerReference to the workflow's anchor, so neither the workflow's
 /// cleanup nor the garbage collector takes it. Its Secrets are deleted as usual.
-pub async fn keep_pod(kube: &Kube, ns: &str, pod: &str, ttl: i64) -> Result<u64, kube::Error> {
+pub async fn keep_pod(kube: &KubeIo, ns: &str, pod: &str, ttl: i64) -> Result<u64, kube::Error> {
     let until = now_unix() + ttl.max(0) as u64;
     let patch = serde_json::json!({"metadata": {
         "labels": {labels::KEPT_UNTIL_LABEL: until.to_string()},
@@ -112,7 +112,7 @@ pub async fn keep_pod(kube: &Kube, ns: &str, pod: &str, ttl: i64) -> Result<u64,
 
 /// Deletes this agent's kept pods whose time is up; returns how many were deleted and the
 /// earliest time a remaining one is due.
-pub async fn reap_kept(kube: &Kube, ns: Option<&str>, agent: &str) -> Result<(usize, Option<u64>), Error> {
+pub async fn reap_kept(kube: &KubeIo, ns: Option<&str>, agent: &str) -> Result<(usize, Option<u64>), LifecycleError> {
     let mut out = Failures::default();
     let selector = match labels::agent_selector(agent) {
         Some(s) => format!("{s},{}", labels::KEPT_UNTIL_LABEL),
@@ -159,7 +159,7 @@ pub struct WorkflowObjects<'a> {
 /// Deletes the anchor (its dependents follow by garbage collection), the volume, then every pod
 /// and Secret still labelled with the task, as a belt-and-braces for clusters whose garbage
 /// collector is slow or absent.
-pub async fn destroy_workflow(kube: &Kube, w: WorkflowObjects<'_>) -> Result<(), Error> {
+pub async fn destroy_workflow(kube: &KubeIo, w: WorkflowObjects<'_>) -> Result<(), LifecycleError> {
     let mut out = Failures::default();
     let ns = w.namespace;
     let selector = labels::task_selector(w.task);
@@ -181,7 +181,12 @@ pub async fn destroy_workflow(kube: &Kube, w: WorkflowObjects<'_>) -> Result<(),
 
 /// Deletes every object labelled with this agent whose task is not in `running`, in `ns` (or in
 /// every namespace with `None`, for namespace-per-organisation). Returns how many were deleted.
-pub async fn sweep(kube: &Kube, ns: Option<&str>, agent: &str, running: &HashSet<String>) -> Result<usize, Error> {
+pub async fn sweep(
+    kube: &KubeIo,
+    ns: Option<&str>,
+    agent: &str,
+    running: &HashSet<String>,
+) -> Result<usize, LifecycleError> {
     let mut out = Failures::default();
     let Some(selector) = labels::agent_selector(agent) else {
         return Ok(0); // without an agent id nothing tells our objects from other agents'

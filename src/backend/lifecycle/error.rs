@@ -7,7 +7,7 @@ use std::fmt;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug)]
-pub enum Error {
+pub enum LifecycleError {
     /// The workflow has no step, so there is no namespace to run in.
     NoSteps { task: String },
     /// An object of the workflow could not be built from its definition.
@@ -29,29 +29,29 @@ pub enum Error {
     },
 }
 
-impl Error {
+impl LifecycleError {
     pub fn kube(action: impl Into<String>, source: kube::Error) -> Self {
-        Error::Kube {
+        LifecycleError::Kube {
             action: action.into(),
             source,
         }
     }
 }
 
-impl fmt::Display for Error {
+impl fmt::Display for LifecycleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NoSteps { task } => write!(f, "workflow {task} has no steps"),
-            Error::Build { what, .. } => write!(f, "build {what}"),
-            Error::Kube { action, .. } => f.write_str(action),
-            Error::UnknownStep { step, task } => {
+            LifecycleError::NoSteps { task } => write!(f, "workflow {task} has no steps"),
+            LifecycleError::Build { what, .. } => write!(f, "build {what}"),
+            LifecycleError::Kube { action, .. } => f.write_str(action),
+            LifecycleError::UnknownStep { step, task } => {
                 write!(f, "step {step} of workflow {task} was not started by this agent")
             }
-            Error::LogTaken { step } => write!(f, "the log of step {step} is already being read"),
-            Error::Shutdown { step } => write!(f, "step {step}: the agent is shutting down"),
-            Error::Holder { pod, why } => write!(f, "workspace holder pod {pod} did not start: {why}"),
+            LifecycleError::LogTaken { step } => write!(f, "the log of step {step} is already being read"),
+            LifecycleError::Shutdown { step } => write!(f, "step {step}: the agent is shutting down"),
+            LifecycleError::Holder { pod, why } => write!(f, "workspace holder pod {pod} did not start: {why}"),
             // The one place a message carries causes: there are several and `source()` holds one.
-            Error::Cleanup { what, failures } => {
+            LifecycleError::Cleanup { what, failures } => {
                 write!(f, "{what}: {} object(s) not deleted", failures.len())?;
                 for (object, err) in failures {
                     write!(f, "; {object}: {err}")?;
@@ -62,11 +62,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
+impl std::error::Error for LifecycleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Build { source, .. } => Some(source.as_ref()),
-            Error::Kube { source, .. } => Some(source),
+            LifecycleError::Build { source, .. } => Some(source.as_ref()),
+            LifecycleError::Kube { source, .. } => Some(source),
             _ => None,
         }
     }

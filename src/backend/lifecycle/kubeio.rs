@@ -21,13 +21,13 @@ use kube::{Client, Error};
 const WATCH_ERROR_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
-pub struct Kube {
+pub struct KubeIo {
     client: Client,
 }
 
-impl Kube {
+impl KubeIo {
     pub fn new(client: Client) -> Self {
-        Kube { client }
+        KubeIo { client }
     }
 
     pub fn client(&self) -> &Client {

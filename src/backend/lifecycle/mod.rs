@@ -32,10 +32,10 @@ use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
 pub use classify::{Limits, Verdict, Why, classify};
-pub use error::Error;
-pub use kubeio::Kube;
+pub use error::LifecycleError;
+pub use kubeio::KubeIo;
 pub use podwatch::{Input, PodWatch, Seen};
-pub use settings::{Settings, SettingsError};
+pub use settings::{LifecycleSettings, SettingsError};
 
 use super::names::{self, TASK_LABEL};
 use super::options::Options;
@@ -43,15 +43,15 @@ use super::pod::PodContext;
 use super::{Config, LogLines, State, Step};
 use crate::Shutdown;
 use kube::types::{Namespace, Pod, Service};
-use registry::{Registry, StepRun, Workflow};
+use registry::{Registry, RunningWorkflow, StepRun};
 
 /// How long `destroy_workflow` waits for its steps' followers to see their pods go.
 const FOLLOWERS_STOP: Duration = Duration::from_secs(10);
 
 pub struct KubeBackend {
-    kube: Kube,
+    kube: KubeIo,
     opts: Options,
-    settings: Settings,
+    settings: LifecycleSettings,
     shutdown: Shutdown,
     registry: Mutex<Registry>,
     /// The shared watches and the step followers. Dropping the backend aborts them.
@@ -62,7 +62,7 @@ pub struct KubeBackend {
 
 impl KubeBackend {
     /// A backend with no watch yet (one starts per namespace on first use).
-    pub fn new(kube: Kube, opts: Options, settings: Settings, shutdown: Shutdown) -> Self {
+    pub fn new(kube: KubeIo, opts: Options, settings: LifecycleSettings, shutdown: Shutdown) -> Self {
         KubeBackend {
             kube,
             opts,
@@ -76,11 +76,11 @@ impl KubeBackend {
 
     /// [`KubeBackend::new`], then [`KubeBackend::sweep`]: returns how many leftovers went.
     pub async fn start(
-        kube: Kube,
+        kube: KubeIo,
         opts: Options,
-        settings: Settings,
+        settings: LifecycleSettings,
         shutdown: Shutdown,
-    ) -> Result<(Self, usize), Error> {
+    ) -> Result<(Self, usize), LifecycleError> {
         let backend = Self::new(kube, opts, settings, shutdown);
         let swept = backend.sweep().await?;
         Ok((backend, swept))
@@ -88,7 +88,7 @@ impl KubeBackend {
 
     /// Deletes every object carrying this agent's label whose workflow is not running here
     /// (at start-up: everything an earlier run of this agent left behind).
-    pub async fn sweep(&self) -> Result<usize, Error> {
+    pub async fn sweep(&self) -> Result<usize, LifecycleError> {
         if self.settings.agent.is_empty() {
             return Ok(0);
         }
@@ -186,34 +186,34 @@ impl KubeBackend {
     }
 
     /// Namespace-per-organisation: the namespace must exist (GET, then create if missing).
-    async fn ensure_namespace(&self, org_id: i64) -> Result<(), Error> {
+    async fn ensure_namespace(&self, org_id: i64) -> Result<(), LifecycleError> {
         let Some(obj) = super::namespace::org_namespace(&self.opts, org_id, &self.settings.agent) else {
             return Ok(());
         };
         let ns = obj.metadata.name.clone();
         let found = self.kube.get_opt::<Namespace>(None, &ns).await;
         if found
-            .map_err(|e| Error::kube(format!("get namespace {ns}"), e))?
+            .map_err(|e| LifecycleError::kube(format!("get namespace {ns}"), e))?
             .is_some()
         {
             return Ok(());
         }
         match self.kube.create_cluster(&obj).await {
-            Err(e) if !e.is_already_exists() => Err(Error::kube(format!("create namespace {ns}"), e)),
+            Err(e) if !e.is_already_exists() => Err(LifecycleError::kube(format!("create namespace {ns}"), e)),
             _ => Ok(()),
         }
     }
 
     /// Creates the workspace holder pod (`WORKSPACE_EMPTYDIR`) and waits, up to the start
     /// timeout, until it runs: its node and uid say where the steps find the workspace.
-    async fn start_holder(&self, ns: &str, holder: &Pod) -> Result<(String, String), Error> {
+    async fn start_holder(&self, ns: &str, holder: &Pod) -> Result<(String, String), LifecycleError> {
         let name = holder.metadata.name.clone();
         let mut seen = self.watch_for(ns).register(&name);
         let created = match self.kube.create(ns, holder).await {
             Ok(p) => p,
             // A retried setup: the one already there.
             Err(e) if e.is_already_exists() => Pod::default(),
-            Err(e) => return Err(Error::kube(format!("create pod {name}"), e)),
+            Err(e) => return Err(LifecycleError::kube(format!("create pod {name}"), e)),
         };
         let running = |s: &Seen| {
             s.pod().is_some_and(|p| {
@@ -243,7 +243,7 @@ impl KubeBackend {
                         _ => None,
                     }
                 });
-                return Err(Error::Holder {
+                return Err(LifecycleError::Holder {
                     pod: name,
                     why: why.unwrap_or_else(|| format!("not running after {}s", limit.as_secs())),
                 });
@@ -269,7 +269,7 @@ impl KubeBackend {
             .unwrap()
             .workflows
             .entry(task.to_string())
-            .or_insert_with(|| Workflow::new(ctx.clone()))
+            .or_insert_with(|| RunningWorkflow::new(ctx.clone()))
             .steps
             .insert(step.uuid.clone(), run);
         self.tasks.lock().unwrap().spawn(async move {
@@ -281,9 +281,12 @@ impl KubeBackend {
         });
     }
 
-    async fn create<K: kube::types::Resource>(&self, ns: &str, obj: &K) -> Result<K, Error> {
+    async fn create<K: kube::types::Resource>(&self, ns: &str, obj: &K) -> Result<K, LifecycleError> {
         let action = || format!("create {} {}", K::KIND.to_lowercase(), obj.meta().name);
-        self.kube.create(ns, obj).await.map_err(|e| Error::kube(action(), e))
+        self.kube
+            .create(ns, obj)
+            .await
+            .map_err(|e| LifecycleError::kube(action(), e))
     }
 }
 
@@ -291,8 +294,8 @@ fn first_step(conf: &Config) -> Option<&Step> {
     conf.stages.iter().flat_map(|s| &s.steps).next()
 }
 
-fn build(what: String) -> impl FnOnce(super::pod::BuildError) -> Error {
-    move |e| Error::Build {
+fn build(what: String) -> impl FnOnce(super::pod::BuildError) -> LifecycleError {
+    move |e| LifecycleError::Build {
         what,
         source: Box::new(e),
     }
@@ -300,7 +303,7 @@ fn build(what: String) -> impl FnOnce(super::pod::BuildError) -> Error {
 
 impl super::Backend for KubeBackend {
     async fn setup_workflow(&self, conf: &Config, task: &str) -> Result<(), super::Error> {
-        let first = first_step(conf).ok_or_else(|| Error::NoSteps { task: task.to_string() })?;
+        let first = first_step(conf).ok_or_else(|| LifecycleError::NoSteps { task: task.to_string() })?;
         let mut ctx = self.context(task, first.org_id);
         let ns = ctx.namespace.clone();
         self.ensure_namespace(first.org_id).await?;
@@ -323,7 +326,7 @@ impl super::Backend for KubeBackend {
                     .find(|s| s.metadata.name == name)
                     .unwrap_or(svc)
             }
-            Err(e) => return Err(Error::kube(format!("create service {}", svc.metadata.name), e).into()),
+            Err(e) => return Err(LifecycleError::kube(format!("create service {}", svc.metadata.name), e).into()),
         };
         ctx.anchor = (!svc.metadata.uid.is_empty()).then(|| super::service::owner_ref(&svc));
         if let Some(holder) = super::volume::workspace_holder(conf, &self.opts, &ctx)
@@ -333,7 +336,7 @@ impl super::Backend for KubeBackend {
             ctx.workspace_dir = super::volume::holder_dir(&self.opts, &uid);
             ctx.colocation = super::affinity::Colocation::Node(node);
         }
-        let mut wf = Workflow::new(ctx.clone());
+        let mut wf = RunningWorkflow::new(ctx.clone());
         if let Some(pvc) = super::volume::workflow_pvc(conf, &self.opts, &ctx)
             .map_err(build(format!("the volume of workflow {task}")))?
         {
@@ -341,7 +344,9 @@ impl super::Backend for KubeBackend {
             self.registry.lock().unwrap().workflows.insert(task.to_string(), wf);
             match self.kube.create(&ns, &pvc).await {
                 Err(e) if !e.is_already_exists() => {
-                    return Err(Error::kube(format!("create persistentvolumeclaim {}", pvc.metadata.name), e).into());
+                    return Err(
+                        LifecycleError::kube(format!("create persistentvolumeclaim {}", pvc.metadata.name), e).into(),
+                    );
                 }
                 _ => {}
             }
@@ -396,14 +401,14 @@ impl super::Backend for KubeBackend {
             let wf = reg
                 .workflows
                 .entry(task.to_string())
-                .or_insert_with(|| Workflow::new(ctx.clone()));
+                .or_insert_with(|| RunningWorkflow::new(ctx.clone()));
             wf.steps.insert(step.uuid.clone(), run);
             wf.volume.clone()
         };
         for secret in &secrets {
             match self.kube.create(&ns, secret).await {
                 Err(e) if !e.is_already_exists() => {
-                    return Err(Error::kube(format!("create secret {}", secret.metadata.name), e).into());
+                    return Err(LifecycleError::kube(format!("create secret {}", secret.metadata.name), e).into());
                 }
                 _ => {}
             }
@@ -431,7 +436,7 @@ impl super::Backend for KubeBackend {
     async fn tail_step(&self, step: &Step, task: &str) -> Result<LogLines, super::Error> {
         let mut reg = self.registry.lock().unwrap();
         let run = reg.step_mut(task, &step.uuid).ok_or_else(|| unknown(step, task))?;
-        Ok(run.logs.take().ok_or_else(|| Error::LogTaken {
+        Ok(run.logs.take().ok_or_else(|| LifecycleError::LogTaken {
             step: step.name.clone(),
         })?)
     }
@@ -439,7 +444,7 @@ impl super::Backend for KubeBackend {
     async fn wait_step(&self, step: &Step, task: &str) -> Result<State, super::Error> {
         let outcome = self.registry.lock().unwrap().outcome(task, &step.uuid);
         let mut outcome = outcome.ok_or_else(|| unknown(step, task))?;
-        let shutdown = || Error::Shutdown {
+        let shutdown = || LifecycleError::Shutdown {
             step: step.name.clone(),
         };
         let done = outcome.wait_for(|o| o.is_some()).await.map_err(|_| shutdown())?;
@@ -467,7 +472,7 @@ impl super::Backend for KubeBackend {
             // Never started here (or destroyed twice): delete by name anyway, NotFound is fine.
             None => {
                 let ctx = self.context(task, step.org_id);
-                let pod = names::pod_name(step).map_err(|e| Error::Build {
+                let pod = names::pod_name(step).map_err(|e| LifecycleError::Build {
                     what: format!("the pod name of step {}", step.name),
                     source: Box::new(e),
                 })?;
@@ -535,8 +540,8 @@ impl super::Backend for KubeBackend {
     }
 }
 
-fn unknown(step: &Step, task: &str) -> Error {
-    Error::UnknownStep {
+fn unknown(step: &Step, task: &str) -> LifecycleError {
+    LifecycleError::UnknownStep {
         step: step.name.clone(),
         task: task.to_string(),
     }

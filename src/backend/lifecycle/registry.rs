@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use tokio::sync::watch;
 
 use super::podwatch::{PodWatch, Seen};
-use super::step::Outcome;
+use super::step::StepOutcome;
 use crate::backend::affinity::Colocation;
 use crate::backend::options::Options;
 use crate::backend::pod::PodContext;
@@ -20,10 +20,10 @@ pub struct Registry {
     /// One shared pod watch per namespace.
     pub watches: HashMap<String, Arc<PodWatch>>,
     /// By task id.
-    pub workflows: HashMap<String, Workflow>,
+    pub workflows: HashMap<String, RunningWorkflow>,
     /// The outcomes of recently destroyed workflows' steps, by task and step uuid: the runtime
     /// waits for detached steps and services in the background, possibly after DestroyWorkflow.
-    ended: VecDeque<(String, HashMap<String, watch::Receiver<Outcome>>)>,
+    ended: VecDeque<(String, HashMap<String, watch::Receiver<StepOutcome>>)>,
 }
 
 /// How many destroyed workflows keep their steps' outcomes for late `wait_step` calls.
@@ -35,7 +35,7 @@ impl Registry {
     }
 
     /// A step's outcome, while its workflow runs or shortly after it was destroyed.
-    pub fn outcome(&self, task: &str, uuid: &str) -> Option<watch::Receiver<Outcome>> {
+    pub fn outcome(&self, task: &str, uuid: &str) -> Option<watch::Receiver<StepOutcome>> {
         if let Some(run) = self.workflows.get(task).and_then(|w| w.steps.get(uuid)) {
             return Some(run.outcome.clone());
         }
@@ -44,7 +44,7 @@ impl Registry {
     }
 
     /// Removes a workflow, keeping its steps' outcomes for a while.
-    pub fn end(&mut self, task: &str) -> Option<Workflow> {
+    pub fn end(&mut self, task: &str) -> Option<RunningWorkflow> {
         let wf = self.workflows.remove(task)?;
         let outcomes = wf.steps.iter().map(|(u, r)| (u.clone(), r.outcome.clone())).collect();
         if self.ended.len() == ENDED_KEPT {
@@ -55,7 +55,7 @@ impl Registry {
     }
 }
 
-pub struct Workflow {
+pub struct RunningWorkflow {
     ctx: PodContext,
     /// The workspace PVC, if the workflow has one.
     pub volume: Option<String>,
@@ -63,9 +63,9 @@ pub struct Workflow {
     pub steps: HashMap<String, StepRun>,
 }
 
-impl Workflow {
+impl RunningWorkflow {
     pub fn new(ctx: PodContext) -> Self {
-        Workflow {
+        RunningWorkflow {
             ctx,
             volume: None,
             steps: HashMap::new(),
@@ -103,7 +103,7 @@ pub struct StepRun {
     pub deleted: Arc<AtomicBool>,
     /// Handed out once, by `tail_step`.
     pub logs: Option<LogLines>,
-    pub outcome: watch::Receiver<Outcome>,
+    pub outcome: watch::Receiver<StepOutcome>,
     /// The pod as the shared watch sees it (for the pinned node).
     pub seen: watch::Receiver<Seen>,
 }
@@ -116,7 +116,7 @@ impl StepRun {
         secrets: Vec<String>,
         seen: watch::Receiver<Seen>,
         log_buffer: usize,
-    ) -> (StepRun, LogSender, watch::Sender<Outcome>) {
+    ) -> (StepRun, LogSender, watch::Sender<StepOutcome>) {
         let (log_tx, log_rx) = log_channel(log_buffer);
         let (outcome_tx, outcome_rx) = watch::channel(None);
         let run = StepRun {

@@ -5,7 +5,7 @@ use super::classify::Limits;
 
 /// What the lifecycle needs beyond Woodpecker's options.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct LifecycleSettings {
     /// This agent's id: the value of the agent label on every object, the watch's selector and
     /// what the start-up sweep deletes. Must be unique per agent and stable across restarts.
     pub agent: String,
@@ -18,9 +18,9 @@ pub struct Settings {
     pub log_idle: std::time::Duration,
 }
 
-impl Default for Settings {
+impl Default for LifecycleSettings {
     fn default() -> Self {
-        Settings {
+        LifecycleSettings {
             agent: String::new(),
             limits: Limits::default(),
             workflow_timeout_secs: None,
@@ -55,10 +55,13 @@ impl std::fmt::Display for SettingsError {
 
 impl std::error::Error for SettingsError {}
 
-impl Settings {
+impl LifecycleSettings {
     /// The settings for agent `agent`, the limits read through `lookup` (the process env, or a
     /// map in tests); unset variables keep the defaults.
-    pub fn from_lookup(agent: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+    pub fn from_lookup(
+        agent: &str,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<LifecycleSettings, SettingsError> {
         // The one options table parses them, as it does for `--backend-k8s-start-timeout`.
         let (start_timeout, grace) = crate::backend::Options::start_limits(&lookup).map_err(|e| {
             let var = if e.var == START_GRACE_VAR {
@@ -71,22 +74,22 @@ impl Settings {
                 value: lookup(var).unwrap_or_default(),
             }
         })?;
-        Ok(Settings {
+        Ok(LifecycleSettings {
             agent: agent.to_string(),
             limits: Limits { start_timeout, grace },
-            ..Settings::default()
+            ..LifecycleSettings::default()
         })
     }
 
     /// The settings for agent `agent` with the limits of `opts` (flags included).
-    pub fn from_options(agent: &str, opts: &crate::backend::Options) -> Settings {
-        Settings {
+    pub fn from_options(agent: &str, opts: &crate::backend::Options) -> LifecycleSettings {
+        LifecycleSettings {
             agent: agent.to_string(),
             limits: Limits {
                 start_timeout: opts.start_timeout,
                 grace: opts.start_grace,
             },
-            ..Settings::default()
+            ..LifecycleSettings::default()
         }
     }
 }
@@ -103,24 +106,25 @@ mod tests {
             START_GRACE_VAR => Some("45".to_string()),
             _ => None,
         };
-        let s = Settings::from_lookup("a1", env).unwrap();
+        let s = LifecycleSettings::from_lookup("a1", env).unwrap();
         assert_eq!(s.agent, "a1");
         assert_eq!(s.limits.start_timeout, Duration::from_secs(600));
         assert_eq!(s.limits.grace, Duration::from_secs(45));
-        let d = Settings::from_lookup("a1", |_| None).unwrap();
+        let d = LifecycleSettings::from_lookup("a1", |_| None).unwrap();
         assert_eq!(d.limits, Limits::default());
     }
 
     #[test]
     fn a_bad_duration_names_the_variable() {
-        let err = Settings::from_lookup("a", |k| (k == START_GRACE_VAR).then(|| "soon".to_string())).unwrap_err();
+        let err =
+            LifecycleSettings::from_lookup("a", |k| (k == START_GRACE_VAR).then(|| "soon".to_string())).unwrap_err();
         assert_eq!(err.var, START_GRACE_VAR);
         assert!(
             err.to_string()
                 .starts_with("WOODPECKER_BACKEND_K8S_START_GRACE=\"soon\""),
             "{err}"
         );
-        let grace = |v: &str| Settings::from_lookup("a", |k| (k == START_GRACE_VAR).then(|| v.to_string()));
+        let grace = |v: &str| LifecycleSettings::from_lookup("a", |k| (k == START_GRACE_VAR).then(|| v.to_string()));
         assert_eq!(grace("2h").unwrap().limits.grace, Duration::from_secs(7200));
         assert_eq!(grace("1m30s").unwrap().limits.grace, Duration::from_secs(90));
         assert!(grace("1d").is_err() && grace("m").is_err() && grace("-5s").is_err());

@@ -13,7 +13,7 @@ use tokio::time::{Duration, timeout};
 
 use super::classify::{Verdict, Why, infra_reason, is_infra};
 use super::follow::{Follower, Wake};
-use super::kubeio::Kube;
+use super::kubeio::KubeIo;
 use super::pending::PendingLog;
 use super::podwatch::Seen;
 use crate::Shutdown;
@@ -38,10 +38,10 @@ enum LogEnd {
 }
 
 /// The step's result once known: `Some(None)` when the agent stopped before it was.
-pub type Outcome = Option<Option<State>>;
+pub type StepOutcome = Option<Option<State>>;
 
 pub struct StepTask {
-    pub kube: Kube,
+    pub kube: KubeIo,
     pub namespace: String,
     pub pod: String,
     pub container: String,
@@ -59,7 +59,7 @@ pub struct StepTask {
     /// in the step log and the agent log). A log that still moves is never cut: the kubelet
     /// ends it.
     pub log_idle: Duration,
-    pub outcome: watch::Sender<Outcome>,
+    pub outcome: watch::Sender<StepOutcome>,
     pub shutdown: Shutdown,
 }
 

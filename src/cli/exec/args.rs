@@ -35,7 +35,7 @@ Options:
 ";
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Args {
+pub struct ExecArgs {
     pub path: Option<PathBuf>,
     pub embedded: bool,
     pub dry_run: bool,
@@ -56,9 +56,9 @@ pub struct Args {
     pub help: bool,
 }
 
-impl Default for Args {
+impl Default for ExecArgs {
     fn default() -> Self {
-        Args {
+        ExecArgs {
             path: None,
             embedded: false,
             dry_run: false,
@@ -117,9 +117,9 @@ fn pair(flag: &str, v: String) -> Result<(String, String), String> {
     }
 }
 
-pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
+pub fn parse(args: Vec<OsString>) -> Result<ExecArgs, String> {
     use lexopt::prelude::*;
-    let mut out = Args::default();
+    let mut out = ExecArgs::default();
     let mut p = lexopt::Parser::from_args(args);
     let string = |v: Result<OsString, lexopt::Error>, flag: &str| -> Result<String, String> {
         v.map_err(|e| e.to_string())?
@@ -170,7 +170,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Args, String> {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Result<Args, String> {
+    fn args(list: &[&str]) -> Result<ExecArgs, String> {
         parse(list.iter().map(OsString::from).collect())
     }
 

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use super::{Args, Planned, Printer, execute};
-use crate::backend::lifecycle::{Kube, KubeBackend, Settings};
+use super::{ExecArgs, Planned, Printer, execute};
+use crate::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings};
 use crate::backend::options::Options;
 use crate::pipeline::ulid;
 use crate::shutdown::{self, Shutdown};
@@ -18,7 +18,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Runs on the cluster resolved as kubectl does (`--kubeconfig`, `--context`, `$KUBECONFIG`,
 /// `~/.kube/config`, in-cluster).
 pub async fn on_cluster(
-    args: &Args,
+    args: &ExecArgs,
     plan: Vec<Planned>,
     printer: Arc<Printer>,
     cancel: Shutdown,
@@ -33,7 +33,7 @@ pub async fn on_cluster(
 }
 
 /// The backend options: Woodpecker's `WOODPECKER_BACKEND_K8S_*` variables, then our flags.
-pub fn backend_options(args: &Args, single_node: bool) -> Result<Options, BoxError> {
+pub fn backend_options(args: &ExecArgs, single_node: bool) -> Result<Options, BoxError> {
     let mut opts = Options::from_lookup(|k| std::env::var(k).ok())?;
     if let Some(ns) = &args.namespace {
         opts.namespace = ns.clone();
@@ -50,7 +50,7 @@ pub fn backend_options(args: &Args, single_node: bool) -> Result<Options, BoxErr
 pub async fn with_config(
     config: Config,
     single_node: bool,
-    args: &Args,
+    args: &ExecArgs,
     plan: Vec<Planned>,
     printer: Arc<Printer>,
     cancel: Shutdown,
@@ -59,11 +59,11 @@ pub async fn with_config(
     let opts = backend_options(args, single_node)?;
     // A fresh agent id per run: it labels every object, and no other run sweeps them.
     let agent = format!("exec-{}", ulid::new().to_lowercase());
-    let mut settings = Settings::from_lookup(&agent, env)?;
+    let mut settings = LifecycleSettings::from_lookup(&agent, env)?;
     settings.workflow_timeout_secs = Some(args.timeout.as_secs() as i64);
     let client = Client::new(config)?;
     let (stop, backend_shutdown) = shutdown::channel();
-    let kube = Kube::new(client.clone());
+    let kube = KubeIo::new(client.clone());
     let lease = super::lease::hold(&kube, &opts, &agent, backend_shutdown.clone()).await;
     let backend = Arc::new(KubeBackend::new(kube, opts, settings, backend_shutdown));
     let ok = execute(backend, plan, args, printer, cancel).await;

@@ -5,22 +5,22 @@
 use std::sync::Arc;
 
 use crate::agent::lease::{self, Held};
-use crate::backend::lifecycle::Kube;
+use crate::backend::lifecycle::KubeIo;
 use crate::backend::options::Options;
 use crate::backend::reaper::{self, Holder, Reaper};
 use crate::shutdown::Shutdown;
 
 /// Takes the run's Lease and starts renewing it and reaping, both until `stop`. `None` (with a
 /// warning) when the cluster refuses Leases: the run goes on unprotected.
-pub async fn hold(kube: &Kube, opts: &Options, agent: &str, stop: Shutdown) -> Option<Arc<Held>> {
-    let settings = match reaper::Settings::from_lookup(|k| std::env::var(k).ok()) {
+pub async fn hold(kube: &KubeIo, opts: &Options, agent: &str, stop: Shutdown) -> Option<Arc<Held>> {
+    let settings = match reaper::ReaperSettings::from_lookup(|k| std::env::var(k).ok()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("warning: {e}; using the default lease timings");
-            reaper::Settings::default()
+            reaper::ReaperSettings::default()
         }
     };
-    let opts_lease = lease::Options {
+    let opts_lease = lease::LeaseOptions {
         namespace: opts.namespace.clone(),
         agent: agent.to_string(),
         holder: Holder::Exec,
