@@ -15,7 +15,7 @@ use kube::params::LogParams;
 use sim::{RecordedRequest, ScriptRule, Sim, SimConfig};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings};
-use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, Step};
+use woodpecker_k8s_agent::backend::{Backend, Options, Stage, Step, WorkflowConfig};
 
 const NS: &str = "woodpecker";
 const STEPS: usize = 20;
@@ -38,11 +38,11 @@ fn volume(task: &str) -> String {
     format!("wp_01jbenchvolume_{task}_default")
 }
 
-fn workflow(task: &str, steps: &[Step]) -> Config {
-    Config {
+fn workflow(task: &str, steps: &[Step]) -> WorkflowConfig {
+    WorkflowConfig {
         stages: steps.iter().map(|s| Stage { steps: vec![s.clone()] }).collect(),
         volume: volume(task),
-        ..Config::default()
+        ..WorkflowConfig::default()
     }
 }
 

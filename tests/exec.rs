@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use woodpecker_k8s_agent::backend::Config;
+use woodpecker_k8s_agent::backend::WorkflowConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_woodpecker-k8s-agent");
 
@@ -26,20 +26,20 @@ fn exec(args: &[&str], dir: &Path) -> Output {
 }
 
 /// Runs `exec --dry-run` and decodes the JSON documents it prints.
-fn dry_run(args: &[&str]) -> (Vec<Config>, String) {
+fn dry_run(args: &[&str]) -> (Vec<WorkflowConfig>, String) {
     let mut all = vec!["--dry-run"];
     all.extend_from_slice(args);
     let out = exec(&all, Path::new(env!("CARGO_MANIFEST_DIR")));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "exec {all:?} failed: {stderr}");
     let configs = serde_json::Deserializer::from_slice(&out.stdout)
-        .into_iter::<Config>()
+        .into_iter::<WorkflowConfig>()
         .collect::<Result<Vec<_>, _>>()
         .expect("stdout is backend JSON");
     (configs, stderr)
 }
 
-fn shape(c: &Config) -> Vec<Vec<&str>> {
+fn shape(c: &WorkflowConfig) -> Vec<Vec<&str>> {
     c.stages
         .iter()
         .map(|s| s.steps.iter().map(|s| s.name.as_str()).collect())
@@ -147,7 +147,7 @@ fn event_flag_selects_steps_and_secrets_come_from_the_environment() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let c: Config = serde_json::from_slice(&out.stdout).unwrap();
+    let c: WorkflowConfig = serde_json::from_slice(&out.stdout).unwrap();
     let publish = &c.stages[2].steps[0];
     assert_eq!((publish.name.as_str(), publish.type_.as_str()), ("publish", "plugin"));
     assert_eq!(publish.environment["PLUGIN_TOKEN"], "********");

@@ -10,7 +10,7 @@ mod pending;
 use std::time::Duration;
 
 use sim::{FaultReply, RequestMatch, ScriptRule, Times};
-use woodpecker_k8s_agent::backend::{Backend, Config, Stage};
+use woodpecker_k8s_agent::backend::{Backend, Stage, WorkflowConfig};
 
 use harness::*;
 
@@ -229,10 +229,10 @@ async fn many_parallel_steps_share_one_watch() {
             let steps: Vec<_> = (0..5)
                 .map(|i| step(&format!("s{i}"), &format!("t/exit{i}"), &task))
                 .collect();
-            let conf = Config {
+            let conf = WorkflowConfig {
                 stages: vec![Stage { steps: steps.clone() }],
                 volume: volume(&task),
-                ..Config::default()
+                ..WorkflowConfig::default()
             };
             b.setup_workflow(&conf, &task).await.unwrap();
             let mut parallel = tokio::task::JoinSet::new();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::{Value, json};
-use woodpecker_k8s_agent::backend::Config;
+use woodpecker_k8s_agent::backend::WorkflowConfig;
 use woodpecker_k8s_agent::go;
 
 use crate::common::gomarshal::{FIELDS, Go, fields_of, marshal_config};
@@ -63,12 +63,12 @@ fn each_object(config: &mut Value, owner: &str, f: &mut dyn FnMut(&mut serde_jso
     walk(config, Go::Struct("Config"), owner, f);
 }
 
-fn decode(v: &Value) -> Config {
+fn decode(v: &Value) -> WorkflowConfig {
     go::json::from_slice(v.to_string().as_bytes()).unwrap_or_else(|e| panic!("decode {v}: {e}"))
 }
 
 /// Our encoding, as JSON, to compare what was decoded.
-fn encoded(c: &Config) -> Value {
+fn encoded(c: &WorkflowConfig) -> Value {
     serde_json::to_value(c).unwrap()
 }
 
@@ -161,7 +161,7 @@ fn go_writes_null_for_nil_slices_and_we_decode_it() {
     let text = go_minimal();
     assert!(text.contains(r#""secrets":null"#), "{text}");
     assert!(text.contains(r#""aliases":null"#), "{text}");
-    let conf: Config = go::json::from_slice(text.as_bytes()).expect("a Go server's payload decodes");
+    let conf: WorkflowConfig = go::json::from_slice(text.as_bytes()).expect("a Go server's payload decodes");
     assert!(conf.secrets.is_empty());
     assert_eq!(conf.stages[0].steps[0].commands, ["echo hi"]);
 }

@@ -86,7 +86,7 @@ pub struct WorkflowMessage {
     /// Minutes; 0 means the agent's default (60).
     #[prost(int64, tag = "2")]
     pub timeout: i64,
-    /// JSON of `backend::Config`.
+    /// JSON of `backend::WorkflowConfig`.
     #[prost(bytes = "bytes", tag = "3")]
     pub payload: Bytes,
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::workflow::{WorkflowEnd, WorkflowRunner};
 use crate::Shutdown;
-use crate::backend::{Backend, Config};
+use crate::backend::{Backend, WorkflowConfig};
 use crate::pipeline::trace::Tracer;
 use crate::pipeline::{RuntimeOptions, run_workflow};
 
@@ -25,7 +25,7 @@ impl<B: Backend> PipelineRunner<B> {
 }
 
 impl<B: Backend> WorkflowRunner for PipelineRunner<B> {
-    async fn run(&self, conf: Config, task: String, tracer: Arc<dyn Tracer>, cancel: Shutdown) -> WorkflowEnd {
+    async fn run(&self, conf: WorkflowConfig, task: String, tracer: Arc<dyn Tracer>, cancel: Shutdown) -> WorkflowEnd {
         let out = run_workflow(self.backend.clone(), conf, task, self.opts.clone(), tracer, cancel).await;
         WorkflowEnd {
             canceled: out.canceled,

@@ -12,7 +12,7 @@ use super::health::{self, now_unix};
 use super::reporter::Reporter;
 use super::tracer::AgentTracer;
 use super::{metrics, proto};
-use crate::backend::Config;
+use crate::backend::WorkflowConfig;
 use crate::log;
 use crate::pipeline::trace::Tracer;
 use crate::shutdown::{self, Shutdown};
@@ -31,7 +31,7 @@ pub struct WorkflowEnd {
 pub trait WorkflowRunner: Send + Sync + 'static {
     fn run(
         &self,
-        conf: Config,
+        conf: WorkflowConfig,
         task: String,
         tracer: Arc<dyn Tracer>,
         cancel: Shutdown,
@@ -65,7 +65,7 @@ pub async fn run<R: WorkflowRunner>(
 ) -> Result<(), CallError> {
     let id = wf.id.clone();
     let timeout = workflow_timeout(wf.timeout);
-    let decoded = crate::go::json::from_slice::<Config>(&wf.payload);
+    let decoded = crate::go::json::from_slice::<WorkflowConfig>(&wf.payload);
     let (trigger, cancel) = shutdown::channel();
     let trigger = Arc::new(trigger);
     let (aux_stop_trigger, aux_stop) = shutdown::channel();

@@ -33,7 +33,7 @@ use std::future::Future;
 pub use loglines::{LogLines, LogSender, log_channel};
 pub use options::Options;
 pub use pod::{BuildError, PodContext};
-pub use types::{Config, Environment, Stage, State, Step};
+pub use types::{Environment, Stage, State, Step, WorkflowConfig};
 
 /// Errors of the backend. Each variant names the object or step concerned.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -45,7 +45,7 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// end), `wait_step`, `destroy_step`; finally `destroy_workflow`, which also stops detached
 /// steps and services and must work after a failed setup.
 pub trait Backend: Send + Sync + 'static {
-    fn setup_workflow(&self, conf: &Config, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn setup_workflow(&self, conf: &WorkflowConfig, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
     fn start_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// A stream of the step's log lines that ends when the container ends.
     fn tail_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<LogLines, Error>> + Send;
@@ -53,5 +53,5 @@ pub trait Backend: Send + Sync + 'static {
     fn wait_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<State, Error>> + Send;
     /// Idempotent; safe when `start_step` failed or never ran.
     fn destroy_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    fn destroy_workflow(&self, conf: &Config, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn destroy_workflow(&self, conf: &WorkflowConfig, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
 }

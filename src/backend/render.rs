@@ -11,7 +11,7 @@ use super::options::Options;
 use super::pod::{self, BuildError, PodContext};
 use super::secrets;
 use super::service;
-use super::types::{Config, Step};
+use super::types::{Step, WorkflowConfig};
 use super::volume;
 use kube::types::{Pod, Secret};
 
@@ -55,7 +55,7 @@ fn to_value<T: serde::Serialize>(obj: &T) -> Value {
 
 /// Renders every object of `conf` for task `task`. `agent` is the agent label value.
 pub fn workflow(
-    conf: &Config,
+    conf: &WorkflowConfig,
     task: &str,
     opts: &Options,
     agent: &str,
@@ -157,7 +157,7 @@ pub fn object_names(rendered: &Rendered) -> Vec<(String, String)> {
 
 /// The task id used when none is given: Woodpecker's taskUUID is the workflow id, which is the
 /// number in the volume name `wp_<ulid>_<id>_default`.
-pub fn default_task(conf: &Config) -> String {
+pub fn default_task(conf: &WorkflowConfig) -> String {
     let parts: Vec<&str> = conf.volume.split(':').next().unwrap_or_default().split('_').collect();
     match parts.as_slice() {
         [.., id, "default"] if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => id.to_string(),
@@ -171,7 +171,7 @@ mod tests {
     use crate::backend::names;
     use crate::backend::types::{Auth, Stage};
 
-    fn conf() -> Config {
+    fn conf() -> WorkflowConfig {
         let step = Step {
             name: "build".into(),
             uuid: "01ABC".into(),
@@ -187,7 +187,7 @@ mod tests {
             workspace_base: "/woodpecker".into(),
             ..Default::default()
         };
-        Config {
+        WorkflowConfig {
             stages: vec![Stage { steps: vec![step] }],
             volume: "wp_01abc_42_default".into(),
             ..Default::default()
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn default_task_from_the_volume_name() {
-        let c = |v: &str| Config {
+        let c = |v: &str| WorkflowConfig {
             volume: v.into(),
             ..Default::default()
         };
@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(default_task(&c("wp_01hz_11301_default:/woodpecker")), "11301");
         assert_eq!(default_task(&c("custom")), "1");
         assert_eq!(default_task(&c("wp_01hz_x1_default")), "1");
-        assert_eq!(default_task(&Config::default()), "1");
+        assert_eq!(default_task(&WorkflowConfig::default()), "1");
     }
 
     #[test]

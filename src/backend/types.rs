@@ -1,4 +1,4 @@
-//! The workflow as Woodpecker's server sends it (`pipeline/backend/types`): `Config` with its
+//! The workflow as Woodpecker's server sends it (`pipeline/backend/types`): its `Config` (here `WorkflowConfig`) with its
 //! stages and steps, in Woodpecker's backend JSON format, plus the step `State` a backend
 //! returns. Every field defaults on decode (Go's `omitempty`); unknown keys are ignored.
 //!
@@ -24,7 +24,7 @@ fn is_zero(n: &i64) -> bool {
 /// One compiled workflow.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
-pub struct Config {
+pub struct WorkflowConfig {
     /// Stages run one after another; the steps of a stage run in parallel.
     #[serde(rename = "pipeline")]
     pub stages: Vec<Stage>,

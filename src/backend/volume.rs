@@ -5,7 +5,7 @@
 use super::names;
 use super::options::Options;
 use super::pod::{BuildError, PodContext};
-use super::types::{Config, Step};
+use super::types::{Step, WorkflowConfig};
 use kube::types::{
     Container, PersistentVolumeClaim, Pod, PodSpec, PvcSpec, PvcVolumeSource, ResourceRequirements, Volume,
     VolumeMount, VolumeResources,
@@ -13,7 +13,7 @@ use kube::types::{
 
 /// The PVC for `conf.volume`, or `None` when the workflow has no volume (local `exec` payloads).
 pub fn workflow_pvc(
-    conf: &Config,
+    conf: &WorkflowConfig,
     opts: &Options,
     ctx: &PodContext,
 ) -> Result<Option<PersistentVolumeClaim>, BuildError> {
@@ -53,7 +53,7 @@ const HOLDER_VOLUME: &str = "workspace";
 /// The workspace holder of a workflow (`WORKSPACE_EMPTYDIR`): `wp-ws-<task>`, a pod that sleeps
 /// for the workflow's life and owns the `emptyDir` (with `medium` and `sizeLimit`) the steps
 /// mount from its node. `None` without the option or without a workflow volume.
-pub fn workspace_holder(conf: &Config, opts: &Options, ctx: &PodContext) -> Result<Option<Pod>, BuildError> {
+pub fn workspace_holder(conf: &WorkflowConfig, opts: &Options, ctx: &PodContext) -> Result<Option<Pod>, BuildError> {
     let Some(ws) = opts.workspace_emptydir.as_ref().filter(|_| !conf.volume.is_empty()) else {
         return Ok(None);
     };
@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     fn pvc_from_options() {
-        let conf = Config {
+        let conf = WorkflowConfig {
             volume: "wp_01hz_42_default".into(),
             ..Default::default()
         };
@@ -242,8 +242,8 @@ mod tests {
         assert_eq!(pvc.spec.access_modes, ["ReadWriteOnce"]);
         assert_eq!(pvc.spec.storage_class_name.as_deref(), Some("local-path"));
         assert_eq!(pvc.spec.resources.requests["storage"], "1Gi");
-        assert!(workflow_pvc(&Config::default(), &opts, &ctx).unwrap().is_none());
-        let bad = Config {
+        assert!(workflow_pvc(&WorkflowConfig::default(), &opts, &ctx).unwrap().is_none());
+        let bad = WorkflowConfig {
             volume: "!!!".into(),
             ..Default::default()
         };

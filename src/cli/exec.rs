@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::backend::{Backend, Config};
+use crate::backend::{Backend, WorkflowConfig};
 use crate::pipeline::compile::{self, CompileOptions, Compiled};
 use crate::pipeline::env::Metadata;
 use crate::pipeline::error::Warning;
@@ -380,14 +380,14 @@ fn repo_dir(first: &Path, cwd: &Path) -> std::path::PathBuf {
 }
 
 /// The config with every secret value replaced, for printing.
-pub fn masked(config: &Config) -> Config {
+pub fn masked(config: &WorkflowConfig) -> WorkflowConfig {
     let mut c = config.clone();
     mask(&mut c);
     c
 }
 
 /// Replaces every secret value of a config, in place.
-pub fn mask(c: &mut Config) {
+pub fn mask(c: &mut WorkflowConfig) {
     for s in &mut c.secrets {
         s.value = MASK.into();
     }
@@ -611,7 +611,7 @@ mod tests {
             secret_mapping: [("TOKEN".to_string(), "s3cr3t".to_string())].into(),
             ..Default::default()
         };
-        let c = Config {
+        let c = WorkflowConfig {
             stages: vec![Stage { steps: vec![step] }],
             secrets: vec![SecretValue {
                 name: "token".into(),

@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::backend::options::{self, Flags, Options};
 
 mod yaml;
-use crate::backend::{Config, render};
+use crate::backend::{WorkflowConfig, render};
 
 const USAGE: &str = "\
 Usage: woodpecker-k8s-agent render WORKFLOW.json [OPTIONS]
@@ -124,7 +124,7 @@ pub fn run(args: Vec<OsString>) -> super::Result {
         path: args.workflow.clone(),
         source,
     })?;
-    let conf: Config = crate::go::json::from_slice(&text).map_err(|source| RenderError::Decode {
+    let conf: WorkflowConfig = crate::go::json::from_slice(&text).map_err(|source| RenderError::Decode {
         path: args.workflow.clone(),
         source,
     })?;

@@ -1,9 +1,9 @@
 //! Running pipelines: the YAML front end for `exec` (what the user wrote -> a compiled
-//! `backend::Config`), and the runtime that drives a [`crate::backend::Backend`] through a
+//! `backend::WorkflowConfig`), and the runtime that drives a [`crate::backend::Backend`] through a
 //! workflow. Knows the backend's contract, not Kubernetes.
 //!
 //! - [`yaml`]: workflow files to what the user wrote (matrix, `${VAR}`, anchors, every key).
-//! - [`compile`]: what the user wrote to a `backend::Config` (stages, env, secrets, clone).
+//! - [`compile`]: what the user wrote to a `backend::WorkflowConfig` (stages, env, secrets, clone).
 //! - [`env`]: the run's metadata and the `CI_*` variables.
 //! - [`files`]: which workflow files a run reads, and which workflows stay by `depends_on`.
 //! - [`error`]: the front end's error, pointing at file, line and key.

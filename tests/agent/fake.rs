@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 use woodpecker_k8s_agent::agent::runtime::PipelineRunner;
-use woodpecker_k8s_agent::backend::{Backend, Config, Error, LogLines, LogSender, State, Step, log_channel};
+use woodpecker_k8s_agent::backend::{Backend, Error, LogLines, LogSender, State, Step, WorkflowConfig, log_channel};
 
 struct Pod {
     kill: watch::Sender<bool>,
@@ -67,7 +67,7 @@ async fn run_script(commands: Vec<String>, lines: LogSender, mut kill: watch::Re
 }
 
 impl Backend for FakeBackend {
-    async fn setup_workflow(&self, _conf: &Config, task: &str) -> Result<(), Error> {
+    async fn setup_workflow(&self, _conf: &WorkflowConfig, task: &str) -> Result<(), Error> {
         let n = self.running.fetch_add(1, SeqCst) + 1;
         self.max_running.fetch_max(n, SeqCst);
         self.objects.lock().unwrap().insert(format!("pvc/{task}"));
@@ -134,7 +134,7 @@ impl Backend for FakeBackend {
         Ok(())
     }
 
-    async fn destroy_workflow(&self, conf: &Config, task: &str) -> Result<(), Error> {
+    async fn destroy_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), Error> {
         for step in conf.stages.iter().flat_map(|s| &s.steps) {
             self.destroy_step(step, task).await?;
         }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use sim::{RecordedRequest, Sim};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings, Limits};
-use woodpecker_k8s_agent::backend::{Backend, Config, Options, Stage, State, Step};
+use woodpecker_k8s_agent::backend::{Backend, Options, Stage, State, Step, WorkflowConfig};
 
 use crate::common;
 
@@ -95,11 +95,11 @@ pub fn volume(task: &str) -> String {
 }
 
 /// One stage per step, in order.
-pub fn workflow(task: &str, steps: &[Step]) -> Config {
-    Config {
+pub fn workflow(task: &str, steps: &[Step]) -> WorkflowConfig {
+    WorkflowConfig {
         stages: steps.iter().map(|s| Stage { steps: vec![s.clone()] }).collect(),
         volume: volume(task),
-        ..Config::default()
+        ..WorkflowConfig::default()
     }
 }
 

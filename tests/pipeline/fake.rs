@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use woodpecker_k8s_agent::backend::{Backend, Config, Error, LogLines, Stage, State, Step, log_channel};
+use woodpecker_k8s_agent::backend::{Backend, Error, LogLines, Stage, State, Step, WorkflowConfig, log_channel};
 use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
 
 #[derive(Debug, Clone, Default)]
@@ -109,7 +109,7 @@ impl Fake {
 }
 
 impl Backend for Fake {
-    async fn setup_workflow(&self, _conf: &Config, task: &str) -> Result<(), Error> {
+    async fn setup_workflow(&self, _conf: &WorkflowConfig, task: &str) -> Result<(), Error> {
         self.record("setup".into());
         if self.fail_setup {
             return Err("the PVC quota is exhausted".into());
@@ -220,7 +220,7 @@ impl Backend for Fake {
         Ok(())
     }
 
-    async fn destroy_workflow(&self, conf: &Config, task: &str) -> Result<(), Error> {
+    async fn destroy_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), Error> {
         self.record("destroy_workflow".into());
         let mut pods = self.pods.lock().unwrap();
         for step in conf.stages.iter().flat_map(|s| &s.steps) {
@@ -301,8 +301,8 @@ pub fn service(name: &str) -> Step {
     }
 }
 
-pub fn config(stages: Vec<Vec<Step>>) -> Config {
-    Config {
+pub fn config(stages: Vec<Vec<Step>>) -> WorkflowConfig {
+    WorkflowConfig {
         stages: stages.into_iter().map(|steps| Stage { steps }).collect(),
         ..Default::default()
     }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use woodpecker_k8s_agent::backend::{Config, Step};
+use woodpecker_k8s_agent::backend::{Step, WorkflowConfig};
 use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
 use woodpecker_k8s_agent::pipeline::env::Metadata;
 use woodpecker_k8s_agent::pipeline::yaml::{self, Workflow};
@@ -18,7 +18,7 @@ fn load(text: &str) -> Result<Vec<Workflow>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn compile_with(text: &str, opts: &CompileOptions) -> Result<Option<Config>, String> {
+fn compile_with(text: &str, opts: &CompileOptions) -> Result<Option<WorkflowConfig>, String> {
     let wfs = load(text)?;
     assert_eq!(wfs.len(), 1);
     compile::compile(&wfs[0], opts)
@@ -26,21 +26,21 @@ fn compile_with(text: &str, opts: &CompileOptions) -> Result<Option<Config>, Str
         .map_err(|e| e.to_string())
 }
 
-fn compile(text: &str) -> Config {
+fn compile(text: &str) -> WorkflowConfig {
     compile_with(text, &CompileOptions::default())
         .unwrap()
         .expect("workflow excluded")
 }
 
 /// Stage -> step names.
-fn shape(c: &Config) -> Vec<Vec<String>> {
+fn shape(c: &WorkflowConfig) -> Vec<Vec<String>> {
     c.stages
         .iter()
         .map(|s| s.steps.iter().map(|s| s.name.clone()).collect())
         .collect()
 }
 
-fn step<'a>(c: &'a Config, name: &str) -> &'a Step {
+fn step<'a>(c: &'a WorkflowConfig, name: &str) -> &'a Step {
     c.stages
         .iter()
         .flat_map(|s| &s.steps)

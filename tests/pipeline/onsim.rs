@@ -10,7 +10,7 @@ use kube::Client;
 use sim::{ScriptRule, Sim};
 use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings};
 use woodpecker_k8s_agent::backend::options::Options as BackendOptions;
-use woodpecker_k8s_agent::backend::{Config, Step};
+use woodpecker_k8s_agent::backend::{Step, WorkflowConfig};
 use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
 use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
 use woodpecker_k8s_agent::pipeline::{RuntimeOptions, WorkflowOutcome, run_workflow, yaml};
@@ -93,7 +93,7 @@ fn backend(sim: &Sim) -> Arc<KubeBackend> {
     Arc::new(KubeBackend::new(KubeIo::new(client), opts, settings, Shutdown::never()))
 }
 
-fn compile(text: &str) -> Config {
+fn compile(text: &str) -> WorkflowConfig {
     let wf = &yaml::load("t.yaml", "t", text, &|_| None).expect("load").workflows[0];
     compile::compile(wf, &CompileOptions::default())
         .expect("compile")
@@ -102,7 +102,7 @@ fn compile(text: &str) -> Config {
 }
 
 /// Scripts the pod of step `name`: `lines` lines `every` apart, then `exit`.
-fn script(sim: &Sim, conf: &Config, name: &str, lines: usize, every: Duration, exit: i32) {
+fn script(sim: &Sim, conf: &WorkflowConfig, name: &str, lines: usize, every: Duration, exit: i32) {
     let step = conf
         .stages
         .iter()
@@ -114,7 +114,12 @@ fn script(sim: &Sim, conf: &Config, name: &str, lines: usize, every: Duration, e
     sim.script(ScriptRule::name(&pod).logs(logs).every(every).exit(exit));
 }
 
-async fn run(sim: &Sim, conf: Config, opts: RuntimeOptions, cancel: Shutdown) -> (WorkflowOutcome, Arc<Timeline>) {
+async fn run(
+    sim: &Sim,
+    conf: WorkflowConfig,
+    opts: RuntimeOptions,
+    cancel: Shutdown,
+) -> (WorkflowOutcome, Arc<Timeline>) {
     let tl = Arc::new(Timeline::default());
     let out = run_workflow(backend(sim), conf, "7".into(), opts, tl.clone(), cancel).await;
     (out, tl)

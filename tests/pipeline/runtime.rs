@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use woodpecker_k8s_agent::backend::Config;
+use woodpecker_k8s_agent::backend::WorkflowConfig;
 use woodpecker_k8s_agent::backend::types::SecretValue;
 use woodpecker_k8s_agent::pipeline::trace::LogKind;
 use woodpecker_k8s_agent::pipeline::{RuntimeOptions, WorkflowOutcome, run_workflow};
@@ -14,13 +14,13 @@ use woodpecker_k8s_agent::shutdown::{self, Shutdown};
 
 use super::fake::{Fake, Recorder, Script, config, script, service, step};
 
-async fn run(fake: &Arc<Fake>, conf: Config, opts: RuntimeOptions) -> (WorkflowOutcome, Arc<Recorder>) {
+async fn run(fake: &Arc<Fake>, conf: WorkflowConfig, opts: RuntimeOptions) -> (WorkflowOutcome, Arc<Recorder>) {
     run_with_cancel(fake, conf, opts, Shutdown::never()).await
 }
 
 async fn run_with_cancel(
     fake: &Arc<Fake>,
-    conf: Config,
+    conf: WorkflowConfig,
     opts: RuntimeOptions,
     cancel: Shutdown,
 ) -> (WorkflowOutcome, Arc<Recorder>) {

@@ -21,7 +21,7 @@ pub fn kubeconfig(url: &str, ca_pem: Option<&str>, token: &str) -> String {
         cluster.push_str(&format!("    certificate-authority-data: {ca}\n"));
     }
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n{cluster}users:\n- name: {CONTEXT}\n  user:\n    token: {token}\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: {NAMESPACE}\ncurrent-context: {CONTEXT}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: {CONTEXT}\n  cluster:\n{cluster}users:\n- name: {CONTEXT}\n  user:\n    token: \"{token}\"\ncontexts:\n- name: {CONTEXT}\n  context:\n    cluster: {CONTEXT}\n    user: {CONTEXT}\n    namespace: {NAMESPACE}\ncurrent-context: {CONTEXT}\n"
     )
 }
 

@@ -40,7 +40,7 @@ pub use settings::{LifecycleSettings, SettingsError};
 use super::names::{self, TASK_LABEL};
 use super::options::Options;
 use super::pod::PodContext;
-use super::{Config, LogLines, State, Step};
+use super::{LogLines, State, Step, WorkflowConfig};
 use crate::Shutdown;
 use kube::types::{Namespace, Pod, Service};
 use registry::{Registry, RunningWorkflow, StepRun};
@@ -290,7 +290,7 @@ impl KubeBackend {
     }
 }
 
-fn first_step(conf: &Config) -> Option<&Step> {
+fn first_step(conf: &WorkflowConfig) -> Option<&Step> {
     conf.stages.iter().flat_map(|s| &s.steps).next()
 }
 
@@ -302,7 +302,7 @@ fn build(what: String) -> impl FnOnce(super::pod::BuildError) -> LifecycleError 
 }
 
 impl super::Backend for KubeBackend {
-    async fn setup_workflow(&self, conf: &Config, task: &str) -> Result<(), super::Error> {
+    async fn setup_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), super::Error> {
         let first = first_step(conf).ok_or_else(|| LifecycleError::NoSteps { task: task.to_string() })?;
         let mut ctx = self.context(task, first.org_id);
         let ns = ctx.namespace.clone();
@@ -503,7 +503,7 @@ impl super::Backend for KubeBackend {
         Ok(out.into_result(format!("destroy step {}", step.name))?)
     }
 
-    async fn destroy_workflow(&self, conf: &Config, task: &str) -> Result<(), super::Error> {
+    async fn destroy_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), super::Error> {
         let wf = self.registry.lock().unwrap().end(task);
         let org = first_step(conf).map_or(0, |s| s.org_id);
         let ns = wf

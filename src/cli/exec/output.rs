@@ -15,7 +15,7 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Config, Step};
+use crate::backend::{Step, WorkflowConfig};
 use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 
 const COLORS: &[&str] = &["36", "33", "35", "32", "34", "91", "96", "93"];
@@ -178,7 +178,7 @@ impl Printer {
         label: &str,
         name: &str,
         axis: &std::collections::BTreeMap<String, String>,
-        config: &Config,
+        config: &WorkflowConfig,
     ) -> usize {
         let mut s = self.lock();
         let idx = s.flows.len();
@@ -632,8 +632,8 @@ mod tests {
         }
     }
 
-    fn config(steps: &[&Step]) -> Config {
-        Config {
+    fn config(steps: &[&Step]) -> WorkflowConfig {
+        WorkflowConfig {
             stages: vec![Stage {
                 steps: steps.iter().map(|s| (*s).clone()).collect(),
             }],

@@ -1,4 +1,4 @@
-//! A [`Workflow`] (what the user wrote) to a `backend::Config` (what the runtime runs), by
+//! A [`Workflow`] (what the user wrote) to a `backend::WorkflowConfig` (what the runtime runs), by
 //! Woodpecker's compiler (`pipeline/frontend/yaml/compiler`): `when:` filters, the clone
 //! step, services in their own stage, stages from `depends_on`, the `CI_*` environment,
 //! `from_secret` (at the top of a value or nested in it), `settings:` to `PLUGIN_*` and
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::backend::types::{HostAlias, Port, SecretValue};
-use crate::backend::{Config, Environment, Stage, Step};
+use crate::backend::{Environment, Stage, Step, WorkflowConfig};
 use crate::pipeline::env::Metadata;
 use crate::pipeline::error::{ErrorKind, PipelineError};
 use crate::pipeline::ulid;
@@ -64,7 +64,7 @@ impl Default for CompileOptions {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub name: String,
-    pub config: Config,
+    pub config: WorkflowConfig,
     /// e.g. why there is no clone step.
     pub notes: Vec<String>,
 }
@@ -175,7 +175,7 @@ fn compile_as(wf: &Workflow, opts: &CompileOptions, mode: Mode) -> Result<Option
         shared_env: Arc::new(env.clone()),
         shared_env_axis: Arc::new(when_env.clone()),
     };
-    let mut config = Config {
+    let mut config = WorkflowConfig {
         network: volume.clone(),
         volume: volume.clone(),
         ..Default::default()

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::backend::{Backend, Config, Step};
+use crate::backend::{Backend, Step, WorkflowConfig};
 use crate::pipeline::trace::{StepState, Tracer};
 use crate::shutdown::{self, Shutdown};
 
@@ -133,7 +133,7 @@ pub(crate) enum StepEnd {
 /// Runs one workflow to its end. Never panics on backend errors: they end up in the outcome.
 pub async fn run_workflow<B: Backend>(
     backend: Arc<B>,
-    conf: Config,
+    conf: WorkflowConfig,
     task: String,
     opts: RuntimeOptions,
     tracer: Arc<dyn Tracer>,

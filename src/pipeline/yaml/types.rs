@@ -1,7 +1,7 @@
 //! What the user wrote in a workflow file, after anchors, merges and `${VAR}` substitution:
 //! plain data with the line each item sits on, no defaults applied and nothing resolved
 //! (Woodpecker's `pipeline/frontend/yaml/types`). The compiler
-//! ([`crate::pipeline::compile`]) turns it into a `backend::Config`.
+//! ([`crate::pipeline::compile`]) turns it into a `backend::WorkflowConfig`.
 
 use std::collections::BTreeMap;
 
