@@ -4,6 +4,7 @@
 
 pub mod affinity;
 mod environment;
+mod error;
 pub mod labels;
 pub mod lifecycle;
 pub mod loglines;
@@ -35,8 +36,7 @@ pub use options::Options;
 pub use pod::{BuildError, PodContext};
 pub use types::{Environment, Stage, State, Step, WorkflowConfig};
 
-/// Errors of the backend. Each variant names the object or step concerned.
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub use error::BackendError;
 
 /// The backend contract (Woodpecker's `pipeline/backend/types.Backend`): one instance per agent,
 /// shared by every workflow and step at once, isolated by the task id (the workflow id).
@@ -45,13 +45,21 @@ pub type Error = Box<dyn std::error::Error + Send + Sync>;
 /// end), `wait_step`, `destroy_step`; finally `destroy_workflow`, which also stops detached
 /// steps and services and must work after a failed setup.
 pub trait Backend: Send + Sync + 'static {
-    fn setup_workflow(&self, conf: &WorkflowConfig, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    fn start_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn setup_workflow(
+        &self,
+        conf: &WorkflowConfig,
+        task: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+    fn start_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
     /// A stream of the step's log lines that ends when the container ends.
-    fn tail_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<LogLines, Error>> + Send;
+    fn tail_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<LogLines, BackendError>> + Send;
     /// Blocks until the step finishes.
-    fn wait_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<State, Error>> + Send;
+    fn wait_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<State, BackendError>> + Send;
     /// Idempotent; safe when `start_step` failed or never ran.
-    fn destroy_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
-    fn destroy_workflow(&self, conf: &WorkflowConfig, task: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn destroy_step(&self, step: &Step, task: &str) -> impl Future<Output = Result<(), BackendError>> + Send;
+    fn destroy_workflow(
+        &self,
+        conf: &WorkflowConfig,
+        task: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 }

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 use woodpecker_k8s_agent::agent::runtime::PipelineRunner;
-use woodpecker_k8s_agent::backend::{Backend, Error, LogLines, LogSender, State, Step, WorkflowConfig, log_channel};
+use woodpecker_k8s_agent::backend::{
+    Backend, BackendError as Error, LogLines, LogSender, State, Step, WorkflowConfig, log_channel,
+};
 
 struct Pod {
     kill: watch::Sender<bool>,
@@ -101,8 +103,8 @@ impl Backend for FakeBackend {
 
     async fn tail_step(&self, step: &Step, _task: &str) -> Result<LogLines, Error> {
         let mut pods = self.pods.lock().unwrap();
-        let pod = pods.get_mut(&step.uuid).ok_or("tail: no such pod")?;
-        Ok(pod.lines.take().ok_or("tail: already tailed")?)
+        let pod = pods.get_mut(&step.uuid).ok_or_else(|| failed("tail: no such pod"))?;
+        pod.lines.take().ok_or_else(|| failed("tail: already tailed"))
     }
 
     async fn wait_step(&self, step: &Step, _task: &str) -> Result<State, Error> {
@@ -111,13 +113,13 @@ impl Backend for FakeBackend {
             .lock()
             .unwrap()
             .get(&step.uuid)
-            .ok_or("wait: no such pod")?
+            .ok_or_else(|| failed("wait: no such pod"))?
             .exit
             .clone();
         let code = exit
             .wait_for(Option::is_some)
             .await
-            .map_err(|_| "wait: pod vanished")?
+            .map_err(|_| failed("wait: pod vanished"))?
             .unwrap();
         Ok(State {
             exit_code: code,
@@ -143,4 +145,9 @@ impl Backend for FakeBackend {
         }
         Ok(())
     }
+}
+
+/// A fake's failure, as the cluster failing.
+fn failed(why: impl Into<String>) -> Error {
+    Error::Infrastructure(why.into().into())
 }

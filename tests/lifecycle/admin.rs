@@ -45,7 +45,7 @@ async fn a_restricted_namespace_refuses_default_pods_and_admits_the_agent_wide_d
     let conf = workflow("171", std::slice::from_ref(&s));
     h.backend.setup_workflow(&conf, "171").await.unwrap();
     let err = h.backend.start_step(&s, "171").await.unwrap_err();
-    let chain = woodpecker_k8s_agent::error_chain::one_line(&*err);
+    let chain = woodpecker_k8s_agent::error_chain::one_line(&err);
     assert!(chain.contains("create pod"), "{chain}");
     assert!(
         chain.contains("violates PodSecurity \"restricted:latest\"")
@@ -88,8 +88,7 @@ async fn a_baseline_namespace_refuses_privileged_steps_only() {
     h.backend.setup_workflow(&conf, "173").await.unwrap();
     let (_, state) = run_step(&h.backend, &plain, "173").await;
     assert_eq!(state.exit_code, 0);
-    let err =
-        woodpecker_k8s_agent::error_chain::one_line(&*h.backend.start_step(&privileged, "173").await.unwrap_err());
+    let err = woodpecker_k8s_agent::error_chain::one_line(&h.backend.start_step(&privileged, "173").await.unwrap_err());
     assert!(
         err.contains("violates PodSecurity \"baseline:latest\": privileged (container"),
         "{err}"

@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use woodpecker_k8s_agent::backend::{Backend, Error, LogLines, Stage, State, Step, WorkflowConfig, log_channel};
+use woodpecker_k8s_agent::backend::{
+    Backend, BackendError as Error, LogLines, Stage, State, Step, WorkflowConfig, log_channel,
+};
 use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
 
 #[derive(Debug, Clone, Default)]
@@ -22,6 +24,8 @@ pub struct Script {
     pub run_for: Option<Duration>,
     pub fail_start: bool,
     pub fail_wait: bool,
+    /// `start_step` says the work was stopped (as a backend does when its agent shuts down).
+    pub stopped_start: bool,
 }
 
 pub fn script(lines: &[&str], exit: i32, secs: u64) -> Script {
@@ -112,7 +116,7 @@ impl Backend for Fake {
     async fn setup_workflow(&self, _conf: &WorkflowConfig, task: &str) -> Result<(), Error> {
         self.record("setup".into());
         if self.fail_setup {
-            return Err("the PVC quota is exhausted".into());
+            return Err(failed("the PVC quota is exhausted"));
         }
         self.workflow_live.lock().unwrap().insert(task.to_string());
         Ok(())
@@ -124,8 +128,11 @@ impl Backend for Fake {
             step.name.clone(),
             step.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         );
+        if self.script(step).stopped_start {
+            return Err(Error::Canceled("the agent is shutting down".into()));
+        }
         if self.script(step).fail_start {
-            return Err(format!("pod wp-{} rejected", step.uuid).into());
+            return Err(failed(format!("pod wp-{} rejected", step.uuid)));
         }
         let (kill, _) = watch::channel(false);
         self.pods.lock().unwrap().insert(
@@ -145,7 +152,9 @@ impl Backend for Fake {
         let script = self.script(step);
         let (started, mut killed) = {
             let pods = self.pods.lock().unwrap();
-            let pod = pods.get(&step.uuid).ok_or("tail of a pod that does not exist")?;
+            let pod = pods
+                .get(&step.uuid)
+                .ok_or_else(|| failed("tail of a pod that does not exist"))?;
             (pod.started, pod.kill.subscribe())
         };
         let (tx, rx) = log_channel(16);
@@ -180,7 +189,7 @@ impl Backend for Fake {
                 Some(pod) => (pod.started, pod.kill.subscribe()),
                 // Like the Kubernetes backend: a destroyed workflow's steps are forgotten.
                 None if !self.workflow_live.lock().unwrap().contains(task) => {
-                    return Err(format!("unknown step {} of task {task}", step.name).into());
+                    return Err(failed(format!("unknown step {} of task {task}", step.name)));
                 }
                 // A pod that is already gone reads as exit 0, as on Kubernetes.
                 None => {
@@ -202,7 +211,7 @@ impl Backend for Fake {
             _ = killed.wait_for(|k| *k) => true,
         };
         if script.fail_wait {
-            return Err("the pod vanished from the watch".into());
+            return Err(failed("the pod vanished from the watch"));
         }
         let exit_code = if was_killed { 0 } else { script.exit };
         Ok(State {
@@ -306,4 +315,9 @@ pub fn config(stages: Vec<Vec<Step>>) -> WorkflowConfig {
         stages: stages.into_iter().map(|steps| Stage { steps }).collect(),
         ..Default::default()
     }
+}
+
+/// A fake's failure, as the cluster failing.
+fn failed(why: impl Into<String>) -> Error {
+    Error::Infrastructure(why.into().into())
 }

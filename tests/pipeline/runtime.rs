@@ -189,6 +189,35 @@ async fn a_start_failure_fails_even_an_ignored_step() {
     assert_eq!(fake.events().last().unwrap(), "destroy_workflow");
 }
 
+/// A backend that says the work was stopped cancels the step and the workflow: nothing after
+/// it starts, and it is no failure (the runtime matches the error's kind, not its text).
+#[tokio::test(start_paused = true)]
+async fn a_backend_that_stops_the_work_cancels_the_workflow() {
+    let fake = Arc::new(Fake::new(vec![(
+        "a",
+        Script {
+            stopped_start: true,
+            ..script(&[], 0, 1)
+        },
+    )]));
+    let (out, rec) = run(
+        &fake,
+        config(vec![vec![step("a")], vec![step("next")]]),
+        RuntimeOptions {
+            workflow_timeout: Some(Duration::from_secs(3600)),
+            ..RuntimeOptions::default()
+        },
+    )
+    .await;
+    assert!(out.canceled && !out.success && !out.timed_out, "{out:?}");
+    assert_eq!(out.error, None, "{out:?}");
+    let last = rec.states_of("a").pop().unwrap();
+    assert!(last.canceled, "{last:?}");
+    assert_eq!(last.error, "Canceled");
+    assert!(!fake.events().iter().any(|e| e == "start:next"), "{:?}", fake.events());
+    assert_eq!(fake.events().last().unwrap(), "destroy_workflow");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_wait_error_is_a_runtime_error_unless_ignored() {
     let broken = Script {

@@ -71,3 +71,59 @@ impl std::error::Error for LifecycleError {
         }
     }
 }
+
+/// The kinds the runtime tells apart: a shutdown cancels, a workflow that cannot be built is a
+/// setup error, a step this backend cannot follow is the step's, the rest is the cluster's.
+impl From<LifecycleError> for crate::backend::BackendError {
+    fn from(e: LifecycleError) -> Self {
+        use crate::backend::BackendError as B;
+        match e {
+            LifecycleError::Shutdown { .. } => B::Canceled(Box::new(e)),
+            LifecycleError::NoSteps { .. } | LifecycleError::Build { .. } | LifecycleError::Holder { .. } => {
+                B::Setup(Box::new(e))
+            }
+            LifecycleError::UnknownStep { .. } | LifecycleError::LogTaken { .. } => B::Step(Box::new(e)),
+            LifecycleError::Kube { .. } | LifecycleError::Cleanup { .. } => B::Infrastructure(Box::new(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendError;
+
+    type IsKind = fn(&BackendError) -> bool;
+
+    #[test]
+    fn each_lifecycle_error_has_its_kind_and_keeps_its_message() {
+        let cases: Vec<(LifecycleError, IsKind)> = vec![
+            (LifecycleError::Shutdown { step: "a".into() }, |e| {
+                matches!(e, BackendError::Canceled(_))
+            }),
+            (LifecycleError::NoSteps { task: "t".into() }, |e| {
+                matches!(e, BackendError::Setup(_))
+            }),
+            (
+                LifecycleError::UnknownStep {
+                    step: "a".into(),
+                    task: "t".into(),
+                },
+                |e| matches!(e, BackendError::Step(_)),
+            ),
+            (
+                LifecycleError::Cleanup {
+                    what: "delete".into(),
+                    failures: Vec::new(),
+                },
+                |e| matches!(e, BackendError::Infrastructure(_)),
+            ),
+        ];
+        for (e, kind) in cases {
+            let text = e.to_string();
+            let b = BackendError::from(e);
+            assert!(kind(&b), "{b:?}");
+            assert_eq!(b.to_string(), text);
+        }
+    }
+}

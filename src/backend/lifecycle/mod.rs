@@ -302,7 +302,7 @@ fn build(what: String) -> impl FnOnce(super::pod::BuildError) -> LifecycleError 
 }
 
 impl super::Backend for KubeBackend {
-    async fn setup_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), super::Error> {
+    async fn setup_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), super::BackendError> {
         let first = first_step(conf).ok_or_else(|| LifecycleError::NoSteps { task: task.to_string() })?;
         let mut ctx = self.context(task, first.org_id);
         let ns = ctx.namespace.clone();
@@ -356,7 +356,7 @@ impl super::Backend for KubeBackend {
         Ok(())
     }
 
-    async fn start_step(&self, step: &Step, task: &str) -> Result<(), super::Error> {
+    async fn start_step(&self, step: &Step, task: &str) -> Result<(), super::BackendError> {
         self.reap();
         let mut ctx = self.context(task, step.org_id);
         if let Some(node) = self
@@ -433,7 +433,7 @@ impl super::Backend for KubeBackend {
         Ok(())
     }
 
-    async fn tail_step(&self, step: &Step, task: &str) -> Result<LogLines, super::Error> {
+    async fn tail_step(&self, step: &Step, task: &str) -> Result<LogLines, super::BackendError> {
         let mut reg = self.registry.lock().unwrap();
         let run = reg.step_mut(task, &step.uuid).ok_or_else(|| unknown(step, task))?;
         Ok(run.logs.take().ok_or_else(|| LifecycleError::LogTaken {
@@ -441,7 +441,7 @@ impl super::Backend for KubeBackend {
         })?)
     }
 
-    async fn wait_step(&self, step: &Step, task: &str) -> Result<State, super::Error> {
+    async fn wait_step(&self, step: &Step, task: &str) -> Result<State, super::BackendError> {
         let outcome = self.registry.lock().unwrap().outcome(task, &step.uuid);
         let mut outcome = outcome.ok_or_else(|| unknown(step, task))?;
         let shutdown = || LifecycleError::Shutdown {
@@ -454,7 +454,7 @@ impl super::Backend for KubeBackend {
         }
     }
 
-    async fn destroy_step(&self, step: &Step, task: &str) -> Result<(), super::Error> {
+    async fn destroy_step(&self, step: &Step, task: &str) -> Result<(), super::BackendError> {
         let grace = Some(self.opts.stop_timeout);
         let run = self.registry.lock().unwrap().workflows.get_mut(task).and_then(|w| {
             w.pinned_node(&self.opts); // remember where the workflow runs before its pods go
@@ -503,7 +503,7 @@ impl super::Backend for KubeBackend {
         Ok(out.into_result(format!("destroy step {}", step.name))?)
     }
 
-    async fn destroy_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), super::Error> {
+    async fn destroy_workflow(&self, conf: &WorkflowConfig, task: &str) -> Result<(), super::BackendError> {
         let wf = self.registry.lock().unwrap().end(task);
         let org = first_step(conf).map_or(0, |s| s.org_id);
         let ns = wf

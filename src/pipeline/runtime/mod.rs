@@ -19,9 +19,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::backend::{Backend, Step, WorkflowConfig};
+use crate::backend::{Backend, BackendError, Step, WorkflowConfig};
 use crate::pipeline::trace::{StepState, Tracer};
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown::{self, Shutdown, Trigger};
 
 pub use env::add_runtime_env;
 pub use logs::{LineWriter, Masker};
@@ -88,6 +88,55 @@ pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     crate::error_chain::one_line(err)
 }
 
+/// Why a backend call gave no result.
+pub(crate) enum Stop {
+    /// The workflow was canceled while it waited, or the backend says the work was stopped.
+    Canceled,
+    /// The backend failed; the error and its causes on one line.
+    Failed(String),
+}
+
+impl From<BackendError> for Stop {
+    fn from(e: BackendError) -> Self {
+        if e.is_canceled() {
+            Stop::Canceled
+        } else {
+            Stop::Failed(error_chain(&e))
+        }
+    }
+}
+
+/// A backend call, or the workflow's cancel, whichever comes first; a backend that says the
+/// work was stopped cancels the workflow.
+pub(crate) async fn call<T>(
+    work: impl Future<Output = Result<T, BackendError>>,
+    cancel: &mut Shutdown,
+    stop: &Trigger,
+) -> Result<T, Stop> {
+    let result = tokio::select! {
+        r = work => r.map_err(Stop::from),
+        _ = cancel.wait() => Err(Stop::Canceled),
+    };
+    if matches!(result, Err(Stop::Canceled)) {
+        stop.fire();
+    }
+    result
+}
+
+/// A cleanup call, bounded by `limit` after a cancel.
+pub(crate) async fn cleanup(
+    work: impl Future<Output = Result<(), BackendError>>,
+    limit: Option<Duration>,
+) -> Result<(), String> {
+    let result = match limit {
+        Some(limit) => tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(BackendError::Infrastructure("timed out".into()))),
+        None => work.await,
+    };
+    result.map_err(|e| error_chain(&e))
+}
+
 /// What the step tasks share.
 pub(crate) struct Ctx<B> {
     pub backend: Arc<B>,
@@ -98,6 +147,8 @@ pub(crate) struct Ctx<B> {
     pub workflow_started: i64,
     /// Fires on the caller's cancel or the timeout.
     pub cancel: Shutdown,
+    /// Fires `cancel` (a backend that says the work was stopped).
+    pub stop: Arc<Trigger>,
     pub finals: Mutex<Vec<(Step, StepState)>>,
 }
 
@@ -142,18 +193,22 @@ pub async fn run_workflow<B: Backend>(
     let started = unix_now();
     let (trigger, inner) = shutdown::channel();
     let trigger = Arc::new(trigger);
-    let mut watchdog: JoinSet<bool> = JoinSet::new();
+    let mut watchdog: JoinSet<()> = JoinSet::new();
+    // Set when the timeout, not the caller or the backend, canceled the workflow.
+    let timeout_fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let trigger = trigger.clone();
         let mut outer = cancel.clone();
         let timeout = opts.workflow_timeout;
+        let timeout_fired = timeout_fired.clone();
         watchdog.spawn(async move {
-            let timed_out = tokio::select! {
-                _ = outer.wait() => false,
-                _ = sleep_or_forever(timeout) => true,
+            tokio::select! {
+                _ = outer.wait() => {}
+                _ = sleep_or_forever(timeout) => {
+                    timeout_fired.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
             };
             trigger.fire();
-            timed_out
         });
     }
 
@@ -165,6 +220,7 @@ pub async fn run_workflow<B: Backend>(
         opts: opts.clone(),
         workflow_started: started,
         cancel: inner.clone(),
+        stop: trigger.clone(),
         finals: Mutex::new(Vec::new()),
     });
 
@@ -173,13 +229,10 @@ pub async fn run_workflow<B: Backend>(
     let mut background: JoinSet<()> = JoinSet::new();
 
     let mut cancel_wait = inner.clone();
-    let setup = tokio::select! {
-        r = backend.setup_workflow(&conf, &task) => r.map_err(|e| error_chain(e.as_ref())),
-        _ = cancel_wait.wait() => Err("Canceled".to_string()),
-    };
-    match setup {
-        Err(_) if inner.is_fired() => {}
-        Err(e) => {
+    match call(backend.setup_workflow(&conf, &task), &mut cancel_wait, &trigger).await {
+        Err(Stop::Canceled) => {}
+        Err(Stop::Failed(_)) if inner.is_fired() => {}
+        Err(Stop::Failed(e)) => {
             failed = true;
             error = Some(format!("setup workflow: {e}"));
         }
@@ -224,16 +277,9 @@ pub async fn run_workflow<B: Backend>(
     let canceled = inner.is_fired();
     // DestroyWorkflow always runs, and stops detached steps and services; after a cancel it
     // gets its own deadline.
-    let destroy = backend.destroy_workflow(&conf, &task);
-    let destroyed = if canceled {
-        tokio::time::timeout(opts.cleanup_timeout, destroy)
-            .await
-            .unwrap_or_else(|_| Err("timed out".into()))
-    } else {
-        destroy.await
-    };
-    if let Err(e) = destroyed {
-        let msg = format!("destroy workflow: {}", error_chain(e.as_ref()));
+    let limit = canceled.then_some(opts.cleanup_timeout);
+    if let Err(e) = cleanup(backend.destroy_workflow(&conf, &task), limit).await {
+        let msg = format!("destroy workflow: {e}");
         if !canceled {
             failed = true;
             error.get_or_insert(msg);
@@ -249,7 +295,7 @@ pub async fn run_workflow<B: Backend>(
     }
 
     watchdog.abort_all();
-    let timed_out = canceled && !cancel.is_fired() && opts.workflow_timeout.is_some();
+    let timed_out = canceled && !cancel.is_fired() && timeout_fired.load(std::sync::atomic::Ordering::SeqCst);
     while let Some(r) = watchdog.join_next().await {
         let _ = r;
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{Ctx, StepEnd, add_runtime_env, error_chain, logs::LineWriter, unix_now};
+use super::{Ctx, StepEnd, Stop, add_runtime_env, call, cleanup, logs::LineWriter, unix_now};
 use crate::backend::{Backend, LogLines, State, Step};
 use crate::pipeline::trace::StepState;
 
@@ -60,27 +60,25 @@ pub(crate) async fn run<B: Backend>(
         now,
     );
 
-    let started = tokio::select! {
-        r = ctx.backend.start_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
-        _ = cancel.wait() => Err(CANCELED.into()),
-    };
+    let started = call(ctx.backend.start_step(&step, &ctx.task), &mut cancel, &ctx.stop).await;
     let started_at = unix_now();
     let logs = match started {
-        Ok(()) => tokio::select! {
-            r = ctx.backend.tail_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
-            _ = cancel.wait() => Err(CANCELED.into()),
-        },
+        Ok(()) => call(ctx.backend.tail_step(&step, &ctx.task), &mut cancel, &ctx.stop).await,
         Err(e) => Err(e),
     };
     let logs = match logs {
         Ok(logs) => logs,
         // A start or tail failure counts against the workflow even with `failure: ignore`;
         // the pod, if any, goes with DestroyWorkflow (Woodpecker calls neither wait nor destroy).
-        Err(_) if ctx.cancel.is_fired() => {
+        Err(Stop::Canceled) => {
             ctx.report(&step, canceled_state(&uuid, started_at, false));
             return StepEnd::Canceled;
         }
-        Err(e) => {
+        Err(Stop::Failed(_)) if ctx.cancel.is_fired() => {
+            ctx.report(&step, canceled_state(&uuid, started_at, false));
+            return StepEnd::Canceled;
+        }
+        Err(Stop::Failed(e)) => {
             ctx.report(
                 &step,
                 StepState {
@@ -116,18 +114,26 @@ async fn finish<B: Backend>(
     let uuid = step.uuid.clone();
     let mut cancel = ctx.cancel.clone();
     let mut writer = LineWriter::new(&uuid, ctx.masker.clone());
-    let (drained, waited): (bool, Result<State, String>) = if step.detached {
+    let (drained, waited): (bool, Result<State, Stop>) = if step.detached {
         // A detached step or service ends when DestroyWorkflow deletes it, and a backend may
         // forget the workflow's steps right then: wait from the start, beside the logs.
         let both = async {
             let wait = ctx.backend.wait_step(&step, &ctx.task);
             let ((), waited) = tokio::join!(drain(&ctx, &step, &mut logs, &mut writer), wait);
-            waited.map_err(|e| error_chain(e.as_ref()))
+            waited
         };
-        tokio::select! {
-            w = both => (true, w),
-            _ = cancel.wait() => (false, Err(CANCELED.into())),
-        }
+        let mut done = false;
+        let waited = call(
+            async {
+                let w = both.await;
+                done = true;
+                w
+            },
+            &mut cancel,
+            &ctx.stop,
+        )
+        .await;
+        (done, waited)
     } else {
         // Logs are drained completely before WaitStep, so the stream must end with the container.
         let drained = tokio::select! {
@@ -135,31 +141,28 @@ async fn finish<B: Backend>(
             _ = cancel.wait() => false,
         };
         let waited = if drained {
-            tokio::select! {
-                r = ctx.backend.wait_step(&step, &ctx.task) => r.map_err(|e| error_chain(e.as_ref())),
-                _ = cancel.wait() => Err(CANCELED.into()),
-            }
+            call(ctx.backend.wait_step(&step, &ctx.task), &mut cancel, &ctx.stop).await
         } else {
-            Err(CANCELED.into())
+            Err(Stop::Canceled)
         };
         (drained, waited)
     };
     drop(logs);
-    let canceled = waited.is_err() && ctx.cancel.is_fired();
-    let destroy = ctx.backend.destroy_step(&step, &ctx.task);
-    let destroyed = if ctx.cancel.is_fired() {
-        tokio::time::timeout(ctx.opts.cleanup_timeout, destroy)
-            .await
-            .unwrap_or_else(|_| Err("timed out".into()))
-    } else {
-        destroy.await
-    }
-    .map_err(|e| format!("destroy step: {}", error_chain(e.as_ref())));
+    let waited = match waited {
+        Ok(state) => Some(Ok(state)),
+        Err(Stop::Canceled) => None,
+        Err(Stop::Failed(_)) if ctx.cancel.is_fired() => None,
+        Err(Stop::Failed(e)) => Some(Err(e)),
+    };
+    let limit = ctx.cancel.is_fired().then_some(ctx.opts.cleanup_timeout);
+    let destroyed = cleanup(ctx.backend.destroy_step(&step, &ctx.task), limit)
+        .await
+        .map_err(|e| format!("destroy step: {e}"));
 
-    if canceled {
+    let Some(waited) = waited else {
         ctx.report(&step, canceled_state(&uuid, started_at, drained));
         return StepEnd::Canceled;
-    }
+    };
     let ignore = step.failure == "ignore";
     let mut state = StepState {
         step_uuid: uuid,
