@@ -266,3 +266,41 @@ fn null_step_options_are_no_options_as_in_mapstructure() {
     );
     assert_eq!(stdout("nulls", with_nulls), stdout("none", without));
 }
+
+/// Issue 14: a decoding error never shows the value it refuses (a payload carries secrets).
+/// Every field of the table gets values of each wrong kind that hold a marker, as a string
+/// and as a number (serde's own messages quote both); the error names the field, never the
+/// marker.
+#[test]
+fn no_decoding_error_shows_the_value_it_refuses() {
+    const TEXT: &str = "wp-marker-5ecret";
+    const NUMBER: i64 = 867_530_999;
+    fn wrong(go: Go) -> Vec<Value> {
+        match go {
+            Go::String => vec![json!(NUMBER), json!([TEXT]), json!({ "k": TEXT })],
+            Go::Bool | Go::Int => vec![json!(TEXT), json!([NUMBER])],
+            Go::Struct(_) | Go::Slice(_) | Go::Map(_) => vec![json!(TEXT), json!(NUMBER)],
+            Go::Ptr(inner) => wrong(*inner),
+            Go::Any => Vec::new(),
+        }
+    }
+    let mut refused = 0;
+    for field in FIELDS {
+        for bad in wrong(field.go) {
+            let mut v = full();
+            each_object(&mut v, field.owner, &mut |m| {
+                m.insert(field.key.into(), bad.clone());
+            });
+            let Err(e) = go::json::from_slice::<WorkflowConfig>(v.to_string().as_bytes()) else {
+                continue;
+            };
+            refused += 1;
+            let text = woodpecker_k8s_agent::error_chain::one_line(&e);
+            assert!(text.contains(field.key), "{}.{}: {text}", field.owner, field.key);
+            for marker in [TEXT.to_string(), NUMBER.to_string(), "5ecret".into()] {
+                assert!(!text.contains(&marker), "{}.{} = {bad}: {text}", field.owner, field.key);
+            }
+        }
+    }
+    assert!(refused > 2 * FIELDS.len(), "only {refused} wrong values refused");
+}
