@@ -228,6 +228,13 @@ impl LogFollower {
 
     /// The next line without its newline and timestamp, or `None` when the container is done
     /// and everything was delivered. An `Err` is final (e.g. the pod does not exist).
+    ///
+    /// Cancel safety: every state change is stored in the follower before an `.await`, and
+    /// lines are queued here before they are handed out, so a call dropped at an `.await`
+    /// (one that lost a `select!`) loses no line it had read: the next call reads on from the
+    /// same stream, or (for a stream that was being opened) opens it again from the last
+    /// delivered stamp, de-duplicated, so a drop costs at most one more request. Still, drive
+    /// it from one task where you can, as the backend does.
     pub async fn next_line(&mut self) -> Result<Option<Bytes>> {
         loop {
             if let Some(line) = self.ready.pop_front() {
