@@ -193,25 +193,7 @@ pub async fn run_workflow<B: Backend>(
     let started = unix_now();
     let (trigger, inner) = shutdown::channel();
     let trigger = Arc::new(trigger);
-    let mut watchdog: JoinSet<()> = JoinSet::new();
-    // Set when the timeout, not the caller or the backend, canceled the workflow.
-    let timeout_fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let trigger = trigger.clone();
-        let mut outer = cancel.clone();
-        let timeout = opts.workflow_timeout;
-        let timeout_fired = timeout_fired.clone();
-        watchdog.spawn(async move {
-            tokio::select! {
-                _ = outer.wait() => {}
-                _ = sleep_or_forever(timeout) => {
-                    timeout_fired.store(true, std::sync::atomic::Ordering::SeqCst);
-                }
-            };
-            trigger.fire();
-        });
-    }
-
+    let watchdog = Watchdog::start(&cancel, opts.workflow_timeout, trigger.clone());
     let ctx = Arc::new(Ctx {
         backend: backend.clone(),
         task: task.clone(),
@@ -224,82 +206,128 @@ pub async fn run_workflow<B: Backend>(
         finals: Mutex::new(Vec::new()),
     });
 
-    let mut failed = false;
-    let mut error: Option<String> = None;
-    let mut background: JoinSet<()> = JoinSet::new();
-
+    let mut result = Progress::default();
     let mut cancel_wait = inner.clone();
     match call(backend.setup_workflow(&conf, &task), &mut cancel_wait, &trigger).await {
         Err(Stop::Canceled) => {}
         Err(Stop::Failed(_)) if inner.is_fired() => {}
-        Err(Stop::Failed(e)) => {
-            failed = true;
-            error = Some(format!("setup workflow: {e}"));
-        }
-        Ok(()) => {
-            let permits = if opts.parallelism == 0 {
-                Semaphore::MAX_PERMITS
-            } else {
-                opts.parallelism
-            };
-            let semaphore = Arc::new(Semaphore::new(permits));
-            for stage in &conf.stages {
-                if inner.is_fired() {
-                    break;
-                }
-                let failed_at_start = failed;
-                let mut steps = JoinSet::new();
-                for s in &stage.steps {
-                    steps.spawn(step::run(ctx.clone(), s.clone(), failed_at_start, semaphore.clone()));
-                }
-                while let Some(joined) = steps.join_next().await {
-                    match joined {
-                        Ok(StepEnd::Ok | StepEnd::Canceled) => {}
-                        Ok(StepEnd::Detached(rest)) => {
-                            background.spawn(rest);
-                        }
-                        Ok(StepEnd::Failed { error: e }) => {
-                            failed = true;
-                            if error.is_none() {
-                                error = e;
-                            }
-                        }
-                        Err(join) => {
-                            failed = true;
-                            error.get_or_insert_with(|| format!("a step task died: {join}"));
-                        }
-                    }
-                }
-            }
-        }
+        Err(Stop::Failed(e)) => result.fail(Some(format!("setup workflow: {e}"))),
+        Ok(()) => run_stages(&ctx, &conf, &mut result).await,
     }
 
     let canceled = inner.is_fired();
     // DestroyWorkflow always runs, and stops detached steps and services; after a cancel it
     // gets its own deadline.
     let limit = canceled.then_some(opts.cleanup_timeout);
-    if let Err(e) = cleanup(backend.destroy_workflow(&conf, &task), limit).await {
-        let msg = format!("destroy workflow: {e}");
-        if !canceled {
-            failed = true;
-            error.get_or_insert(msg);
-        }
+    if let Err(e) = cleanup(backend.destroy_workflow(&conf, &task), limit).await
+        && !canceled
+    {
+        result.fail(Some(format!("destroy workflow: {e}")));
     }
     // Detached steps report their final state once their pods are gone.
     let drained = tokio::time::timeout(opts.cleanup_timeout, async {
-        while background.join_next().await.is_some() {}
+        while result.background.join_next().await.is_some() {}
     })
     .await;
     if drained.is_err() {
-        background.shutdown().await;
+        result.background.shutdown().await;
+    }
+    let timed_out = canceled && !cancel.is_fired() && watchdog.stop().await;
+
+    WorkflowOutcome {
+        success: !canceled && !result.failed && result.error.is_none(),
+        canceled,
+        timed_out,
+        error: if canceled { None } else { result.error },
+        started,
+        finished: unix_now(),
+        steps: final_states(&ctx, &conf),
+    }
+}
+
+/// What the stages have come to so far.
+#[derive(Default)]
+struct Progress {
+    failed: bool,
+    /// The first error (what the agent reports in `Done.error`).
+    error: Option<String>,
+    /// The rest of detached steps and services, running beside the stages.
+    background: JoinSet<()>,
+}
+
+impl Progress {
+    fn fail(&mut self, error: Option<String>) {
+        self.failed = true;
+        if self.error.is_none() {
+            self.error = error;
+        }
+    }
+}
+
+/// The stages one after another, the steps of a stage at once (at most `parallelism`), until
+/// the end or a cancel.
+async fn run_stages<B: Backend>(ctx: &Arc<Ctx<B>>, conf: &WorkflowConfig, result: &mut Progress) {
+    let permits = if ctx.opts.parallelism == 0 {
+        Semaphore::MAX_PERMITS
+    } else {
+        ctx.opts.parallelism
+    };
+    let semaphore = Arc::new(Semaphore::new(permits));
+    for stage in &conf.stages {
+        if ctx.cancel.is_fired() {
+            break;
+        }
+        let failed_at_start = result.failed;
+        let mut steps = JoinSet::new();
+        for s in &stage.steps {
+            steps.spawn(step::run(ctx.clone(), s.clone(), failed_at_start, semaphore.clone()));
+        }
+        while let Some(joined) = steps.join_next().await {
+            match joined {
+                Ok(StepEnd::Ok | StepEnd::Canceled) => {}
+                Ok(StepEnd::Detached(rest)) => {
+                    result.background.spawn(rest);
+                }
+                Ok(StepEnd::Failed { error }) => result.fail(error),
+                Err(join) => result.fail(Some(format!("a step task died: {join}"))),
+            }
+        }
+    }
+}
+
+/// Cancels the workflow on the caller's cancel or at the timeout, and remembers which.
+struct Watchdog {
+    task: JoinSet<()>,
+    /// Set when the timeout, not the caller or the backend, canceled the workflow.
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    fn start(cancel: &Shutdown, timeout: Option<Duration>, trigger: Arc<Trigger>) -> Self {
+        let timed_out = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut task = JoinSet::new();
+        let mut outer = cancel.clone();
+        let flag = timed_out.clone();
+        task.spawn(async move {
+            tokio::select! {
+                _ = outer.wait() => {}
+                _ = sleep_or_forever(timeout) => flag.store(true, std::sync::atomic::Ordering::SeqCst),
+            };
+            trigger.fire();
+        });
+        Watchdog { task, timed_out }
     }
 
-    watchdog.abort_all();
-    let timed_out = canceled && !cancel.is_fired() && timeout_fired.load(std::sync::atomic::Ordering::SeqCst);
-    while let Some(r) = watchdog.join_next().await {
-        let _ = r;
+    /// Stops it; whether the timeout fired.
+    async fn stop(mut self) -> bool {
+        self.task.abort_all();
+        while self.task.join_next().await.is_some() {}
+        self.timed_out.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
 
+/// The final state of every step, in the workflow's order.
+fn final_states<B>(ctx: &Ctx<B>, conf: &WorkflowConfig) -> Vec<(Step, StepState)> {
     let order: HashMap<&str, usize> = conf
         .stages
         .iter()
@@ -309,16 +337,7 @@ pub async fn run_workflow<B: Backend>(
         .collect();
     let mut steps = std::mem::take(&mut *ctx.finals.lock().unwrap_or_else(|p| p.into_inner()));
     steps.sort_by_key(|(s, _)| order.get(s.uuid.as_str()).copied().unwrap_or(usize::MAX));
-
-    WorkflowOutcome {
-        success: !canceled && !failed && error.is_none(),
-        canceled,
-        timed_out,
-        error: if canceled { None } else { error },
-        started,
-        finished: unix_now(),
-        steps,
-    }
+    steps
 }
 
 async fn sleep_or_forever(timeout: Option<Duration>) {
