@@ -15,7 +15,7 @@ use super::{metrics, proto};
 use crate::backend::WorkflowConfig;
 use crate::log;
 use crate::pipeline::trace::Tracer;
-use crate::shutdown::{self, Shutdown};
+use crate::shutdown::{self, Shutdown, Trigger};
 
 /// How a workflow ended, as the runtime reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -70,64 +70,25 @@ pub async fn run<R: WorkflowRunner>(
     let trigger = Arc::new(trigger);
     let (aux_stop_trigger, aux_stop) = shutdown::channel();
     let mut aux = tokio::task::JoinSet::new();
-
-    // Wait: a server cancel (or a lost lease) cancels the workflow.
-    let (client, t, stop, wid) = (sh.client.clone(), trigger.clone(), aux_stop.clone(), id.clone());
-    // Unlike the Go agent, an unreachable server does not cancel: only the server's answer (a
-    // cancel, or a refusal such as an expired lease) does, so a workflow outlives a long outage.
-    aux.spawn(async move {
-        loop {
-            match client.wait(&wid, &stop).await {
-                Ok(Some(true)) => {
-                    log::info(format_args!("workflow {wid}: canceled by the server"));
-                    t.fire();
-                }
-                Ok(_) => {}
-                Err(e) if e.status.code.is_retryable() => {
-                    log::warn(format_args!(
-                        "workflow {wid}: server unreachable, still waiting: {}",
-                        e.status
-                    ));
-                    continue;
-                }
-                Err(e) => {
-                    log::warn(format_args!("workflow {wid}: wait refused, canceling: {}", e.status));
-                    t.fire();
-                }
-            }
-            return;
-        }
-    });
-    // Extend the lease every 20 s; errors are only logged.
-    let (client, mut stop, wid, every) = (sh.client.clone(), aux_stop.clone(), id.clone(), sh.extend_interval);
-    aux.spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(e) = client.extend(&wid, &stop).await {
-                        log::warn(format_args!("workflow {wid}: extend failed: {}", e.status));
-                    }
-                }
-                _ = stop.wait() => return,
-            }
-        }
-    });
-    // The workflow deadline and the end of the agent's drain time both cancel.
-    let (t, mut stop, mut drain, wid) = (trigger.clone(), aux_stop.clone(), drain, id.clone());
-    aux.spawn(async move {
-        tokio::select! {
-            _ = tokio::time::sleep(timeout) => {
-                log::warn(format_args!("workflow {wid}: timed out after {timeout:?}"));
-                t.fire();
-            }
-            _ = drain.wait() => {
-                log::warn(format_args!("workflow {wid}: drain time is over, canceling"));
-                t.fire();
-            }
-            _ = stop.wait() => {}
-        }
-    });
+    aux.spawn(wait_for_cancel(
+        sh.client.clone(),
+        id.clone(),
+        trigger.clone(),
+        aux_stop.clone(),
+    ));
+    aux.spawn(extend_lease(
+        sh.client.clone(),
+        id.clone(),
+        sh.extend_interval,
+        aux_stop.clone(),
+    ));
+    aux.spawn(cancel_at_deadline(
+        id.clone(),
+        timeout,
+        drain,
+        trigger.clone(),
+        aux_stop.clone(),
+    ));
 
     let started = now_unix();
     let init = proto::WorkflowState {
@@ -151,43 +112,136 @@ pub async fn run<R: WorkflowRunner>(
             canceled: false,
             error: Some(format!("decode the workflow payload: {e}")),
         },
-        Ok(mut conf) => {
-            let env0 = conf
-                .stages
-                .first()
-                .and_then(|s| s.steps.first())
-                .map(|s| &s.environment);
-            let get = |k: &str| env0.and_then(|e| e.get(k)).cloned().unwrap_or_default();
-            sh.health.add(health::Running {
-                id: id.clone(),
-                repository: get("CI_REPO"),
-                pipeline_number: get("CI_PIPELINE_NUMBER"),
-                pipeline_started: started,
-                pipeline_timeout: timeout.as_secs() as i64,
-            });
-            log::info(format_args!(
-                "workflow {id}: started ({} {})",
-                get("CI_REPO"),
-                get("CI_PIPELINE_NUMBER")
-            ));
-            for step in conf.stages.iter_mut().flat_map(|s| s.steps.iter_mut()) {
-                step.environment.insert("CI_MACHINE".into(), sh.hostname.clone());
-                step.environment
-                    .insert("CI_SYSTEM_PLATFORM".into(), sh.platform.clone());
-            }
-            let tracer = Arc::new(AgentTracer {
-                workflow: id.clone(),
-                reporter: sh.reporter.clone(),
-            });
-            sh.runner.run(conf, id.clone(), tracer, cancel.clone()).await
-        }
+        Ok(conf) => run_decoded(sh, &id, conf, started, timeout, cancel.clone()).await,
     };
     // Every update and line of this workflow reaches the server before Done.
     tokio::select! {
         _ = sh.reporter.flush() => {}
         _ = abandon.wait() => {}
     }
-    let canceled = outcome.canceled || cancel.is_fired();
+    report_done(sh, &id, started, outcome, cancel.is_fired(), &abandon).await;
+    sh.health.remove(&id);
+    metrics::global()
+        .workflows_running
+        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    aux_stop_trigger.fire();
+    while aux.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Wait: a server cancel (or a lost lease) cancels the workflow. Unlike the Go agent, an
+/// unreachable server does not cancel: only the server's answer (a cancel, or a refusal such as
+/// an expired lease) does, so a workflow outlives a long outage.
+async fn wait_for_cancel(client: Arc<Client>, id: String, cancel: Arc<Trigger>, stop: Shutdown) {
+    loop {
+        match client.wait(&id, &stop).await {
+            Ok(Some(true)) => {
+                log::info(format_args!("workflow {id}: canceled by the server"));
+                cancel.fire();
+            }
+            Ok(_) => {}
+            Err(e) if e.status.code.is_retryable() => {
+                log::warn(format_args!(
+                    "workflow {id}: server unreachable, still waiting: {}",
+                    e.status
+                ));
+                continue;
+            }
+            Err(e) => {
+                log::warn(format_args!("workflow {id}: wait refused, canceling: {}", e.status));
+                cancel.fire();
+            }
+        }
+        return;
+    }
+}
+
+/// Extends the workflow's lease on the server every `every`; errors are only logged.
+async fn extend_lease(client: Arc<Client>, id: String, every: Duration, mut stop: Shutdown) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = client.extend(&id, &stop).await {
+                    log::warn(format_args!("workflow {id}: extend failed: {}", e.status));
+                }
+            }
+            _ = stop.wait() => return,
+        }
+    }
+}
+
+/// The workflow deadline and the end of the agent's drain time both cancel.
+async fn cancel_at_deadline(
+    id: String,
+    timeout: Duration,
+    mut drain: Shutdown,
+    cancel: Arc<Trigger>,
+    mut stop: Shutdown,
+) {
+    tokio::select! {
+        _ = tokio::time::sleep(timeout) => {
+            log::warn(format_args!("workflow {id}: timed out after {timeout:?}"));
+            cancel.fire();
+        }
+        _ = drain.wait() => {
+            log::warn(format_args!("workflow {id}: drain time is over, canceling"));
+            cancel.fire();
+        }
+        _ = stop.wait() => {}
+    }
+}
+
+/// Runs a decoded workflow: registered for the health report, with the agent's own
+/// variables (`CI_MACHINE`, `CI_SYSTEM_PLATFORM`) on every step.
+async fn run_decoded<R: WorkflowRunner>(
+    sh: &WorkflowDeps<R>,
+    id: &str,
+    mut conf: WorkflowConfig,
+    started: i64,
+    timeout: Duration,
+    cancel: Shutdown,
+) -> WorkflowEnd {
+    let env0 = conf
+        .stages
+        .first()
+        .and_then(|s| s.steps.first())
+        .map(|s| &s.environment);
+    let get = |k: &str| env0.and_then(|e| e.get(k)).cloned().unwrap_or_default();
+    sh.health.add(health::Running {
+        id: id.to_owned(),
+        repository: get("CI_REPO"),
+        pipeline_number: get("CI_PIPELINE_NUMBER"),
+        pipeline_started: started,
+        pipeline_timeout: timeout.as_secs() as i64,
+    });
+    log::info(format_args!(
+        "workflow {id}: started ({} {})",
+        get("CI_REPO"),
+        get("CI_PIPELINE_NUMBER")
+    ));
+    for step in conf.stages.iter_mut().flat_map(|s| s.steps.iter_mut()) {
+        step.environment.insert("CI_MACHINE".into(), sh.hostname.clone());
+        step.environment
+            .insert("CI_SYSTEM_PLATFORM".into(), sh.platform.clone());
+    }
+    let tracer = Arc::new(AgentTracer {
+        workflow: id.to_owned(),
+        reporter: sh.reporter.clone(),
+    });
+    sh.runner.run(conf, id.to_owned(), tracer, cancel).await
+}
+
+/// `Done`: canceled (by the runtime, or by a cancel that came after it ended) or the error.
+async fn report_done<R>(
+    sh: &WorkflowDeps<R>,
+    id: &str,
+    started: i64,
+    outcome: WorkflowEnd,
+    cancel_fired: bool,
+    abandon: &Shutdown,
+) {
+    let canceled = outcome.canceled || cancel_fired;
     let state = proto::WorkflowState {
         started,
         finished: now_unix(),
@@ -198,7 +252,7 @@ pub async fn run<R: WorkflowRunner>(
         },
         canceled,
     };
-    match sh.client.done(&id, state, &abandon).await {
+    match sh.client.done(id, state, abandon).await {
         Ok(()) => log::info(format_args!(
             "workflow {id}: done{}{}",
             if canceled { " (canceled)" } else { "" },
@@ -206,13 +260,6 @@ pub async fn run<R: WorkflowRunner>(
         )),
         Err(e) => log::error(format_args!("workflow {id}: done not delivered: {}", e.status)),
     }
-    sh.health.remove(&id);
-    metrics::global()
-        .workflows_running
-        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    aux_stop_trigger.fire();
-    while aux.join_next().await.is_some() {}
-    Ok(())
 }
 
 #[cfg(test)]
