@@ -189,13 +189,47 @@ async fn resource(
     body: Bytes,
 ) -> Result<Resp, ApiError> {
     let def = t.def;
-    let ns_key = if def.namespaced {
-        t.namespace.clone().unwrap_or_default()
-    } else {
-        String::new()
-    };
+    if verb(method, &t, q).is_some_and(|v| !def.verbs.contains(&v)) {
+        return Err(ApiError::method_not_allowed());
+    }
     let as_table = table::wants_table(accept);
-    let verb = match (method.clone(), t.name.is_some(), t.sub.as_deref()) {
+    match (t.name.as_deref(), t.sub.as_deref()) {
+        (None, None) => match *method {
+            Method::GET if t.watch_path || q.flag("watch") => {
+                let spec = WatchSpec {
+                    def,
+                    namespace: t.namespace.clone(),
+                    labels: LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?,
+                    fields: FieldSelector::parse(def.plural, q.get("fieldSelector").unwrap_or(""))?,
+                    table: as_table,
+                };
+                watch::handle(shared, spec, q)
+            }
+            Method::GET => list(shared, &t, q, as_table),
+            Method::POST => {
+                if def.plural == "selfsubjectaccessreviews" {
+                    return access_review(shared, def, &body);
+                }
+                if def.namespaced && t.namespace.is_none() {
+                    return Err(ApiError::method_not_allowed());
+                }
+                let ns = namespace_key(&t);
+                if def.namespaced {
+                    ensure_namespace(shared, &ns, true)?;
+                }
+                create(shared, def, &ns, q, &body)
+            }
+            Method::DELETE => delete_collection(shared, &t, q, &body),
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        (Some(_), _) => item(shared, method, &t, q, as_table, &body).await,
+        (None, Some(_)) => Err(ApiError::path_not_found()),
+    }
+}
+
+/// The RBAC verb of a request, checked against the kind's verbs; `None` for subresources.
+fn verb(method: &Method, t: &Target, q: &Query) -> Option<&'static str> {
+    match (method.clone(), t.name.is_some(), t.sub.as_deref()) {
         (_, _, Some(_)) => None,
         (Method::GET, false, _) => Some(if t.watch_path || q.flag("watch") {
             "watch"
@@ -209,144 +243,142 @@ async fn resource(
         (Method::DELETE, true, _) => Some("delete"),
         (Method::DELETE, false, _) => Some("deletecollection"),
         _ => None,
-    };
-    if verb.is_some_and(|v| !def.verbs.contains(&v)) {
-        return Err(ApiError::method_not_allowed());
     }
-    match (t.name.as_deref(), t.sub.as_deref()) {
-        (None, None) => match *method {
-            Method::GET => {
-                let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
-                let fields = FieldSelector::parse(def.plural, q.get("fieldSelector").unwrap_or(""))?;
-                if t.watch_path || q.flag("watch") {
-                    let spec = WatchSpec {
-                        def,
-                        namespace: t.namespace.clone(),
-                        labels,
-                        fields,
-                        table: as_table,
-                    };
-                    return watch::handle(shared, spec, q);
-                }
-                let (items, rv) = shared
-                    .store
-                    .list(def.plural, t.namespace.as_deref().filter(|_| def.namespaced));
-                let items: Vec<Value> = items
-                    .into_iter()
-                    .filter(|o| labels.matches(o) && fields.matches(o))
-                    .collect();
-                let page = page::page(&shared.store, items, rv, q)?;
-                let mut list_meta = json!({"resourceVersion": page.rv.to_string()});
-                if let Some(c) = &page.continue_token {
-                    list_meta["continue"] = json!(c);
-                    list_meta["remainingItemCount"] = json!(page.remaining.unwrap_or(0));
-                }
-                if as_table {
-                    let mut t = table::table(def.plural, &page.items, &page.rv.to_string(), true);
-                    t["metadata"] = list_meta;
-                    return Ok(wire::json(200, &t));
-                }
-                let items: Vec<Value> = page
-                    .items
-                    .into_iter()
-                    .map(|mut o| {
-                        if let Some(m) = o.as_object_mut() {
-                            m.remove("kind");
-                            m.remove("apiVersion");
-                        }
-                        o
-                    })
-                    .collect();
-                Ok(wire::json(
-                    200,
-                    &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
-                                          "metadata": list_meta, "items": items}),
-                ))
+}
+
+/// The namespace part of the store's keys: empty for cluster-scoped kinds.
+fn namespace_key(t: &Target) -> String {
+    if t.def.namespaced {
+        t.namespace.clone().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+/// The objects of a kind the selectors match, one page of them, as a list or a Table.
+fn list(shared: &Arc<Shared>, t: &Target, q: &Query, as_table: bool) -> Result<Resp, ApiError> {
+    let def = t.def;
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(def.plural, q.get("fieldSelector").unwrap_or(""))?;
+    let (items, rv) = shared
+        .store
+        .list(def.plural, t.namespace.as_deref().filter(|_| def.namespaced));
+    let items: Vec<Value> = items
+        .into_iter()
+        .filter(|o| labels.matches(o) && fields.matches(o))
+        .collect();
+    let page = page::page(&shared.store, items, rv, q)?;
+    let mut list_meta = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(c) = &page.continue_token {
+        list_meta["continue"] = json!(c);
+        list_meta["remainingItemCount"] = json!(page.remaining.unwrap_or(0));
+    }
+    if as_table {
+        let mut t = table::table(def.plural, &page.items, &page.rv.to_string(), true);
+        t["metadata"] = list_meta;
+        return Ok(wire::json(200, &t));
+    }
+    let items: Vec<Value> = page
+        .items
+        .into_iter()
+        .map(|mut o| {
+            if let Some(m) = o.as_object_mut() {
+                m.remove("kind");
+                m.remove("apiVersion");
             }
-            Method::POST => {
-                if def.plural == "selfsubjectaccessreviews" {
-                    return access_review(shared, def, &body);
-                }
-                if def.namespaced && t.namespace.is_none() {
-                    return Err(ApiError::method_not_allowed());
-                }
-                if def.namespaced {
-                    ensure_namespace(shared, &ns_key, true)?;
-                }
-                create(shared, def, &ns_key, q, &body)
-            }
-            Method::DELETE => {
-                let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
-                let fields = FieldSelector::parse(def.plural, q.get("fieldSelector").unwrap_or(""))?;
-                let opts = delete::Options::parse(q, &body)?;
-                let (items, rv) = shared
-                    .store
-                    .list(def.plural, t.namespace.as_deref().filter(|_| def.namespaced));
-                let mut out = Vec::new();
-                for o in items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)) {
-                    let key = Key::new(
-                        def.plural,
-                        o["metadata"]["namespace"].as_str().unwrap_or(""),
-                        o["metadata"]["name"].as_str().unwrap_or(""),
-                    );
-                    if let Ok((_, obj)) = delete::delete(shared, def, &key, &opts) {
-                        out.push(obj);
-                    }
-                }
-                Ok(wire::json(
-                    200,
-                    &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
-                                          "metadata": {"resourceVersion": rv.to_string()}, "items": out}),
-                ))
-            }
-            _ => Err(ApiError::method_not_allowed()),
-        },
-        (Some(name), sub) => {
-            let key = Key::new(def.plural, &ns_key, name);
-            match (method.clone(), sub) {
-                (Method::GET, Some("log")) if def.plural == "pods" => logs::handle(shared, &ns_key, name, q).await,
-                (Method::POST, Some("eviction")) if def.plural == "pods" => {
-                    // As the apiserver does (1.26+): say why before the graceful delete.
-                    delete::mark_disruption(shared, &key, "EvictionByEvictionAPI", "Eviction API: evicting");
-                    let opts = delete::Options::default();
-                    delete::delete(shared, def, &key, &opts)?;
-                    Ok(wire::json(
-                        201,
-                        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-                    ))
-                }
-                (Method::GET, None | Some("status")) => {
-                    if t.watch_path || q.flag("watch") {
-                        let fields = FieldSelector::parse(def.plural, &format!("metadata.name={name}"))?;
-                        let spec = WatchSpec {
-                            def,
-                            namespace: t.namespace.clone(),
-                            labels: LabelSelector::default(),
-                            fields,
-                            table: as_table,
-                        };
-                        return watch::handle(shared, spec, q);
-                    }
-                    let obj = shared
-                        .store
-                        .get(&key)
-                        .ok_or_else(|| ApiError::not_found(def.plural, name))?;
-                    if as_table {
-                        let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
-                        return Ok(wire::json(200, &table::table(def.plural, &[obj], &rv, true)));
-                    }
-                    Ok(wire::json(200, &obj))
-                }
-                (Method::PUT, None | Some("status")) => replace(shared, def, &key, &body, sub.is_some()),
-                (Method::PATCH, None | Some("status")) => patch(shared, def, &key, &body, sub.is_some()),
-                (Method::DELETE, None) => {
-                    let opts = delete::Options::parse(q, &body)?;
-                    let (code, obj) = delete::delete(shared, def, &key, &opts)?;
-                    Ok(wire::json(code, &obj))
-                }
-                _ => Err(ApiError::method_not_allowed()),
-            }
+            o
+        })
+        .collect();
+    Ok(wire::json(
+        200,
+        &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
+                              "metadata": list_meta, "items": items}),
+    ))
+}
+
+/// DELETE on a collection: every object the selectors match, as a list of what was deleted.
+fn delete_collection(shared: &Arc<Shared>, t: &Target, q: &Query, body: &[u8]) -> Result<Resp, ApiError> {
+    let def = t.def;
+    let labels = LabelSelector::parse(q.get("labelSelector").unwrap_or(""))?;
+    let fields = FieldSelector::parse(def.plural, q.get("fieldSelector").unwrap_or(""))?;
+    let opts = delete::Options::parse(q, body)?;
+    let (items, rv) = shared
+        .store
+        .list(def.plural, t.namespace.as_deref().filter(|_| def.namespaced));
+    let mut out = Vec::new();
+    for o in items.into_iter().filter(|o| labels.matches(o) && fields.matches(o)) {
+        let key = Key::new(
+            def.plural,
+            o["metadata"]["namespace"].as_str().unwrap_or(""),
+            o["metadata"]["name"].as_str().unwrap_or(""),
+        );
+        if let Ok((_, obj)) = delete::delete(shared, def, &key, &opts) {
+            out.push(obj);
         }
-        (None, Some(_)) => Err(ApiError::path_not_found()),
+    }
+    Ok(wire::json(
+        200,
+        &json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(),
+                              "metadata": {"resourceVersion": rv.to_string()}, "items": out}),
+    ))
+}
+
+/// A request on one object or its subresource (`log`, `eviction`, `status`).
+async fn item(
+    shared: &Arc<Shared>,
+    method: &Method,
+    t: &Target,
+    q: &Query,
+    as_table: bool,
+    body: &[u8],
+) -> Result<Resp, ApiError> {
+    let def = t.def;
+    let (Some(name), sub) = (t.name.as_deref(), t.sub.as_deref()) else {
+        return Err(ApiError::path_not_found());
+    };
+    let ns_key = namespace_key(t);
+    let key = Key::new(def.plural, &ns_key, name);
+    match (method.clone(), sub) {
+        (Method::GET, Some("log")) if def.plural == "pods" => logs::handle(shared, &ns_key, name, q).await,
+        (Method::POST, Some("eviction")) if def.plural == "pods" => {
+            // As the apiserver does (1.26+): say why before the graceful delete.
+            delete::mark_disruption(shared, &key, "EvictionByEvictionAPI", "Eviction API: evicting");
+            let opts = delete::Options::default();
+            delete::delete(shared, def, &key, &opts)?;
+            Ok(wire::json(
+                201,
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
+        }
+        (Method::GET, None | Some("status")) => {
+            if t.watch_path || q.flag("watch") {
+                let fields = FieldSelector::parse(def.plural, &format!("metadata.name={name}"))?;
+                let spec = WatchSpec {
+                    def,
+                    namespace: t.namespace.clone(),
+                    labels: LabelSelector::default(),
+                    fields,
+                    table: as_table,
+                };
+                return watch::handle(shared, spec, q);
+            }
+            let obj = shared
+                .store
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(def.plural, name))?;
+            if as_table {
+                let rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or("").to_string();
+                return Ok(wire::json(200, &table::table(def.plural, &[obj], &rv, true)));
+            }
+            Ok(wire::json(200, &obj))
+        }
+        (Method::PUT, None | Some("status")) => replace(shared, def, &key, body, sub.is_some()),
+        (Method::PATCH, None | Some("status")) => patch(shared, def, &key, body, sub.is_some()),
+        (Method::DELETE, None) => {
+            let opts = delete::Options::parse(q, body)?;
+            let (code, obj) = delete::delete(shared, def, &key, &opts)?;
+            Ok(wire::json(code, &obj))
+        }
+        _ => Err(ApiError::method_not_allowed()),
     }
 }
