@@ -53,7 +53,7 @@ async fn a_ready_cluster_passes_and_local_path_rwx_warns() {
         .into_iter()
         .filter(|r| r.method == "POST" && r.path.ends_with("/selfsubjectaccessreviews"))
         .collect();
-    assert_eq!(reviews.len(), permissions::NAMESPACED.len());
+    assert_eq!(reviews.len(), permissions::NAMESPACED.len() + permissions::LEASES.len());
     assert!(reviews.iter().all(|r| r.status == 201));
 
     let rwo = run(
@@ -85,6 +85,13 @@ async fn a_denied_verb_fails_and_names_each_permission() {
         .collect();
     assert_eq!(failed, expected, "{report}");
     assert!(report.to_string().contains("FAIL  rbac: delete pods"), "{report}");
+    // The agent runs without its Lease: a denied lease verb warns, it does not fail.
+    let lease_warnings = report
+        .checks
+        .iter()
+        .filter(|c| matches!(&c.outcome, CheckOutcome::Warn(m) if m.contains("without its Lease")))
+        .count();
+    assert_eq!(lease_warnings, 1, "{report}");
     sim.shutdown().await;
 }
 
@@ -109,7 +116,7 @@ async fn namespace_per_org_asks_cluster_wide_including_namespaces() {
         .count();
     assert_eq!(
         namespaced_reviews,
-        permissions::NAMESPACED.len() + permissions::PER_ORG.len()
+        permissions::NAMESPACED.len() + permissions::PER_ORG.len() + permissions::LEASES.len()
     );
     sim.shutdown().await;
 }
@@ -177,7 +184,7 @@ async fn the_command_prints_one_line_per_check_and_exits_by_the_verdict() {
         "{stdout}{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let checks = 4 + permissions::NAMESPACED.len();
+    let checks = 4 + permissions::NAMESPACED.len() + permissions::LEASES.len();
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok  ")).count(),
         checks,

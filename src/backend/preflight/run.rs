@@ -101,6 +101,22 @@ pub async fn preflight(client: &Client, opts: &PreflightOptions) -> Report {
         };
         report.push(name, outcome);
     }
+    // The agent's Lease, in the base namespace: without it the agent still runs, but with no
+    // guard against a second process of its identity and no reaping of dead agents' objects.
+    for perm in permissions::LEASES {
+        let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+        let outcome = match reviews.create(&perm.review(&opts.namespace)).await {
+            Ok(answer) => match permissions::verdict(&answer) {
+                Ok(()) => CheckOutcome::Ok("allowed".into()),
+                Err(why) => CheckOutcome::Warn(format!(
+                    "denied: {why}; the agent runs without its Lease (no guard against a second \
+                     agent of its identity, no reaping of dead agents' objects)"
+                )),
+            },
+            Err(e) => CheckOutcome::Warn(format!("could not ask: {}", one_line(&e))),
+        };
+        report.push(format!("rbac: {}", perm.describe()), outcome);
+    }
 
     let classes: Api<StorageClass> = Api::all(client.clone());
     let outcome = match classes.list(&ListParams::default()).await {
