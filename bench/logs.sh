@@ -13,13 +13,9 @@ work=$(mktemp -d)
 simpid=""
 trap '[ -n "$simpid" ] && kill "$simpid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$sim" sim --dir "$work/sim" >"$work/sim.out" 2>"$work/sim.err" &
-simpid=$!
-for _ in $(seq 200); do
-    grep -q "kubeconfig$" "$work/sim.out" 2>/dev/null && break
-    sleep 0.1
-done
-kubeconfig=$(tail -1 "$work/sim.out")
+# shellcheck source=bench/sim-process.sh
+source "$(dirname "$0")/sim-process.sh"
+start_sim "$sim" "$work"
 
 {
     echo "skip_clone: true"
