@@ -146,16 +146,16 @@ pub fn step_volumes(
     let mut volumes: Vec<Volume> = Vec::new();
     let mut mounts = Vec::new();
     for (i, entry) in step.volumes.iter().enumerate() {
+        let path = names::volume_mount_path(entry);
+        if drop_workspace && path == step.workspace_base {
+            continue;
+        }
+        let claim = names::volume_claim_name(entry).map_err(|source| BuildError::Volume {
+            step: step.name.clone(),
+            entry: entry.clone(),
+            source,
+        })?;
         if let (0, Some(dir)) = (i, workspace_dir) {
-            let path = names::volume_mount_path(entry);
-            if drop_workspace && path == step.workspace_base {
-                continue;
-            }
-            let claim = names::volume_claim_name(entry).map_err(|source| BuildError::Volume {
-                step: step.name.clone(),
-                entry: entry.clone(),
-                source,
-            })?;
             let vol_name = names::to_dns_label(&claim);
             volumes.push(Volume {
                 name: vol_name.clone(),
@@ -169,15 +169,6 @@ pub fn step_volumes(
             });
             continue;
         }
-        let path = names::volume_mount_path(entry);
-        if drop_workspace && path == step.workspace_base {
-            continue;
-        }
-        let claim = names::volume_claim_name(entry).map_err(|source| BuildError::Volume {
-            step: step.name.clone(),
-            entry: entry.clone(),
-            source,
-        })?;
         let mut vol_name = names::to_dns_label(&claim);
         let existing = volumes.iter().find(|v| v.name == vol_name);
         let same_claim = existing.is_some_and(|v| {

@@ -172,7 +172,7 @@ fn compile_as(wf: &Workflow, opts: &CompileOptions, mode: Mode) -> Result<Option
         volume: &volume,
         facts: &facts,
         mode,
-        shared_env: Arc::new(env.clone()),
+        shared_env: Arc::new(env),
         shared_env_axis: Arc::new(when_env.clone()),
     };
     let mut config = WorkflowConfig {
