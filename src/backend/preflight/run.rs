@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::permissions::{self, SelfSubjectAccessReview};
+use super::permissions::{self, Permission, SelfSubjectAccessReview};
 use super::storage::{self, StorageClass};
 use super::{CheckOutcome, PreflightOptions, Report};
 use crate::error_chain::one_line;
@@ -91,29 +91,23 @@ pub async fn preflight(client: &Client, opts: &PreflightOptions) -> Report {
         } else {
             format!("rbac: {}", perm.describe())
         };
-        let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-        let outcome = match reviews.create(&perm.review(ns)).await {
-            Ok(answer) => match permissions::verdict(&answer) {
-                Ok(()) => CheckOutcome::Ok("allowed".into()),
-                Err(why) => CheckOutcome::Fail(format!("denied: {why}")),
-            },
-            Err(e) => CheckOutcome::Fail(format!("could not ask: {}", one_line(&e))),
+        let outcome = match review(client, perm, ns).await {
+            Answer::Allowed => CheckOutcome::Ok("allowed".into()),
+            Answer::Denied(why) => CheckOutcome::Fail(format!("denied: {why}")),
+            Answer::NotAsked(e) => CheckOutcome::Fail(format!("could not ask: {e}")),
         };
         report.push(name, outcome);
     }
     // The agent's Lease, in the base namespace: without it the agent still runs, but with no
     // guard against a second process of its identity and no reaping of dead agents' objects.
     for perm in permissions::LEASES {
-        let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-        let outcome = match reviews.create(&perm.review(&opts.namespace)).await {
-            Ok(answer) => match permissions::verdict(&answer) {
-                Ok(()) => CheckOutcome::Ok("allowed".into()),
-                Err(why) => CheckOutcome::Warn(format!(
-                    "denied: {why}; the agent runs without its Lease (no guard against a second \
-                     agent of its identity, no reaping of dead agents' objects)"
-                )),
-            },
-            Err(e) => CheckOutcome::Warn(format!("could not ask: {}", one_line(&e))),
+        let outcome = match review(client, *perm, &opts.namespace).await {
+            Answer::Allowed => CheckOutcome::Ok("allowed".into()),
+            Answer::Denied(why) => CheckOutcome::Warn(format!(
+                "denied: {why}; the agent runs without its Lease (no guard against a second \
+                 agent of its identity, no reaping of dead agents' objects)"
+            )),
+            Answer::NotAsked(e) => CheckOutcome::Warn(format!("could not ask: {e}")),
         };
         report.push(format!("rbac: {}", perm.describe()), outcome);
     }
@@ -133,6 +127,27 @@ pub async fn preflight(client: &Client, opts: &PreflightOptions) -> Report {
         report.push("caches", caches(client, opts).await);
     }
     report
+}
+
+/// The apiserver's answer to a SelfSubjectAccessReview.
+enum Answer {
+    Allowed,
+    /// Why it is denied.
+    Denied(String),
+    /// The review itself failed.
+    NotAsked(String),
+}
+
+/// Whether this identity may do `perm` in `ns` (`""`: in every namespace).
+async fn review(client: &Client, perm: Permission, ns: &str) -> Answer {
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    match reviews.create(&perm.review(ns)).await {
+        Ok(answer) => match permissions::verdict(&answer) {
+            Ok(()) => Answer::Allowed,
+            Err(why) => Answer::Denied(why),
+        },
+        Err(e) => Answer::NotAsked(one_line(&e)),
+    }
 }
 
 /// Every claim `CACHES` names exists (the agent never creates them).
