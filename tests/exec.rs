@@ -231,22 +231,7 @@ fn no_pipeline_is_an_error_and_unknown_keys_a_warning() {
 
 /// Runs `exec --embedded` (the simulated cluster, host runner) and returns the output.
 fn embedded(args: &[&str], dir: &Path) -> (Option<i32>, String) {
-    let mut all = vec!["--embedded"];
-    all.extend_from_slice(args);
-    let out = Command::new(BIN)
-        .arg("exec")
-        .args(&all)
-        .current_dir(dir)
-        .env("WOODPECKER_BACKEND_K8S_START_TIMEOUT", "20s")
-        .output()
-        .expect("run the binary");
-    // stderr first: the summary table ends stdout, and `summary` reads to the end of the text.
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    (out.status.code(), text)
+    crate::common::exec_embedded(args, dir)
 }
 
 /// The summary rows: step -> (result, exit).

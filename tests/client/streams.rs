@@ -14,7 +14,7 @@ use sim::faults::{FaultReply, LogFault, RequestMatch, Times};
 use sim::{ScriptRule, SimConfig};
 
 use super::{FAST_BACKOFF, NS, pod, pods};
-use crate::common::{fast_config, start_sim, start_sim_with};
+use crate::common::{assert_lines_exactly, fast_config, start_sim, start_sim_with};
 #[tokio::test]
 async fn a_raw_watch_sees_changes_after_the_list() {
     let sim = start_sim().await;
@@ -352,15 +352,7 @@ async fn follow_through(
     {
         got.push(String::from_utf8(line.to_vec()).unwrap());
     }
-    if got != want {
-        let fragments: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
-        panic!(
-            "{name}: {} lines of {}, fragments {fragments:?}, first difference at {:?}",
-            got.len(),
-            want.len(),
-            got.iter().zip(want).position(|(a, b)| a != b)
-        );
-    }
+    assert_lines_exactly(name, &got, want);
     sim.requests()
         .into_iter()
         .filter(|r| r.path.ends_with(&format!("/{name}/log")) && r.status == 200)

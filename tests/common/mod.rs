@@ -1,10 +1,11 @@
 //! Shared test helpers: start a simulated cluster (`start_sim()`, `start_sim_with()`), a raw
-//! HTTP(S) client that trusts it (`Raw`, for tests that must not depend on our kube client), and
-//! small waiting helpers.
+//! HTTP(S) client that trusts it (`Raw`, for tests that must not depend on our kube client),
+//! `exec --embedded` through the binary, and small waiting and comparing helpers.
 
 pub mod gomarshal;
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,4 +293,36 @@ pub async fn kubectl(sim: &Sim, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `exec --embedded ARGS` in `dir` (the simulated cluster, host runner) and returns the
+/// exit code and the output: stderr first, as the summary table ends stdout.
+pub fn exec_embedded(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_woodpecker-k8s-agent"))
+        .args(["exec", "--embedded"])
+        .args(args)
+        .current_dir(dir)
+        .env("WOODPECKER_BACKEND_K8S_START_TIMEOUT", "20s")
+        .output()
+        .expect("run the binary");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (out.status.code(), text)
+}
+
+/// Panics unless a log arrived as `want`, every line once and whole, naming the count, the
+/// fragments and the first difference.
+pub fn assert_lines_exactly(name: &str, got: &[String], want: &[String]) {
+    if got != want {
+        let fragments: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
+        panic!(
+            "{name}: {} lines of {}, fragments {fragments:?}, first difference at {:?}",
+            got.len(),
+            want.len(),
+            got.iter().zip(want).position(|(a, b)| a != b)
+        );
+    }
 }

@@ -9,6 +9,7 @@ use sim::faults::LogFault;
 use woodpecker_k8s_agent::backend::Backend;
 
 use super::harness::*;
+use crate::common::assert_lines_exactly;
 
 /// 600 lines over about 1.2 s, each about 66 bytes on the wire.
 fn paced(tag: &str) -> Vec<String> {
@@ -37,18 +38,6 @@ async fn run_with(h: &H, task: &str, image: &str, want: &[String], fault: Option
     lines
 }
 
-fn exactly(name: &str, got: &[String], want: &[String]) {
-    if got != want {
-        let fragments: Vec<&String> = got.iter().filter(|l| !want.contains(l)).collect();
-        panic!(
-            "{name}: {} lines of {}, fragments {fragments:?}, first difference at {:?}",
-            got.len(),
-            want.len(),
-            got.iter().zip(want).position(|(a, b)| a != b)
-        );
-    }
-}
-
 /// The clean end falls mid-line about 80 lines before the container's end, so the container
 /// exits well within the follower's wait for the watch's news (`DONE_LAG`): the log must still
 /// be read to its end. And a clean end mid-line after the exit.
@@ -61,14 +50,14 @@ async fn a_clean_end_mid_line_before_or_after_the_exit_loses_nothing() {
         at_line: false,
         after_exit: false,
     };
-    exactly("late", &run_with(&h, "61", "t/late", &want, Some(fault)).await, &want);
+    assert_lines_exactly("late", &run_with(&h, "61", "t/late", &want, Some(fault)).await, &want);
     let want = paced("exited");
     let fault = LogFault::End {
         bytes: 5_000,
         at_line: false,
         after_exit: true,
     };
-    exactly(
+    assert_lines_exactly(
         "exited",
         &run_with(&h, "62", "t/exited", &want, Some(fault)).await,
         &want,
@@ -83,7 +72,7 @@ async fn a_crawling_log_is_read_to_its_end() {
     // 40 kB at 10 kB/s: about 3 s behind the pod's end.
     h.sim.faults().throttle_logs(Some(10_000));
     let want = paced("crawl");
-    exactly("crawl", &run_with(&h, "63", "t/crawl", &want, None).await, &want);
+    assert_lines_exactly("crawl", &run_with(&h, "63", "t/crawl", &want, None).await, &want);
 }
 
 /// A stream that sends nothing for longer than the idle limit after the pod ended is cut, and
@@ -100,7 +89,7 @@ async fn a_log_silent_past_the_idle_limit_is_cut_and_says_so() {
     let (note, lines) = got.split_last().expect("lines");
     let n = lines.len();
     assert!(n > 0 && n < want.len(), "{n} lines before the cut");
-    exactly("silent", lines, &want[..n]);
+    assert_lines_exactly("silent", lines, &want[..n]);
     assert!(
         note.starts_with("[kubernetes] the log of pod wp-")
             && note.ends_with(&format!(" was cut after {n} lines: no byte for 1s after the pod ended")),

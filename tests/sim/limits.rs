@@ -9,7 +9,7 @@ use sim::runner::cgroup;
 use sim::{RunnerKind, SimConfig};
 
 use super::{NS, phase, pods_path};
-use crate::common::{Raw, fast_config, start_sim_with, wait_for, wait_pod};
+use crate::common::{Raw, exec_embedded, fast_config, start_sim_with, wait_for, wait_pod};
 
 /// Allocates 500 MB for real: `tail` keeps a newline-free input whole (no python needed).
 const HOG: &str = "head -c 500M /dev/zero | tail > /dev/null";
@@ -114,18 +114,8 @@ fn exec_embedded_fails_a_step_over_its_memory_limit_with_oomkilled() {
         "steps:\n  hog:\n    image: alpine\n    commands: [\"{HOG}\"]\n    backend_options:\n      kubernetes:\n        resources:\n          limits:\n            memory: 32Mi\n  after:\n    image: alpine\n    commands: [echo never]\n"
     );
     std::fs::write(dir.join(".woodpecker.yaml"), yaml).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_woodpecker-k8s-agent"))
-        .args(["exec", "--embedded"])
-        .current_dir(&dir)
-        .env("WOODPECKER_BACKEND_K8S_START_TIMEOUT", "20s")
-        .output()
-        .expect("run the binary");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = exec_embedded(&[], &dir);
+    assert_eq!(code, Some(1), "{text}");
     // The summary: `hog  failure  137  <duration>`, then the backend's reason for OOMKilled.
     let lines: Vec<&str> = text.lines().collect();
     let at = lines
