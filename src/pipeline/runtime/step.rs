@@ -117,23 +117,15 @@ async fn finish<B: Backend>(
     let (drained, waited): (bool, Result<State, Stop>) = if step.detached {
         // A detached step or service ends when DestroyWorkflow deletes it, and a backend may
         // forget the workflow's steps right then: wait from the start, beside the logs.
+        let mut drained = false;
         let both = async {
             let wait = ctx.backend.wait_step(&step, &ctx.task);
             let ((), waited) = tokio::join!(drain(&ctx, &step, &mut logs, &mut writer), wait);
+            drained = true;
             waited
         };
-        let mut done = false;
-        let waited = call(
-            async {
-                let w = both.await;
-                done = true;
-                w
-            },
-            &mut cancel,
-            &ctx.stop,
-        )
-        .await;
-        (done, waited)
+        let waited = call(both, &mut cancel, &ctx.stop).await;
+        (drained, waited)
     } else {
         // Logs are drained completely before WaitStep, so the stream must end with the container.
         let drained = tokio::select! {
