@@ -14,8 +14,8 @@ use kube::Client;
 use kube::params::LogParams;
 use sim::{RecordedRequest, ScriptRule, Sim, SimConfig};
 use woodpecker_k8s_agent::Shutdown;
-use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings};
 use woodpecker_k8s_agent::backend::{Backend, Options, Stage, Step, WorkflowConfig};
+use woodpecker_k8s_agent::backend::{KubeBackend, KubeIo, LifecycleSettings};
 
 const NS: &str = "woodpecker";
 const STEPS: usize = 20;
@@ -240,7 +240,7 @@ async fn main() {
     let sim = Arc::new(
         Sim::start(SimConfig {
             tick: Duration::from_millis(5),
-            run_until_deleted_label: Some(woodpecker_k8s_agent::backend::labels::SERVICE.into()),
+            run_until_deleted_label: Some(woodpecker_k8s_agent::backend::SERVICE_LABEL.into()),
             ..SimConfig::default()
         })
         .await

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use server::{Call, Server};
-use woodpecker_k8s_agent::agent::config::AgentConfig;
+use woodpecker_k8s_agent::agent::AgentConfig;
 use woodpecker_k8s_agent::agent::{Agent, PipelineRunner, WorkflowRunner, proto};
 use woodpecker_k8s_agent::shutdown::{self, Trigger};
 

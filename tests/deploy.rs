@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use woodpecker_k8s_agent::backend::preflight::permissions::{LEASES, NAMESPACED, PER_ORG, Permission};
+use woodpecker_k8s_agent::backend::preflight::{LEASES, NAMESPACED, PER_ORG, Permission};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

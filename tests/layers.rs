@@ -142,3 +142,61 @@ fn the_shipped_build_does_not_compile_the_simulated_cluster() {
             .any(|l| l.starts_with("sim v"))
     );
 }
+
+/// The modules a room makes public: everything else is `pub(crate)` or private, and what the
+/// tests, the benches and the other crates use is re-exported at the room's root. (`cli` is the
+/// top: its subcommand modules are what `main.rs` dispatches to.)
+const PUBLIC_MODULES: &[&str] = &[
+    "backend/mod.rs: preflight",
+    "pipeline/mod.rs: compile",
+    "pipeline/mod.rs: yaml",
+    "agent/mod.rs: proto",
+    "agent/proto.rs: method",
+    "go/mod.rs: duration",
+    "go/mod.rs: json",
+    "go/mod.rs: strconv",
+    "go/mod.rs: zerolog",
+];
+
+/// Every `pub mod` under `src/` outside `cli/` and `lib.rs`, as `file: name`.
+fn public_modules(src: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(src).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with("cli/") || rel == "lib.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines() {
+            if let Some(rest) = line.trim_start().strip_prefix("pub mod ") {
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                found.push(format!("{rel}: {name}"));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn rooms_keep_their_modules_private() {
+    let found = public_modules(&root().join("src"));
+    let extra: Vec<&String> = found.iter().filter(|m| !PUBLIC_MODULES.contains(&m.as_str())).collect();
+    assert!(
+        extra.is_empty(),
+        "public modules beyond the rooms' narrow surface (make them pub(crate) and re-export \
+         what is needed at the room's root):\n{extra:?}"
+    );
+    // The check itself: a planted public module is found.
+    let tmp = std::env::temp_dir().join(format!("wp-pubmod-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("backend")).unwrap();
+    std::fs::write(tmp.join("backend/mod.rs"), "pub mod preflight;\npub mod pod;\n").unwrap();
+    assert_eq!(
+        public_modules(&tmp),
+        ["backend/mod.rs: pod", "backend/mod.rs: preflight"]
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

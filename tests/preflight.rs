@@ -5,7 +5,9 @@ use std::process::Command;
 
 use kube::Client;
 use sim::Sim;
-use woodpecker_k8s_agent::backend::preflight::{CheckOutcome, PreflightOptions, Report, permissions, preflight};
+use woodpecker_k8s_agent::backend::preflight::{
+    CheckOutcome, LEASES, NAMESPACED, PER_ORG, PreflightOptions, Report, preflight,
+};
 
 use crate::common::start_sim;
 
@@ -38,7 +40,7 @@ async fn a_ready_cluster_passes_and_local_path_rwx_warns() {
         "{report}"
     );
     assert!(matches!(outcome(&report, "namespace"), CheckOutcome::Ok(m) if m.contains("`woodpecker` exists")));
-    for perm in permissions::NAMESPACED {
+    for perm in NAMESPACED {
         let name = format!("rbac: {}", perm.describe());
         assert_eq!(outcome(&report, &name), &CheckOutcome::Ok("allowed".into()), "{report}");
     }
@@ -53,7 +55,7 @@ async fn a_ready_cluster_passes_and_local_path_rwx_warns() {
         .into_iter()
         .filter(|r| r.method == "POST" && r.path.ends_with("/selfsubjectaccessreviews"))
         .collect();
-    assert_eq!(reviews.len(), permissions::NAMESPACED.len() + permissions::LEASES.len());
+    assert_eq!(reviews.len(), NAMESPACED.len() + LEASES.len());
     assert!(reviews.iter().all(|r| r.status == 201));
 
     let rwo = run(
@@ -78,7 +80,7 @@ async fn a_denied_verb_fails_and_names_each_permission() {
     let report = run(&sim, &PreflightOptions::default()).await;
     assert!(!report.passed());
     let failed: Vec<&str> = report.failures().map(|c| c.name.as_str()).collect();
-    let expected: Vec<String> = permissions::NAMESPACED
+    let expected: Vec<String> = NAMESPACED
         .iter()
         .filter(|p| p.verb == "delete")
         .map(|p| format!("rbac: {}", p.describe()))
@@ -114,10 +116,7 @@ async fn namespace_per_org_asks_cluster_wide_including_namespaces() {
         .iter()
         .filter(|r| r.path.ends_with("/selfsubjectaccessreviews"))
         .count();
-    assert_eq!(
-        namespaced_reviews,
-        permissions::NAMESPACED.len() + permissions::PER_ORG.len() + permissions::LEASES.len()
-    );
+    assert_eq!(namespaced_reviews, NAMESPACED.len() + PER_ORG.len() + LEASES.len());
     sim.shutdown().await;
 }
 
@@ -184,7 +183,7 @@ async fn the_command_prints_one_line_per_check_and_exits_by_the_verdict() {
         "{stdout}{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let checks = 4 + permissions::NAMESPACED.len() + permissions::LEASES.len();
+    let checks = 4 + NAMESPACED.len() + LEASES.len();
     assert_eq!(
         stdout.lines().filter(|l| l.starts_with("ok  ")).count(),
         checks,

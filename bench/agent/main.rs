@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sim::{ScriptRule, Sim, SimConfig};
-use woodpecker_k8s_agent::agent::config::AgentConfig;
+use woodpecker_k8s_agent::agent::AgentConfig;
 use woodpecker_k8s_agent::agent::{Agent, proto};
 
 fn workflow(id: usize, steps: usize, lines: usize, sleep_ms: u64) -> proto::WorkflowMessage {
@@ -72,7 +72,7 @@ fn main() {
             );
             let server = server::Server::start(16).await;
             let sim = Sim::start(SimConfig {
-                run_until_deleted_label: Some(woodpecker_k8s_agent::backend::labels::SERVICE.into()),
+                run_until_deleted_label: Some(woodpecker_k8s_agent::backend::SERVICE_LABEL.into()),
                 ..SimConfig::default()
             })
             .await

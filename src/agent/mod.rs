@@ -11,23 +11,25 @@
 //! [`idstore`] (where the agent id is kept). Its own
 //! lines go to the process log (`crate::log`).
 
-pub mod client;
-pub mod config;
-pub mod daemon;
-pub mod grpc;
-pub mod health;
-pub mod idstore;
-pub mod lease;
-pub use crate::metrics;
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod daemon;
+pub(crate) mod grpc;
+pub(crate) mod health;
+pub(crate) mod idstore;
+pub(crate) mod lease;
+pub(crate) use crate::metrics;
 pub mod proto;
-pub mod reporter;
-pub mod runtime;
-pub mod tls;
-pub mod tracer;
-pub mod values;
-pub mod vars;
-pub mod workflow;
+pub(crate) mod reporter;
+pub(crate) mod runtime;
+pub(crate) mod tls;
+pub(crate) mod tracer;
+pub(crate) mod values;
+pub(crate) mod vars;
+pub(crate) mod workflow;
 
+pub use config::AgentConfig;
 pub use daemon::{Agent, DaemonError};
+pub use lease::{LeaseOptions, acquire as acquire_lease};
 pub use runtime::PipelineRunner;
 pub use workflow::{WorkflowEnd, WorkflowRunner};

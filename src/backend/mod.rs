@@ -2,30 +2,30 @@
 //! pure builders for every object (no I/O), and the step lifecycle on one shared watch.
 //! Speaks to the cluster only through `kube`.
 
-pub mod affinity;
+pub(crate) mod affinity;
 mod environment;
 mod error;
-pub mod labels;
-pub mod lifecycle;
-pub mod loglines;
-pub mod names;
-pub mod namespace;
-pub mod options;
-pub mod pod;
-pub mod podpatch;
+pub(crate) mod labels;
+pub(crate) mod lifecycle;
+pub(crate) mod loglines;
+pub(crate) mod names;
+pub(crate) mod namespace;
+pub(crate) mod options;
+pub(crate) mod pod;
+pub(crate) mod podpatch;
 pub mod preflight;
-pub mod quantity;
-pub mod reaper;
-pub mod render;
-pub mod resources;
-pub mod script;
-pub mod secrets;
-pub mod security;
-pub mod service;
-pub mod step_options;
-pub mod types;
-pub mod volume;
-pub mod weak;
+pub(crate) mod quantity;
+pub(crate) mod reaper;
+pub(crate) mod render;
+pub(crate) mod resources;
+pub(crate) mod script;
+pub(crate) mod secrets;
+pub(crate) mod security;
+pub(crate) mod service;
+pub(crate) mod step_options;
+pub(crate) mod types;
+pub(crate) mod volume;
+pub(crate) mod weak;
 
 use std::future::Future;
 
@@ -37,6 +37,12 @@ pub use pod::{BuildError, PodContext};
 pub use types::{Environment, Stage, State, Step, WorkflowConfig};
 
 pub use error::BackendError;
+// What the other rooms, the tests and the benches use; every other item stays inside backend.
+pub use labels::SERVICE as SERVICE_LABEL;
+pub use lifecycle::{KubeBackend, KubeIo, LifecycleSettings, Limits};
+pub use options::Cache;
+pub use reaper::Holder;
+pub use types::SecretValue;
 
 /// The backend contract (Woodpecker's `pipeline/backend/types.Backend`): one instance per agent,
 /// shared by every workflow and step at once, isolated by the task id (the workflow id).

@@ -158,10 +158,6 @@ impl Quantity {
             .and_then(|f| self.mantissa.checked_mul(f))
     }
 
-    pub fn is_zero(&self) -> bool {
-        self.mantissa == 0
-    }
-
     /// Compares the values (`1Gi` > `1G` > `999M`), whatever the notation.
     pub fn cmp_value(&self, other: &Quantity) -> std::cmp::Ordering {
         let exp = self.exp.min(other.exp);

@@ -125,11 +125,6 @@ impl ReaperSettings {
         }
         Ok(s)
     }
-
-    /// How often a holder renews: a third of the duration, as client-go's defaults (15 s / 5 s).
-    pub fn renew_every(&self) -> Duration {
-        self.lease_duration / 3
-    }
 }
 
 /// Now, as the Lease times count it.
@@ -187,12 +182,6 @@ pub struct Pass {
     pub leases_deleted: usize,
     /// Deletes or lists that failed (`what: error`), to be retried next pass.
     pub failures: Vec<String>,
-}
-
-impl Pass {
-    pub fn objects(&self) -> usize {
-        self.workflows.iter().flat_map(|w| w.objects.values()).sum()
-    }
 }
 
 /// Reaps for one agent (or exec run).
@@ -410,15 +399,6 @@ fn kind_name(kind: &str) -> &'static str {
     }
 }
 
-/// The agent label values of live Leases at `now` (for tests and `preflight`-like reports).
-pub fn live_agents(leases: &[Lease], now: Stamp) -> HashSet<String> {
-    leases
-        .iter()
-        .filter(|l| is_live(l, now))
-        .filter_map(|l| l.metadata.labels.get(AGENT_LABEL).cloned())
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,7 +446,6 @@ mod tests {
         assert!(!is_live(&l, (1015, 600_000_000)));
         let released = lease("", 1000, 1);
         assert!(!is_live(&released, (1000, 600_000_000)));
-        assert_eq!(live_agents(&[l.clone(), released], (1010, 0)).len(), 1);
         // No times at all: dead since creation.
         let mut bare = l;
         bare.spec.renew_time = None;
@@ -477,7 +456,6 @@ mod tests {
     fn settings_from_the_environment() {
         let d = ReaperSettings::from_lookup(|_| None).unwrap();
         assert_eq!(d, ReaperSettings::default());
-        assert_eq!(d.renew_every(), Duration::from_secs(5));
         let s = ReaperSettings::from_lookup(|k| match k {
             LEASE_DURATION_VAR => Some("3s".into()),
             REAP_GRACE_VAR => Some("1".into()),

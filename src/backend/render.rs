@@ -143,18 +143,6 @@ pub fn step_objects(step: &Step, opts: &Options, ctx: &PodContext) -> Result<Ste
     })
 }
 
-/// The names of the objects a workflow's pods reference, for checks: (kind, name).
-pub fn object_names(rendered: &Rendered) -> Vec<(String, String)> {
-    rendered
-        .objects
-        .iter()
-        .map(|o| {
-            let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
-            (s(&o["kind"]), s(&o["metadata"]["name"]))
-        })
-        .collect()
-}
-
 /// The task id used when none is given: Woodpecker's taskUUID is the workflow id, which is the
 /// number in the volume name `wp_<ulid>_<id>_default`.
 pub fn default_task(conf: &WorkflowConfig) -> String {
@@ -170,6 +158,18 @@ mod tests {
     use super::*;
     use crate::backend::names;
     use crate::backend::types::{Auth, Stage};
+
+    /// The names of the objects a workflow's pods reference, for checks: (kind, name).
+    fn object_names(rendered: &Rendered) -> Vec<(String, String)> {
+        rendered
+            .objects
+            .iter()
+            .map(|o| {
+                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (s(&o["kind"]), s(&o["metadata"]["name"]))
+            })
+            .collect()
+    }
 
     fn conf() -> WorkflowConfig {
         let step = Step {

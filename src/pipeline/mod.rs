@@ -12,13 +12,15 @@
 //! - [`ulid`]: step and volume ids.
 
 pub mod compile;
-pub mod env;
-pub mod error;
-pub mod files;
-pub mod runtime;
-pub mod trace;
-pub mod ulid;
+pub(crate) mod env;
+pub(crate) mod error;
+pub(crate) mod files;
+pub(crate) mod runtime;
+pub(crate) mod trace;
+pub(crate) mod ulid;
 pub mod yaml;
 
+pub use env::Metadata;
 pub use error::{ErrorKind, PipelineError};
 pub use runtime::{RuntimeOptions, WorkflowOutcome, run_workflow};
+pub use trace::{LogKind, LogLine, StepState, Tracer};

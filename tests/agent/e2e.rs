@@ -9,7 +9,7 @@ use kube::Client;
 use sim::{ScriptRule, Sim};
 use woodpecker_k8s_agent::Shutdown;
 use woodpecker_k8s_agent::backend::Options;
-use woodpecker_k8s_agent::backend::lifecycle::{self, KubeBackend, KubeIo};
+use woodpecker_k8s_agent::backend::{KubeBackend, KubeIo, LifecycleSettings};
 
 use super::*;
 
@@ -30,7 +30,7 @@ fn kube_runner(sim: &Sim) -> Arc<PipelineRunner<KubeBackend>> {
 fn kube_runner_on(client: Client) -> Arc<PipelineRunner<KubeBackend>> {
     let vars: HashMap<&str, &str> = BACKEND_ENV.into_iter().collect();
     let opts = Options::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
-    let settings = lifecycle::LifecycleSettings::from_lookup("e2e-agent", |_| None).unwrap();
+    let settings = LifecycleSettings::from_lookup("e2e-agent", |_| None).unwrap();
     let backend = KubeBackend::new(KubeIo::new(client), opts, settings, Shutdown::never());
     Arc::new(PipelineRunner::new(Arc::new(backend)))
 }

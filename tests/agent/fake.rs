@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::watch;
-use woodpecker_k8s_agent::agent::runtime::PipelineRunner;
+use woodpecker_k8s_agent::agent::PipelineRunner;
 use woodpecker_k8s_agent::backend::{
     Backend, BackendError as Error, LogLines, LogSender, State, Step, WorkflowConfig, log_channel,
 };

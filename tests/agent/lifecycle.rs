@@ -600,8 +600,8 @@ async fn an_agent_reaps_what_a_killed_exec_left() {
 /// keeps the agent id.
 #[tokio::test]
 async fn a_holder_notices_a_takeover_and_a_release_keeps_the_agent_id() {
-    use woodpecker_k8s_agent::agent::lease::{self, LeaseOptions};
-    use woodpecker_k8s_agent::backend::reaper::Holder;
+    use woodpecker_k8s_agent::agent::{LeaseOptions, acquire_lease};
+    use woodpecker_k8s_agent::backend::Holder;
     let sim = crate::common::start_sim().await;
     let client = kube::Client::new(sim.kube_config()).unwrap();
     let opts = |identity: &str| LeaseOptions {
@@ -612,14 +612,14 @@ async fn a_holder_notices_a_takeover_and_a_release_keeps_the_agent_id() {
         duration: Duration::from_secs(1),
     };
     let never = woodpecker_k8s_agent::Shutdown::never;
-    let first = lease::acquire(client.clone(), opts("one"), never())
+    let first = acquire_lease(client.clone(), opts("one"), never())
         .await
         .unwrap()
         .unwrap();
     first.set_agent_id(7).await.unwrap();
     first.release().await;
     // Released: the next holder takes it at once and finds the id.
-    let second = lease::acquire(client.clone(), opts("two"), never())
+    let second = acquire_lease(client.clone(), opts("two"), never())
         .await
         .unwrap()
         .unwrap();

@@ -24,7 +24,7 @@ pub fn fast_config() -> SimConfig {
     SimConfig {
         tick: Duration::from_millis(5),
         // Woodpecker's service pods run until deleted, as on a cluster.
-        run_until_deleted_label: Some(woodpecker_k8s_agent::backend::labels::SERVICE.into()),
+        run_until_deleted_label: Some(woodpecker_k8s_agent::backend::SERVICE_LABEL.into()),
         ..SimConfig::default()
     }
 }

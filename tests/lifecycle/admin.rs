@@ -461,7 +461,7 @@ async fn preflight_names_missing_cache_claims() {
             .map(|(n, c)| {
                 (
                     n.to_string(),
-                    woodpecker_k8s_agent::backend::options::Cache {
+                    woodpecker_k8s_agent::backend::Cache {
                         claim: c.into(),
                         read_only: false,
                     },

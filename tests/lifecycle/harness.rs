@@ -10,8 +10,8 @@ use kube::Client;
 use serde_json::Value;
 use sim::{RecordedRequest, Sim};
 use woodpecker_k8s_agent::Shutdown;
-use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings, Limits};
 use woodpecker_k8s_agent::backend::{Backend, Options, Stage, State, Step, WorkflowConfig};
+use woodpecker_k8s_agent::backend::{KubeBackend, KubeIo, LifecycleSettings, Limits};
 
 use crate::common;
 

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use woodpecker_k8s_agent::backend::{
     Backend, BackendError as Error, LogLines, Stage, State, Step, WorkflowConfig, log_channel,
 };
-use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
+use woodpecker_k8s_agent::pipeline::{LogLine, StepState, Tracer};
 
 #[derive(Debug, Clone, Default)]
 pub struct Script {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use woodpecker_k8s_agent::backend::{Step, WorkflowConfig};
+use woodpecker_k8s_agent::pipeline::Metadata;
 use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
-use woodpecker_k8s_agent::pipeline::env::Metadata;
 use woodpecker_k8s_agent::pipeline::yaml::{self, Workflow};
 
 fn env(name: &str) -> Option<String> {

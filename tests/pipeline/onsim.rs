@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use sim::{ScriptRule, Sim};
-use woodpecker_k8s_agent::backend::lifecycle::{KubeBackend, KubeIo, LifecycleSettings};
-use woodpecker_k8s_agent::backend::options::Options as BackendOptions;
+use woodpecker_k8s_agent::backend::Options as BackendOptions;
+use woodpecker_k8s_agent::backend::{KubeBackend, KubeIo, LifecycleSettings};
 use woodpecker_k8s_agent::backend::{Step, WorkflowConfig};
 use woodpecker_k8s_agent::pipeline::compile::{self, CompileOptions};
-use woodpecker_k8s_agent::pipeline::trace::{LogLine, StepState, Tracer};
+use woodpecker_k8s_agent::pipeline::{LogLine, StepState, Tracer};
 use woodpecker_k8s_agent::pipeline::{RuntimeOptions, WorkflowOutcome, run_workflow, yaml};
 use woodpecker_k8s_agent::shutdown::{self, Shutdown};
 

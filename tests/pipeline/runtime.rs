@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use woodpecker_k8s_agent::backend::SecretValue;
 use woodpecker_k8s_agent::backend::WorkflowConfig;
-use woodpecker_k8s_agent::backend::types::SecretValue;
-use woodpecker_k8s_agent::pipeline::trace::LogKind;
+use woodpecker_k8s_agent::pipeline::LogKind;
 use woodpecker_k8s_agent::pipeline::{RuntimeOptions, WorkflowOutcome, run_workflow};
 use woodpecker_k8s_agent::shutdown::{self, Shutdown};
 

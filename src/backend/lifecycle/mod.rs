@@ -13,16 +13,16 @@
 //! delete. Events are listed only for a pod still pending after a moment. The state of every
 //! pod comes from the shared watch: no per-step GET, no per-step watch.
 
-pub mod classify;
-pub mod cleanup;
-pub mod error;
-pub mod follow;
-pub mod kubeio;
-pub mod pending;
-pub mod podwatch;
+pub(crate) mod classify;
+pub(crate) mod cleanup;
+pub(crate) mod error;
+pub(crate) mod follow;
+pub(crate) mod kubeio;
+pub(crate) mod pending;
+pub(crate) mod podwatch;
 mod registry;
 mod settings;
-pub mod step;
+pub(crate) mod step;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -31,10 +31,10 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinSet;
 use tokio::time::{Duration, Instant};
 
-pub use classify::{Limits, Verdict, Why, classify};
+pub use classify::{Limits, Verdict, classify};
 pub use error::LifecycleError;
 pub use kubeio::KubeIo;
-pub use podwatch::{Input, PodWatch, Seen};
+pub use podwatch::{PodWatch, Seen};
 pub use settings::{LifecycleSettings, SettingsError};
 
 use super::names::{self, TASK_LABEL};

@@ -6,12 +6,12 @@
 //! The judging (which permissions, what a review or a storage class means, the report) is pure
 //! and lives in the submodules; `run` asks the apiserver; this file reads the settings.
 
-pub mod permissions;
-pub mod report;
+pub(crate) mod permissions;
+pub(crate) mod report;
 mod run;
-pub mod storage;
+pub(crate) mod storage;
 
-pub use permissions::Permission;
+pub use permissions::{LEASES, NAMESPACED, PER_ORG, Permission};
 pub use report::{Check, CheckOutcome, Report};
 pub use run::{SelfSubjectReview, VersionInfo, preflight};
 

@@ -9,7 +9,7 @@ mod expr;
 mod glob;
 mod params;
 mod stages;
-pub mod when;
+pub(crate) mod when;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -92,7 +92,8 @@ impl LineWriter {
     }
 
     /// The lines of one item from the backend (normally exactly one line).
-    pub fn lines(&mut self, item: Bytes) -> Vec<LogLine> {
+    #[cfg(test)]
+    fn lines(&mut self, item: Bytes) -> Vec<LogLine> {
         let mut out = Vec::new();
         self.lines_into(item, &mut out);
         out

@@ -7,7 +7,7 @@
 //! Kubernetes, and not who reads the trace (agent or `exec`).
 
 mod env;
-pub mod logs;
+pub(crate) mod logs;
 mod step;
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use crate::pipeline::trace::{StepState, Tracer};
 use crate::shutdown::{self, Shutdown, Trigger};
 
 pub use env::add_runtime_env;
-pub use logs::{LineWriter, Masker};
+pub use logs::Masker;
 
 /// How a workflow runs. `Default` gives unbounded parallelism (as Woodpecker), no timeout, a
 /// 30 s cleanup deadline and no exit-code log entries.

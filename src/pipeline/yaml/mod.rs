@@ -10,9 +10,9 @@ mod events;
 mod matrix;
 mod node;
 mod parse;
-pub mod subst;
-pub mod tree;
-pub mod types;
+pub(crate) mod subst;
+pub(crate) mod tree;
+pub(crate) mod types;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

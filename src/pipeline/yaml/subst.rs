@@ -535,34 +535,6 @@ fn get_esc(chunk: &[u8]) -> Result<(u8, &[u8]), BadPattern> {
     }
 }
 
-/// Glob match of a whole string for `when:` lists: `*` any run, `?` one character (no
-/// directory rules). Iterative, linear in the text for each star.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut back: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            back = Some((pi, ti));
-            pi += 1;
-        } else if let Some((bp, bt)) = back {
-            pi = bp + 1;
-            ti = bt + 1;
-            back = Some((bp, bt + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,14 +624,5 @@ mod tests {
         assert_eq!(m("[^a-c]", "b"), Ok(false));
         assert_eq!(m("\\*", "*"), Ok(true));
         assert_eq!(m("[", "a"), Err(BadPattern));
-    }
-
-    #[test]
-    fn glob_match_for_when_lists() {
-        assert!(glob_match("release/*", "release/1.0"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("a*b", "acd"));
-        let long = "a".repeat(100_000);
-        assert!(!glob_match("*b*b*b*b", &long));
     }
 }
