@@ -57,6 +57,16 @@ pub struct Dropped {
     pub missing: String,
 }
 
+/// The names of the workflows still alive.
+fn present<'a>(items: &[(&'a str, &[Dep])], alive: &[bool]) -> HashSet<&'a str> {
+    items
+        .iter()
+        .zip(alive)
+        .filter(|(_, a)| **a)
+        .map(|((name, _), _)| *name)
+        .collect()
+}
+
 /// Woodpecker's `filterMissingDependencies`: `items` are (workflow name, its `depends_on`) of
 /// the workflows that will run. A workflow with a required dependency that names no workflow
 /// of the run is dropped, and so, in turn, is what requires it; optional dependencies that
@@ -65,12 +75,7 @@ pub fn filter_missing(items: &[(&str, &[Dep])]) -> Vec<Result<Vec<String>, Dropp
     let mut alive = vec![true; items.len()];
     let mut why: Vec<Option<String>> = vec![None; items.len()];
     loop {
-        let present: HashSet<&str> = items
-            .iter()
-            .zip(&alive)
-            .filter(|(_, a)| **a)
-            .map(|((name, _), _)| *name)
-            .collect();
+        let present = present(items, &alive);
         let mut changed = false;
         for (i, (_, deps)) in items.iter().enumerate() {
             if !alive[i] {
@@ -86,12 +91,7 @@ pub fn filter_missing(items: &[(&str, &[Dep])]) -> Vec<Result<Vec<String>, Dropp
             break;
         }
     }
-    let present: HashSet<&str> = items
-        .iter()
-        .zip(&alive)
-        .filter(|(_, a)| **a)
-        .map(|((name, _), _)| *name)
-        .collect();
+    let present = present(items, &alive);
     items
         .iter()
         .enumerate()

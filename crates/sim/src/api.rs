@@ -41,16 +41,9 @@ fn parse_target(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
         watch_path,
     };
     match rest {
-        ["namespaces", ns, plural, tail @ ..] if group.is_empty() && !matches!(*plural, "status" | "finalize") => {
-            let def = find(plural).filter(|d| d.namespaced)?;
-            match tail {
-                [] => Some(t(def, Some(ns), None, None)),
-                [name] => Some(t(def, Some(ns), Some(name), None)),
-                [name, sub] => Some(t(def, Some(ns), Some(name), Some(sub))),
-                _ => None,
-            }
-        }
-        ["namespaces", ns, plural, tail @ ..] if !group.is_empty() => {
+        // In the core group `namespaces/NAME/status` and `/finalize` are the Namespace's own
+        // subresources, not a resource inside it.
+        ["namespaces", ns, plural, tail @ ..] if !group.is_empty() || !matches!(*plural, "status" | "finalize") => {
             let def = find(plural).filter(|d| d.namespaced)?;
             match tail {
                 [] => Some(t(def, Some(ns), None, None)),

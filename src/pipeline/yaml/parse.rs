@@ -537,16 +537,8 @@ fn list(node: &Node<'_>) -> Result<List, PipelineError> {
     if node.is_map() {
         node.warn_unknown(&["include", "exclude"], "a condition list")?;
         return Ok(List {
-            include: node
-                .get("include")
-                .map(|n| n.strings())
-                .transpose()?
-                .unwrap_or_default(),
-            exclude: node
-                .get("exclude")
-                .map(|n| n.strings())
-                .transpose()?
-                .unwrap_or_default(),
+            include: strings_at(node, "include")?,
+            exclude: strings_at(node, "exclude")?,
         });
     }
     Ok(List {
@@ -555,21 +547,18 @@ fn list(node: &Node<'_>) -> Result<List, PipelineError> {
     })
 }
 
+/// The strings under `key` of a map node (a string or a list); none when absent.
+fn strings_at(node: &Node<'_>, key: &str) -> Result<Vec<String>, PipelineError> {
+    Ok(node.get(key).map(|n| n.strings()).transpose()?.unwrap_or_default())
+}
+
 /// `path:`: a list, or `{include, exclude, ignore_message, on_empty}`.
 fn path_list(node: &Node<'_>) -> Result<PathList, PipelineError> {
     if node.is_map() {
         node.warn_unknown(&["include", "exclude", "ignore_message", "on_empty"], "`path`")?;
         return Ok(PathList {
-            include: node
-                .get("include")
-                .map(|n| n.strings())
-                .transpose()?
-                .unwrap_or_default(),
-            exclude: node
-                .get("exclude")
-                .map(|n| n.strings())
-                .transpose()?
-                .unwrap_or_default(),
+            include: strings_at(node, "include")?,
+            exclude: strings_at(node, "exclude")?,
             ignore_message: node
                 .get("ignore_message")
                 .map(|n| n.string())
