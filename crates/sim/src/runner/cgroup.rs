@@ -147,8 +147,32 @@ impl Support {
     }
 }
 
-fn own_cgroup(controller: Option<&str>) -> Option<String> {
-    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+/// What detection reads of the process: `/proc/self/mounts` and `/proc/self/cgroup`.
+struct ProcView {
+    mounts: String,
+    cgroup: String,
+}
+
+impl ProcView {
+    fn read() -> ProcView {
+        let read = |p| std::fs::read_to_string(p).unwrap_or_default();
+        ProcView {
+            mounts: read("/proc/self/mounts"),
+            cgroup: read("/proc/self/cgroup"),
+        }
+    }
+
+    /// The process's cgroup in the hierarchy of `controller` (`None`: the unified one).
+    fn own_cgroup(&self, controller: Option<&str>) -> Option<String> {
+        own_cgroup(&self.cgroup, controller)
+    }
+
+    fn mount_point(&self, controller: Option<&str>) -> Option<PathBuf> {
+        mount_point(&self.mounts, controller)
+    }
+}
+
+fn own_cgroup(text: &str, controller: Option<&str>) -> Option<String> {
     text.lines().find_map(|l| {
         let mut parts = l.splitn(3, ':');
         let (_, ctrls, path) = (parts.next()?, parts.next()?, parts.next()?);
@@ -161,8 +185,7 @@ fn own_cgroup(controller: Option<&str>) -> Option<String> {
 }
 
 /// The mount point of a cgroup hierarchy (`cgroup2`, or v1 with `controller` in its options).
-fn mount_point(controller: Option<&str>) -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mounts").ok()?;
+fn mount_point(text: &str, controller: Option<&str>) -> Option<PathBuf> {
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split(' ').collect();
         if f.len() < 4 {
@@ -188,9 +211,13 @@ fn writable(dir: &Path) -> io::Result<()> {
 }
 
 fn detect() -> Result<Hierarchy, String> {
+    detect_in(&ProcView::read())
+}
+
+fn detect_in(proc: &ProcView) -> Result<Hierarchy, String> {
     let mut why = Vec::new();
     // v2 first: the memory controller in the unified hierarchy.
-    if let (Some(mount), Some(own)) = (mount_point(None), own_cgroup(None)) {
+    if let (Some(mount), Some(own)) = (proc.mount_point(None), proc.own_cgroup(None)) {
         let me = join(&mount, &own);
         let has = |dir: &Path, file: &str| {
             std::fs::read_to_string(dir.join(file)).is_ok_and(|t| t.split_whitespace().any(|c| c == "memory"))
@@ -220,11 +247,11 @@ fn detect() -> Result<Hierarchy, String> {
             ));
         }
     }
-    if let (Some(mount), Some(own)) = (mount_point(Some("memory")), own_cgroup(Some("memory"))) {
+    if let (Some(mount), Some(own)) = (proc.mount_point(Some("memory")), proc.own_cgroup(Some("memory"))) {
         let memory = join(&mount, &own);
         match writable(&memory) {
             Ok(()) => {
-                let cpu = match (mount_point(Some("cpu")), own_cgroup(Some("cpu"))) {
+                let cpu = match (proc.mount_point(Some("cpu")), proc.own_cgroup(Some("cpu"))) {
                     (Some(m), Some(o)) => Some(join(&m, &o)).filter(|d| writable(d).is_ok()),
                     _ => None,
                 };
@@ -258,6 +285,11 @@ impl Cgroup {
             return Ok(None);
         }
         let Ok(h) = &support().0 else { return Ok(None) };
+        Self::create_in(h, limits).map(Some)
+    }
+
+    /// Makes the cgroup(s) for a container with `limits` in hierarchy `h`.
+    fn create_in(h: &Hierarchy, limits: Limits) -> io::Result<Cgroup> {
         let name = format!(
             "woodpecker-sim-{}-{}",
             std::process::id(),
@@ -301,7 +333,7 @@ impl Cgroup {
                 }
             }
         }
-        Ok(Some(cg))
+        Ok(cg)
     }
 
     /// The `cgroup.procs` files the child writes its pid into before exec.
@@ -421,5 +453,135 @@ mod tests {
         assert!(!Limits::of(&json!({"resources": {"requests": {"memory": "1Gi"}}})).any());
         assert_eq!(quantity(&json!("1e3")), Some(1000.0));
         assert_eq!(quantity(&json!("12parsecs")), None);
+    }
+
+    /// A directory standing in for a cgroup file system (the kernel's files are plain files).
+    fn fake_root(tag: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("wp-cgroup-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    fn put(dir: &Path, file: &str, text: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+
+    fn view(mounts: String, cgroup: &str) -> ProcView {
+        ProcView {
+            mounts,
+            cgroup: cgroup.into(),
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        memory_bytes: Some(32 * 1024 * 1024),
+        cpu_millis: Some(500),
+    };
+
+    /// cgroup v2 as a systemd machine delegates it: the process sits in a leaf
+    /// (`/system.slice/agent.service`) whose parent has memory in `cgroup.subtree_control`, so
+    /// containers go beside it; limits are `memory.max` (no swap) and `cpu.max`, and an OOM kill
+    /// is read from `memory.events`.
+    #[test]
+    fn cgroup_v2_detects_the_delegated_parent_writes_limits_and_reads_oom_kills() {
+        let root = fake_root("v2");
+        let slice = root.join("system.slice");
+        let me = slice.join("agent.service");
+        put(&me, "cgroup.controllers", "cpuset cpu io memory pids\n");
+        put(&me, "cgroup.subtree_control", "");
+        put(&slice, "cgroup.subtree_control", "cpu memory pids\n");
+        let mounts = format!(
+            "proc /proc proc rw 0 0\ncgroup2 {} cgroup2 rw,nosuid,nodev,noexec 0 0\n",
+            root.display()
+        );
+        let h = detect_in(&view(mounts.clone(), "0::/system.slice/agent.service\n")).unwrap();
+        let Hierarchy::V2 { parent } = &h else { panic!("{h:?}") };
+        assert_eq!(parent, &slice);
+
+        let cg = Cgroup::create_in(&h, LIMITS).unwrap();
+        assert!(cg.v2);
+        let dir = cg.dirs[0].clone();
+        assert_eq!(dir.parent(), Some(slice.as_path()));
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(read("memory.max"), "33554432");
+        assert_eq!(read("memory.swap.max"), "0");
+        assert_eq!(read("cpu.max"), "50000 100000");
+        let procs = cg.procs_files();
+        assert_eq!(procs.len(), 1);
+        assert_eq!(procs[0].to_str().unwrap(), dir.join("cgroup.procs").to_str().unwrap());
+
+        put(&dir, "memory.events", "low 0\nhigh 0\nmax 12\noom 1\noom_kill 0\n");
+        assert!(!cg.oom_killed(true), "no kill counted yet");
+        put(
+            &dir,
+            "memory.events",
+            "low 0\nhigh 0\nmax 40\noom 2\noom_kill 1\noom_group_kill 0\n",
+        );
+        assert!(cg.oom_killed(false));
+
+        // Memory not delegated anywhere: refused with the reason, no v1 to fall back to.
+        put(&slice, "cgroup.subtree_control", "cpu pids\n");
+        let why = detect_in(&view(mounts.clone(), "0::/system.slice/agent.service\n")).unwrap_err();
+        assert!(why.contains("not delegated"), "{why}");
+        assert!(why.contains("cgroup v1: no memory hierarchy"), "{why}");
+        // No memory controller at all.
+        put(&me, "cgroup.controllers", "cpu pids\n");
+        let why = detect_in(&view(mounts, "0::/system.slice/agent.service\n")).unwrap_err();
+        assert!(why.contains("no memory controller"), "{why}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// cgroup v1 (these machines): memory and cpu hierarchies mounted apart; an OOM kill is
+    /// `oom_kill` in `memory.oom_control`, or, on kernels without that counter, a SIGKILL with
+    /// a failed charge (`memory.failcnt`).
+    #[test]
+    fn cgroup_v1_writes_limits_in_both_hierarchies_and_reads_oom_kills() {
+        let root = fake_root("v1");
+        let (mem, cpu) = (root.join("memory"), root.join("cpu"));
+        std::fs::create_dir_all(mem.join("ci")).unwrap();
+        std::fs::create_dir_all(cpu.join("ci")).unwrap();
+        let mounts = format!(
+            "cgroup {} cgroup rw,relatime,memory 0 0\ncgroup {} cgroup rw,relatime,cpu,cpuacct 0 0\n",
+            mem.display(),
+            cpu.display()
+        );
+        let h = detect_in(&view(mounts, "5:memory:/ci\n4:cpu,cpuacct:/ci\n0::/\n")).unwrap();
+        let Hierarchy::V1 {
+            memory,
+            cpu: Some(cpu_dir),
+        } = &h
+        else {
+            panic!("{h:?}")
+        };
+        assert_eq!((memory, cpu_dir), (&mem.join("ci"), &cpu.join("ci")));
+
+        let cg = Cgroup::create_in(&h, LIMITS).unwrap();
+        assert!(!cg.v2);
+        assert_eq!(cg.dirs.len(), 2);
+        let read = |d: &Path, f: &str| std::fs::read_to_string(d.join(f)).unwrap();
+        assert_eq!(read(&cg.dirs[0], "memory.limit_in_bytes"), "33554432");
+        assert_eq!(read(&cg.dirs[1], "cpu.cfs_period_us"), "100000");
+        assert_eq!(read(&cg.dirs[1], "cpu.cfs_quota_us"), "50000");
+        assert_eq!(cg.procs_files().len(), 2);
+
+        assert!(!cg.oom_killed(true), "no counter, no failcnt: not an OOM kill");
+        put(&cg.dirs[0], "memory.failcnt", "3\n");
+        assert!(cg.oom_killed(true));
+        assert!(!cg.oom_killed(false), "a failed charge without a SIGKILL is no kill");
+        put(
+            &cg.dirs[0],
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
+        );
+        assert!(!cg.oom_killed(true), "the counter, where present, decides");
+        put(
+            &cg.dirs[0],
+            "memory.oom_control",
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        );
+        assert!(cg.oom_killed(false));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
