@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use woodpecker_k8s_agent::backend::preflight::{LEASES, NAMESPACED, PER_ORG, Permission};
+use woodpecker_k8s_agent::backend::preflight::{LEASES, NAMESPACED, PATCH_PODS, PER_ORG, Permission};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -47,6 +47,25 @@ fn base() -> Vec<Value> {
 fn per_org() -> Vec<Value> {
     let dir = "overlays/namespace-per-org";
     parse_objects(&kustomize(dir), dir)
+}
+
+/// The keep-failed-pods overlay, rendered.
+fn keep_failed() -> Vec<Value> {
+    let dir = "overlays/keep-failed-pods";
+    parse_objects(&kustomize(dir), dir)
+}
+
+/// The value of `name` in the agent container's env.
+fn env_var(objects: &[Value], name: &str) -> Value {
+    let set = find(objects, "StatefulSet");
+    let env = set["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    env.into_iter()
+        .find(|e| e["name"] == name)
+        .unwrap_or_else(|| panic!("no env {name}"))["value"]
+        .clone()
 }
 
 /// The files applied by hand, beside the kustomization.
@@ -113,6 +132,7 @@ fn manifests_pass_kubernetes_validate_strict() {
     for (name, text) in [
         ("base.yaml", kustomize("")),
         ("per-org.yaml", kustomize("overlays/namespace-per-org")),
+        ("keep-failed.yaml", kustomize("overlays/keep-failed-pods")),
     ] {
         count += parse_objects(&text, name).len();
         let path = dir.join(name);
@@ -157,14 +177,21 @@ fn role_grants_exactly_what_the_agent_uses() {
     let per_org = per_org();
     assert_eq!(grants(&find(&per_org, "Role")), needed(&[NAMESPACED, LEASES]));
     assert_eq!(grants(&find(&per_org, "ClusterRole")), needed(&[NAMESPACED, PER_ORG]));
-    let env = find(&per_org, "StatefulSet")["spec"]["template"]["spec"]["containers"][0]["env"].clone();
-    assert!(
-        env.as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["name"] == "WOODPECKER_BACKEND_K8S_NAMESPACE_PER_ORGANIZATION" && e["value"] == "true"),
-        "{env}"
+    assert_eq!(
+        env_var(&per_org, "WOODPECKER_BACKEND_K8S_NAMESPACE_PER_ORGANIZATION"),
+        "true"
     );
+    // Keeping failed pods patches them: the overlay that turns it on adds that verb and no other,
+    // and keeps the rest of the agent's env.
+    let keep = keep_failed();
+    assert_eq!(
+        grants(&find(&keep, "Role")),
+        needed(&[NAMESPACED, LEASES, &[PATCH_PODS]])
+    );
+    let keep_for = env_var(&keep, "WOODPECKER_BACKEND_K8S_KEEP_FAILED_PODS");
+    let keep_for = woodpecker_k8s_agent::go::duration::parse(keep_for.as_str().unwrap()).unwrap();
+    assert_eq!(keep_for, 30 * 60 * 1_000_000_000);
+    assert_eq!(env_var(&keep, "WOODPECKER_BACKEND"), "kubernetes");
 }
 
 #[test]

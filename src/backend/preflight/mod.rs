@@ -11,7 +11,7 @@ pub(crate) mod report;
 mod run;
 pub(crate) mod storage;
 
-pub use permissions::{LEASES, NAMESPACED, PER_ORG, Permission};
+pub use permissions::{LEASES, NAMESPACED, PATCH_PODS, PER_ORG, Permission};
 pub use report::{Check, CheckOutcome, Report};
 pub use run::{SelfSubjectReview, VersionInfo, preflight};
 
