@@ -134,12 +134,18 @@ async fn image_pull_failures_and_invalid_names() {
     })
     .await;
     assert_eq!(phase(&p), "Pending");
-    // Stays so: the pull never succeeds.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        main_state(&sim.object("pods", NS, "pull").unwrap())["waiting"]["reason"],
-        "ImagePullBackOff"
-    );
+    // As a kubelet, it pulls again after the back-off, fails the same way and backs off again:
+    // still Pending, never Running.
+    let count = |reason: &str| event_reasons(&sim, "pull").iter().filter(|r| *r == reason).count();
+    crate::common::wait_for("a second pull of the missing image", 10, || async {
+        (count("Pulling") >= 2 && count("BackOff") >= 2).then_some(())
+    })
+    .await;
+    let p = sim.object("pods", NS, "pull").unwrap();
+    let reason = main_state(&p)["waiting"]["reason"].clone();
+    assert!(reason == "ErrImagePull" || reason == "ImagePullBackOff", "{p}");
+    assert_eq!(phase(&p), "Pending");
+    assert!(p["status"]["containerStatuses"][0]["state"]["running"].is_null(), "{p}");
     sim.shutdown().await;
 }
 

@@ -115,21 +115,33 @@ pub(super) async fn run(
         return None;
     }
     if plan.fault() == Some(&PodFault::ImagePull) {
+        // As a kubelet: ErrImagePull, then ImagePullBackOff until the back-off ends, then a new
+        // pull that fails the same way, the back-off doubling (10 s to 5 min there; 10 to 300
+        // ticks here), until the pod is deleted.
         let msg = format!(
             "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"docker.io/library/{image}\": not found"
         );
-        ctx.set_container(init, i, waiting("ErrImagePull", Some(msg.clone())));
-        ctx.event(true, "Failed", &msg, Some(&name));
-        ctx.event(true, "Failed", "Error: ErrImagePull", Some(&name));
-        if pause(ctx.tick(), &mut kill).await.is_some() {
-            return None;
-        }
         let backoff = format!("Back-off pulling image \"{image}\"");
-        ctx.set_container(init, i, waiting("ImagePullBackOff", Some(backoff.clone())));
-        ctx.event(false, "BackOff", &backoff, Some(&name));
-        ctx.event(true, "Failed", "Error: ImagePullBackOff", Some(&name));
-        let _ = killed(&mut kill).await;
-        return None;
+        let mut wait = 10;
+        loop {
+            ctx.set_container(init, i, waiting("ErrImagePull", Some(msg.clone())));
+            ctx.event(true, "Failed", &msg, Some(&name));
+            ctx.event(true, "Failed", "Error: ErrImagePull", Some(&name));
+            if pause(ctx.tick(), &mut kill).await.is_some() {
+                return None;
+            }
+            ctx.set_container(init, i, waiting("ImagePullBackOff", Some(backoff.clone())));
+            ctx.event(false, "BackOff", &backoff, Some(&name));
+            ctx.event(true, "Failed", "Error: ImagePullBackOff", Some(&name));
+            if pause(ctx.tick() * wait, &mut kill).await.is_some() {
+                return None;
+            }
+            wait = (wait * 2).min(300);
+            ctx.event(false, "Pulling", &format!("Pulling image \"{image}\""), Some(&name));
+            if pause(ctx.tick(), &mut kill).await.is_some() {
+                return None;
+            }
+        }
     }
     ctx.event(
         false,
