@@ -136,11 +136,20 @@ async fn image_pull_failures_and_invalid_names() {
     assert_eq!(phase(&p), "Pending");
     // As a kubelet, it pulls again after the back-off, fails the same way and backs off again:
     // still Pending, never Running.
-    let count = |reason: &str| event_reasons(&sim, "pull").iter().filter(|r| *r == reason).count();
+    // A repeat is the first event's count going up, as client-go's correlator records it.
+    let count = |reason: &str| -> Vec<i64> {
+        sim.objects("events", Some(NS))
+            .iter()
+            .filter(|e| e["involvedObject"]["name"] == "pull" && e["reason"] == reason)
+            .map(|e| e["count"].as_i64().unwrap())
+            .collect()
+    };
     crate::common::wait_for("a second pull of the missing image", 10, || async {
-        (count("Pulling") >= 2 && count("BackOff") >= 2).then_some(())
+        (count("Pulling").iter().sum::<i64>() >= 2 && count("BackOff").iter().sum::<i64>() >= 2).then_some(())
     })
     .await;
+    assert_eq!(count("Pulling").len(), 1, "one Pulling event, counted");
+    assert_eq!(count("BackOff").len(), 1, "one BackOff event, counted");
     let p = sim.object("pods", NS, "pull").unwrap();
     let reason = main_state(&p)["waiting"]["reason"].clone();
     assert!(reason == "ErrImagePull" || reason == "ImagePullBackOff", "{p}");

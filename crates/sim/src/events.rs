@@ -1,11 +1,17 @@
 //! Core v1 Events as the kubelet, scheduler and provisioners record them: named
-//! `<object>.<hex nanos>`, with involvedObject, reason, message, type, source and counts.
+//! `<object>.<hex nanos>`, with involvedObject, reason, message, type, source and counts. As
+//! client-go's event correlator does, an event the same as one already recorded (same object,
+//! source, type, reason and message) is not recorded again: the first one's `count` goes up and
+//! its `lastTimestamp` moves (the kubelet's back-off events look so on a cluster).
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value, json};
 
-use super::store::Store;
+use super::Shared;
+use super::store::Key;
 use super::time;
 
 /// Who reports an event.
@@ -32,7 +38,7 @@ impl Source {
 
 /// Records an event about `obj` (a stored object with kind, apiVersion and metadata).
 pub fn record(
-    store: &Store,
+    shared: &Shared,
     obj: &Value,
     warning: bool,
     reason: &str,
@@ -70,6 +76,31 @@ pub fn record(
         "source": host, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         "reportingComponent": source.component(), "reportingInstance": if matches!(source, Source::Kubelet) { "sim-node-1" } else { "" },
     });
+    // The correlator's key: the object , who, what and why.
+    let same = format!(
+        "{ns}\0{}\0{}\0{}\0{warning}\0{reason}\0{message}",
+        m["uid"].as_str().unwrap_or(name),
+        field_path.unwrap_or(""),
+        source.component()
+    );
+    let store = &shared.store;
+    let mut seen = shared.events.0.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(key) = seen.get(&same) {
+        let bumped = store.update(key, |e| {
+            e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+            e["lastTimestamp"] = json!(now);
+        });
+        if bumped.is_some() {
+            return;
+        }
+    }
     // Events of a namespace that is gone are dropped, as the apiserver would refuse them.
-    let _ = store.create("events", ns, ev);
+    if let Ok(created) = store.create("events", ns, ev) {
+        let name = created["metadata"]["name"].as_str().unwrap_or_default();
+        seen.insert(same, Key::new("events", ns, name));
+    }
 }
+
+/// A sim's events recorded so far, by what makes two of them the same: where a repeat goes.
+#[derive(Debug, Default)]
+pub struct Recorded(Mutex<HashMap<String, Key>>);

@@ -125,6 +125,8 @@ pub(crate) struct Shared {
     until_deleted_label: Option<String>,
     /// The node stopped reporting (`Sim::lose_node`): its kubelet is silent from then on.
     node_lost: std::sync::atomic::AtomicBool,
+    /// Where a repeated event goes (its first copy's count goes up).
+    events: events::Recorded,
 }
 
 impl Shared {
@@ -188,6 +190,7 @@ impl Sim {
             bookmark_interval: cfg.bookmark_interval,
             until_deleted_label: cfg.run_until_deleted_label.clone(),
             node_lost: Default::default(),
+            events: Default::default(),
         });
         for ns in &cfg.namespaces {
             let obj = admit::admit_create(

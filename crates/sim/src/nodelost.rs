@@ -89,7 +89,7 @@ pub fn lose(shared: &Arc<Shared>) {
             continue;
         };
         events::record(
-            &shared.store,
+            shared,
             &pod,
             true,
             "NodeNotReady",
@@ -115,7 +115,7 @@ fn evict(shared: &Shared, key: &Key, uid: &str) {
     }
     let (ns, name) = (&key.namespace, &key.name);
     events::record(
-        &shared.store,
+        shared,
         &pod,
         false,
         "TaintManagerEviction",

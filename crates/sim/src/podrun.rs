@@ -83,15 +83,7 @@ impl Ctx {
         } else {
             Source::Kubelet
         };
-        events::record(
-            &self.shared.store,
-            &pod,
-            warning,
-            reason,
-            message,
-            source,
-            fp.as_deref(),
-        );
+        events::record(&self.shared, &pod, warning, reason, message, source, fp.as_deref());
     }
 
     pub(super) fn set_container(&self, init: bool, i: usize, f: impl FnOnce(&mut Container)) {

@@ -90,13 +90,13 @@ pub fn provision(shared: &Shared, pvc: &Value) {
         Some(_) => None,
     };
     if let Some((reason, message)) = failure {
-        events::record(&shared.store, pvc, true, &reason, &message, Source::Provisioner, None);
+        events::record(shared, pvc, true, &reason, &message, Source::Provisioner, None);
         return;
     }
     let dir = claim_dir(shared, ns, name);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         events::record(
-            &shared.store,
+            shared,
             pvc,
             true,
             "ProvisioningFailed",
@@ -118,7 +118,7 @@ pub fn provision(shared: &Shared, pvc: &Value) {
     });
     if let Some(b) = bound {
         events::record(
-            &shared.store,
+            shared,
             &b,
             false,
             "ProvisioningSucceeded",
