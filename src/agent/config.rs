@@ -159,66 +159,13 @@ impl AgentConfig {
         let v = Vars { env: &env };
         let mut differences = Vec::new();
         let mut notes = Vec::new();
-        let trimmed = |var: &str| v.string(var).map(|s| s.trim().to_owned());
-        let secret = SecretSource {
-            file: v
-                .string("WOODPECKER_AGENT_SECRET_FILE")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from),
-            inline: trimmed("WOODPECKER_AGENT_SECRET")
-                .filter(|s| !s.is_empty())
-                .map(Secret::new),
-        };
-        if secret.file.is_none() && secret.inline.is_none() {
-            return Err(AgentConfigError::Missing {
-                var: "WOODPECKER_AGENT_SECRET",
-                hint: "set it or WOODPECKER_AGENT_SECRET_FILE to the server's agent secret or an agent token",
-            });
-        }
+        let secret = secret_source(&v)?;
         let server = v.string("WOODPECKER_SERVER").unwrap_or_else(|| "localhost:9000".into());
         check_address("WOODPECKER_SERVER", &server, false)?;
         let grpc_secure = v.bool_or("WOODPECKER_GRPC_SECURE", false)?;
-        // Both variables are the Go agent's *skip* switch; the deprecated one counts only alone.
-        let skip = match (
-            v.bool("WOODPECKER_GRPC_SKIP_VERIFY")?,
-            v.bool("WOODPECKER_GRPC_VERIFY")?,
-        ) {
-            (Some(skip), _) => skip,
-            (None, Some(skip)) => {
-                notes.push(format!(
-                    "WOODPECKER_GRPC_VERIFY is deprecated, use WOODPECKER_GRPC_SKIP_VERIFY; as in the Go \
-                     agent it is the skip switch, so WOODPECKER_GRPC_VERIFY={skip} {} the server certificate",
-                    if skip { "does not verify" } else { "verifies" }
-                ));
-                skip
-            }
-            (None, None) => {
-                if grpc_secure {
-                    differences.push(
-                        "the server certificate is verified (unset WOODPECKER_GRPC_SKIP_VERIFY: the Go agent \
-                         skips verification; set WOODPECKER_GRPC_SKIP_VERIFY=true for that)"
-                            .to_owned(),
-                    );
-                }
-                false
-            }
-        };
+        let skip = grpc_skip_verify(&v, grpc_secure, &mut notes, &mut differences)?;
         let single_workflow = v.bool_or("WOODPECKER_AGENT_SINGLE_WORKFLOW", false)?;
-        let max_workflows = v.int(&["WOODPECKER_MAX_WORKFLOWS", "WOODPECKER_MAX_PROCS"], 1)?;
-        let mut max_workflows = u32::try_from(max_workflows)
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or(AgentConfigError::Invalid {
-                var: "WOODPECKER_MAX_WORKFLOWS",
-                value: max_workflows.to_string(),
-                expected: "a whole number from 1 to 1000",
-            })?;
-        if single_workflow && max_workflows > 1 {
-            notes.push(format!(
-                "max-workflows forced from {max_workflows} to 1 due to agent running single workflow mode."
-            ));
-            max_workflows = 1;
-        }
+        let max_workflows = max_workflows(&v, single_workflow, &mut notes)?;
         let labels = match v.first(&["WOODPECKER_AGENT_LABELS", "WOODPECKER_FILTER_LABELS"]) {
             None => BTreeMap::new(),
             Some((var, s)) => parse_labels(var, &s)?,
@@ -231,35 +178,11 @@ impl AgentConfig {
                 expected: "`kubernetes` or `auto-detect` (this agent has only the Kubernetes backend)",
             });
         }
-        // Empty is Go's http.Server default, port 80.
-        let healthcheck_addr = match v.string("WOODPECKER_HEALTHCHECK_ADDR") {
-            None => ":3000".into(),
-            Some(a) if a.is_empty() => ":80".into(),
-            Some(a) => a,
-        };
-        check_address("WOODPECKER_HEALTHCHECK_ADDR", &healthcheck_addr, true)?;
+        let healthcheck_addr = healthcheck_addr(&v)?;
         let keepalive_time = v.duration("WOODPECKER_KEEPALIVE_TIME", Duration::ZERO)?;
         let keepalive_timeout = v.duration("WOODPECKER_KEEPALIVE_TIMEOUT", Duration::from_secs(20))?;
-        let keepalive_set: Vec<&str> = ["WOODPECKER_KEEPALIVE_TIME", "WOODPECKER_KEEPALIVE_TIMEOUT"]
-            .into_iter()
-            .filter(|var| v.string(var).is_some_and(|s| !s.is_empty()))
-            .collect();
-        if !keepalive_set.is_empty() {
-            differences.push(format!(
-                "{} applied (the Go agent reads them under another flag name and never applies them)",
-                keepalive_set.join(" and ")
-            ));
-        }
-        let connect_attempts = v.int(&["WOODPECKER_CONNECT_RETRY_COUNT"], 5)?;
-        let connect_attempts =
-            u32::try_from(connect_attempts)
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or(AgentConfigError::Invalid {
-                    var: "WOODPECKER_CONNECT_RETRY_COUNT",
-                    value: connect_attempts.to_string(),
-                    expected: "at least 1 connection attempt (the Go agent exits without connecting)",
-                })?;
+        keepalive_difference(&v, &mut differences);
+        let connect_attempts = connect_attempts(&v)?;
         // The Go agent validates it too before it ignores it.
         v.int(&["WOODPECKER_LOG_ENTRY_STREAM_BUFFER_SIZE"], 100)?;
         let config_file = match v.string("WOODPECKER_AGENT_CONFIG_FILE") {
@@ -315,6 +238,122 @@ impl AgentConfig {
         lines.extend(super::vars::ignored_line(env));
         lines
     }
+}
+
+/// `WOODPECKER_AGENT_SECRET_FILE` or `WOODPECKER_AGENT_SECRET` (trimmed); one is required.
+fn secret_source(v: &Vars<'_>) -> Result<SecretSource, AgentConfigError> {
+    let secret = SecretSource {
+        file: v
+            .string("WOODPECKER_AGENT_SECRET_FILE")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
+        inline: v
+            .string("WOODPECKER_AGENT_SECRET")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+    };
+    if secret.file.is_none() && secret.inline.is_none() {
+        return Err(AgentConfigError::Missing {
+            var: "WOODPECKER_AGENT_SECRET",
+            hint: "set it or WOODPECKER_AGENT_SECRET_FILE to the server's agent secret or an agent token",
+        });
+    }
+    Ok(secret)
+}
+
+/// Whether to skip verifying the server certificate. Both variables are the Go agent's *skip*
+/// switch; the deprecated one counts only alone. Unset, we verify where the Go agent does not.
+fn grpc_skip_verify(
+    v: &Vars<'_>,
+    grpc_secure: bool,
+    notes: &mut Vec<String>,
+    differences: &mut Vec<String>,
+) -> Result<bool, AgentConfigError> {
+    Ok(
+        match (
+            v.bool("WOODPECKER_GRPC_SKIP_VERIFY")?,
+            v.bool("WOODPECKER_GRPC_VERIFY")?,
+        ) {
+            (Some(skip), _) => skip,
+            (None, Some(skip)) => {
+                notes.push(format!(
+                    "WOODPECKER_GRPC_VERIFY is deprecated, use WOODPECKER_GRPC_SKIP_VERIFY; as in the Go \
+                     agent it is the skip switch, so WOODPECKER_GRPC_VERIFY={skip} {} the server certificate",
+                    if skip { "does not verify" } else { "verifies" }
+                ));
+                skip
+            }
+            (None, None) => {
+                if grpc_secure {
+                    differences.push(
+                        "the server certificate is verified (unset WOODPECKER_GRPC_SKIP_VERIFY: the Go agent \
+                         skips verification; set WOODPECKER_GRPC_SKIP_VERIFY=true for that)"
+                            .to_owned(),
+                    );
+                }
+                false
+            }
+        },
+    )
+}
+
+/// `WOODPECKER_MAX_WORKFLOWS` (1 to 1000), forced to 1 in single-workflow mode as the Go agent.
+fn max_workflows(v: &Vars<'_>, single_workflow: bool, notes: &mut Vec<String>) -> Result<u32, AgentConfigError> {
+    let n = v.int(&["WOODPECKER_MAX_WORKFLOWS", "WOODPECKER_MAX_PROCS"], 1)?;
+    let n = u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or(AgentConfigError::Invalid {
+            var: "WOODPECKER_MAX_WORKFLOWS",
+            value: n.to_string(),
+            expected: "a whole number from 1 to 1000",
+        })?;
+    if single_workflow && n > 1 {
+        notes.push(format!(
+            "max-workflows forced from {n} to 1 due to agent running single workflow mode."
+        ));
+        return Ok(1);
+    }
+    Ok(n)
+}
+
+/// `WOODPECKER_HEALTHCHECK_ADDR`; empty is Go's http.Server default, port 80.
+fn healthcheck_addr(v: &Vars<'_>) -> Result<String, AgentConfigError> {
+    let addr = match v.string("WOODPECKER_HEALTHCHECK_ADDR") {
+        None => ":3000".into(),
+        Some(a) if a.is_empty() => ":80".into(),
+        Some(a) => a,
+    };
+    check_address("WOODPECKER_HEALTHCHECK_ADDR", &addr, true)?;
+    Ok(addr)
+}
+
+/// The keepalive variables are applied here; the Go agent reads them and never applies them.
+fn keepalive_difference(v: &Vars<'_>, differences: &mut Vec<String>) {
+    let set: Vec<&str> = ["WOODPECKER_KEEPALIVE_TIME", "WOODPECKER_KEEPALIVE_TIMEOUT"]
+        .into_iter()
+        .filter(|var| v.string(var).is_some_and(|s| !s.is_empty()))
+        .collect();
+    if !set.is_empty() {
+        differences.push(format!(
+            "{} applied (the Go agent reads them under another flag name and never applies them)",
+            set.join(" and ")
+        ));
+    }
+}
+
+/// `WOODPECKER_CONNECT_RETRY_COUNT`: at least one attempt.
+fn connect_attempts(v: &Vars<'_>) -> Result<u32, AgentConfigError> {
+    let n = v.int(&["WOODPECKER_CONNECT_RETRY_COUNT"], 5)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or(AgentConfigError::Invalid {
+            var: "WOODPECKER_CONNECT_RETRY_COUNT",
+            value: n.to_string(),
+            expected: "at least 1 connection attempt (the Go agent exits without connecting)",
+        })
 }
 
 impl SecretSource {
