@@ -273,9 +273,16 @@ pub fn merge(target: &mut Value, patch: &Value) {
 /// The pod with `patch` applied. The patch passed [`check`], so the result is still a pod the
 /// agent can follow.
 pub fn apply(pod: Pod, patch: &Value) -> Result<Pod, serde_json::Error> {
-    let mut v = serde_json::to_value(&pod)?;
+    // Through JSON text rather than `to_value`/`from_value`: the pod's encoder and decoder for
+    // text are in the binary anyway (it is sent and read), the ones for `Value` only for this.
+    let mut v: Value = serde_json::from_slice(&serde_json::to_vec(&pod)?)?;
     merge(&mut v, patch);
-    serde_json::from_value(v)
+    serde_json::from_slice(&serde_json::to_vec(&v)?).map_err(|e| {
+        // As `from_value` reported it: a position in this buffer means nothing to the reader.
+        let text = e.to_string();
+        let at = format!(" at line {} column {}", e.line(), e.column());
+        serde::de::Error::custom(text.strip_suffix(&at).unwrap_or(&text))
+    })
 }
 
 #[cfg(test)]
@@ -357,5 +364,11 @@ mod tests {
         let patched = apply(pod, &json!({"spec": {"topologySpreadConstraints": [{"maxSkew": 1}]}})).unwrap();
         let v = serde_json::to_value(&patched).unwrap();
         assert_eq!(v["spec"]["topologySpreadConstraints"][0]["maxSkew"], 1);
+    }
+
+    #[test]
+    fn a_patch_the_pod_type_refuses_is_reported_without_a_buffer_position() {
+        let e = apply(Pod::default(), &json!({"spec": {"restartPolicy": 5}})).unwrap_err();
+        assert_eq!(e.to_string(), "invalid type: integer `5`, expected a string");
     }
 }

@@ -41,19 +41,15 @@ pub enum WatchEvent<K> {
     Error(Status),
 }
 
+/// The envelope of a watch line. The object stays raw until the type says what it is, so `K`
+/// is decoded by the same byte-slice decoder as GETs and lists (an adjacently tagged enum would
+/// buffer it and compile a second decoder of `K` for the buffer).
 #[derive(Deserialize)]
-#[serde(tag = "type", content = "object")]
-enum Wire<K> {
-    #[serde(rename = "ADDED")]
-    Added(K),
-    #[serde(rename = "MODIFIED")]
-    Modified(K),
-    #[serde(rename = "DELETED")]
-    Deleted(K),
-    #[serde(rename = "BOOKMARK")]
-    Bookmark(BookmarkObject),
-    #[serde(rename = "ERROR")]
-    Error(Status),
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(borrow)]
+    object: &'a serde_json::value::RawValue,
 }
 
 #[derive(Deserialize)]
@@ -67,26 +63,34 @@ struct BookmarkMeta {
     resource_version: String,
 }
 
+const EVENT_TYPES: &[&str] = &["ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"];
+
 /// Decodes one watch line. A bare `Status` line (no event envelope) is an error event.
 pub fn decode_event<K: Resource>(line: &[u8]) -> std::result::Result<WatchEvent<K>, serde_json::Error> {
-    match serde_json::from_slice::<Wire<K>>(line) {
-        Ok(Wire::Added(k)) => Ok(WatchEvent::Added(k)),
-        Ok(Wire::Modified(k)) => Ok(WatchEvent::Modified(k)),
-        Ok(Wire::Deleted(k)) => Ok(WatchEvent::Deleted(k)),
-        Ok(Wire::Bookmark(b)) => Ok(WatchEvent::Bookmark {
+    decode_envelope(line).or_else(|e| {
+        #[derive(Deserialize)]
+        struct KindOnly {
+            kind: String,
+        }
+        match serde_json::from_slice::<KindOnly>(line) {
+            Ok(k) if k.kind == "Status" => serde_json::from_slice(line).map(WatchEvent::Error),
+            _ => Err(e),
+        }
+    })
+}
+
+fn decode_envelope<K: Resource>(line: &[u8]) -> std::result::Result<WatchEvent<K>, serde_json::Error> {
+    let wire = serde_json::from_slice::<Wire>(line)?;
+    let object = wire.object.get().as_bytes();
+    match wire.kind.as_str() {
+        "ADDED" => serde_json::from_slice(object).map(WatchEvent::Added),
+        "MODIFIED" => serde_json::from_slice(object).map(WatchEvent::Modified),
+        "DELETED" => serde_json::from_slice(object).map(WatchEvent::Deleted),
+        "BOOKMARK" => serde_json::from_slice::<BookmarkObject>(object).map(|b| WatchEvent::Bookmark {
             resource_version: b.metadata.resource_version,
         }),
-        Ok(Wire::Error(s)) => Ok(WatchEvent::Error(s)),
-        Err(e) => {
-            #[derive(Deserialize)]
-            struct KindOnly {
-                kind: String,
-            }
-            match serde_json::from_slice::<KindOnly>(line) {
-                Ok(k) if k.kind == "Status" => serde_json::from_slice(line).map(WatchEvent::Error),
-                _ => Err(e),
-            }
-        }
+        "ERROR" => serde_json::from_slice(object).map(WatchEvent::Error),
+        other => Err(serde::de::Error::unknown_variant(other, EVENT_TYPES)),
     }
 }
 
