@@ -10,6 +10,7 @@ mod args;
 mod cluster;
 mod lease;
 mod output;
+mod schedule;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -17,21 +18,21 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::backend::{Backend, WorkflowConfig};
+use crate::backend::WorkflowConfig;
 use crate::pipeline::compile::{self, CompileOptions, Compiled};
 use crate::pipeline::env::Metadata;
 use crate::pipeline::error::Warning;
+use crate::pipeline::files;
 use crate::pipeline::runtime::logs::MASK;
 use crate::pipeline::yaml::{self, Workflow};
-use crate::pipeline::{RuntimeOptions, files, run_workflow, ulid};
 use crate::shutdown::{self, Shutdown};
 
 pub use args::{ExecArgs, parse_duration};
 pub use output::{FlowStatus, Printer};
+pub use schedule::execute;
 
 /// One workflow of the run: what was written, and what becomes of it.
 pub struct Planned {
@@ -401,181 +402,6 @@ pub fn mask(c: &mut WorkflowConfig) {
             step.auth_config.password = MASK.into();
         }
     }
-}
-
-/// Whether a workflow runs after its dependencies ended with `statuses`, by Woodpecker's
-/// `Task.ShouldRun`: on success only (the default), every dependency must have succeeded; on
-/// failure only, none may have; with both, it always runs.
-fn should_run(on_success: bool, on_failure: bool, statuses: &[FlowStatus]) -> bool {
-    match (on_success, on_failure) {
-        (true, true) => true,
-        (true, false) => statuses.iter().all(|s| *s == FlowStatus::Success),
-        (false, true) => statuses.iter().all(|s| *s != FlowStatus::Success),
-        (false, false) => false,
-    }
-}
-
-/// Runs the planned workflows on `backend`: each once the workflows it depends on have ended
-/// (if [`should_run`] says so), at most `--max-workflows` at once; true when every workflow
-/// that ran succeeded.
-pub async fn execute<B: Backend>(
-    backend: Arc<B>,
-    plan: Vec<Planned>,
-    args: &ExecArgs,
-    printer: Arc<Printer>,
-    cancel: Shutdown,
-) -> bool {
-    let mut ticker = JoinSet::new();
-    {
-        let printer = printer.clone();
-        ticker.spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                every.tick().await;
-                printer.tick();
-            }
-        });
-    }
-    struct Item {
-        name: String,
-        flow: usize,
-        compiled: Option<Compiled>,
-        depends_on: Vec<String>,
-        on_success: bool,
-        on_failure: bool,
-        status: Option<FlowStatus>,
-    }
-    let mut items: Vec<Item> = Vec::new();
-    for mut p in plan {
-        let compiled = p.compiled.take().or_else(|| p.compile());
-        match p.fate {
-            Fate::Left(why) => printer.say(&format!("# {}: {why}", label(&p.workflow))),
-            Fate::Run {
-                ref depends_on,
-                on_success,
-                on_failure,
-                ..
-            } => {
-                let Some(compiled) = compiled else { continue };
-                let depends_on = depends_on.clone();
-                let flow = printer.add_workflow(
-                    &label(&p.workflow),
-                    &p.workflow.name,
-                    &p.workflow.axis,
-                    &compiled.config,
-                );
-                items.push(Item {
-                    name: p.workflow.name.clone(),
-                    flow,
-                    compiled: Some(compiled),
-                    depends_on,
-                    on_success,
-                    on_failure,
-                    status: None,
-                });
-            }
-        }
-    }
-    let bound = if args.max_workflows == 0 {
-        usize::MAX
-    } else {
-        args.max_workflows
-    };
-    let mut running: JoinSet<(usize, FlowStatus, Option<String>)> = JoinSet::new();
-    loop {
-        // Decide every waiting workflow whose dependencies have all ended.
-        let mut progressed = true;
-        while progressed {
-            progressed = false;
-            for i in 0..items.len() {
-                if items[i].status.is_some() || items[i].compiled.is_none() {
-                    continue;
-                }
-                let deps: Option<Vec<(String, FlowStatus)>> = items[i]
-                    .depends_on
-                    .iter()
-                    .flat_map(|d| items.iter().filter(move |it| &it.name == d))
-                    .map(|it| it.status.map(|s| (it.name.clone(), s)))
-                    .collect();
-                let Some(deps) = deps else { continue };
-                if cancel.is_fired() {
-                    items[i].status = Some(FlowStatus::Killed);
-                    items[i].compiled = None;
-                    printer.end_workflow(
-                        items[i].flow,
-                        FlowStatus::Killed,
-                        Some("canceled before it started".into()),
-                    );
-                    progressed = true;
-                    continue;
-                }
-                let statuses: Vec<FlowStatus> = deps.iter().map(|(_, s)| *s).collect();
-                if !should_run(items[i].on_success, items[i].on_failure, &statuses) {
-                    let why = match deps.iter().find(|(_, s)| *s != FlowStatus::Success) {
-                        Some((name, s)) => format!("it depends on `{name}`, which ended {}", s.word()),
-                        None => "its dependencies succeeded and it runs on failure only".to_string(),
-                    };
-                    items[i].status = Some(FlowStatus::Skipped);
-                    items[i].compiled = None;
-                    printer.skip_workflow(items[i].flow, &why);
-                    progressed = true;
-                    continue;
-                }
-                if running.len() >= bound {
-                    continue;
-                }
-                let Some(compiled) = items[i].compiled.take() else {
-                    continue;
-                };
-                progressed = true;
-                let (flow, backend, printer) = (items[i].flow, backend.clone(), printer.clone());
-                let (cancel, timeout, parallelism) = (cancel.clone(), args.timeout, args.parallelism);
-                running.spawn(async move {
-                    printer.begin_workflow(flow, &compiled.notes);
-                    let opts = RuntimeOptions {
-                        parallelism,
-                        workflow_timeout: Some(timeout),
-                        ..Default::default()
-                    };
-                    let task = ulid::new().to_lowercase();
-                    let tracer: Arc<dyn crate::pipeline::trace::Tracer> = printer.clone();
-                    let outcome = run_workflow(backend, compiled.config, task, opts, tracer, cancel).await;
-                    let (status, why) = match (&outcome.error, outcome.timed_out, outcome.canceled) {
-                        _ if outcome.success => (FlowStatus::Success, None),
-                        (Some(e), _, _) => (FlowStatus::Failure, Some(format!("error: {e}"))),
-                        (None, true, _) => (
-                            FlowStatus::Killed,
-                            Some(format!("timed out after {}s", timeout.as_secs())),
-                        ),
-                        (None, false, true) => (FlowStatus::Killed, Some("canceled".into())),
-                        (None, false, false) => (FlowStatus::Failure, Some("failed".into())),
-                    };
-                    printer.end_workflow(flow, status, why.clone());
-                    (flow, status, why)
-                });
-            }
-        }
-        let Some(joined) = running.join_next().await else { break };
-        let (flow, status) = match joined {
-            Ok((flow, status, _)) => (flow, status),
-            Err(e) => {
-                eprintln!("a workflow task died: {e}");
-                continue;
-            }
-        };
-        if let Some(it) = items.iter_mut().find(|it| it.flow == flow) {
-            it.status = Some(status);
-        }
-    }
-    ticker.abort_all();
-    while ticker.join_next().await.is_some() {}
-    printer.finish();
-    let ran: Vec<FlowStatus> = items
-        .iter()
-        .filter_map(|it| it.status)
-        .filter(|s| *s != FlowStatus::Skipped)
-        .collect();
-    !ran.is_empty() && ran.iter().all(|s| *s == FlowStatus::Success)
 }
 
 /// Fires on Ctrl-C or SIGTERM. The task is owned by `tasks`.
