@@ -114,6 +114,45 @@ async fn create_get_logs_events_and_delete() {
         assert!(out.contains(reason), "{reason} missing in {out}");
     }
     assert!(out.contains("pod/p1"));
+    // -o wide: the apiserver's column order, the source as `component, host`, the count.
+    let (code, out, err) = kubectl(
+        &sim,
+        &[
+            "get",
+            "events",
+            "-o",
+            "wide",
+            "--field-selector",
+            "involvedObject.name=p1,reason=Started",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "LAST",
+            "SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "SUBOBJECT",
+            "SOURCE",
+            "MESSAGE",
+            "FIRST",
+            "SEEN",
+            "COUNT",
+            "NAME"
+        ],
+        "{out}"
+    );
+    let row = out.lines().nth(1).unwrap();
+    assert!(
+        row.contains("pod/p1   spec.containers{main}   kubelet, sim-node-1   Started container main"),
+        "{out}"
+    );
+    assert!(row.split_whitespace().rev().nth(1) == Some("1"), "count 1: {out}");
 
     let (code, out, err) = kubectl(&sim, &["delete", "pod", "p1"]).await;
     assert_eq!((code, out.trim()), (0, "pod \"p1\" deleted"), "{err}");

@@ -39,9 +39,9 @@ fn columns(plural: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Type", "", 0),
             ("Reason", "", 0),
             ("Object", "", 0),
-            ("Message", "", 0),
             ("Subobject", "", 1),
             ("Source", "", 1),
+            ("Message", "", 0),
             ("First Seen", "", 1),
             ("Count", "", 1),
             ("Name", "name", 1),
@@ -203,11 +203,11 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
                 json!(s(&o["type"])),
                 json!(s(&o["reason"])),
                 json!(format!("{}/{}", s(&io["kind"]).to_lowercase(), s(&io["name"]))),
-                json!(s(&o["message"])),
                 json!(s(&io["fieldPath"])),
-                json!(s(&o["source"]["component"])),
+                json!(event_source(o)),
+                json!(s(&o["message"]).trim()),
                 json!(age_of(&o["firstTimestamp"], now)),
-                json!(o["count"].as_i64().unwrap_or(1).to_string()),
+                json!(o["count"].as_i64().filter(|n| *n > 0).unwrap_or(1)),
                 json!(s(&m["name"])),
             ]
         }
@@ -330,4 +330,24 @@ pub fn table(plural: &str, items: &[Value], rv: &str, with_columns: bool) -> Val
     let rows: Vec<Value> = items.iter().map(|o| row(plural, o, now)).collect();
     json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
            "columnDefinitions": cols, "rows": rows})
+}
+
+/// An event's SOURCE cell as the apiserver prints it: `component, host`, each falling back to
+/// the reporting controller and instance.
+fn event_source(o: &Value) -> String {
+    let either = |a: &Value, b: &Value| {
+        let a = a.as_str().unwrap_or("");
+        if a.is_empty() {
+            b.as_str().unwrap_or("").to_string()
+        } else {
+            a.to_string()
+        }
+    };
+    let component = either(&o["source"]["component"], &o["reportingComponent"]);
+    let host = either(&o["source"]["host"], &o["reportingInstance"]);
+    if host.is_empty() {
+        component
+    } else {
+        format!("{component}, {host}")
+    }
 }
