@@ -29,6 +29,32 @@ async fn version_and_namespaces() {
         ("sim-node-1", "Ready", "v1.32.0-sim"),
         "{out}"
     );
+    // -o wide: the apiserver's columns, addresses by type (`<none>` without one), the kernel.
+    let (code, out, err) = kubectl(&sim, &["get", "nodes", "-o", "wide"]).await;
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "INTERNAL-IP",
+            "EXTERNAL-IP",
+            "OS-IMAGE",
+            "KERNEL-VERSION",
+            "CONTAINER-RUNTIME"
+        ],
+        "{out}"
+    );
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(
+        rows[1][5..],
+        ["10.0.0.10", "<none>", "simulated", kernel.trim(), "sim://1.0"],
+        "{out}"
+    );
     sim.shutdown().await;
 }
 

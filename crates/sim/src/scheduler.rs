@@ -15,6 +15,9 @@ pub fn node_object() -> Value {
         "aarch64" => "arm64",
         other => other,
     };
+    // The host runner runs containers on this kernel; say so as a kubelet does.
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel = kernel.trim();
     json!({"kind": "Node", "apiVersion": "v1",
         "metadata": {"name": NODE, "labels": {
             "kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
@@ -27,7 +30,7 @@ pub fn node_object() -> Value {
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}],
             "addresses": [{"type": "InternalIP", "address": "10.0.0.10"}, {"type": "Hostname", "address": NODE}],
             "nodeInfo": {"kubeletVersion": "v1.32.0-sim", "kubeProxyVersion": "v1.32.0-sim", "operatingSystem": "linux",
-                         "architecture": arch, "containerRuntimeVersion": "sim://1.0", "osImage": "simulated", "kernelVersion": ""}}})
+                         "architecture": arch, "containerRuntimeVersion": "sim://1.0", "osImage": "simulated", "kernelVersion": kernel}}})
 }
 
 fn expression_matches(labels: &Value, e: &Value) -> bool {

@@ -66,7 +66,9 @@ fn columns(plural: &str) -> Vec<(&'static str, &'static str, u8)> {
             ("Age", "", 0),
             ("Version", "", 0),
             ("Internal-IP", "", 1),
+            ("External-IP", "", 1),
             ("OS-Image", "", 1),
+            ("Kernel-Version", "", 1),
             ("Container-Runtime", "", 1),
         ],
         "storageclasses" => vec![
@@ -213,11 +215,30 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
         }
         "namespaces" => vec![json!(s(&m["name"])), json!(s(&o["status"]["phase"])), json!(age)],
         "nodes" => {
+            // The apiserver's words: Ready, NotReady (the condition is False or Unknown), Unknown
+            // (no Ready condition), and SchedulingDisabled after a cordon.
             let ready = o["status"]["conditions"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+                .find(|c| c["type"] == "Ready")
+                .map(|c| if c["status"] == "True" { "Ready" } else { "NotReady" })
+                .unwrap_or("Unknown");
+            let status = if o["spec"]["unschedulable"] == true {
+                format!("{ready},SchedulingDisabled")
+            } else {
+                ready.to_string()
+            };
+            let address = |kind: &str| {
+                o["status"]["addresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|a| a["type"] == kind)
+                    .and_then(|a| a["address"].as_str())
+                    .unwrap_or("<none>")
+                    .to_string()
+            };
             let roles: Vec<String> = m["labels"]
                 .as_object()
                 .into_iter()
@@ -232,12 +253,14 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
             let info = &o["status"]["nodeInfo"];
             vec![
                 json!(s(&m["name"])),
-                json!(if ready { "Ready" } else { "NotReady" }),
+                json!(status),
                 json!(roles),
                 json!(age),
                 json!(s(&info["kubeletVersion"])),
-                json!(s(&o["status"]["addresses"][0]["address"])),
+                json!(address("InternalIP")),
+                json!(address("ExternalIP")),
                 json!(s(&info["osImage"])),
+                json!(s(&info["kernelVersion"])),
                 json!(s(&info["containerRuntimeVersion"])),
             ]
         }
