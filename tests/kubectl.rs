@@ -460,3 +460,84 @@ async fn kubectl_create_namespace_configmap_and_secret_send_protobuf() {
     assert!(sim.objects("configmaps", Some("foo")).is_empty() && sim.objects("secrets", Some("foo")).is_empty());
     sim.shutdown().await;
 }
+
+/// A claim as `kubectl get pvc -o wide` shows it from a real apiserver: Pending with no volume
+/// until a pod uses it (local-path binds on first consumer), then Bound with the volume, its
+/// capacity and access modes; the volume mode defaulted, no attributes class.
+#[tokio::test]
+async fn kubectl_get_pvc_wide_before_and_after_binding() {
+    let sim = start_sim().await;
+    let file = sim.dir().join("claim.json");
+    let claim = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "c1"},
+                       "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    std::fs::write(&file, claim.to_string()).unwrap();
+    let (code, _, err) = kubectl(&sim, &["create", "-f", file.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    let rows = |out: &str| -> Vec<Vec<String>> {
+        out.lines()
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let (code, out, err) = kubectl(&sim, &["get", "pvc", "c1", "-o", "wide"]).await;
+    assert_eq!(code, 0, "{err}");
+    let r = rows(&out);
+    assert_eq!(
+        r[0],
+        [
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS",
+            "MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE",
+            "VOLUMEMODE"
+        ],
+        "{out}"
+    );
+    // Empty cells (volume, capacity, modes) print as nothing.
+    let r1 = &rows(&out)[1];
+    assert_eq!(
+        (r1.len(), &r1[..4], r1[5].as_str()),
+        (
+            6,
+            &["c1", "Pending", "local-path", "<unset>"].map(String::from)[..],
+            "Filesystem"
+        ),
+        "{out}"
+    );
+    // A pod that mounts it binds it.
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"},
+                     "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "alpine:3",
+                              "volumeMounts": [{"name": "w", "mountPath": "/w"}]}],
+                              "volumes": [{"name": "w", "persistentVolumeClaim": {"claimName": "c1"}}]}});
+    std::fs::write(&file, pod.to_string()).unwrap();
+    let (code, _, err) = kubectl(&sim, &["create", "-f", file.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{err}");
+    crate::common::wait_for("the claim to bind", 10, || async {
+        (sim.object("persistentvolumeclaims", "woodpecker", "c1")?["status"]["phase"] == "Bound").then_some(())
+    })
+    .await;
+    let (code, out, err) = kubectl(&sim, &["get", "pvc", "c1", "-o", "wide"]).await;
+    assert_eq!(code, 0, "{err}");
+    let r1 = &rows(&out)[1];
+    let volume = sim.object("persistentvolumeclaims", "woodpecker", "c1").unwrap()["spec"]["volumeName"].clone();
+    assert_eq!(r1.len(), 9, "{out}");
+    assert_eq!(
+        [&r1[..6], &r1[8..]].concat(),
+        [
+            "c1",
+            "Bound",
+            volume.as_str().unwrap(),
+            "1Gi",
+            "RWO",
+            "local-path",
+            "Filesystem"
+        ],
+        "{out}"
+    );
+    assert_eq!(r1[6], "<unset>", "{out}");
+    sim.shutdown().await;
+}

@@ -391,7 +391,8 @@ async fn status_is_written_only_through_the_status_subresource() {
             r.json()["metadata"]["labels"]["a"].as_str(),
             r.json()["status"]["phase"].as_str()
         ),
-        (Some("b"), Some("Bound"))
+        (Some("b"), Some("Pending")),
+        "the claim waits for its first consumer; a patch of the main resource cannot bind it"
     );
     let r = raw
         .call(

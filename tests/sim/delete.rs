@@ -189,9 +189,39 @@ async fn pvcs_bind_on_local_path_and_fail_like_k3s_otherwise() {
     raw.post(&pvcs, &claim("rwx", "ReadWriteMany", Some("local-path")))
         .await;
     raw.post(&pvcs, &claim("nosc", "ReadWriteOnce", Some("fast-ssd"))).await;
+    // local-path binds on first consumer: Pending, said by the volume controller, until a pod
+    // that mounts it is placed; then provisioned on that node and Bound, and the pod runs.
+    let ok = sim.object("persistentvolumeclaims", NS, "ok").unwrap();
+    assert_eq!(ok["status"]["phase"], "Pending");
+    assert!(!sim.claim_dir(NS, "ok").exists());
+    let reasons = |name: &str| -> Vec<String> {
+        sim.objects("events", Some(NS))
+            .iter()
+            .filter(|e| e["involvedObject"]["name"] == name)
+            .map(|e| e["reason"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(reasons("ok"), ["WaitForFirstConsumer"]);
+    let mut p = pod("uses-ok");
+    p["spec"]["volumes"] = json!([{"name": "ws", "persistentVolumeClaim": {"claimName": "ok"}}]);
+    raw.post(&pods_path(), &p).await;
+    wait_pod(&sim, NS, "uses-ok", "scheduled", |p| p["spec"]["nodeName"].is_string()).await;
     let ok = sim.object("persistentvolumeclaims", NS, "ok").unwrap();
     assert_eq!(ok["status"]["phase"], "Bound");
+    assert_eq!(
+        ok["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+        "sim-node-1"
+    );
     assert!(sim.claim_dir(NS, "ok").is_dir());
+    assert_eq!(
+        reasons("ok"),
+        [
+            "WaitForFirstConsumer",
+            "ExternalProvisioning",
+            "Provisioning",
+            "ProvisioningSucceeded"
+        ]
+    );
     for n in ["rwx", "nosc"] {
         assert_eq!(
             sim.object("persistentvolumeclaims", NS, n).unwrap()["status"]["phase"],
@@ -218,6 +248,8 @@ async fn pvcs_bind_on_local_path_and_fail_like_k3s_otherwise() {
             .unwrap()
             .contains("unbound immediate PersistentVolumeClaims")
     );
+    raw.delete(&format!("{pods_path}/uses-ok", pods_path = pods_path()), None)
+        .await;
     raw.delete(&format!("{pvcs}/ok"), None).await;
     gone(&sim, "persistentvolumeclaims", NS, "ok").await;
     assert!(!sim.claim_dir(NS, "ok").exists());

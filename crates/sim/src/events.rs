@@ -22,6 +22,7 @@ pub enum Source {
     Provisioner,
     NodeController,
     TaintEviction,
+    VolumeController,
 }
 
 impl Source {
@@ -32,6 +33,7 @@ impl Source {
             Source::Provisioner => "rancher.io/local-path_local-path-provisioner",
             Source::NodeController => "node-controller",
             Source::TaintEviction => "taint-eviction-controller",
+            Source::VolumeController => "persistentvolume-controller",
         }
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::kubelet::NODE;
+use super::storage;
 use super::store::Key;
 
 /// The Node object created at start.
@@ -79,7 +80,14 @@ fn claims_unbound(shared: &Shared, pod: &Value) -> Option<String> {
     let ns = pod["metadata"]["namespace"].as_str().unwrap_or("");
     for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
         if let Some(claim) = v["persistentVolumeClaim"]["claimName"].as_str() {
-            match shared.store.get(&Key::new("persistentvolumeclaims", ns, claim)) {
+            let key = Key::new("persistentvolumeclaims", ns, claim);
+            let mut pvc = shared.store.get(&key);
+            // The first consumer of a WaitForFirstConsumer claim: provisioned on this node now.
+            if let Some(p) = pvc.as_ref().filter(|p| storage::waits_for_consumer(shared, p)) {
+                storage::first_consumer(shared, p, NODE);
+                pvc = shared.store.get(&key);
+            }
+            match pvc {
                 None => return Some(format!("persistentvolumeclaim \"{claim}\" not found")),
                 Some(p) if p["status"]["phase"] != "Bound" => {
                     return Some("pod has unbound immediate PersistentVolumeClaims".into());

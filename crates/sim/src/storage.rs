@@ -1,7 +1,14 @@
-//! Storage as on k3s: a default `local-path` StorageClass (rancher.io/local-path, RWO only),
-//! PVC provisioning (Bound with a `pvc-<uid>` volume, or Pending with a ProvisioningFailed
-//! event for an unknown class or ReadWriteMany on local-path), and the host folder that backs
-//! each claim under the sim's directory (the host runner mounts it).
+//! Storage as on k3s: a default `local-path` StorageClass (rancher.io/local-path, RWO only,
+//! `WaitForFirstConsumer`), PVC provisioning (Bound with a `pvc-<uid>` volume, or Pending with a
+//! ProvisioningFailed event for an unknown class or ReadWriteMany on local-path), and the host
+//! folder that backs each claim under the sim's directory (the host runner mounts it).
+//!
+//! A claim of a `WaitForFirstConsumer` class stays Pending (a `WaitForFirstConsumer` event)
+//! until the scheduler places the first pod that mounts it: then the claim gets the node
+//! (`volume.kubernetes.io/selected-node`), is provisioned and bound, and the pod is scheduled.
+//! A claim of an `Immediate` class is provisioned at once. (A claim the provisioner refuses is
+//! refused at creation in either mode; a real WaitForFirstConsumer provisioner refuses it once a
+//! pod is placed.)
 
 use std::path::PathBuf;
 
@@ -55,19 +62,73 @@ pub fn claim_dir(shared: &Shared, ns: &str, claim: &str) -> PathBuf {
     shared.dir.join("volumes").join(ns).join(claim)
 }
 
-/// Binds a new claim, or leaves it Pending with the provisioner's Warning event.
-pub fn provision(shared: &Shared, pvc: &Value) {
+/// Whether a claim waits for its first consumer: its class binds that way and it is not bound.
+pub fn waits_for_consumer(shared: &Shared, pvc: &Value) -> bool {
+    let class = pvc["spec"]["storageClassName"].as_str().unwrap_or("");
+    pvc["status"]["phase"] != "Bound"
+        && pvc["metadata"]["annotations"][SELECTED_NODE].is_null()
+        && shared
+            .store
+            .get(&Key::new("storageclasses", "", class))
+            .is_some_and(|sc| sc["volumeBindingMode"] == "WaitForFirstConsumer")
+}
+
+const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
+
+/// A new claim: bound now, Pending until its first consumer, or Pending with the provisioner's
+/// Warning event.
+pub fn claim_created(shared: &Shared, pvc: &Value) {
+    if refusal(shared, pvc).is_none() && waits_for_consumer(shared, pvc) {
+        events::record(
+            shared,
+            pvc,
+            false,
+            "WaitForFirstConsumer",
+            "waiting for first consumer to be created before binding",
+            Source::VolumeController,
+            None,
+        );
+        return;
+    }
+    provision(shared, pvc);
+}
+
+/// The scheduler placed the first pod that mounts a waiting claim on `node`: provision it there.
+pub fn first_consumer(shared: &Shared, pvc: &Value, node: &str) {
     let ns = pvc["metadata"]["namespace"].as_str().unwrap_or("");
     let name = pvc["metadata"]["name"].as_str().unwrap_or("");
+    let Some(selected) = shared.store.update(&Key::new("persistentvolumeclaims", ns, name), |o| {
+        o["metadata"]["annotations"][SELECTED_NODE] = json!(node);
+    }) else {
+        return;
+    };
+    events::record(
+        shared,
+        &selected,
+        false,
+        "ExternalProvisioning",
+        "Waiting for a volume to be created either by the external provisioner 'rancher.io/local-path' or manually by the system administrator. If volume creation is delayed, please verify that your external provisioner is running and correctly registered.",
+        Source::VolumeController,
+        None,
+    );
+    events::record(
+        shared,
+        &selected,
+        false,
+        "Provisioning",
+        &format!("External provisioner is provisioning volume for claim \"{ns}/{name}\""),
+        Source::Provisioner,
+        None,
+    );
+    provision(shared, &selected);
+}
+
+/// Why the provisioner cannot make a volume for the claim (reason, message), if it cannot.
+fn refusal(shared: &Shared, pvc: &Value) -> Option<(String, String)> {
     let class = pvc["spec"]["storageClassName"].as_str().unwrap_or("");
     let sc = shared.store.get(&Key::new("storageclasses", "", class));
-    let modes: Vec<&str> = pvc["spec"]["accessModes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let failure = match &sc {
+    let modes = access_modes(pvc);
+    match &sc {
         None if class.is_empty() => Some((
             "FailedBinding".to_string(),
             "no persistent volumes available for this claim and no storage class is set".to_string(),
@@ -88,8 +149,24 @@ pub fn provision(shared: &Shared, pvc: &Value) {
             ))
         }
         Some(_) => None,
-    };
-    if let Some((reason, message)) = failure {
+    }
+}
+
+fn access_modes(pvc: &Value) -> Vec<&str> {
+    pvc["spec"]["accessModes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// Binds a claim to a new volume, or leaves it Pending with the provisioner's Warning event.
+fn provision(shared: &Shared, pvc: &Value) {
+    let ns = pvc["metadata"]["namespace"].as_str().unwrap_or("");
+    let name = pvc["metadata"]["name"].as_str().unwrap_or("");
+    let modes = access_modes(pvc);
+    if let Some((reason, message)) = refusal(shared, pvc) {
         events::record(shared, pvc, true, &reason, &message, Source::Provisioner, None);
         return;
     }

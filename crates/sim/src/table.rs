@@ -164,7 +164,7 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
             ]
         }
         "persistentvolumeclaims" => {
-            let modes: Vec<String> = o["spec"]["accessModes"]
+            let modes: Vec<String> = o["status"]["accessModes"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -176,10 +176,18 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
                     other => other.unwrap_or("").to_string(),
                 })
                 .collect();
-            let bound = o["status"]["phase"] == "Bound";
+            // As the apiserver prints a claim: capacity and modes once it names its volume,
+            // Terminating once deleted, `<unset>` for what is not set.
+            let bound = !s(&o["spec"]["volumeName"]).is_empty();
+            let phase = if m["deletionTimestamp"].is_string() {
+                "Terminating".to_string()
+            } else {
+                s(&o["status"]["phase"])
+            };
+            let or_unset = |v: &Value| v.as_str().unwrap_or("<unset>").to_string();
             vec![
                 json!(s(&m["name"])),
-                json!(s(&o["status"]["phase"])),
+                json!(phase),
                 json!(s(&o["spec"]["volumeName"])),
                 json!(if bound {
                     s(&o["status"]["capacity"]["storage"])
@@ -187,10 +195,10 @@ fn cells(plural: &str, o: &Value, now: i128) -> Vec<Value> {
                     String::new()
                 }),
                 json!(if bound { modes.join(",") } else { String::new() }),
-                json!(o["spec"]["storageClassName"].as_str().unwrap_or("<unset>")),
-                json!("<unset>"),
+                json!(s(&o["spec"]["storageClassName"])),
+                json!(or_unset(&o["spec"]["volumeAttributesClassName"])),
                 json!(age),
-                json!(s(&o["spec"]["volumeMode"])),
+                json!(or_unset(&o["spec"]["volumeMode"])),
             ]
         }
         "events" => {

@@ -57,7 +57,7 @@ pub(super) fn create(
     }
     let created = shared.store.create(def.plural, ns, obj)?;
     if def.plural == "persistentvolumeclaims" {
-        storage::provision(shared, &created);
+        storage::claim_created(shared, &created);
     }
     let mut resp = wire::json(201, &created);
     for w in warnings {
