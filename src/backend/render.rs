@@ -50,7 +50,10 @@ fn redact(step: &Step) -> Step {
 }
 
 fn to_value<T: serde::Serialize>(obj: &T) -> Value {
-    serde_json::to_value(obj).expect("our object types always serialise")
+    // Through JSON text, not `serde_json::to_value`: the same `Value`, with the objects' text
+    // encoders (in the binary anyway, they are sent) instead of encoders into `Value` for them.
+    let text = serde_json::to_vec(obj).expect("our object types always serialise");
+    serde_json::from_slice(&text).expect("serde_json reads what it wrote")
 }
 
 /// Renders every object of `conf` for task `task`. `agent` is the agent label value.

@@ -46,7 +46,7 @@ pub const MAX_CREDIT: Duration = Duration::from_secs(30 * 60);
 /// What progress the events show for a pod not running yet (`scheduled`: whether it has a node).
 pub fn progress(events: &[Event], scheduled: bool) -> Option<Progress> {
     let mut sorted: Vec<&Event> = events.iter().collect();
-    sorted.sort_by(|a, b| stamp(a).cmp(stamp(b)));
+    sorted.sort_by(by_stamp);
     if !scheduled
         && let Some(e) = sorted
             .iter()
@@ -136,7 +136,7 @@ impl PendingLog {
     /// same reason and message is not repeated.
     pub fn event_lines(&mut self, events: &[Event]) -> Vec<String> {
         let mut warnings: Vec<&Event> = events.iter().filter(|e| e.type_ == "Warning").collect();
-        warnings.sort_by(|a, b| stamp(a).cmp(stamp(b)));
+        warnings.sort_by(by_stamp);
         let mut lines = Vec::new();
         for e in warnings {
             let object = format!("{} {}", e.involved_object.kind.to_lowercase(), e.involved_object.name);
@@ -147,6 +147,11 @@ impl PendingLog {
         }
         lines
     }
+}
+
+/// Oldest first; one function, so both sorts share one copy of the sort code.
+fn by_stamp(a: &&Event, b: &&Event) -> std::cmp::Ordering {
+    stamp(a).cmp(stamp(b))
 }
 
 fn stamp(e: &Event) -> &str {
