@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what the tests need beyond the Rust
 # toolchain (kubernetes-validate from PyPI; the musl target and musl-tools through
-# scripts/build-static.sh; kubectl comes with the machine image), then runs every test.
+# scripts/build-static.sh; QEMU, busybox-static and a kernel for the cgroup v2 VM through
+# scripts/vm-kernel.sh; kubectl comes with the machine image), then runs every test.
 # Usage: bash scripts/test.sh [extra cargo test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +19,7 @@ fi
 # runs the same script and checks the binary; building it here first keeps that release build
 # from competing for the 2 cores with the timing-sensitive tests running beside it.
 bash scripts/build-static.sh x86_64 >/dev/null
+# QEMU, a static busybox and a Debian cloud kernel for the cgroup v2 test (tests/sim/cgroup2.rs).
+bash scripts/vm-kernel.sh >/dev/null
 
 cargo test --workspace --all-targets "$@"

@@ -16,6 +16,8 @@ mod host;
 mod kubelet;
 // Container limits on the host runner: cgroups, OOMKilled.
 mod limits;
+// The same on cgroup v2, in a small VM (the build machines have v1 only).
+mod cgroup2;
 // A lost node: taints, the taint manager, the pod garbage collector; a step on it.
 mod nodelost;
 // Leases: kubectl, and replace races with resourceVersion conflicts.
