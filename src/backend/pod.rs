@@ -128,18 +128,19 @@ fn quantities(
     kind: &'static str,
     m: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, BuildError> {
-    m.iter()
-        .map(|(k, v)| {
-            quantity::canonical(v)
-                .map(|q| (k.clone(), q))
-                .map_err(|source| BuildError::Quantity {
-                    step: step.name.clone(),
-                    kind,
-                    key: k.clone(),
-                    source,
-                })
-        })
-        .collect()
+    // Inserted one by one: `m` is already in key order, and `collect` would sort it again with
+    // a copy of the sort code of its own.
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        let q = quantity::canonical(v).map_err(|source| BuildError::Quantity {
+            step: step.name.clone(),
+            kind,
+            key: k.clone(),
+            source,
+        })?;
+        out.insert(k.clone(), q);
+    }
+    Ok(out)
 }
 
 /// The step's Pod and the warnings about options it ignored.

@@ -294,19 +294,20 @@ fn decode_secrets(d: &mut Dec, v: &Value, path: &str) -> Vec<NativeSecret> {
 /// Drops (with a warning each) the entries the apiserver would reject, so one bad label does not
 /// fail the whole pod. Label maps check values too; annotations only keys.
 fn valid_entries(d: &mut Dec, m: &Map<String, Value>, key: &str, path: &str, labels: bool) -> BTreeMap<String, String> {
-    map_field(d, m, key, path)
-        .into_iter()
-        .filter(|(k, v)| {
-            let single = BTreeMap::from([(k.clone(), v.clone())]);
-            match super::names::check_keys_values(&single, labels) {
-                Some(why) => {
-                    d.warn(&format!("{path}.{key}"), format!("{why}, ignored"));
-                    false
-                }
-                None => true,
+    // Inserted one by one (already in key order): `collect` would sort again with a copy of the
+    // sort code of its own.
+    let mut out = BTreeMap::new();
+    for (k, v) in map_field(d, m, key, path) {
+        let mut single = BTreeMap::new();
+        single.insert(k.clone(), v.clone());
+        match super::names::check_keys_values(&single, labels) {
+            Some(why) => d.warn(&format!("{path}.{key}"), format!("{why}, ignored")),
+            None => {
+                out.insert(k, v);
             }
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 impl StepOptions {

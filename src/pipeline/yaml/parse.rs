@@ -426,12 +426,15 @@ pub fn json(y: &Yaml) -> serde_json::Value {
             Kind::Str | Kind::Merge => J::String(s.text.clone()),
         },
         V::Seq(items) => J::Array(items.iter().map(json).collect()),
-        V::Map(entries) => J::Object(
-            entries
-                .iter()
-                .map(|(k, v)| (k.as_scalar().map(|s| s.text.clone()).unwrap_or_default(), json(v)))
-                .collect(),
-        ),
+        V::Map(entries) => {
+            // Inserted one by one, the last of equal keys winning as with `collect`, which
+            // would carry a copy of the stable sort of its own.
+            let mut map = serde_json::Map::new();
+            for (k, v) in entries {
+                map.insert(k.as_scalar().map(|s| s.text.clone()).unwrap_or_default(), json(v));
+            }
+            J::Object(map)
+        }
     }
 }
 
