@@ -2,9 +2,9 @@
 //! their own, so `tests/sim/limits.rs` proves the v1 path on the kernel and `cgroup.rs`'s unit
 //! tests the v2 path on a stand-in file tree. Here a small VM (QEMU, a Debian cloud kernel, a
 //! busybox initramfs: `scripts/vm-kernel.sh` fetches them) mounts cgroup v2 alone, puts the
-//! agent in a leaf cgroup as systemd would, and runs `exec --embedded` on a step limited to
-//! 32Mi that allocates 500 MB: the kernel's memory controller kills it and the step fails
-//! `137`, `OOM killed`.
+//! agent in a leaf cgroup as systemd would, and runs `exec --embedded`: a step sees its own
+//! cgroup's `cpu.max` and `memory.max`, and a step limited to 32Mi that allocates 500 MB is
+//! killed by the kernel's memory controller and fails `137`, `OOM killed`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,8 +32,30 @@ echo "EXIT=$?"
 poweroff -f
 "#;
 
-/// Busybox's `head` takes bytes, not `500M`; `tail` keeps a newline-free input whole.
-const PIPELINE: &str = "steps:\n  hog:\n    image: alpine\n    commands: [\"head -c 524288000 /dev/zero | tail > /dev/null\"]\n    backend_options:\n      kubernetes:\n        resources:\n          limits:\n            memory: 32Mi\n";
+/// First a step that prints its own cgroup's limits, then the hog. Busybox's `head` takes
+/// bytes, not `500M`; `tail` keeps a newline-free input whole.
+const PIPELINE: &str = r#"steps:
+  quota:
+    image: alpine
+    commands:
+      - |
+        cg=/sys/fs/cgroup$(cut -d: -f3 /proc/self/cgroup)
+        echo "LIMITS $cg cpu.max $(cat $cg/cpu.max) memory.max $(cat $cg/memory.max)"
+    backend_options:
+      kubernetes:
+        resources:
+          limits:
+            cpu: 250m
+            memory: 64Mi
+  hog:
+    image: alpine
+    commands: ["head -c 524288000 /dev/zero | tail > /dev/null"]
+    backend_options:
+      kubernetes:
+        resources:
+          limits:
+            memory: 32Mi
+"#;
 
 fn need(what: &str, found: Option<PathBuf>) -> PathBuf {
     found.unwrap_or_else(|| {
@@ -202,7 +224,15 @@ fn exec_embedded_fails_a_step_over_its_memory_limit_on_cgroup_v2() {
             .any(|l| l.starts_with("DELEGATED: ") && l.contains("memory")),
         "{log}"
     );
-    // The kernel's memory controller killed it, and the step says so.
+    // A limited container runs in a cgroup of its own beside the agent's, with both limits.
+    let limits = log
+        .lines()
+        .find_map(|l| l.strip_prefix("[quota] LIMITS "))
+        .unwrap_or_else(|| panic!("no limits printed:\n{log}"));
+    let (cgroup, values) = limits.split_once(' ').unwrap();
+    assert!(cgroup.starts_with("/sys/fs/cgroup/woodpecker-sim-"), "{log}");
+    assert_eq!(values, "cpu.max 25000 100000 memory.max 67108864", "{log}");
+    // The kernel's memory controller killed the hog, and the step says so.
     assert!(log.contains("Memory cgroup out of memory"), "no memcg OOM kill:\n{log}");
     assert!(!log.contains("cannot enforce container limits"), "{log}");
     let rows: Vec<Vec<&str>> = log.lines().map(|l| l.split_whitespace().collect()).collect();
