@@ -235,8 +235,37 @@ async fn throughput(sim: &Sim) {
     b.destroy_workflow(&conf, task).await.expect("destroy_workflow");
 }
 
+/// The lines of the throughput log: about 100 bytes each, numbered, then an end marker.
+fn big_log(n: usize) -> Vec<String> {
+    let line = "the quick brown fox jumps over the lazy dog 0123456789 the quick brown fox jumps over";
+    let mut lines: Vec<String> = (0..n).map(|i| format!("{i:08} {line}")).collect();
+    lines.push("END-OF-LOG".into());
+    lines
+}
+
+/// `bench-steps serve-log LINES`: the simulated cluster alone, in this process, for
+/// `bench/logtput.sh`: a pod of image `bench/big` has a log of LINES lines (the end marker
+/// last) the moment it starts, and runs until deleted. Prints the kubeconfig path and serves
+/// until killed.
+async fn serve_log(lines: usize) {
+    let sim = Sim::start(SimConfig {
+        tick: Duration::from_millis(5),
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start the simulated cluster");
+    sim.script(ScriptRule::image("bench/big").logs(big_log(lines)).run_until_deleted());
+    println!("{}", sim.kubeconfig_path().display());
+    std::future::pending::<()>().await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("serve-log") {
+        let lines = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(BIG_LINES);
+        return serve_log(lines).await;
+    }
     let sim = Arc::new(
         Sim::start(SimConfig {
             tick: Duration::from_millis(5),

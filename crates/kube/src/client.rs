@@ -30,7 +30,7 @@ use super::tls;
 /// Largest non-streamed reply body we read (a big LIST).
 const MAX_BODY: usize = 64 << 20;
 /// The most hyper buffers of one connection's incoming bytes (see `Client::new`).
-pub const HTTP_READ_BUF: usize = 32 << 10;
+pub const HTTP_READ_BUF: usize = 16 << 10;
 
 /// Timeouts and retries. The defaults suit the agent; tests shorten them.
 #[derive(Debug, Clone)]
@@ -194,9 +194,10 @@ impl Client {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             // hyper's read buffer otherwise grows to ~400 KiB per connection while a server
-            // keeps it full (a busy log): 32 KiB bounds memory per stream, and keeps each
-            // buffer below musl's mmap threshold (128 KiB), so it is not mapped and unmapped
-            // per chunk.
+            // keeps it full (a busy log): 16 KiB bounds memory per stream (each chunk a log
+            // reader holds pins one such buffer; 32 KiB cost ~70 KiB more per stream at the
+            // same CPU and throughput, README "Logs under load"), and keeps each buffer below
+            // musl's mmap threshold (128 KiB), so it is not mapped and unmapped per chunk.
             .http1_max_buf_size(HTTP_READ_BUF)
             .build(https);
         let prefix = config.server.path().trim_end_matches('/');

@@ -61,7 +61,7 @@ pub struct LogStream {
 
 /// Chunks read ahead of the caller (each at most hyper's read buffer,
 /// [`crate::client::HTTP_READ_BUF`]). One is enough to overlap reading and splitting; each
-/// more is up to 64 KiB more per stream.
+/// more pins one more read buffer per stream.
 pub const READ_AHEAD: usize = 1;
 
 impl LogStream {
@@ -70,13 +70,17 @@ impl LogStream {
         let counter = received.clone();
         let reader = tokio::spawn(async move {
             loop {
+                // Room first, then the read: a chunk is read only when the channel can take
+                // it, so no third chunk waits in this task (each pins a read buffer).
+                let Ok(room) = tx.reserve().await else { return };
                 let next = body.chunk().await.transpose();
                 if let Some(Ok(chunk)) = &next {
                     counter.fetch_add(chunk.len() as u64, Relaxed);
                 }
                 let end = !matches!(next, Some(Ok(_)));
                 let Some(next) = next else { return };
-                if tx.send(next).await.is_err() || end {
+                room.send(next);
+                if end {
                     return;
                 }
             }
