@@ -17,13 +17,9 @@ work=$(mktemp -d)
 simpid="" execpid=""
 trap '[ -n "$execpid" ] && kill "$execpid" 2>/dev/null; [ -n "$simpid" ] && kill "$simpid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-"$harness" serve-log "$lines" >"$work/sim.out" 2>"$work/sim.err" &
-simpid=$!
-for _ in $(seq 200); do
-    grep -q "kubeconfig$" "$work/sim.out" 2>/dev/null && break
-    sleep 0.1
-done
-kubeconfig=$(tail -1 "$work/sim.out")
+# shellcheck source=bench/sim-process.sh
+. "$(dirname "$0")/sim-process.sh"
+start_sim_cmd "$work" "$harness" serve-log "$lines"
 server=$(sed -n 's/^ *server: *//p' "$kubeconfig")
 sed -n 's/^ *certificate-authority-data: *//p' "$kubeconfig" | base64 -d >"$work/ca.pem"
 printf 'Authorization: Bearer %s\n' "$(sed -n 's/^ *token: *"\(.*\)"/\1/p' "$kubeconfig")" >"$work/auth"
