@@ -30,6 +30,7 @@ impl<B: Backend> WorkflowRunner for PipelineRunner<B> {
         WorkflowEnd {
             canceled: out.canceled,
             error: out.error,
+            cleanup_error: out.cleanup_error,
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct WorkflowEnd {
     pub canceled: bool,
     /// A backend or runtime error (a failing step is not one: the step states carry that).
     pub error: Option<String>,
+    /// Cleanup did not finish (objects may be left for the reaper).
+    pub cleanup_error: Option<String>,
 }
 
 /// Runs a workflow: `pipeline::run_workflow` on the Kubernetes backend in production, a fake in
@@ -111,6 +113,7 @@ pub async fn run<R: WorkflowRunner>(
         Err(e) => WorkflowEnd {
             canceled: false,
             error: Some(format!("decode the workflow payload: {e}")),
+            cleanup_error: None,
         },
         Ok(conf) => run_decoded(sh, &id, conf, started, timeout, cancel.clone()).await,
     };
@@ -259,6 +262,11 @@ async fn report_done<R>(
             outcome.error.map(|e| format!(" with error: {e}")).unwrap_or_default()
         )),
         Err(e) => log::error(format_args!("workflow {id}: done not delivered: {}", e.status)),
+    }
+    if canceled && let Some(e) = &outcome.cleanup_error {
+        log::warn(format_args!(
+            "workflow {id}: cleanup after the cancel did not finish ({e}); the reaper removes what is left"
+        ));
     }
 }
 

@@ -46,6 +46,8 @@ struct Pod {
 pub struct Fake {
     pub scripts: HashMap<String, Script>,
     pub fail_setup: bool,
+    /// DestroyWorkflow fails (an apiserver gone away), after stopping the pods.
+    pub fail_destroy: bool,
     t0: Mutex<Option<Instant>>,
     events: Mutex<Vec<(u64, String)>>,
     pods: Mutex<HashMap<String, Pod>>,
@@ -238,6 +240,11 @@ impl Backend for Fake {
             }
         }
         self.workflow_live.lock().unwrap().remove(task);
+        if self.fail_destroy {
+            return Err(Error::Infrastructure(
+                "delete service wp-hsvc-42: connection refused".into(),
+            ));
+        }
         Ok(())
     }
 }

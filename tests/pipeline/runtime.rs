@@ -319,6 +319,38 @@ async fn cancel_stops_running_steps_and_cleans_up() {
     assert_eq!(fake.leftovers(), 0, "nothing left behind");
 }
 
+/// A cleanup that fails after a cancel is not an error of the workflow (it was canceled), but
+/// the outcome says so, for exec's summary and the agent's log.
+#[tokio::test(start_paused = true)]
+async fn a_cleanup_that_fails_after_a_cancel_is_reported_apart() {
+    let mut fake = Fake::new(vec![("long", script(&["working"], 0, 100))]);
+    fake.fail_destroy = true;
+    let fake = Arc::new(fake);
+    let conf = config(vec![vec![step("long")]]);
+    let (trigger, cancel) = shutdown::channel();
+    let fire = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        trigger.fire();
+    };
+    let ((out, _), ()) = tokio::join!(run_with_cancel(&fake, conf, RuntimeOptions::default(), cancel), fire);
+    assert!(out.canceled && !out.success);
+    assert_eq!(out.error, None, "a cancel is not an error");
+    let e = out.cleanup_error.expect("the failed cleanup is reported");
+    assert!(e.contains("connection refused"), "{e}");
+
+    // Without a cancel the same failure is the workflow's error too.
+    let mut fake = Fake::new(vec![("quick", script(&[], 0, 1))]);
+    fake.fail_destroy = true;
+    let fake = Arc::new(fake);
+    let (out, _) = run(&fake, config(vec![vec![step("quick")]]), RuntimeOptions::default()).await;
+    assert!(!out.success);
+    assert!(
+        out.error.as_deref().is_some_and(|e| e.starts_with("destroy workflow:")),
+        "{out:?}"
+    );
+    assert!(out.cleanup_error.is_some());
+}
+
 #[tokio::test(start_paused = true)]
 async fn timeout_cancels_the_workflow() {
     let fake = Arc::new(Fake::new(vec![("long", script(&[], 0, 3600))]));

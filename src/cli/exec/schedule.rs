@@ -240,6 +240,16 @@ fn run_one<B: Backend>(
             (None, false, true) => (FlowStatus::Killed, Some("canceled".into())),
             (None, false, false) => (FlowStatus::Failure, Some("failed".into())),
         };
+        // After a cancel or a timeout the runtime gives cleanup a deadline; say when it did not
+        // finish, so nobody takes the cluster for clean.
+        let why = match (&outcome.cleanup_error, outcome.canceled) {
+            (Some(e), true) => Some(format!(
+                "{}; cleanup did not finish ({e}): objects of this run may be left in the cluster, \
+                 until a later run's reaper removes them once this run's Lease has expired",
+                why.unwrap_or_default()
+            )),
+            _ => why,
+        };
         printer.end_workflow(flow, status, why);
         status
     }

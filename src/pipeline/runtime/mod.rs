@@ -67,6 +67,9 @@ pub struct WorkflowOutcome {
     /// A runtime or backend error (what the agent puts in `Done.error`); `None` when the only
     /// failures were steps exiting non-zero, and when canceled.
     pub error: Option<String>,
+    /// DestroyWorkflow did not finish (after a cancel too, where `error` stays `None`): objects
+    /// of the workflow may be left in the cluster, for a reaper or a later sweep.
+    pub cleanup_error: Option<String>,
     /// Unix seconds.
     pub started: i64,
     pub finished: i64,
@@ -219,7 +222,8 @@ pub async fn run_workflow<B: Backend>(
     // DestroyWorkflow always runs, and stops detached steps and services; after a cancel it
     // gets its own deadline.
     let limit = canceled.then_some(opts.cleanup_timeout);
-    if let Err(e) = cleanup(backend.destroy_workflow(&conf, &task), limit).await
+    let cleanup_error = cleanup(backend.destroy_workflow(&conf, &task), limit).await.err();
+    if let Some(e) = &cleanup_error
         && !canceled
     {
         result.fail(Some(format!("destroy workflow: {e}")));
@@ -239,6 +243,7 @@ pub async fn run_workflow<B: Backend>(
         canceled,
         timed_out,
         error: if canceled { None } else { result.error },
+        cleanup_error,
         started,
         finished: unix_now(),
         steps: final_states(&ctx, &conf),
