@@ -57,24 +57,27 @@ pub async fn execute<B: Backend>(
     let mut running = JoinSet::new();
     let mut flow_of_task = HashMap::new();
     loop {
-        // One pass over the waiting workflows; one that is decided may decide others.
-        let mut changed = false;
+        // One pass over the waiting workflows. One that ends without running (killed, skipped)
+        // may decide others, so then the pass is made again; a start decides nothing else.
+        let mut ended = false;
         for i in 0..queue.len() {
             let q = &queue[i];
             if q.status.is_some() || q.compiled.is_none() {
                 continue;
             }
-            let decision = decide(&queue, q, cancel.is_fired());
-            changed |= decision != Decision::Wait && (decision != Decision::Start || running.len() < bound);
-            match decision {
+            match decide(&queue, q, cancel.is_fired()) {
                 Decision::Wait => {}
-                Decision::Cancel => end(
-                    &mut queue[i],
-                    &printer,
-                    FlowStatus::Killed,
-                    "canceled before it started",
-                ),
+                Decision::Cancel => {
+                    ended = true;
+                    end(
+                        &mut queue[i],
+                        &printer,
+                        FlowStatus::Killed,
+                        "canceled before it started",
+                    );
+                }
                 Decision::Skip(why) => {
+                    ended = true;
                     let q = &mut queue[i];
                     q.status = Some(FlowStatus::Skipped);
                     q.compiled = None;
@@ -89,7 +92,7 @@ pub async fn execute<B: Backend>(
                 Decision::Start => {}
             }
         }
-        if changed {
+        if ended {
             continue;
         }
         // Nothing more to decide until a running workflow ends; none running: done.
