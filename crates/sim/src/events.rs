@@ -53,6 +53,24 @@ pub fn record(
     let name = m["name"].as_str().unwrap_or("");
     let nanos = time::now_nanos();
     let now = time::rfc3339(nanos);
+    // A repeat (the correlator's key: the object, who, what and why) only counts up the first.
+    let same = format!(
+        "{ns}\0{}\0{}\0{}\0{warning}\0{reason}\0{message}",
+        m["uid"].as_str().unwrap_or(name),
+        field_path.unwrap_or(""),
+        source.component()
+    );
+    let store = &shared.store;
+    let mut seen = shared.events.0.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(key) = seen.get(&same) {
+        let bumped = store.update(key, |e| {
+            e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
+            e["lastTimestamp"] = json!(now);
+        });
+        if bumped.is_some() {
+            return;
+        }
+    }
     // Strictly increasing suffixes, so two events in the same nanosecond keep distinct names.
     static LAST: AtomicU64 = AtomicU64::new(0);
     let n = (nanos as u64).saturating_sub(1);
@@ -78,24 +96,6 @@ pub fn record(
         "source": host, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         "reportingComponent": source.component(), "reportingInstance": if matches!(source, Source::Kubelet) { "sim-node-1" } else { "" },
     });
-    // The correlator's key: the object , who, what and why.
-    let same = format!(
-        "{ns}\0{}\0{}\0{}\0{warning}\0{reason}\0{message}",
-        m["uid"].as_str().unwrap_or(name),
-        field_path.unwrap_or(""),
-        source.component()
-    );
-    let store = &shared.store;
-    let mut seen = shared.events.0.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(key) = seen.get(&same) {
-        let bumped = store.update(key, |e| {
-            e["count"] = json!(e["count"].as_i64().unwrap_or(1) + 1);
-            e["lastTimestamp"] = json!(now);
-        });
-        if bumped.is_some() {
-            return;
-        }
-    }
     // Events of a namespace that is gone are dropped, as the apiserver would refuse them.
     if let Ok(created) = store.create("events", ns, ev) {
         let name = created["metadata"]["name"].as_str().unwrap_or_default();
