@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sim::{ScriptRule, SimConfig};
 
 use super::{NS, event_reasons, phase, pod, pods_path};
-use crate::common::{Raw, fast_config, start_sim, start_sim_with, wait_pod};
+use crate::common::{Raw, fast_config, start_sim, start_sim_with, wait_for, wait_pod};
 
 fn main_state(p: &Value) -> &Value {
     &p["status"]["containerStatuses"][0]["state"]
@@ -35,6 +35,7 @@ async fn a_pod_goes_pending_running_succeeded_with_statuses_conditions_and_event
     assert_eq!(phase(&p), "Pending");
     assert_eq!(condition(&p, "PodScheduled"), "True");
     let p = wait_pod(&sim, NS, "ok", "Running", |p| phase(p) == "Running").await;
+    assert_eq!(sim.pod_ended_at(NS, "ok"), None, "running, not ended");
     assert_eq!(condition(&p, "Ready"), "True");
     assert!(main_state(&p)["running"]["startedAt"].is_string());
     assert!(
@@ -44,6 +45,11 @@ async fn a_pod_goes_pending_running_succeeded_with_statuses_conditions_and_event
             .starts_with("containerd://")
     );
     let p = wait_pod(&sim, NS, "ok", "Succeeded", |p| phase(p) == "Succeeded").await;
+    let seen = std::time::Instant::now();
+    let ended = sim
+        .pod_ended_at(NS, "ok")
+        .expect("the end of a Succeeded pod is recorded");
+    assert!(ended <= seen, "recorded before the final status was written");
     let t = &main_state(&p)["terminated"];
     assert_eq!(
         (t["exitCode"].as_i64(), t["reason"].as_str()),
@@ -55,6 +61,13 @@ async fn a_pod_goes_pending_running_succeeded_with_statuses_conditions_and_event
         event_reasons(&sim, "ok"),
         ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
     );
+    raw.delete(&format!("{}/ok", pods_path()), None).await;
+    wait_for("pod ok removed", 10, || {
+        let gone = sim.object("pods", NS, "ok").is_none().then_some(());
+        async move { gone }
+    })
+    .await;
+    assert_eq!(sim.pod_ended_at(NS, "ok"), None, "forgotten with the pod");
     sim.shutdown().await;
 }
 

@@ -103,6 +103,7 @@ pub fn remove_now(shared: &Shared, key: &Key) -> Option<Value> {
     let obj = shared.store.remove(key)?;
     if key.plural == "pods" {
         shared.logs.remove_pod(&key.namespace, &key.name);
+        shared.pod_ends.remove(&key.namespace, &key.name);
     }
     if key.plural == "persistentvolumeclaims" {
         let _ = std::fs::remove_dir_all(super::storage::claim_dir(shared, &key.namespace, &key.name));

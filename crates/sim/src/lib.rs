@@ -114,6 +114,7 @@ pub(crate) struct Shared {
     logs: logs::LogStore,
     faults: Faults,
     recorder: record::Recorder,
+    pod_ends: record::PodEnds,
     /// Shared, not copied, into every pod's run: a rule may carry a long log.
     rules: Mutex<Vec<Arc<ScriptRule>>>,
     shutdown: CancellationToken,
@@ -181,6 +182,7 @@ impl Sim {
             logs: logs::LogStore::default(),
             faults: Faults::new(token.clone()),
             recorder: record::Recorder::default(),
+            pod_ends: record::PodEnds::default(),
             rules: Mutex::new(Vec::new()),
             shutdown,
             streams: Mutex::new(JoinSet::new()),
@@ -317,6 +319,13 @@ impl Sim {
 
     pub fn clear_requests(&self) {
         self.shared.recorder.clear()
+    }
+
+    /// When the kubelet made the pod's phase final (Succeeded or Failed), read from the
+    /// monotonic clock just before it wrote that status; `None` before that, and once the pod
+    /// is removed. For measuring how soon a client reacts to a pod's end.
+    pub fn pod_ended_at(&self, ns: &str, name: &str) -> Option<std::time::Instant> {
+        self.shared.pod_ends.get(ns, name)
     }
 
     /// Adds a behaviour rule for the scripted runner (later rules win).

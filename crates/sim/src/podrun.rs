@@ -57,6 +57,11 @@ impl Ctx {
                 if let Some(list) = st["conditions"].as_array_mut() {
                     list.extend(theirs);
                 }
+                let is_final = |s: &Value| matches!(s["phase"].as_str(), Some("Succeeded" | "Failed"));
+                if is_final(&st) && !is_final(&o["status"]) {
+                    let ends = &self.shared.pod_ends;
+                    ends.ended(&self.key.namespace, &self.key.name, std::time::Instant::now());
+                }
                 o["status"] = st;
             }
         });

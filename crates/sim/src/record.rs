@@ -1,7 +1,10 @@
 //! The request log: every request the sim answered (method, path, query, status, watch), in
-//! order, for tests that assert what a client actually sent.
+//! order, for tests that assert what a client actually sent. And when each pod ended, for
+//! latency measurements.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Instant;
 
 /// One answered request.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,5 +43,26 @@ impl Recorder {
     }
     pub fn clear(&self) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// When each pod's phase became final (Succeeded or Failed), by namespace and name: the
+/// monotonic clock read just before the kubelet wrote that status, so a latency measured from
+/// it is never too short. An entry goes when its pod is removed.
+#[derive(Debug, Default)]
+pub struct PodEnds(Mutex<HashMap<(String, String), Instant>>);
+
+impl PodEnds {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn ended(&self, ns: &str, pod: &str, at: Instant) {
+        self.lock().insert((ns.to_string(), pod.to_string()), at);
+    }
+    pub fn get(&self, ns: &str, pod: &str) -> Option<Instant> {
+        self.lock().get(&(ns.to_string(), pod.to_string())).copied()
+    }
+    pub fn remove(&self, ns: &str, pod: &str) {
+        self.lock().remove(&(ns.to_string(), pod.to_string()));
     }
 }
