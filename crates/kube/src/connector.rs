@@ -214,6 +214,8 @@ mod tests {
             .await
             .unwrap();
         let mut stream = io.into_inner();
+        // Small writes go out at once (a delayed one waits for the peer's delayed ACK, ~40 ms).
+        assert!(stream.nodelay().unwrap(), "Nagle's algorithm is on");
         let mut rest = [0u8; 5];
         stream.read_exact(&mut rest).await.unwrap();
         assert_eq!(&rest, b"hello", "bytes after the reply head belong to the tunnel");
