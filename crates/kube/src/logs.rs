@@ -48,64 +48,34 @@ pub use resume::{Dedup, Stamp, format_seconds, parse_rfc3339, split_stamp};
 
 /// A raw log body: bytes as the kubelet sends them.
 ///
-/// A task of its own reads the connection up to [`READ_AHEAD`] chunks ahead of the caller, so
-/// TLS and HTTP work on the next chunk while the caller splits this one (on a busy log the two
-/// otherwise take turns: measured 20 to 30% slower for a 19 MB log). Dropping the stream stops
-/// that task and closes the connection.
+/// Read straight from the connection: hyper's connection task already reads one chunk ahead of
+/// its body (TLS and HTTP work on the next chunk while the caller splits this one), so a
+/// read-ahead task of our own only added a hop per chunk and pinned one more read buffer per
+/// stream (README "Logs under load"). Dropping the stream closes the connection.
 #[derive(Debug)]
 pub struct LogStream {
-    chunks: mpsc::Receiver<Result<Bytes>>,
-    reader: tokio::task::AbortHandle,
+    body: BodyStream,
     received: Arc<AtomicU64>,
 }
 
-/// Chunks read ahead of the caller (each at most hyper's read buffer,
-/// [`crate::client::HTTP_READ_BUF`]). One is enough to overlap reading and splitting; each
-/// more pins one more read buffer per stream.
-pub const READ_AHEAD: usize = 1;
-
 impl LogStream {
-    fn spawn(mut body: BodyStream, received: Arc<AtomicU64>) -> LogStream {
-        let (tx, chunks) = mpsc::channel(READ_AHEAD);
-        let counter = received.clone();
-        let reader = tokio::spawn(async move {
-            loop {
-                // Room first, then the read: a chunk is read only when the channel can take
-                // it, so no third chunk waits in this task (each pins a read buffer).
-                let Ok(room) = tx.reserve().await else { return };
-                let next = body.chunk().await.transpose();
-                if let Some(Ok(chunk)) = &next {
-                    counter.fetch_add(chunk.len() as u64, Relaxed);
-                }
-                let end = !matches!(next, Some(Ok(_)));
-                let Some(next) = next else { return };
-                room.send(next);
-                if end {
-                    return;
-                }
-            }
-        });
-        LogStream {
-            chunks,
-            reader: reader.abort_handle(),
-            received,
-        }
+    fn new(body: BodyStream, received: Arc<AtomicU64>) -> LogStream {
+        LogStream { body, received }
     }
 
-    /// Bytes received so far (counted as they arrive, ahead of [`Self::chunk`]).
+    /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.received.load(Relaxed)
     }
 
-    /// The next chunk, `None` at a clean end.
+    /// The next chunk, `None` at a clean end. Cancel safe: a chunk is taken from the body only
+    /// when it is returned.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
-        self.chunks.recv().await.transpose()
-    }
-}
-
-impl Drop for LogStream {
-    fn drop(&mut self) {
-        self.reader.abort();
+        let next = self.body.chunk().await;
+        if let Ok(Some(chunk)) = &next {
+            self.received.fetch_add(chunk.len() as u64, Relaxed);
+        }
+        next
     }
 }
 
@@ -116,14 +86,14 @@ impl Api<Pod> {
         let path = format!("{}/log{}", self.item_path(name), params.query().as_str());
         let idle = self.client.options().log_idle_timeout;
         let body = self.client.request_stream(&Req::get(path), idle).await?;
-        Ok(LogStream::spawn(body, Arc::default()))
+        Ok(LogStream::new(body, Arc::default()))
     }
 
     async fn log_stream_counted(&self, name: &str, params: &LogParams, received: &Arc<AtomicU64>) -> Result<LogStream> {
         let path = format!("{}/log{}", self.item_path(name), params.query().as_str());
         let idle = self.client.options().log_idle_timeout;
         let body = self.client.request_stream(&Req::get(path), idle).await?;
-        Ok(LogStream::spawn(body, received.clone()))
+        Ok(LogStream::new(body, received.clone()))
     }
 
     /// Lines of one container's log, following it to the end across drops.
