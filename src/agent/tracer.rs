@@ -44,7 +44,7 @@ impl Tracer for AgentTracer {
 
     fn log_line(&self, _step: &Step, line: LogLine) {
         self.reporter.log(proto::LogEntry {
-            step_uuid: line.step_uuid,
+            step_uuid: line.step_uuid.to_string(),
             time: line.time,
             line: line.line as i32,
             r#type: entry_type(line.kind),

@@ -19,7 +19,8 @@ pub enum LogKind {
 /// One line of a step's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
-    pub step_uuid: String,
+    /// Shared by all the lines of a step (no allocation per line).
+    pub step_uuid: std::sync::Arc<str>,
     /// 0-based, per step, without gaps.
     pub line: u32,
     /// Seconds since the step started.

@@ -643,7 +643,7 @@ mod tests {
 
     fn line(s: &Step, text: &str) -> LogLine {
         LogLine {
-            step_uuid: s.uuid.clone(),
+            step_uuid: s.uuid.as_str().into(),
             line: 0,
             time: 0,
             kind: LogKind::Stdout,

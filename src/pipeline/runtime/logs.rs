@@ -70,7 +70,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Numbers one step's lines.
 #[derive(Debug)]
 pub struct LineWriter {
-    step_uuid: String,
+    step_uuid: std::sync::Arc<str>,
     next: u32,
     opened: Instant,
     masker: Masker,
@@ -79,7 +79,7 @@ pub struct LineWriter {
 impl LineWriter {
     pub fn new(step_uuid: &str, masker: Masker) -> Self {
         LineWriter {
-            step_uuid: step_uuid.to_owned(),
+            step_uuid: step_uuid.into(),
             next: 0,
             opened: Instant::now(),
             masker,
@@ -95,13 +95,21 @@ impl LineWriter {
     #[cfg(test)]
     fn lines(&mut self, item: Bytes) -> Vec<LogLine> {
         let mut out = Vec::new();
-        self.lines_into(item, &mut out);
+        self.batch_into(vec![item], &mut out);
         out
     }
 
-    /// [`Self::lines`], appended to `out`.
-    pub fn lines_into(&mut self, item: Bytes, out: &mut Vec<LogLine>) {
+    /// The lines of a batch of items, appended to `out`, all stamped with the time the batch
+    /// arrived (one clock read per batch, not per line).
+    pub fn batch_into(&mut self, items: Vec<Bytes>, out: &mut Vec<LogLine>) {
         let time = self.elapsed();
+        out.reserve(items.len());
+        for item in items {
+            self.lines_into(time, item, out);
+        }
+    }
+
+    fn lines_into(&mut self, time: i64, item: Bytes, out: &mut Vec<LogLine>) {
         let mut rest = item;
         if rest.last() == Some(&b'\n') {
             rest.truncate(rest.len() - 1);

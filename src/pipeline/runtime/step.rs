@@ -203,10 +203,8 @@ async fn finish<B: Backend>(
 
 async fn drain<B>(ctx: &Ctx<B>, step: &Step, logs: &mut LogLines, writer: &mut LineWriter) {
     while let Some(items) = logs.recv_many().await {
-        let mut lines = Vec::with_capacity(items.len());
-        for item in items {
-            writer.lines_into(item, &mut lines);
-        }
+        let mut lines = Vec::new();
+        writer.batch_into(items, &mut lines);
         ctx.tracer.log_lines(step, lines);
         if let Some(room) = ctx.tracer.backlog() {
             room.await;
