@@ -5,8 +5,8 @@
 # moment it starts, and runs until deleted. `exec` follows that log to a pipe; then, while the
 # pod still runs, curl reads the same URL our follower asks for (`follow=true&timestamps=true`)
 # over HTTP/2 (curl's default through ALPN) and over HTTP/1.1. Each reader is timed by the same
-# reader process from its first byte to the end marker (no process start, connection set-up or
-# pod start). Best of RUNS runs, a new pod each.
+# reader process from the log's first line to the end marker (no process start, connection
+# set-up or pod start). Best of RUNS runs, a new pod each.
 # Prints `<ours MiB/s> <curl h2 MiB/s> <curl http/1.1 MiB/s>` (MiB of log text; per run on stderr).
 #
 # Usage: bench/logtput.sh AGENT HARNESS [LINES] [RUNS]
@@ -36,8 +36,10 @@ steps:
       - "true"
 EOF
 
-# Reads stdin; prints the seconds from its first byte to the end marker. With an argument it
-# then reads on to the end (exec's output must not break: exec would cancel its steps).
+# Reads stdin; prints the seconds from the read that brought the log's first line to the one
+# that brought the end marker (not from exec's first byte: its header comes before the pod
+# exists). With an argument it then reads on to the end (exec's output must not break: exec
+# would cancel its steps).
 cat >"$work/timer.py" <<'EOF'
 import sys, time
 first = None
@@ -46,7 +48,7 @@ while True:
     chunk = sys.stdin.buffer.read1(1 << 20)
     if not chunk:
         print("nan"); sys.exit(1)
-    if first is None:
+    if first is None and b"00000000 " in tail + chunk:
         first = time.monotonic()
     if b"END-OF-LOG" in tail + chunk:
         print(f"{time.monotonic() - first:.4f}", flush=True)

@@ -84,6 +84,30 @@ impl ContainerLog {
         self.changed.send_replace(n);
     }
 
+    /// Appends lines written at once (a script without a pace: a container that prints a file
+    /// in one write). They are stamped before the lock is taken, and followers see all of them
+    /// together, as a kubelet reading its log file finds one write's lines in one read.
+    pub fn push_all<S: AsRef<[u8]>>(&self, lines: &[S]) {
+        let mut ts = time::now_nanos();
+        let mut stamped: Vec<Line> = lines
+            .iter()
+            .map(|line| {
+                ts = ts.max(time::now_nanos());
+                Line::new(ts, line.as_ref())
+            })
+            .collect();
+        let mut l = self.lock();
+        // Stamps never go back: a line pushed meanwhile may carry a later one.
+        let last = l.0.last().map_or(0, |x| x.ts);
+        if stamped.first().is_some_and(|f| f.ts < last) {
+            stamped = lines.iter().map(|line| Line::new(last, line.as_ref())).collect();
+        }
+        l.0.extend(stamped);
+        let n = l.0.len() as u64;
+        drop(l);
+        self.changed.send_replace(n);
+    }
+
     /// The container ended: followers drain and stop.
     pub fn finish(&self) {
         self.lock().1 = true;
@@ -430,5 +454,29 @@ fn with_bytes(fault: LogFault, bytes: usize) -> LogFault {
             after_exit,
         },
         LogFault::Stall { pause, .. } => LogFault::Stall { bytes, pause },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_written_at_once_arrive_together_in_order_with_stamps_that_never_go_back() {
+        let log = ContainerLog::new();
+        log.push("first");
+        let seen = log.changed.subscribe();
+        log.push_all(&["a", "b", "c"]);
+        assert_eq!(log.text(), ["first", "a", "b", "c"]);
+        // One notification for the whole write: a follower reads all three in one go.
+        assert_eq!(*seen.borrow(), 4);
+        let (lines, done) = log.since(1);
+        assert!(!done);
+        assert_eq!(lines.len(), 3);
+        let stamps: Vec<i128> = log.lock().0.iter().map(|l| l.ts).collect();
+        assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+        // Served with the stamp the line was written with.
+        let wire = String::from_utf8(lines[0].wire(true).to_vec()).unwrap();
+        assert!(wire.ends_with(" a\n") && wire.starts_with(&time::rfc3339_nanos(lines[0].ts)), "{wire}");
     }
 }

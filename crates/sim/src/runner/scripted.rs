@@ -191,11 +191,13 @@ pub(crate) async fn run(mut run: ContainerRun<'_>) -> Exit {
     let plan = run.plan;
     let play = async {
         if let Some(r) = &plan.rule {
-            for line in &r.logs {
-                if !r.line_interval.is_zero() {
+            if r.line_interval.is_zero() {
+                run.log.push_all(&r.logs);
+            } else {
+                for line in &r.logs {
                     tokio::time::sleep(r.line_interval).await;
+                    run.log.push(line.clone());
                 }
-                run.log.push(line.clone());
             }
         }
         match plan.fault() {
