@@ -21,8 +21,8 @@ pub struct StampParser {
 impl StampParser {
     pub fn parse(&mut self, b: &[u8]) -> Option<Stamp> {
         let head: &[u8; 19] = b.get(..19)?.try_into().ok()?;
-        let civil = match self.last {
-            Some((h, secs)) if &h == head => secs,
+        let civil = match &self.last {
+            Some((h, secs)) if same_head(h, head) => *secs,
             _ => {
                 let secs = civil_seconds(head)?;
                 self.last = Some((*head, secs));
@@ -44,6 +44,13 @@ impl StampParser {
         };
         Some((civil - offset, nanos))
     }
+}
+
+/// Two `YYYY-MM-DDTHH:MM:SS` heads compared as two words (the line after line case: a slice
+/// comparison is a `memcmp` call at the size-optimised level).
+fn same_head(a: &[u8; 19], b: &[u8; 19]) -> bool {
+    let word = |x: &[u8; 19], at: usize| u128::from_ne_bytes(x[at..at + 16].try_into().unwrap_or_default());
+    word(a, 0) == word(b, 0) && word(a, 3) == word(b, 3)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` as seconds since the epoch, read as UTC.
@@ -68,12 +75,18 @@ fn fraction(b: &[u8]) -> Option<(u32, &[u8])> {
     let Some(frac) = b.strip_prefix(b".") else {
         return Some((0, b));
     };
-    let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+    // One pass: the digits counted, the first nine kept.
+    let (mut digits, mut nanos) = (0, 0u32);
+    while let Some(c) = frac.get(digits).filter(|c| c.is_ascii_digit()) {
+        if digits < 9 {
+            nanos = nanos * 10 + u32::from(c - b'0');
+        }
+        digits += 1;
+    }
     if digits == 0 {
         return None;
     }
     let kept = digits.min(9);
-    let nanos = frac[..kept].iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0'));
     const SCALE: [u32; 10] = [
         1_000_000_000,
         100_000_000,

@@ -79,6 +79,11 @@ struct State {
     out: Vec<u8>,
     /// The writer thread is writing what it took.
     writing: bool,
+    /// The writer thread waits for bytes: the next to add some wakes it (only then: a wake-up
+    /// is a system call, and a busy log adds bytes far more often than the writer writes).
+    writer_waiting: bool,
+    /// Threads in [`Printer::drain`], woken when the writer is done with what it took.
+    drainers: usize,
     /// The printer is gone: the writer writes what is left and ends.
     closed: bool,
     status_shown: bool,
@@ -113,8 +118,10 @@ pub struct Printer {
 /// What the printer and its writer thread share.
 struct Shared {
     state: Mutex<State>,
-    /// Wakes the writer (bytes to write, or closed) and those waiting for it to be idle.
+    /// Wakes the writer (bytes to write, or closed).
     wake: Condvar,
+    /// Wakes those waiting for the writer to be idle ([`Printer::drain`]).
+    idle: Condvar,
     /// Wakes steps waiting for room in the buffer.
     room: tokio::sync::Notify,
 }
@@ -131,6 +138,8 @@ impl Printer {
             state: Mutex::new(State {
                 out: Vec::new(),
                 writing: false,
+                writer_waiting: false,
+                drainers: 0,
                 closed: false,
                 status_shown: false,
                 rows: Vec::new(),
@@ -138,6 +147,7 @@ impl Printer {
                 flows: Vec::new(),
             }),
             wake: Condvar::new(),
+            idle: Condvar::new(),
             room: tokio::sync::Notify::new(),
         });
         let for_writer = shared.clone();
@@ -152,17 +162,24 @@ impl Printer {
         self.shared.lock()
     }
 
-    /// Hands what `s` gathered to the writer thread.
-    fn kick(&self) {
-        self.shared.wake.notify_all();
+    /// Hands what `s` gathered to the writer thread: wakes it if it waits for bytes (a writer
+    /// that is writing takes them when it is done).
+    fn kick(&self, s: &mut State) {
+        if s.writer_waiting && !s.out.is_empty() {
+            s.writer_waiting = false;
+            self.shared.wake.notify_one();
+        }
     }
 
     /// Waits until everything gathered so far is written.
     fn drain(&self) {
         let mut s = self.lock();
+        s.drainers += 1;
         while (!s.out.is_empty() || s.writing) && self.writer.is_some() {
-            s = self.shared.wake.wait(s).unwrap_or_else(|p| p.into_inner());
+            self.kick(&mut s);
+            s = self.shared.idle.wait(s).unwrap_or_else(|p| p.into_inner());
         }
+        s.drainers -= 1;
     }
 
     /// Prints a line of `exec`'s own (headers, notes), above the status line.
@@ -260,7 +277,7 @@ impl Printer {
         s.out.extend_from_slice(text.as_bytes());
         s.out.push(b'\n');
         self.draw_status(s);
-        self.kick();
+        self.kick(s);
     }
 
     fn clear_status(&self, s: &mut State) {
@@ -288,7 +305,7 @@ impl Printer {
         s.out.extend_from_slice(b"\r\x1b[2K");
         s.status_shown = false;
         self.draw_status(&mut s);
-        self.kick();
+        self.kick(&mut s);
     }
 
     /// Clears the status line and prints the summary tables.
@@ -305,8 +322,8 @@ impl Printer {
         }
         text.push_str(&summary(&s));
         s.out.extend_from_slice(text.as_bytes());
+        self.kick(&mut s);
         drop(s);
-        self.kick();
         self.drain();
     }
 
@@ -536,8 +553,7 @@ impl Tracer for Printer {
             s.rows[i].prefix = Some(prefix);
         }
         self.draw_status(s);
-        drop(guard);
-        self.kick();
+        self.kick(s);
     }
 
     fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
@@ -572,7 +588,7 @@ impl Printer {
 impl Drop for Printer {
     fn drop(&mut self) {
         self.lock().closed = true;
-        self.kick();
+        self.shared.wake.notify_one();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
         }
@@ -582,25 +598,33 @@ impl Drop for Printer {
 /// The writer thread: takes everything gathered, writes it in one go, until closed.
 fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
     let mut spare = Vec::new();
+    let mut s = shared.lock();
     loop {
-        let mut s = shared.lock();
         while s.out.is_empty() && !s.closed {
+            s.writer_waiting = true;
             s = shared.wake.wait(s).unwrap_or_else(|p| p.into_inner());
         }
+        s.writer_waiting = false;
         if s.out.is_empty() {
             return;
         }
         std::mem::swap(&mut s.out, &mut spare);
         s.writing = true;
         drop(s);
+        // Steps wait only while more than the bound is gathered, and it was all just taken.
+        if spare.len() > OUT_BOUND {
+            shared.room.notify_waiters();
+        }
         // A closed stdout (`exec ... | head`) is not worth stopping the run for.
         let _ = out.write_all(&spare).and_then(|()| out.flush());
         // Keep a moderate buffer for next time, not the biggest one ever gathered.
         spare.clear();
         spare.shrink_to(64 << 10);
-        shared.lock().writing = false;
-        shared.wake.notify_all();
-        shared.room.notify_waiters();
+        s = shared.lock();
+        s.writing = false;
+        if s.drainers > 0 {
+            shared.idle.notify_all();
+        }
     }
 }
 

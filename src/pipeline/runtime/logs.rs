@@ -117,7 +117,7 @@ impl LineWriter {
         loop {
             let (line, more) = match memchr::memchr(b'\n', &rest) {
                 Some(at) => (rest.slice(..at), Some(rest.slice(at + 1..))),
-                None => (rest.clone(), None),
+                None => (std::mem::take(&mut rest), None),
             };
             let mut line = line;
             loop {

@@ -2,7 +2,7 @@
 //! line timestamps, remember the last delivered stamp and how many lines carried it, and drop
 //! exactly the repeat after a reconnect with `sinceTime`. Knows nothing of HTTP or pods.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::decode::Piece;
 use crate::time::StampParser;
@@ -47,7 +47,7 @@ impl Dedup {
         if piece.cont {
             return self.head_delivered.then_some(piece.data);
         }
-        let Some((stamp, text)) = split_with(&mut self.parser, &piece.data) else {
+        let Some((stamp, at)) = stamp_end(&mut self.parser, &piece.data) else {
             // No timestamp (should not happen with timestamps=true): pass it on as is.
             self.head_delivered = true;
             return Some(piece.data);
@@ -67,6 +67,9 @@ impl Dedup {
             _ => Some((stamp, 1)),
         };
         self.head_delivered = true;
+        // The piece itself, moved past its stamp: no new reference to the buffer.
+        let mut text = piece.data;
+        text.advance(at);
         Some(text)
     }
 }
@@ -77,10 +80,23 @@ pub fn split_stamp(line: &Bytes) -> Option<(Stamp, Bytes)> {
 }
 
 fn split_with(parser: &mut StampParser, line: &Bytes) -> Option<(Stamp, Bytes)> {
+    let (stamp, at) = stamp_end(parser, line)?;
+    Some((
+        stamp,
+        if at < line.len() {
+            line.slice(at..)
+        } else {
+            Bytes::new()
+        },
+    ))
+}
+
+/// The stamp of a stream line and where its text starts (after the space).
+fn stamp_end(parser: &mut StampParser, line: &[u8]) -> Option<(Stamp, usize)> {
     let space = memchr::memchr(b' ', &line[..line.len().min(40)]);
-    let (head, rest) = match space {
-        Some(i) => (&line[..i], line.slice(i + 1..)),
-        None => (&line[..], Bytes::new()),
+    let (head, at) = match space {
+        Some(i) => (&line[..i], i + 1),
+        None => (line, line.len()),
     };
-    Some((parser.parse(head)?, rest))
+    Some((parser.parse(head)?, at))
 }
