@@ -394,6 +394,77 @@ fn embedded_sigterm_cancels_and_stops_every_step() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Ctrl-C twice against a cluster that went away: the first signal starts the clean-up, which
+/// waits for the apiserver; the second exits at once (130), saying what is left and who reaps it.
+#[test]
+fn a_second_signal_exits_while_the_clean_up_waits_for_a_gone_cluster() {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let dir = tempdir("second-signal");
+    let mut sim = Command::new(BIN)
+        .args(["sim", "--runner", "host", "--dir"])
+        .arg(dir.join("sim"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let kubeconfig = BufReader::new(sim.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    std::fs::write(
+        dir.join(".woodpecker.yaml"),
+        "skip_clone: true\nsteps:\n  long:\n    image: x\n    commands: [echo started, sleep 9874]\n",
+    )
+    .unwrap();
+    let mut exec = Command::new(BIN)
+        .args(["exec", "--kubeconfig", &kubeconfig])
+        .env("WOODPECKER_BACKEND_K8S_STORAGE_RWX", "false")
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(exec.stdout.take().unwrap()).lines();
+    assert!(
+        lines.by_ref().map_while(Result::ok).any(|l| l == "[long] started"),
+        "the step never started"
+    );
+    // The cluster goes away (the sim ends its step's process as it stops).
+    unsafe { libc::kill(sim.id() as i32, libc::SIGTERM) };
+    sim.wait().unwrap();
+    unsafe { libc::kill(exec.id() as i32, libc::SIGTERM) };
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        exec.try_wait().unwrap().is_none(),
+        "exec ended without its clean-up: the test no longer shows the second signal"
+    );
+    let sent = Instant::now();
+    unsafe { libc::kill(exec.id() as i32, libc::SIGTERM) };
+    let status = loop {
+        if let Some(status) = exec.try_wait().unwrap() {
+            break status;
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = exec.kill();
+            panic!("exec did not exit within 5 s of the second signal");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut exec.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("again to exit at once"), "{err}");
+    assert!(
+        err.contains(
+            "exiting without the clean-up: a later `exec` or agent in this namespace removes what this run created"
+        ),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn embedded_workspace_starts_with_the_tracked_files() {
     let dir = tempdir("seed");

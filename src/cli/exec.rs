@@ -134,7 +134,7 @@ pub fn run(argv: Vec<OsString>) -> super::Result {
     let rt = super::runtime()?;
     let ok = rt.block_on(async {
         let mut tasks = JoinSet::new();
-        let cancel = signals(&mut tasks);
+        let cancel = signals(&mut tasks, !args.embedded);
         let printer = Arc::new(Printer::new(Box::new(std::io::stdout()), stdout_is_tty()));
         let result = if args.embedded {
             embedded(&args, plan, printer.clone(), cancel).await
@@ -404,17 +404,32 @@ pub fn mask(c: &mut WorkflowConfig) {
     }
 }
 
-/// Fires on Ctrl-C or SIGTERM. The task is owned by `tasks`.
-pub fn signals(tasks: &mut JoinSet<()>) -> Shutdown {
+/// Fires on Ctrl-C or SIGTERM. With `second_exits`, a second one exits at once, without the
+/// clean-up the first started (which waits for the cluster, and the cluster may be gone): what
+/// the run created is then reaped by a later `exec` or agent once the run's Lease runs out.
+/// (The embedded cluster's clean-up is local and ends the steps' processes, so there a second
+/// signal only says it is under way.) The task is owned by `tasks`.
+pub fn signals(tasks: &mut JoinSet<()>, second_exits: bool) -> Shutdown {
     let (trigger, shutdown) = shutdown::channel();
     let signals = shutdown::Signals::install();
     tasks.spawn(async move {
-        match signals {
-            Ok(mut signals) => signals.next().await,
-            Err(_) => std::future::pending().await,
-        }
-        eprintln!("\ncanceling: stopping the running steps and removing every object...");
+        let Ok(mut signals) = signals else {
+            return std::future::pending().await;
+        };
+        signals.next().await;
+        let again = if second_exits { " (again to exit at once)" } else { "" };
+        eprintln!("\ncanceling: stopping the running steps and removing every object{again}...");
         trigger.fire();
+        loop {
+            signals.next().await;
+            if second_exits {
+                eprintln!(
+                    "exiting without the clean-up: a later `exec` or agent in this namespace removes what this run created once its lease runs out"
+                );
+                std::process::exit(130);
+            }
+            eprintln!("still canceling: stopping the steps' processes");
+        }
     });
     shutdown
 }
