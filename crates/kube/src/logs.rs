@@ -150,6 +150,9 @@ pub const MAX_LINE: usize = 1 << 20;
 /// and an offset is 35 bytes, plus the space (the stamp parser looks at 40).
 const STAMP_ROOM: usize = 40;
 
+/// The most lines split ahead of the reader (see [`LogFollower::split_some`]).
+const SPLIT_AHEAD: usize = 64;
+
 /// The lines a confirming read asks for first (with `sinceTime`); see the module doc.
 pub const CONFIRM_TAIL: i64 = 100;
 
@@ -217,6 +220,9 @@ impl LogFollower {
             if self.finished {
                 return Ok(None);
             }
+            if self.split_some() {
+                continue;
+            }
             if let Some(d) = self.delay {
                 tokio::time::sleep(d).await;
                 self.delay = None;
@@ -226,30 +232,8 @@ impl LogFollower {
                 continue;
             };
             match stream.chunk().await {
-                Ok(Some(chunk)) => {
-                    self.lines.push(chunk);
-                    while let Some(piece) = self.lines.next() {
-                        if std::mem::take(&mut self.tail_check) && !self.dedup.before_last(&piece.data) {
-                            // The tail starts at the last delivered stamp: right only if the
-                            // tail holds every line since the second, so fewer than
-                            // CONFIRM_TAIL lines. Held until that is known.
-                            self.held = Some(Vec::new());
-                        }
-                        match &mut self.held {
-                            Some(held) if held.len() + 1 >= CONFIRM_TAIL as usize => {
-                                // It may have cut into the lines at that stamp: read the whole
-                                // second again.
-                                self.held = None;
-                                self.stream = None;
-                                self.lines.reset();
-                                self.tail_first = false;
-                                break;
-                            }
-                            Some(held) => held.push(piece),
-                            None => self.accept(piece),
-                        }
-                    }
-                }
+                // Split at the top of the loop, a batch at a time.
+                Ok(Some(chunk)) => self.lines.push(chunk),
                 Ok(None) if self.final_pass => {
                     // The confirming read's end is the log's end; an unfinished last line is
                     // the log's own last line, delivered whole.
@@ -296,6 +280,37 @@ impl LogFollower {
                 }
             }
         }
+    }
+
+    /// Splits what was received into `ready`, up to [`SPLIT_AHEAD`] lines at a time, so the
+    /// queue of split lines stays small whatever a chunk holds (one allocation of its size per
+    /// stream). True when it took anything from the splitter.
+    fn split_some(&mut self) -> bool {
+        let mut took = false;
+        while self.ready.len() < SPLIT_AHEAD {
+            let Some(piece) = self.lines.next() else { break };
+            took = true;
+            if std::mem::take(&mut self.tail_check) && !self.dedup.before_last(&piece.data) {
+                // The tail starts at the last delivered stamp: right only if the tail holds
+                // every line since the second, so fewer than CONFIRM_TAIL lines. Held until
+                // that is known.
+                self.held = Some(Vec::new());
+            }
+            match &mut self.held {
+                Some(held) if held.len() + 1 >= CONFIRM_TAIL as usize => {
+                    // It may have cut into the lines at that stamp: read the whole second
+                    // again.
+                    self.held = None;
+                    self.stream = None;
+                    self.lines.reset();
+                    self.tail_first = false;
+                    break;
+                }
+                Some(held) => held.push(piece),
+                None => self.accept(piece),
+            }
+        }
+        took
     }
 
     /// Bytes received so far over every stream of this follower, counted as they arrive: a

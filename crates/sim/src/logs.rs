@@ -477,6 +477,9 @@ mod tests {
         assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
         // Served with the stamp the line was written with.
         let wire = String::from_utf8(lines[0].wire(true).to_vec()).unwrap();
-        assert!(wire.ends_with(" a\n") && wire.starts_with(&time::rfc3339_nanos(lines[0].ts)), "{wire}");
+        assert!(
+            wire.ends_with(" a\n") && wire.starts_with(&time::rfc3339_nanos(lines[0].ts)),
+            "{wire}"
+        );
     }
 }

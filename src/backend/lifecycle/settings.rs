@@ -24,7 +24,7 @@ impl Default for LifecycleSettings {
             agent: String::new(),
             limits: Limits::default(),
             workflow_timeout_secs: None,
-            log_buffer: 256,
+            log_buffer: 128,
             log_idle: std::time::Duration::from_secs(30),
         }
     }

@@ -203,12 +203,15 @@ async fn finish<B: Backend>(
 
 async fn drain<B>(ctx: &Ctx<B>, step: &Step, logs: &mut LogLines, writer: &mut LineWriter) {
     while let Some(items) = logs.recv_many().await {
-        let mut lines = Vec::new();
-        writer.batch_into(items, &mut lines);
-        ctx.tracer.log_lines(step, lines);
+        // Room first, then the batch: a step that adds its batch and only then waits lets every
+        // step that was waiting add one more when room comes, so the tracer's buffer would
+        // grow by a batch per running step.
         if let Some(room) = ctx.tracer.backlog() {
             room.await;
         }
+        let mut lines = Vec::new();
+        writer.batch_into(items, &mut lines);
+        ctx.tracer.log_lines(step, lines);
     }
 }
 
