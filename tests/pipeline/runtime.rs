@@ -409,3 +409,92 @@ async fn logs_are_masked_and_closed_with_an_exit_code_on_request() {
         ("a", "commands")
     );
 }
+
+/// A tracer that is full (a slow terminal) until opened: every batch that reaches it while full
+/// is counted, because a step must wait for room *before* it hands a batch over. Handing over
+/// first and waiting after let every waiting step add a batch each time room came, so the
+/// buffer grew by a batch per running step.
+#[derive(Default)]
+struct Gate {
+    rec: Recorder,
+    full: std::sync::atomic::AtomicBool,
+    room: tokio::sync::Notify,
+    while_full: std::sync::atomic::AtomicUsize,
+}
+
+impl woodpecker_k8s_agent::pipeline::Tracer for Gate {
+    fn step_state(
+        &self,
+        step: &woodpecker_k8s_agent::backend::Step,
+        state: &woodpecker_k8s_agent::pipeline::StepState,
+    ) {
+        self.rec.step_state(step, state);
+    }
+
+    fn log_line(&self, step: &woodpecker_k8s_agent::backend::Step, line: woodpecker_k8s_agent::pipeline::LogLine) {
+        if self.full.load(Ordering::SeqCst) {
+            self.while_full.fetch_add(1, Ordering::SeqCst);
+        }
+        self.rec.log_line(step, line);
+    }
+
+    fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        if !self.full.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            loop {
+                let room = self.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                if !self.full.load(Ordering::SeqCst) {
+                    return;
+                }
+                room.await;
+            }
+        }))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_tracer_gets_no_batch_until_it_has_room() {
+    let fake = Arc::new(Fake::new(vec![
+        ("a", script(&["a1", "a2", "a3"], 0, 1)),
+        ("b", script(&["b1", "b2"], 0, 1)),
+    ]));
+    let gate = Arc::new(Gate::default());
+    gate.full.store(true, Ordering::SeqCst);
+    let opener = gate.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        opener.full.store(false, Ordering::SeqCst);
+        opener.room.notify_waiters();
+    });
+    let conf = config(vec![vec![step("a"), step("b")]]);
+    let out = run_workflow(
+        fake.clone(),
+        conf,
+        "42".into(),
+        RuntimeOptions::default(),
+        gate.clone(),
+        Shutdown::never(),
+    )
+    .await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(
+        gate.while_full.load(Ordering::SeqCst),
+        0,
+        "lines handed over while the tracer was full"
+    );
+    let texts: Vec<String> = gate
+        .rec
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(s, l)| format!("{s}:{}", String::from_utf8_lossy(&l.data)))
+        .collect();
+    for want in ["a:a1", "a:a2", "a:a3", "b:b1", "b:b2"] {
+        assert!(texts.iter().any(|t| t == want), "{want} missing from {texts:?}");
+    }
+}
