@@ -60,26 +60,10 @@ pub(crate) async fn run<B: Backend>(
         now,
     );
 
-    // The backend's calls are boxed: a task's allocation is as large as its largest await
-    // point for as long as it lives, and these short calls (a pod's creation, its deletion)
-    // are larger than the log drain that takes most of a step's life (12.6 KB per step task
-    // with them inline, README "Logs under load").
-    let started = call(
-        Box::pin(ctx.backend.start_step(&step, &ctx.task)),
-        &mut cancel,
-        &ctx.stop,
-    )
-    .await;
+    let started = call(ctx.backend.start_step(&step, &ctx.task), &mut cancel, &ctx.stop).await;
     let started_at = unix_now();
     let logs = match started {
-        Ok(()) => {
-            call(
-                Box::pin(ctx.backend.tail_step(&step, &ctx.task)),
-                &mut cancel,
-                &ctx.stop,
-            )
-            .await
-        }
+        Ok(()) => call(ctx.backend.tail_step(&step, &ctx.task), &mut cancel, &ctx.stop).await,
         Err(e) => Err(e),
     };
     let logs = match logs {
@@ -135,7 +119,7 @@ async fn finish<B: Backend>(
         // forget the workflow's steps right then: wait from the start, beside the logs.
         let mut drained = false;
         let both = async {
-            let wait = Box::pin(ctx.backend.wait_step(&step, &ctx.task));
+            let wait = ctx.backend.wait_step(&step, &ctx.task);
             let ((), waited) = tokio::join!(drain(&ctx, &step, &mut logs, &mut writer), wait);
             drained = true;
             waited
@@ -149,12 +133,7 @@ async fn finish<B: Backend>(
             _ = cancel.wait() => false,
         };
         let waited = if drained {
-            call(
-                Box::pin(ctx.backend.wait_step(&step, &ctx.task)),
-                &mut cancel,
-                &ctx.stop,
-            )
-            .await
+            call(ctx.backend.wait_step(&step, &ctx.task), &mut cancel, &ctx.stop).await
         } else {
             Err(Stop::Canceled)
         };
@@ -168,7 +147,7 @@ async fn finish<B: Backend>(
         Err(Stop::Failed(e)) => Some(Err(e)),
     };
     let limit = ctx.cancel.is_fired().then_some(ctx.opts.cleanup_timeout);
-    let destroyed = cleanup(Box::pin(ctx.backend.destroy_step(&step, &ctx.task)), limit)
+    let destroyed = cleanup(ctx.backend.destroy_step(&step, &ctx.task), limit)
         .await
         .map_err(|e| format!("destroy step: {e}"));
 
