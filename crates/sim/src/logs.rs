@@ -76,18 +76,16 @@ impl ContainerLog {
 
     /// Appends one line (without its newline), stamped now.
     pub fn push(&self, line: impl AsRef<[u8]>) {
-        let mut l = self.lock();
-        let ts = time::now_nanos().max(l.0.last().map_or(0, |x| x.ts));
-        l.0.push(Line::new(ts, line.as_ref()));
-        let n = l.0.len() as u64;
-        drop(l);
-        self.changed.send_replace(n);
+        self.push_all(&[line]);
     }
 
     /// Appends lines written at once (a script without a pace: a container that prints a file
     /// in one write). They are stamped before the lock is taken, and followers see all of them
     /// together, as a kubelet reading its log file finds one write's lines in one read.
     pub fn push_all<S: AsRef<[u8]>>(&self, lines: &[S]) {
+        if lines.is_empty() {
+            return;
+        }
         let mut ts = time::now_nanos();
         let mut stamped: Vec<Line> = lines
             .iter()
@@ -99,7 +97,7 @@ impl ContainerLog {
         let mut l = self.lock();
         // Stamps never go back: a line pushed meanwhile may carry a later one.
         let last = l.0.last().map_or(0, |x| x.ts);
-        if stamped.first().is_some_and(|f| f.ts < last) {
+        if stamped[0].ts < last {
             stamped = lines.iter().map(|line| Line::new(last, line.as_ref())).collect();
         }
         l.0.extend(stamped);

@@ -81,14 +81,7 @@ pub fn split_stamp(line: &Bytes) -> Option<(Stamp, Bytes)> {
 
 fn split_with(parser: &mut StampParser, line: &Bytes) -> Option<(Stamp, Bytes)> {
     let (stamp, at) = stamp_end(parser, line)?;
-    Some((
-        stamp,
-        if at < line.len() {
-            line.slice(at..)
-        } else {
-            Bytes::new()
-        },
-    ))
+    Some((stamp, line.slice(at..)))
 }
 
 /// The stamp of a stream line and where its text starts (after the space).
