@@ -322,6 +322,13 @@ impl LogFollower {
     /// The next lines, at most `max` (and at least one): those already read are handed out
     /// together, so a busy log costs its reader one call per batch. `None` as for
     /// [`Self::next_line`].
+    ///
+    /// A line is a slice of the chunk it came in (not a copy), so lines held by the caller keep
+    /// their chunks' buffer alive: hyper reads a stream into one buffer of up to the client's
+    /// read buffer size (16 KiB) and starts a new one only when less than its next read's room
+    /// is left, so every such buffer holds at least half its size of the stream, and what the
+    /// caller holds pins at most about twice its own bytes (stamps and chunk framing included)
+    /// plus one buffer.
     pub async fn next_lines(&mut self, max: usize) -> Result<Option<Vec<Bytes>>> {
         let Some(first) = self.next_line().await? else {
             return Ok(None);
@@ -330,7 +337,7 @@ impl LogFollower {
         let mut out = Vec::with_capacity(more + 1);
         out.push(first);
         out.extend(self.ready.drain(..more));
-        Ok(Some(compact(out)))
+        Ok(Some(out))
     }
 
     /// Sends every line into `tx` until the log ends, the receiver is dropped, or `shutdown`
@@ -411,26 +418,6 @@ impl LogFollower {
             self.recut.push(line, more, &mut self.ready);
         }
     }
-}
-
-/// The lines of a batch copied into one buffer of their own: a line handed out would otherwise
-/// keep its whole chunk (up to 64 KiB) alive for as long as the caller holds it, so a stream's
-/// memory would grow with the lines its reader has not taken yet, chunk by chunk.
-fn compact(lines: Vec<Bytes>) -> Vec<Bytes> {
-    let total: usize = lines.iter().map(Bytes::len).sum();
-    let mut buf = bytes::BytesMut::with_capacity(total);
-    for l in &lines {
-        buf.extend_from_slice(l);
-    }
-    let buf = buf.freeze();
-    let mut at = 0;
-    lines
-        .iter()
-        .map(|l| {
-            at += l.len();
-            buf.slice(at - l.len()..at)
-        })
-        .collect()
 }
 
 /// A 400 meaning "not yet": the container is waiting to start (or being created).

@@ -12,7 +12,10 @@ pub struct LifecycleSettings {
     pub limits: Limits,
     /// The workflow timeout, for the pods' `activeDeadlineSeconds` backstop.
     pub workflow_timeout_secs: Option<i64>,
-    /// Log lines buffered per step before the follower waits for the reader.
+    /// Log lines buffered per step before the follower waits for the reader. The lines are
+    /// slices of the stream's read buffers, so what they hold is the buffers they pin: one
+    /// batch (64 lines) keeps that to a buffer or two per stream, and the follower fills the
+    /// next batch while the reader takes this one.
     pub log_buffer: usize,
     /// Once a pod is over, how long its log may go without a byte before it is cut.
     pub log_idle: std::time::Duration,
@@ -24,7 +27,7 @@ impl Default for LifecycleSettings {
             agent: String::new(),
             limits: Limits::default(),
             workflow_timeout_secs: None,
-            log_buffer: 128,
+            log_buffer: 64,
             log_idle: std::time::Duration::from_secs(30),
         }
     }

@@ -151,18 +151,3 @@ fn before_last_compares_with_the_last_delivered_stamp() {
     );
     assert!(!d.before_last(&line("2024-01-01T00:00:03Z later")));
 }
-
-#[test]
-fn a_compacted_batch_keeps_every_line_and_lets_its_chunk_go() {
-    let chunk = Bytes::from(b"one\ntwo\n\nthree".to_vec());
-    let lines = vec![
-        chunk.slice(0..3),
-        chunk.slice(4..7),
-        chunk.slice(8..8),
-        chunk.slice(9..),
-    ];
-    let out = compact(lines);
-    assert_eq!(out, [&b"one"[..], b"two", b"", b"three"]);
-    // The chunk is no longer referenced by what was handed out.
-    assert!(chunk.try_into_mut().is_ok(), "the batch still holds the chunk");
-}
