@@ -42,9 +42,9 @@ impl Tracer for AgentTracer {
         self.reporter.update(&self.workflow, state);
     }
 
-    fn log_line(&self, _step: &Step, line: LogLine) {
+    fn log_line(&self, step: &Step, line: LogLine) {
         self.reporter.log(proto::LogEntry {
-            step_uuid: line.step_uuid.to_string(),
+            step_uuid: step.uuid.clone(),
             time: line.time,
             line: line.line as i32,
             r#type: entry_type(line.kind),

@@ -13,17 +13,27 @@ use tokio::sync::mpsc;
 /// The most lines in one batch.
 pub const BATCH: usize = 64;
 
+/// Items of a step's output, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    pub items: Vec<Bytes>,
+    /// Each item is known to be one line without its newline (a container log's lines, split
+    /// by the follower), so the reader need not look for newlines in them again. Otherwise an
+    /// item may hold several lines.
+    pub lines: bool,
+}
+
 /// The receiving end: the step's lines in order, `None` once the step's log is over.
 #[derive(Debug)]
 pub struct LogLines {
-    rx: mpsc::Receiver<Vec<Bytes>>,
+    rx: mpsc::Receiver<Batch>,
     batch: VecDeque<Bytes>,
 }
 
 /// The sending end; cloneable. A send fails only when the reader is gone.
 #[derive(Debug, Clone)]
 pub struct LogSender {
-    tx: mpsc::Sender<Vec<Bytes>>,
+    tx: mpsc::Sender<Batch>,
 }
 
 /// The reader dropped its [`LogLines`].
@@ -47,35 +57,48 @@ impl LogLines {
             if let Some(line) = self.batch.pop_front() {
                 return Some(line);
             }
-            self.batch = self.rx.recv().await?.into();
+            self.batch = self.rx.recv().await?.items.into();
         }
     }
 
-    /// Every line that is ready (at least one), `None` at the end.
-    pub async fn recv_many(&mut self) -> Option<Vec<Bytes>> {
+    /// Every item that is ready (at least one), `None` at the end.
+    pub async fn recv_many(&mut self) -> Option<Batch> {
         if self.batch.is_empty() {
             loop {
                 let batch = self.rx.recv().await?;
-                if !batch.is_empty() {
+                if !batch.items.is_empty() {
                     return Some(batch);
                 }
             }
         }
-        Some(std::mem::take(&mut self.batch).into())
+        Some(Batch {
+            items: std::mem::take(&mut self.batch).into(),
+            lines: false,
+        })
     }
 }
 
 impl LogSender {
-    pub async fn send(&self, line: Bytes) -> Result<(), Closed> {
-        self.tx.send(vec![line]).await.map_err(|_| Closed)
+    /// Sends one item (it may hold several lines).
+    pub async fn send(&self, item: Bytes) -> Result<(), Closed> {
+        self.send_batch(vec![item], false).await
     }
 
-    /// Sends `lines` as one batch (callers keep batches at most [`BATCH`] long).
-    pub async fn send_many(&self, lines: Vec<Bytes>) -> Result<(), Closed> {
-        if lines.is_empty() {
+    /// Sends `items` as one batch (callers keep batches at most [`BATCH`] long).
+    pub async fn send_many(&self, items: Vec<Bytes>) -> Result<(), Closed> {
+        self.send_batch(items, false).await
+    }
+
+    /// Sends lines known to hold no newline as one batch ([`Batch::lines`]).
+    pub async fn send_lines(&self, lines: Vec<Bytes>) -> Result<(), Closed> {
+        self.send_batch(lines, true).await
+    }
+
+    async fn send_batch(&self, items: Vec<Bytes>, lines: bool) -> Result<(), Closed> {
+        if items.is_empty() {
             return Ok(());
         }
-        self.tx.send(lines).await.map_err(|_| Closed)
+        self.tx.send(Batch { items, lines }).await.map_err(|_| Closed)
     }
 }
 
@@ -97,8 +120,9 @@ mod tests {
         drop(tx);
         assert_eq!(rx.recv().await, Some(b("a")));
         assert_eq!(rx.recv().await, Some(b("b")));
-        assert_eq!(rx.recv_many().await, Some(vec![b("c")]), "the rest of the batch");
-        assert_eq!(rx.recv_many().await, Some(vec![b("d")]));
+        let items = |v: Vec<Bytes>| Some(Batch { items: v, lines: false });
+        assert_eq!(rx.recv_many().await, items(vec![b("c")]), "the rest of the batch");
+        assert_eq!(rx.recv_many().await, items(vec![b("d")]));
         assert_eq!(rx.recv().await, None);
         assert_eq!(rx.recv_many().await, None);
     }

@@ -31,7 +31,7 @@ use std::future::Future;
 
 /// A step's output: one item per line (stdout and stderr merged, no trailing newline).
 /// The backend may add lines of its own (warnings, why a pod is still pending).
-pub use loglines::{LogLines, LogSender, log_channel};
+pub use loglines::{Batch, LogLines, LogSender, log_channel};
 pub use options::Options;
 pub use pod::{BuildError, PodContext};
 pub use types::{Environment, Stage, State, Step, WorkflowConfig};

@@ -16,11 +16,11 @@ pub enum LogKind {
     Progress = 4,
 }
 
-/// One line of a step's output.
+/// One line of a step's output. Its step (and so its step uuid) is the one the tracer is
+/// handed it with: a line carries nothing per step, so making and dropping one touches no
+/// shared counter (the lines of a busy log are made on one thread and dropped on another).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
-    /// Shared by all the lines of a step (no allocation per line).
-    pub step_uuid: std::sync::Arc<str>,
     /// 0-based, per step, without gaps.
     pub line: u32,
     /// Seconds since the step started.

@@ -224,7 +224,7 @@ impl StepTask {
                     Ok(Some(batch)) => {
                         delivered.fetch_add(batch.len() as u64, Relaxed);
                         sending.store(true, Relaxed);
-                        let _ = log.send_many(batch).await;
+                        let _ = log.send_lines(batch).await;
                         sending.store(false, Relaxed);
                     }
                     Ok(None) => return None,

@@ -4,11 +4,14 @@
 //! steps of workflows that did not run (skipped). The same rows give the `--report` JSON.
 //! Implements the runtime's [`Tracer`]; knows nothing of backends.
 //!
-//! All output goes through one buffer that a thread of its own writes out, everything that
-//! gathered since its last write in one system call, never flushed per line: a busy log costs a
-//! copy per line, not a write. A slow terminal does not stall the run: the buffer takes up to
-//! [`OUT_BOUND`] bytes, then the steps whose lines arrive wait for room ([`Tracer::backlog`]),
-//! each on its own (its log reader waits, so its follower stops reading; other steps go on).
+//! All output goes through one queue that a thread of its own writes out, everything that
+//! gathered since its last write in one system call, never flushed per line. The steps' log
+//! lines are queued as they come (a batch of a step is one entry, its lines not copied) and the
+//! writer thread formats them (prefix, invalid UTF-8 replaced), so a busy log costs the steps'
+//! task a move per batch and the formatting runs beside it. A slow terminal does not stall the
+//! run: the queue holds up to [`OUT_BOUND`] bytes, then the steps whose lines arrive wait for
+//! room ([`Tracer::backlog`]), each on its own (its log reader waits, so its follower stops
+//! reading; other steps go on).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,8 +24,39 @@ use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 const COLORS: &[&str] = &["36", "33", "35", "32", "34", "91", "96", "93"];
 
 /// Bytes held for the terminal before steps' log readers wait for room (a write of this size
-/// already costs little per line).
+/// already costs little per line). A queued line counts its text as printed and its
+/// [`LogLine`].
 pub const OUT_BOUND: usize = 256 << 10;
+
+/// Once the writer thread has something to write, it waits up to [`GATHER_WAIT`] for this many
+/// bytes, so that a busy log is written (and the writer woken) once per this much, not once per
+/// batch of lines. 64 KiB is what a pipe holds.
+const GATHER: usize = 64 << 10;
+const GATHER_WAIT: Duration = Duration::from_millis(1);
+
+/// What the writer thread is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Taking and writing (or about to).
+    Busy,
+    /// Waiting for something to write.
+    Idle,
+    /// Has something, waits up to [`GATHER_WAIT`] for [`GATHER`] bytes.
+    Gathering,
+}
+
+/// What waits for the writer thread, in order.
+enum Out {
+    /// Bytes as they are written.
+    Text(Vec<u8>),
+    /// A batch of one step's log lines, each to be written after `prefix`.
+    Lines { prefix: Arc<[u8]>, lines: Vec<LogLine> },
+}
+
+/// What a queued line counts against [`OUT_BOUND`].
+fn line_cost(prefix: &[u8], line: &LogLine) -> usize {
+    prefix.len() + line.data.len() + 1 + std::mem::size_of::<LogLine>()
+}
 
 /// How a workflow ended, in Woodpecker's status words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +93,7 @@ struct Row {
     /// cleared by the step's first own output.
     pending: Option<String>,
     /// `[name] ` as printed (coloured on a terminal), made at the first line.
-    prefix: Option<Vec<u8>>,
+    prefix: Option<Arc<[u8]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -75,13 +109,18 @@ struct Flow {
 }
 
 struct State {
-    /// Bytes for the terminal not yet taken by the writer thread.
-    out: Vec<u8>,
+    /// For the terminal, not yet taken by the writer thread.
+    out: Vec<Out>,
+    /// What `out` holds, in bytes (see [`OUT_BOUND`]).
+    queued: usize,
     /// The writer thread is writing what it took.
     writing: bool,
-    /// The writer thread waits for bytes: the next to add some wakes it (only then: a wake-up
-    /// is a system call, and a busy log adds bytes far more often than the writer writes).
-    writer_waiting: bool,
+    /// What the writer thread does; whoever adds bytes wakes it only when it waits for them
+    /// (a wake-up is a system call, and a busy log adds bytes far more often than the writer
+    /// writes).
+    writer: Writer,
+    /// [`Printer::kick`] decided to wake the writer: done once the lock is released.
+    wake_writer: bool,
     /// Threads in [`Printer::drain`], woken when the writer is done with what it took.
     drainers: usize,
     /// The printer is gone: the writer writes what is left and ends.
@@ -93,6 +132,15 @@ struct State {
 }
 
 impl State {
+    /// Bytes to write as they are, after what is queued.
+    fn put(&mut self, bytes: &[u8]) {
+        self.queued += bytes.len();
+        match self.out.last_mut() {
+            Some(Out::Text(text)) => text.extend_from_slice(bytes),
+            _ => self.out.push(Out::Text(bytes.to_vec())),
+        }
+    }
+
     /// Several workflows: lines and rows name the workflow too.
     fn multi(&self) -> bool {
         self.flows.len() > 1
@@ -103,6 +151,38 @@ impl State {
             format!("{}/{}", self.flows[r.workflow].label, r.name)
         } else {
             r.name.clone()
+        }
+    }
+}
+
+/// The printer's lock. Wakes the writer thread, if [`Printer::kick`] asked for it, once
+/// released: a thread woken while the lock is still held would at once wait for the lock.
+struct Locked<'a> {
+    guard: Option<std::sync::MutexGuard<'a, State>>,
+    wake: &'a Condvar,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_deref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_deref_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            let wake = std::mem::take(&mut guard.wake_writer);
+            drop(guard);
+            if wake {
+                self.wake.notify_one();
+            }
         }
     }
 }
@@ -137,8 +217,10 @@ impl Printer {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 out: Vec::new(),
+                queued: 0,
                 writing: false,
-                writer_waiting: false,
+                writer: Writer::Busy,
+                wake_writer: false,
                 drainers: 0,
                 closed: false,
                 status_shown: false,
@@ -158,25 +240,37 @@ impl Printer {
         Printer { shared, writer, tty }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.shared.lock()
+    fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: Some(self.shared.lock()),
+            wake: &self.shared.wake,
+        }
     }
 
-    /// Hands what `s` gathered to the writer thread: wakes it if it waits for bytes (a writer
-    /// that is writing takes them when it is done).
+    /// Hands what `s` gathered to the writer thread: wakes it (once the lock is released) if
+    /// it waits for bytes, or gathers them and [`GATHER`] is reached or someone waits for the
+    /// output (a writer that is writing takes them when it is done).
     fn kick(&self, s: &mut State) {
-        if s.writer_waiting && !s.out.is_empty() {
-            s.writer_waiting = false;
-            self.shared.wake.notify_one();
+        let wake = match s.writer {
+            Writer::Idle => !s.out.is_empty(),
+            Writer::Gathering => s.queued >= GATHER || s.drainers > 0,
+            Writer::Busy => false,
+        };
+        if wake {
+            s.writer = Writer::Busy;
+            s.wake_writer = true;
         }
     }
 
     /// Waits until everything gathered so far is written.
     fn drain(&self) {
-        let mut s = self.lock();
+        let mut s = self.shared.lock();
         s.drainers += 1;
         while (!s.out.is_empty() || s.writing) && self.writer.is_some() {
             self.kick(&mut s);
+            if std::mem::take(&mut s.wake_writer) {
+                self.shared.wake.notify_one();
+            }
             s = self.shared.idle.wait(s).unwrap_or_else(|p| p.into_inner());
         }
         s.drainers -= 1;
@@ -274,15 +368,15 @@ impl Printer {
 
     fn write_line(&self, s: &mut State, text: &str) {
         self.clear_status(s);
-        s.out.extend_from_slice(text.as_bytes());
-        s.out.push(b'\n');
+        s.put(text.as_bytes());
+        s.put(b"\n");
         self.draw_status(s);
         self.kick(s);
     }
 
     fn clear_status(&self, s: &mut State) {
         if self.tty && s.status_shown {
-            s.out.extend_from_slice(b"\r\x1b[2K");
+            s.put(b"\r\x1b[2K");
         }
     }
 
@@ -291,7 +385,7 @@ impl Printer {
             let status = status_line(s);
             s.status_shown = !status.is_empty();
             if s.status_shown {
-                let _ = write!(s.out, "\x1b[2m{status}\x1b[0m");
+                s.put(format!("\x1b[2m{status}\x1b[0m").as_bytes());
             }
         }
     }
@@ -302,7 +396,7 @@ impl Printer {
             return;
         }
         let mut s = self.lock();
-        s.out.extend_from_slice(b"\r\x1b[2K");
+        s.put(b"\r\x1b[2K");
         s.status_shown = false;
         self.draw_status(&mut s);
         self.kick(&mut s);
@@ -312,7 +406,7 @@ impl Printer {
     pub fn finish(&self) {
         let mut s = self.lock();
         if self.tty && s.status_shown {
-            let _ = write!(s.out, "\r\x1b[2K");
+            s.put(b"\r\x1b[2K");
             s.status_shown = false;
         }
         let mut text = String::from("\n");
@@ -321,7 +415,7 @@ impl Printer {
             text.push('\n');
         }
         text.push_str(&summary(&s));
-        s.out.extend_from_slice(text.as_bytes());
+        s.put(text.as_bytes());
         self.kick(&mut s);
         drop(s);
         self.drain();
@@ -518,46 +612,44 @@ impl Tracer for Printer {
         self.log_lines(step, vec![line]);
     }
 
-    /// One lock, one prefix lookup and one hand-over to the writer for the whole batch.
-    fn log_lines(&self, step: &Step, lines: Vec<LogLine>) {
+    /// One lock, one prefix lookup and one hand-over to the writer for the whole batch; the
+    /// writer thread formats the lines.
+    fn log_lines(&self, step: &Step, mut lines: Vec<LogLine>) {
+        lines.retain(|l| l.kind == LogKind::Stdout);
+        if lines.is_empty() {
+            return;
+        }
         let mut guard = self.lock();
         let s = &mut *guard;
         let row = s.by_uuid.get(&step.uuid).copied();
         let prefix = match row {
-            Some(i) => {
-                if s.rows[i].prefix.is_none() {
-                    let name = s.row_name(&s.rows[i]);
-                    s.rows[i].prefix = Some(self.prefix(&name, s.rows[i].color));
+            Some(i) => match &s.rows[i].prefix {
+                Some(prefix) => prefix.clone(),
+                None => {
+                    let prefix = self.prefix(&s.row_name(&s.rows[i]), s.rows[i].color);
+                    s.rows[i].prefix = Some(prefix.clone());
+                    prefix
                 }
-                s.rows[i].prefix.take().unwrap_or_default()
-            }
+            },
             None => self.prefix(&step.name, COLORS[0]),
         };
+        if let (Some(i), Some(last)) = (row, lines.last()) {
+            // Each line sets or clears the reason: the batch's last one has the last word.
+            let data = &last.data[..];
+            s.rows[i].pending = data
+                .starts_with(b"[kubernetes] ")
+                .then(|| pending_reason(&String::from_utf8_lossy(data)))
+                .flatten();
+        }
         self.clear_status(s);
-        for line in lines.iter().filter(|l| l.kind == LogKind::Stdout) {
-            let data = &line.data[..];
-            if let Some(i) = row {
-                s.rows[i].pending = data
-                    .starts_with(b"[kubernetes] ")
-                    .then(|| pending_reason(&String::from_utf8_lossy(data)))
-                    .flatten();
-            }
-            s.out.extend_from_slice(&prefix);
-            match std::str::from_utf8(data) {
-                Ok(_) => s.out.extend_from_slice(data),
-                Err(_) => s.out.extend_from_slice(String::from_utf8_lossy(data).as_bytes()),
-            }
-            s.out.push(b'\n');
-        }
-        if let Some(i) = row {
-            s.rows[i].prefix = Some(prefix);
-        }
+        s.queued += lines.iter().map(|l| line_cost(&prefix, l)).sum::<usize>();
+        s.out.push(Out::Lines { prefix, lines });
         self.draw_status(s);
         self.kick(s);
     }
 
     fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
-        if self.lock().out.len() <= OUT_BOUND || self.writer.is_none() {
+        if self.lock().queued <= OUT_BOUND || self.writer.is_none() {
             return None;
         }
         Some(Box::pin(async move {
@@ -565,7 +657,7 @@ impl Tracer for Printer {
                 let room = self.shared.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                if self.lock().out.len() <= OUT_BOUND {
+                if self.lock().queued <= OUT_BOUND {
                     return;
                 }
                 room.await;
@@ -576,12 +668,13 @@ impl Tracer for Printer {
 
 impl Printer {
     /// `[name] ` as a line starts, coloured on a terminal.
-    fn prefix(&self, name: &str, color: &str) -> Vec<u8> {
-        if self.tty {
-            format!("\x1b[{color}m[{name}]\x1b[0m ").into_bytes()
+    fn prefix(&self, name: &str, color: &str) -> Arc<[u8]> {
+        let text = if self.tty {
+            format!("\x1b[{color}m[{name}]\x1b[0m ")
         } else {
-            format!("[{name}] ").into_bytes()
-        }
+            format!("[{name}] ")
+        };
+        text.into_bytes().into()
     }
 }
 
@@ -595,35 +688,75 @@ impl Drop for Printer {
     }
 }
 
-/// The writer thread: takes everything gathered, writes it in one go, until closed.
+/// The writer thread: takes everything gathered, formats it and writes it in one go, until
+/// closed.
 fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
-    let mut spare = Vec::new();
+    let mut taken = Vec::new();
+    let mut text = Vec::new();
     let mut s = shared.lock();
     loop {
         while s.out.is_empty() && !s.closed {
-            s.writer_waiting = true;
+            s.writer = Writer::Idle;
             s = shared.wake.wait(s).unwrap_or_else(|p| p.into_inner());
         }
-        s.writer_waiting = false;
+        if s.queued < GATHER && !s.closed && s.drainers == 0 {
+            s.writer = Writer::Gathering;
+            s = shared
+                .wake
+                .wait_timeout(s, GATHER_WAIT)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        s.writer = Writer::Busy;
         if s.out.is_empty() {
             return;
         }
-        std::mem::swap(&mut s.out, &mut spare);
+        std::mem::swap(&mut s.out, &mut taken);
+        let full = s.queued > OUT_BOUND;
+        s.queued = 0;
         s.writing = true;
         drop(s);
-        // Steps wait only while more than the bound is gathered, and it was all just taken.
-        if spare.len() > OUT_BOUND {
+        // Steps wait only while more than the bound is queued, and it was all just taken.
+        if full {
             shared.room.notify_waiters();
         }
+        for piece in taken.drain(..) {
+            format_into(&mut text, piece);
+        }
         // A closed stdout (`exec ... | head`) is not worth stopping the run for.
-        let _ = out.write_all(&spare).and_then(|()| out.flush());
-        // Keep a moderate buffer for next time, not the biggest one ever gathered.
-        spare.clear();
-        spare.shrink_to(64 << 10);
+        let _ = out.write_all(&text).and_then(|()| out.flush());
+        // Keep a buffer for the bound's worth, not the biggest one ever gathered.
+        text.clear();
+        text.shrink_to(OUT_BOUND);
         s = shared.lock();
         s.writing = false;
         if s.drainers > 0 {
             shared.idle.notify_all();
+        }
+    }
+}
+
+/// Appends `piece` as it is printed: each line after its prefix, invalid UTF-8 replaced.
+fn format_into(text: &mut Vec<u8>, piece: Out) {
+    match piece {
+        Out::Text(bytes) => text.extend_from_slice(&bytes),
+        Out::Lines { prefix, lines } => {
+            // The batch as it came, checked once (one pass over the whole batch costs less
+            // than one per line); again line by line only if something in it is not UTF-8.
+            let start = text.len();
+            for line in &lines {
+                text.extend_from_slice(&prefix);
+                text.extend_from_slice(&line.data);
+                text.push(b'\n');
+            }
+            if std::str::from_utf8(&text[start..]).is_err() {
+                text.truncate(start);
+                for line in &lines {
+                    text.extend_from_slice(&prefix);
+                    text.extend_from_slice(String::from_utf8_lossy(&line.data).as_bytes());
+                    text.push(b'\n');
+                }
+            }
         }
     }
 }
@@ -665,9 +798,8 @@ mod tests {
         }
     }
 
-    fn line(s: &Step, text: &str) -> LogLine {
+    fn line(text: &str) -> LogLine {
         LogLine {
-            step_uuid: s.uuid.as_str().into(),
             line: 0,
             time: 0,
             kind: LogKind::Stdout,
@@ -721,7 +853,7 @@ mod tests {
         let p = Printer::new(Box::new(slow), false);
         let a = step("a", "fail");
         p.add_workflow("ci", "ci", &Default::default(), &config(&[&a]));
-        let batch = |n: usize, text: &str| (0..n).map(|_| line(&a, text)).collect::<Vec<_>>();
+        let batch = |n: usize, text: &str| (0..n).map(|_| line(text)).collect::<Vec<_>>();
         // The writer takes this batch and blocks in its write.
         p.log_lines(&a, batch(100, "x"));
         while !p.lock().writing {
@@ -755,6 +887,36 @@ mod tests {
     }
 
     #[test]
+    fn only_the_lines_that_are_not_utf8_are_replaced() {
+        let buf = Buf::default();
+        let p = Printer::new(Box::new(buf.clone()), false);
+        let a = step("a", "fail");
+        p.add_workflow("ci", "ci", &Default::default(), &config(&[&a]));
+        let raw = |b: &[u8]| LogLine {
+            data: bytes::Bytes::copy_from_slice(b),
+            ..line("")
+        };
+        // A multi-byte character cut in two by a line split: each half is invalid alone.
+        let e = "é".as_bytes();
+        p.log_lines(
+            &a,
+            vec![
+                raw(b"fine"),
+                raw(&[b'x', e[0]]),
+                raw(&[e[1], b'y']),
+                raw("ünï".as_bytes()),
+            ],
+        );
+        p.log_lines(&a, vec![raw("ok ✓".as_bytes())]);
+        p.finish();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).expect("exec writes UTF-8");
+        assert!(
+            text.starts_with("[a] fine\n[a] x\u{fffd}\n[a] \u{fffd}y\n[a] ünï\n[a] ok ✓\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn status_line_shows_why_a_step_waits() {
         let p = Printer::new(Box::new(Buf::default()), false);
         let b = step("build", "fail");
@@ -762,10 +924,10 @@ mod tests {
         p.step_state(&b, &started(&b));
         p.log_line(
             &b,
-            line(&b, "[kubernetes] pod wp-1 is waiting: ErrImagePull: pull access denied"),
+            line("[kubernetes] pod wp-1 is waiting: ErrImagePull: pull access denied"),
         );
         assert!(status_line(&p.lock()).starts_with("running: build 0.0s (waiting: ErrImagePull)"));
-        p.log_line(&b, line(&b, "compiling..."));
+        p.log_line(&b, line("compiling..."));
         assert_eq!(status_line(&p.lock()), "running: build 0.0s");
     }
 
@@ -777,7 +939,7 @@ mod tests {
         let ci = p.add_workflow("ci", "ci", &Default::default(), &config(&[&a, &b, &c]));
         p.begin_workflow(ci, &["no clone step".into()]);
         p.step_state(&a, &started(&a));
-        p.log_line(&a, line(&a, "hello"));
+        p.log_line(&a, line("hello"));
         p.step_state(&a, &done(&a, 0));
         p.step_state(&b, &started(&b));
         p.step_state(&b, &done(&b, 3));
@@ -802,7 +964,7 @@ mod tests {
         let deploy = p.add_workflow("deploy", "deploy", &Default::default(), &config(&[&b]));
         p.begin_workflow(build, &[]);
         p.step_state(&a, &started(&a));
-        p.log_line(&a, line(&a, "oops"));
+        p.log_line(&a, line("oops"));
         p.step_state(&a, &done(&a, 2));
         p.end_workflow(build, FlowStatus::Failure, Some("failed".into()));
         p.skip_workflow(deploy, "it depends on `build`, which failed");

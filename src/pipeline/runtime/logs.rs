@@ -2,9 +2,10 @@
 //! time in seconds since the stream opened (Woodpecker's `pipeline/log` line writer, spec §4.5).
 //! Knows nothing of backends or tracers beyond the line type.
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use tokio::time::Instant;
 
+use crate::backend::Batch;
 use crate::pipeline::trace::{LogKind, LogLine};
 
 /// Lines longer than this are cut into chunks of this size.
@@ -70,16 +71,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Numbers one step's lines.
 #[derive(Debug)]
 pub struct LineWriter {
-    step_uuid: std::sync::Arc<str>,
     next: u32,
     opened: Instant,
     masker: Masker,
 }
 
 impl LineWriter {
-    pub fn new(step_uuid: &str, masker: Masker) -> Self {
+    pub fn new(masker: Masker) -> Self {
         LineWriter {
-            step_uuid: step_uuid.into(),
             next: 0,
             opened: Instant::now(),
             masker,
@@ -95,17 +94,25 @@ impl LineWriter {
     #[cfg(test)]
     fn lines(&mut self, item: Bytes) -> Vec<LogLine> {
         let mut out = Vec::new();
-        self.batch_into(vec![item], &mut out);
+        let batch = Batch {
+            items: vec![item],
+            lines: false,
+        };
+        self.batch_into(batch, &mut out);
         out
     }
 
     /// The lines of a batch of items, appended to `out`, all stamped with the time the batch
     /// arrived (one clock read per batch, not per line).
-    pub fn batch_into(&mut self, items: Vec<Bytes>, out: &mut Vec<LogLine>) {
+    pub fn batch_into(&mut self, batch: Batch, out: &mut Vec<LogLine>) {
         let time = self.elapsed();
-        out.reserve(items.len());
-        for item in items {
-            self.lines_into(time, item, out);
+        out.reserve(batch.items.len());
+        for item in batch.items {
+            if batch.lines {
+                self.line_into(time, item, out);
+            } else {
+                self.lines_into(time, item, out);
+            }
         }
     }
 
@@ -114,28 +121,21 @@ impl LineWriter {
         if rest.last() == Some(&b'\n') {
             rest.truncate(rest.len() - 1);
         }
-        loop {
-            let (line, more) = match memchr::memchr(b'\n', &rest) {
-                Some(at) => (rest.slice(..at), Some(rest.slice(at + 1..))),
-                None => (std::mem::take(&mut rest), None),
-            };
-            let mut line = line;
-            loop {
-                let chunk = if line.len() > MAX_LINE {
-                    line.split_to(MAX_LINE)
-                } else {
-                    line.split_off(0)
-                };
-                out.push(self.entry(time, LogKind::Stdout, self.masker.mask(chunk)));
-                if line.is_empty() {
-                    break;
-                }
-            }
-            match more {
-                Some(m) => rest = m,
-                None => break,
-            }
+        while let Some(at) = memchr::memchr(b'\n', &rest) {
+            let line = rest.split_to(at);
+            rest.advance(1);
+            self.line_into(time, line, out);
         }
+        self.line_into(time, rest, out);
+    }
+
+    /// One line without a newline: cut at [`MAX_LINE`], masked.
+    fn line_into(&mut self, time: i64, mut line: Bytes, out: &mut Vec<LogLine>) {
+        while line.len() > MAX_LINE {
+            let chunk = line.split_to(MAX_LINE);
+            out.push(self.entry(time, LogKind::Stdout, self.masker.mask(chunk)));
+        }
+        out.push(self.entry(time, LogKind::Stdout, self.masker.mask(line)));
     }
 
     /// The closing entry carrying the exit code.
@@ -147,13 +147,7 @@ impl LineWriter {
     fn entry(&mut self, time: i64, kind: LogKind, data: Bytes) -> LogLine {
         let line = self.next;
         self.next += 1;
-        LogLine {
-            step_uuid: self.step_uuid.clone(),
-            line,
-            time,
-            kind,
-            data,
-        }
+        LogLine { line, time, kind, data }
     }
 }
 
@@ -190,7 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn numbers_lines_and_splits() {
-        let mut w = LineWriter::new("U1", Masker::default());
+        let mut w = LineWriter::new(Masker::default());
         let a = w.lines(Bytes::from_static(b"one\n"));
         let b = w.lines(Bytes::from_static(b"two\nthree"));
         assert_eq!(texts(&a), ["one"]);
@@ -209,8 +203,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_batch_of_lines_is_numbered_cut_and_masked_as_text_is() {
+        let mut w = LineWriter::new(Masker::new(["hunter22"]));
+        let mut out = Vec::new();
+        let items = vec![
+            Bytes::from_static(b"pw hunter22"),
+            Bytes::new(),
+            Bytes::from(vec![b'x'; MAX_LINE + 1]),
+        ];
+        w.batch_into(Batch { items, lines: true }, &mut out);
+        let lens: Vec<usize> = out.iter().map(|l| l.data.len()).collect();
+        assert_eq!(lens, [11, 0, MAX_LINE, 1]);
+        assert_eq!(&out[0].data[..], b"pw ********");
+        assert_eq!(out.iter().map(|l| l.line).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    }
+
+    #[tokio::test]
     async fn empty_line_is_kept() {
-        let mut w = LineWriter::new("U1", Masker::default());
+        let mut w = LineWriter::new(Masker::default());
         assert_eq!(texts(&w.lines(Bytes::new())), [""]);
     }
 }

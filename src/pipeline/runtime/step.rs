@@ -113,7 +113,7 @@ async fn finish<B: Backend>(
 ) -> StepEnd {
     let uuid = step.uuid.clone();
     let mut cancel = ctx.cancel.clone();
-    let mut writer = LineWriter::new(&uuid, ctx.masker.clone());
+    let mut writer = LineWriter::new(ctx.masker.clone());
     let (drained, waited): (bool, Result<State, Stop>) = if step.detached {
         // A detached step or service ends when DestroyWorkflow deletes it, and a backend may
         // forget the workflow's steps right then: wait from the start, beside the logs.
@@ -202,7 +202,7 @@ async fn finish<B: Backend>(
 }
 
 async fn drain<B>(ctx: &Ctx<B>, step: &Step, logs: &mut LogLines, writer: &mut LineWriter) {
-    while let Some(items) = logs.recv_many().await {
+    while let Some(batch) = logs.recv_many().await {
         // Room first, then the batch: a step that adds its batch and only then waits lets every
         // step that was waiting add one more when room comes, so the tracer's buffer would
         // grow by a batch per running step.
@@ -210,7 +210,7 @@ async fn drain<B>(ctx: &Ctx<B>, step: &Step, logs: &mut LogLines, writer: &mut L
             room.await;
         }
         let mut lines = Vec::new();
-        writer.batch_into(items, &mut lines);
+        writer.batch_into(batch, &mut lines);
         ctx.tracer.log_lines(step, lines);
     }
 }
