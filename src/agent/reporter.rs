@@ -53,6 +53,19 @@ impl Reporter {
         }
     }
 
+    /// The log entries waiting to be sent, in order.
+    #[cfg(test)]
+    pub(crate) fn queued_logs(&self) -> Vec<proto::LogEntry> {
+        let q = self.queue.lock().expect("reporter queue");
+        q.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Log(entry) => Some(entry.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn push(&self, event: Event) {
         self.queue.lock().expect("reporter queue").events.push_back(event);
         self.notify.notify_one();

@@ -51,4 +51,56 @@ impl Tracer for AgentTracer {
             data: line.data,
         });
     }
+
+    /// The batch's text is first copied into one buffer of its own: a container log's lines
+    /// are slices of its stream's read buffers, and the queue may hold them through a server
+    /// outage (up to its bound), so each would otherwise keep its read buffer alive, stamps and
+    /// framing included. Copied, what they hold is what the queue's bound counts.
+    fn log_lines(&self, step: &Step, lines: Vec<LogLine>) {
+        let total = lines.iter().map(|l| l.data.len()).sum();
+        let mut text = bytes::BytesMut::with_capacity(total);
+        for line in &lines {
+            text.extend_from_slice(&line.data);
+        }
+        let mut text = text.freeze();
+        for mut line in lines {
+            line.data = text.split_to(line.data.len());
+            self.log_line(step, line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::trace::LogKind;
+
+    #[test]
+    fn queued_lines_do_not_keep_their_read_buffer() {
+        let reporter = Arc::new(Reporter::new(1 << 20));
+        let tracer = AgentTracer {
+            workflow: "w".into(),
+            reporter: reporter.clone(),
+        };
+        let chunk = bytes::Bytes::from(b"2024-01-01T00:00:00Z one\n2024-01-01T00:00:00Z two\n".to_vec());
+        let line = |at: usize, n: u32| LogLine {
+            line: n,
+            time: 0,
+            kind: LogKind::Stdout,
+            data: chunk.slice(at..at + 3),
+        };
+        let step = Step {
+            uuid: "U".into(),
+            ..Default::default()
+        };
+        tracer.log_lines(&step, vec![line(21, 0), line(46, 1)]);
+        let queued = reporter.queued_logs();
+        let texts: Vec<&[u8]> = queued.iter().map(|e| &e.data[..]).collect();
+        assert_eq!(texts, [&b"one"[..], b"two"]);
+        assert!(queued.iter().all(|e| e.step_uuid == "U"));
+        assert!(
+            chunk.try_into_mut().is_ok(),
+            "a queued line still holds the read buffer"
+        );
+    }
 }
