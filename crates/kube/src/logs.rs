@@ -324,11 +324,12 @@ impl LogFollower {
     /// [`Self::next_line`].
     ///
     /// A line is a slice of the chunk it came in (not a copy), so lines held by the caller keep
-    /// their chunks' buffer alive: hyper reads a stream into one buffer of up to the client's
-    /// read buffer size (16 KiB) and starts a new one only when less than its next read's room
-    /// is left, so every such buffer holds at least half its size of the stream, and what the
-    /// caller holds pins at most about twice its own bytes (stamps and chunk framing included)
-    /// plus one buffer.
+    /// that chunk's read buffer alive. hyper reads a stream into a buffer of up to the client's
+    /// cap (16 KiB) and moves to a new one when less room is left than its next read asks for:
+    /// 8 KiB while reads are small, so such a buffer is at least half used; up to 16 KiB while
+    /// reads fill it, and then buffers are full. So what the caller holds pins about twice its
+    /// stream bytes (stamps and chunk framing included) plus a buffer or two (one more where
+    /// a busy stream turns quiet), not a buffer per line.
     pub async fn next_lines(&mut self, max: usize) -> Result<Option<Vec<Bytes>>> {
         let Some(first) = self.next_line().await? else {
             return Ok(None);
