@@ -36,27 +36,11 @@ steps:
       - "true"
 EOF
 
-# Reads stdin; prints the seconds from the read that brought the log's first line to the one
-# that brought the end marker (not from exec's first byte: its header comes before the pod
-# exists). With an argument it then reads on to the end (exec's output must not break: exec
-# would cancel its steps).
-cat >"$work/timer.py" <<'EOF'
-import sys, time
-first = None
-tail = b""
-while True:
-    chunk = sys.stdin.buffer.read1(1 << 20)
-    if not chunk:
-        print("nan"); sys.exit(1)
-    if first is None and b"00000000 " in tail + chunk:
-        first = time.monotonic()
-    if b"END-OF-LOG" in tail + chunk:
-        print(f"{time.monotonic() - first:.4f}", flush=True)
-        while len(sys.argv) > 1 and sys.stdin.buffer.read1(1 << 20):
-            pass
-        sys.exit(0)
-    tail = chunk[-16:]
-EOF
+# Each reader's output goes to `HARNESS time-log`: the seconds from the read that brought the
+# log's first line to the one that brought the end marker (not from exec's first byte: its
+# header comes before the pod exists); `drain` reads on to the end (exec's output must not
+# break: exec would cancel its steps). A compiled reader: it shares the two cores with what it
+# times.
 
 curl_args=(-sS --fail --cacert "$work/ca.pem" -H "@$work/auth")
 pods() {
@@ -65,7 +49,7 @@ pods() {
 }
 # The stream goes on while the pod runs: curl stops at its time limit; --no-buffer, or the
 # marker would wait in curl's stdio buffer until then.
-timed_curl() { curl "${curl_args[@]}" --no-buffer --max-time 5 "$@" 2>/dev/null | python3 "$work/timer.py" || true; }
+timed_curl() { curl "${curl_args[@]}" --no-buffer --max-time 5 "$@" 2>/dev/null | "$harness" time-log || true; }
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
 mibps() { awk -v s="$1" -v b="$bytes" 'BEGIN { if (s + 0 > 0) printf "%.1f", b / s / 1048576; else print 0 }'; }
 ours=0 h2=0 h1=0
@@ -73,7 +57,7 @@ for _ in $(seq "$runs"); do
     before=$(pods)
     rm -f "$work/t"
     WOODPECKER_BACKEND_K8S_STORAGE_RWX=false "$agent" exec --kubeconfig "$kubeconfig" "$work/logs.yaml" \
-        2>"$work/err" > >(python3 "$work/timer.py" drain >"$work/t") &
+        2>"$work/err" > >("$harness" time-log drain >"$work/t") &
     execpid=$!
     for _ in $(seq 600); do [ -s "$work/t" ] && break; sleep 0.1; done
     t=$(cat "$work/t")
