@@ -26,7 +26,6 @@
 //! Known limit: if the connection drops between two pieces, the rest of that one line is not
 //! re-sent (it is skipped as a duplicate).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -107,7 +106,8 @@ impl Api<Pod> {
             recut: recut::Recut::new(options.max_line),
             stream: None,
             delay: None,
-            ready: VecDeque::new(),
+            ready: Vec::new(),
+            taken: 0,
             dedup: Dedup::default(),
             got_lines: false,
             final_pass: false,
@@ -172,7 +172,9 @@ pub struct LogFollower {
     recut: recut::Recut,
     stream: Option<LogStream>,
     delay: Option<Duration>,
-    ready: VecDeque<Bytes>,
+    /// Lines split and not yet handed out: those from `taken` on.
+    ready: Vec<Bytes>,
+    taken: usize,
     dedup: Dedup,
     /// The current stream delivered at least one new line.
     got_lines: bool,
@@ -213,12 +215,26 @@ impl LogFollower {
     /// delivered stamp, de-duplicated, so a drop costs at most one more request. Still, drive
     /// it from one task where you can, as the backend does.
     pub async fn next_line(&mut self) -> Result<Option<Bytes>> {
+        if !self.fill().await? {
+            return Ok(None);
+        }
+        let line = std::mem::take(&mut self.ready[self.taken]);
+        self.taken += 1;
+        Ok(Some(line))
+    }
+
+    /// Reads until a line is ready to hand out (true) or the log is complete (false); see
+    /// [`Self::next_line`] for errors and cancel safety.
+    async fn fill(&mut self) -> Result<bool> {
         loop {
-            if let Some(line) = self.ready.pop_front() {
-                return Ok(Some(line));
+            if self.taken < self.ready.len() {
+                return Ok(true);
             }
+            // Everything split was handed out: the next lines start a new batch.
+            self.ready.clear();
+            self.taken = 0;
             if self.finished {
-                return Ok(None);
+                return Ok(false);
             }
             if self.split_some() {
                 continue;
@@ -331,14 +347,19 @@ impl LogFollower {
     /// stream bytes (stamps and chunk framing included) plus a buffer or two (one more where
     /// a busy stream turns quiet), not a buffer per line.
     pub async fn next_lines(&mut self, max: usize) -> Result<Option<Vec<Bytes>>> {
-        let Some(first) = self.next_line().await? else {
+        if !self.fill().await? {
             return Ok(None);
-        };
-        let more = self.ready.len().min(max.saturating_sub(1));
-        let mut out = Vec::with_capacity(more + 1);
-        out.push(first);
-        out.extend(self.ready.drain(..more));
-        Ok(Some(out))
+        }
+        let max = max.max(1);
+        if self.taken == 0 && self.ready.len() <= max {
+            // The usual case: the lines split together go out together, not moved one by one.
+            let batch = std::mem::replace(&mut self.ready, Vec::with_capacity(SPLIT_AHEAD));
+            return Ok(Some(batch));
+        }
+        let end = self.ready.len().min(self.taken + max);
+        let batch = self.ready[self.taken..end].iter_mut().map(std::mem::take).collect();
+        self.taken = end;
+        Ok(Some(batch))
     }
 
     /// Sends every line into `tx` until the log ends, the receiver is dropped, or `shutdown`

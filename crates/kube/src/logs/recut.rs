@@ -5,8 +5,6 @@
 //! of exactly `max` bytes and the rest, its bytes unchanged. Pure. Holds less than `max` bytes,
 //! and only while a cut line is in flight.
 
-use std::collections::VecDeque;
-
 use bytes::{Bytes, BytesMut};
 
 #[derive(Debug)]
@@ -29,7 +27,7 @@ impl Recut {
 
     /// Takes the text of one piece; `more`: the line goes on in the next piece. Complete pieces
     /// go to `out`.
-    pub fn push(&mut self, text: Bytes, more: bool, out: &mut VecDeque<Bytes>) {
+    pub fn push(&mut self, text: Bytes, more: bool, out: &mut Vec<Bytes>) {
         let mut text = if self.pending.is_empty() {
             text
         } else {
@@ -37,7 +35,7 @@ impl Recut {
             std::mem::take(&mut self.pending).freeze()
         };
         while text.len() > self.max || (more && text.len() == self.max) {
-            out.push_back(text.split_to(self.max));
+            out.push(text.split_to(self.max));
             self.emitted = true;
         }
         if more {
@@ -45,16 +43,16 @@ impl Recut {
         } else {
             // A line of exactly N times `max` ends with its last full piece.
             if !text.is_empty() || !self.emitted {
-                out.push_back(text);
+                out.push(text);
             }
             self.emitted = false;
         }
     }
 
     /// The stream broke inside a cut line: hands out what there is of it.
-    pub fn flush(&mut self, out: &mut VecDeque<Bytes>) {
+    pub fn flush(&mut self, out: &mut Vec<Bytes>) {
         if !self.pending.is_empty() {
-            out.push_back(std::mem::take(&mut self.pending).freeze());
+            out.push(std::mem::take(&mut self.pending).freeze());
         }
         self.emitted = false;
     }
@@ -66,7 +64,7 @@ mod tests {
 
     fn run(max: usize, pieces: &[(&[u8], bool)]) -> Vec<Vec<u8>> {
         let mut r = Recut::new(max);
-        let mut out = VecDeque::new();
+        let mut out = Vec::new();
         for (text, more) in pieces {
             r.push(Bytes::copy_from_slice(text), *more, &mut out);
         }
@@ -98,7 +96,7 @@ mod tests {
     #[test]
     fn a_broken_line_hands_out_what_there_is() {
         let mut r = Recut::new(4);
-        let mut out = VecDeque::new();
+        let mut out = Vec::new();
         r.push(Bytes::from_static(b"abcdef"), true, &mut out);
         r.flush(&mut out);
         r.push(Bytes::from_static(b"xy"), false, &mut out);

@@ -86,10 +86,63 @@ fn split_with(parser: &mut StampParser, line: &Bytes) -> Option<(Stamp, Bytes)> 
 
 /// The stamp of a stream line and where its text starts (after the space).
 fn stamp_end(parser: &mut StampParser, line: &[u8]) -> Option<(Stamp, usize)> {
+    // The kubelet's usual stamp (nine fraction digits, `Z`) and its space, without a search:
+    // a stamp that parses has no space before it when its date and time are split by a `T`,
+    // so the search below would have found this space too.
+    if line.get(30) == Some(&b' ')
+        && line[10] == b'T'
+        && let Some(stamp) = parser.parse(&line[..30])
+    {
+        return Some((stamp, 31));
+    }
     let space = memchr::memchr(b' ', &line[..line.len().min(40)]);
     let (head, at) = match space {
         Some(i) => (&line[..i], i + 1),
         None => (line, line.len()),
     };
     Some((parser.parse(head)?, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// [`stamp_end`] without its fast path: the first space within 40 bytes ends the stamp.
+    fn by_search(line: &[u8]) -> Option<(Stamp, usize)> {
+        let space = memchr::memchr(b' ', &line[..line.len().min(40)]);
+        let (head, at) = match space {
+            Some(i) => (&line[..i], i + 1),
+            None => (line, line.len()),
+        };
+        Some((parse_rfc3339(std::str::from_utf8(head).ok()?)?, at))
+    }
+
+    #[test]
+    fn the_usual_stamp_is_found_as_the_search_finds_it() {
+        let stamps = [
+            "2026-12-03T11:22:33.123456789Z",
+            "2026-12-03T11:22:33.12345678Z",
+            "2026-12-03T11:22:33Z",
+            "2026-12-03T11:22:33.123456789+01:00",
+            "2026-12-03t11:22:33.123456789Z",
+            "2026-12-03 11:22:33.123456789Z",
+            "2026-12-03T11:22:33.1234567891Z",
+            "2026-12-03T11:22:33.123456789X",
+            "2026-12-03T11:22:3 .123456789Z",
+            "2026-12-03T11:22:33.12345 789Z",
+            "2026-13-03T11:22:33.123456789Z",
+            "",
+        ];
+        let mut parser = StampParser::default();
+        for stamp in stamps {
+            for rest in ["", " ", " text", "  two spaces", "x", "Z text"] {
+                let line = format!("{stamp}{rest}");
+                assert_eq!(
+                    stamp_end(&mut parser, line.as_bytes()),
+                    by_search(line.as_bytes()),
+                    "{line:?}"
+                );
+            }
+        }
+    }
 }
