@@ -281,11 +281,14 @@ async fn throughput(sim: &Sim) {
     b.destroy_workflow(&conf, task).await.expect("destroy_workflow");
 }
 
+/// The last line of the throughput log (`time-log` stops its clock at it).
+const END_OF_LOG: &str = "END-OF-LOG";
+
 /// The lines of the throughput log: about 100 bytes each, numbered, then an end marker.
 fn big_log(n: usize) -> Vec<String> {
     let line = "the quick brown fox jumps over the lazy dog 0123456789 the quick brown fox jumps over";
     let mut lines: Vec<String> = (0..n).map(|i| format!("{i:08} {line}")).collect();
-    lines.push("END-OF-LOG".into());
+    lines.push(END_OF_LOG.into());
     lines
 }
 
@@ -332,7 +335,7 @@ fn time_log(drain: bool) {
         if first.is_none() && memchr::memmem::find(seen, b"00000000 ").is_some() {
             first = Some(Instant::now());
         }
-        if memchr::memmem::find(seen, b"END-OF-LOG").is_some() {
+        if memchr::memmem::find(seen, END_OF_LOG.as_bytes()).is_some() {
             let secs = first.map_or(f64::NAN, |t| t.elapsed().as_secs_f64());
             println!("{secs:.4}");
             while drain && matches!(input.read(&mut buf), Ok(n) if n > 0) {}

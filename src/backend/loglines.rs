@@ -84,12 +84,8 @@ impl LogSender {
         self.send_batch(vec![item], false).await
     }
 
-    /// Sends `items` as one batch (callers keep batches at most [`BATCH`] long).
-    pub async fn send_many(&self, items: Vec<Bytes>) -> Result<(), Closed> {
-        self.send_batch(items, false).await
-    }
-
-    /// Sends lines known to hold no newline as one batch ([`Batch::lines`]).
+    /// Sends lines known to hold no newline as one batch ([`Batch::lines`]; callers keep
+    /// batches at most [`BATCH`] long).
     pub async fn send_lines(&self, lines: Vec<Bytes>) -> Result<(), Closed> {
         self.send_batch(lines, true).await
     }
@@ -114,15 +110,21 @@ mod tests {
     async fn lines_arrive_in_order_across_single_sends_and_batches() {
         let (tx, mut rx) = log_channel(256);
         tx.send(b("a")).await.unwrap();
-        tx.send_many(vec![b("b"), b("c")]).await.unwrap();
-        tx.send_many(Vec::new()).await.unwrap();
+        tx.send_lines(vec![b("b"), b("c")]).await.unwrap();
+        tx.send_lines(Vec::new()).await.unwrap();
         tx.send(b("d")).await.unwrap();
+        tx.send_lines(vec![b("e"), b("f")]).await.unwrap();
         drop(tx);
         assert_eq!(rx.recv().await, Some(b("a")));
         assert_eq!(rx.recv().await, Some(b("b")));
         let items = |v: Vec<Bytes>| Some(Batch { items: v, lines: false });
         assert_eq!(rx.recv_many().await, items(vec![b("c")]), "the rest of the batch");
         assert_eq!(rx.recv_many().await, items(vec![b("d")]));
+        let lines = Batch {
+            items: vec![b("e"), b("f")],
+            lines: true,
+        };
+        assert_eq!(rx.recv_many().await, Some(lines), "a whole batch of lines stays one");
         assert_eq!(rx.recv().await, None);
         assert_eq!(rx.recv_many().await, None);
     }
@@ -131,7 +133,7 @@ mod tests {
     async fn a_full_channel_holds_the_sender_and_a_gone_reader_fails_it() {
         let (tx, rx) = log_channel(BATCH * 2);
         for _ in 0..2 {
-            tx.send_many(vec![b("x"); BATCH]).await.unwrap();
+            tx.send_lines(vec![b("x"); BATCH]).await.unwrap();
         }
         let third = tokio::time::timeout(std::time::Duration::from_millis(50), tx.send(b("y"))).await;
         assert!(third.is_err(), "a third batch waits for the reader");

@@ -95,6 +95,11 @@ fn stamp_end(parser: &mut StampParser, line: &[u8]) -> Option<(Stamp, usize)> {
     {
         return Some((stamp, 31));
     }
+    search_stamp_end(parser, line)
+}
+
+/// [`stamp_end`] by searching: the first space within 40 bytes ends the stamp.
+fn search_stamp_end(parser: &mut StampParser, line: &[u8]) -> Option<(Stamp, usize)> {
     let space = memchr::memchr(b' ', &line[..line.len().min(40)]);
     let (head, at) = match space {
         Some(i) => (&line[..i], i + 1),
@@ -106,16 +111,6 @@ fn stamp_end(parser: &mut StampParser, line: &[u8]) -> Option<(Stamp, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// [`stamp_end`] without its fast path: the first space within 40 bytes ends the stamp.
-    fn by_search(line: &[u8]) -> Option<(Stamp, usize)> {
-        let space = memchr::memchr(b' ', &line[..line.len().min(40)]);
-        let (head, at) = match space {
-            Some(i) => (&line[..i], i + 1),
-            None => (line, line.len()),
-        };
-        Some((parse_rfc3339(std::str::from_utf8(head).ok()?)?, at))
-    }
 
     #[test]
     fn the_usual_stamp_is_found_as_the_search_finds_it() {
@@ -139,7 +134,7 @@ mod tests {
                 let line = format!("{stamp}{rest}");
                 assert_eq!(
                     stamp_end(&mut parser, line.as_bytes()),
-                    by_search(line.as_bytes()),
+                    search_stamp_end(&mut StampParser::default(), line.as_bytes()),
                     "{line:?}"
                 );
             }
