@@ -53,9 +53,11 @@ enum Out {
     Lines { prefix: Arc<[u8]>, lines: Vec<LogLine> },
 }
 
-/// What a queued line counts against [`OUT_BOUND`].
-fn line_cost(prefix: &[u8], line: &LogLine) -> usize {
-    prefix.len() + line.data.len() + 1 + std::mem::size_of::<LogLine>()
+/// What a batch of queued lines counts against [`OUT_BOUND`]: each line's text as printed
+/// and its [`LogLine`].
+fn lines_cost(prefix: &[u8], lines: &[LogLine]) -> usize {
+    let text: usize = lines.iter().map(|l| l.data.len()).sum();
+    text + lines.len() * (prefix.len() + 1 + std::mem::size_of::<LogLine>())
 }
 
 /// How a workflow ended, in Woodpecker's status words.
@@ -615,7 +617,9 @@ impl Tracer for Printer {
     /// One lock, one prefix lookup and one hand-over to the writer for the whole batch; the
     /// writer thread formats the lines.
     fn log_lines(&self, step: &Step, mut lines: Vec<LogLine>) {
-        lines.retain(|l| l.kind == LogKind::Stdout);
+        if lines.iter().any(|l| l.kind != LogKind::Stdout) {
+            lines.retain(|l| l.kind == LogKind::Stdout);
+        }
         if lines.is_empty() {
             return;
         }
@@ -642,7 +646,7 @@ impl Tracer for Printer {
                 .flatten();
         }
         self.clear_status(s);
-        s.queued += lines.iter().map(|l| line_cost(&prefix, l)).sum::<usize>();
+        s.queued += lines_cost(&prefix, &lines);
         s.out.push(Out::Lines { prefix, lines });
         self.draw_status(s);
         self.kick(s);

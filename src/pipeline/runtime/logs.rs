@@ -107,6 +107,21 @@ impl LineWriter {
     pub fn batch_into(&mut self, batch: Batch, out: &mut Vec<LogLine>) {
         let time = self.elapsed();
         out.reserve(batch.items.len());
+        if batch.lines && batch.items.iter().all(|l| l.len() <= MAX_LINE) {
+            // The usual batch (a container log's lines, none to cut): numbered in one pass,
+            // each line masked (when there are secrets) and moved into its entry.
+            let first = self.next;
+            self.next += batch.items.len() as u32;
+            let masker = &self.masker;
+            let mask = !masker.needles.is_empty();
+            out.extend(batch.items.into_iter().zip(first..).map(|(data, line)| LogLine {
+                line,
+                time,
+                kind: LogKind::Stdout,
+                data: if mask { masker.mask(data) } else { data },
+            }));
+            return;
+        }
         for item in batch.items {
             if batch.lines {
                 self.line_into(time, item, out);
@@ -216,6 +231,49 @@ mod tests {
         assert_eq!(lens, [11, 0, MAX_LINE, 1]);
         assert_eq!(&out[0].data[..], b"pw ********");
         assert_eq!(out.iter().map(|l| l.line).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_short_lines_is_masked_line_by_line() {
+        let mut w = LineWriter::new(Masker::new(["hunter22"]));
+        let mut out = Vec::new();
+        let items = vec![Bytes::from_static(b"pw hunter22"), Bytes::from_static(b"hunter2 x")];
+        w.batch_into(Batch { items, lines: true }, &mut out);
+        assert_eq!(texts(&out), ["pw ********", "hunter2 x"]);
+        assert_eq!(out.iter().map(|l| l.line).collect::<Vec<_>>(), [0, 1]);
+    }
+
+    #[tokio::test]
+    async fn batches_without_secrets_are_numbered_on_from_text_and_still_cut() {
+        let mut w = LineWriter::new(Masker::default());
+        let mut out = Vec::new();
+        let lines = |items: Vec<Bytes>| Batch { items, lines: true };
+        w.batch_into(lines(vec![Bytes::from_static(b"a"), Bytes::new()]), &mut out);
+        w.batch_into(
+            Batch {
+                items: vec![Bytes::from_static(b"b\nc")],
+                lines: false,
+            },
+            &mut out,
+        );
+        w.batch_into(lines(vec![Bytes::from_static(b"d")]), &mut out);
+        // A line over the bound in an otherwise plain batch is cut as ever.
+        w.batch_into(
+            lines(vec![Bytes::from_static(b"e"), Bytes::from(vec![b'x'; MAX_LINE + 2])]),
+            &mut out,
+        );
+        w.batch_into(lines(vec![Bytes::from_static(b"f")]), &mut out);
+        let lens: Vec<usize> = out.iter().map(|l| l.data.len()).collect();
+        assert_eq!(lens, [1, 0, 1, 1, 1, 1, MAX_LINE, 2, 1]);
+        assert_eq!(
+            texts(&out).iter().filter(|t| t.len() < 2).cloned().collect::<Vec<_>>(),
+            ["a", "", "b", "c", "d", "e", "f"]
+        );
+        assert_eq!(
+            out.iter().map(|l| l.line).collect::<Vec<_>>(),
+            (0..9).collect::<Vec<_>>()
+        );
+        assert!(out.iter().all(|l| l.kind == LogKind::Stdout && l.time == 0));
     }
 
     #[tokio::test]
