@@ -6,8 +6,12 @@
 # pod still runs, curl reads the same URL our follower asks for (`follow=true&timestamps=true`)
 # over HTTP/2 (curl's default through ALPN) and over HTTP/1.1. Each reader is timed by the same
 # reader process from the log's first line to the end marker (no process start, connection
-# set-up or pod start). Best of RUNS runs, a new pod each.
-# Prints `<ours MiB/s> <curl h2 MiB/s> <curl http/1.1 MiB/s>` (MiB of log text; per run on stderr).
+# set-up or pod start). Best of RUNS runs, a new pod each. The best of curl's runs is the best
+# of twice as many tries (two protocols), and curl's own rate varies by a third from run to run
+# here, so each run's ratio (ours against the faster curl on the same pod, read right after
+# ours) is kept too, and their median printed.
+# Prints `<ours MiB/s> <curl h2 MiB/s> <curl http/1.1 MiB/s> <median run ratio>` (MiB of log
+# text; per run on stderr).
 #
 # Usage: bench/logtput.sh AGENT HARNESS [LINES] [RUNS]
 #   HARNESS: target/release/examples/bench-steps (cargo build --release --example bench-steps)
@@ -52,7 +56,7 @@ pods() {
 timed_curl() { curl "${curl_args[@]}" --no-buffer --max-time 5 "$@" 2>/dev/null | "$harness" time-log || true; }
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (b + 0 > a + 0) ? b : a }'; }
 mibps() { awk -v s="$1" -v b="$bytes" 'BEGIN { if (s + 0 > 0) printf "%.1f", b / s / 1048576; else print 0 }'; }
-ours=0 h2=0 h1=0
+ours=0 h2=0 h1=0 ratios=""
 for _ in $(seq "$runs"); do
     before=$(pods)
     rm -f "$work/t"
@@ -70,9 +74,13 @@ for _ in $(seq "$runs"); do
     kill "$execpid"
     wait "$execpid" || true
     execpid=""
-    echo "logtput: ours $(mibps "$t") curl h2 $(mibps "$c2") curl http/1.1 $(mibps "$c1") MiB/s" >&2
+    ratio=$(awk -v o="$(mibps "$t")" -v a="$(mibps "$c2")" -v b="$(mibps "$c1")" \
+        'BEGIN { m = (a > b) ? a : b; if (m > 0) printf "%.3f", o / m; else print 0 }')
+    ratios="$ratios $ratio"
+    echo "logtput: ours $(mibps "$t") curl h2 $(mibps "$c2") curl http/1.1 $(mibps "$c1") MiB/s, ratio $ratio" >&2
     ours=$(best "$ours" "$(mibps "$t")")
     h2=$(best "$h2" "$(mibps "$c2")")
     h1=$(best "$h1" "$(mibps "$c1")")
 done
-echo "$ours $h2 $h1"
+median=$(printf '%s\n' $ratios | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+echo "$ours $h2 $h1 $median"
