@@ -23,15 +23,17 @@ use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 
 const COLORS: &[&str] = &["36", "33", "35", "32", "34", "91", "96", "93"];
 
-/// Bytes held for the terminal before steps' log readers wait for room (a write of this size
-/// already costs little per line). A queued line counts its text as printed and its
-/// [`LogLine`].
-pub const OUT_BOUND: usize = 256 << 10;
+/// Bytes held for the terminal before steps' log readers wait for room. A queued line counts
+/// its text as printed and its [`LogLine`]. Four times [`GATHER`], so a busy log's reader goes
+/// on while the writer gathers and writes (at 256 KiB with 64 KiB gathers it waited for room
+/// most of the time: README, "Round of 2026-12-03, fifth session"); one run's fixed cost, not
+/// one per stream.
+pub const OUT_BOUND: usize = 512 << 10;
 
 /// Once the writer thread has something to write, it waits up to [`GATHER_WAIT`] for this many
 /// bytes, so that a busy log is written (and the writer woken) once per this much, not once per
-/// batch of lines. 64 KiB is what a pipe holds.
-const GATHER: usize = 64 << 10;
+/// batch of lines.
+const GATHER: usize = 128 << 10;
 const GATHER_WAIT: Duration = Duration::from_millis(1);
 
 /// What the writer thread is doing.
