@@ -5,7 +5,8 @@
 //! Implements the runtime's [`Tracer`]; knows nothing of backends.
 //!
 //! All output goes through one queue that a thread of its own writes out, everything that
-//! gathered since its last write in one system call, never flushed per line. The steps' log
+//! gathered since its last write in system calls of about [`GATHER`] bytes, never flushed per
+//! line. The steps' log
 //! lines are queued as they come (a batch of a step is one entry, its lines not copied) and the
 //! writer thread formats them (prefix, invalid UTF-8 replaced), so a busy log costs the steps'
 //! task a move per batch and the formatting runs beside it. A slow terminal does not stall the
@@ -726,14 +727,19 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
         if full {
             shared.room.notify_waiters();
         }
+        // Written a gather's worth at a time: the text buffer stays near GATHER whatever was
+        // taken, and each piece's lines (and the read buffers they keep) go as it is formatted.
+        // A closed stdout (`exec ... | head`) is not worth stopping the run for.
         for piece in taken.drain(..) {
             format_into(&mut text, piece);
+            if text.len() >= GATHER {
+                let _ = out.write_all(&text);
+                text.clear();
+            }
         }
-        // A closed stdout (`exec ... | head`) is not worth stopping the run for.
         let _ = out.write_all(&text).and_then(|()| out.flush());
-        // Keep a buffer for the bound's worth, not the biggest one ever gathered.
         text.clear();
-        text.shrink_to(OUT_BOUND);
+        text.shrink_to(2 * GATHER);
         s = shared.lock();
         s.writing = false;
         if s.drainers > 0 {
@@ -890,6 +896,69 @@ mod tests {
         let writes = writes.lock().unwrap();
         assert_eq!(writes[0], 100 * "[a] x\n".len(), "the first batch in one write");
         assert_eq!(writes.len(), 2, "the rest in a second write: {writes:?}");
+    }
+
+    /// Keeps what is written, each write call's length apart, once the test opens the gate.
+    #[derive(Clone)]
+    struct Gated {
+        text: Arc<Mutex<Vec<u8>>>,
+        writes: Arc<Mutex<Vec<usize>>>,
+        gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let _ = self.gate.lock().unwrap().recv();
+            self.text.lock().unwrap().extend_from_slice(b);
+            self.writes.lock().unwrap().push(b.len());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_queued_behind_a_write_goes_out_a_gather_at_a_time_in_order() {
+        let (open, gate) = std::sync::mpsc::channel();
+        let out = Gated {
+            text: Arc::default(),
+            writes: Arc::default(),
+            gate: Arc::new(Mutex::new(gate)),
+        };
+        let p = Printer::new(Box::new(out.clone()), false);
+        let a = step("a", "fail");
+        p.add_workflow("ci", "ci", &Default::default(), &config(&[&a]));
+        let text = |i: usize| format!("{i:05}{}", "z".repeat(995));
+        let mut next = 0;
+        let mut batch = |n: usize| {
+            let lines: Vec<LogLine> = (next..next + n).map(|i| line(&text(i))).collect();
+            next += n;
+            lines
+        };
+        p.log_lines(&a, batch(1));
+        while !p.lock().writing {
+            std::thread::yield_now();
+        }
+        // Three batches of about 100 KB each wait behind the blocked write (under the bound).
+        for _ in 0..3 {
+            p.log_lines(&a, batch(100));
+        }
+        assert!(p.backlog().is_none(), "under the bound");
+        drop(open);
+        drop(p);
+        let each = "[a] ".len() + 1000 + 1;
+        let writes = out.writes.lock().unwrap().clone();
+        assert_eq!(
+            writes,
+            [each, 200 * each, 100 * each],
+            "two batches pass a gather, then the rest"
+        );
+        let expected: String = (0..301).map(|i| format!("[a] {}\n", text(i))).collect();
+        assert!(
+            *out.text.lock().unwrap() == expected.as_bytes(),
+            "every line once, in order"
+        );
     }
 
     #[test]
