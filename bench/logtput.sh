@@ -74,13 +74,13 @@ for _ in $(seq "$runs"); do
     kill "$execpid"
     wait "$execpid" || true
     execpid=""
-    ratio=$(awk -v o="$(mibps "$t")" -v a="$(mibps "$c2")" -v b="$(mibps "$c1")" \
-        'BEGIN { m = (a > b) ? a : b; if (m > 0) printf "%.3f", o / m; else print 0 }')
+    o=$(mibps "$t") a=$(mibps "$c2") b=$(mibps "$c1")
+    ratio=$(awk -v o="$o" -v a="$a" -v b="$b" 'BEGIN { m = (a > b) ? a : b; if (m > 0) printf "%.3f", o / m; else print 0 }')
     ratios="$ratios $ratio"
-    echo "logtput: ours $(mibps "$t") curl h2 $(mibps "$c2") curl http/1.1 $(mibps "$c1") MiB/s, ratio $ratio" >&2
-    ours=$(best "$ours" "$(mibps "$t")")
-    h2=$(best "$h2" "$(mibps "$c2")")
-    h1=$(best "$h1" "$(mibps "$c1")")
+    echo "logtput: ours $o curl h2 $a curl http/1.1 $b MiB/s, ratio $ratio" >&2
+    ours=$(best "$ours" "$o")
+    h2=$(best "$h2" "$a")
+    h1=$(best "$h1" "$b")
 done
 median=$(printf '%s\n' $ratios | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 echo "$ours $h2 $h1 $median"

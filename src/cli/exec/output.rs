@@ -6,9 +6,8 @@
 //!
 //! All output goes through one queue that a thread of its own writes out, everything that
 //! gathered since its last write in system calls of about [`GATHER`] bytes, never flushed per
-//! line. The steps' log
-//! lines are queued as they come (a batch of a step is one entry, its lines not copied) and the
-//! writer thread formats them (prefix, invalid UTF-8 replaced), so a busy log costs the steps'
+//! line. The steps' log lines are queued as they come (a batch of a step is one entry, its
+//! lines not copied) and the writer thread formats them (prefix, invalid UTF-8 replaced), so a busy log costs the steps'
 //! task a move per batch and the formatting runs beside it. A slow terminal does not stall the
 //! run: the queue holds up to [`OUT_BOUND`] bytes, then the steps whose lines arrive wait for
 //! room ([`Tracer::backlog`]), each on its own (its log reader waits, so its follower stops
@@ -836,9 +835,11 @@ mod tests {
         }
     }
 
-    /// Counts write calls; blocks each until the test lets it through (a slow terminal).
+    /// Keeps what is written and each write call's length; blocks each call until the test
+    /// lets it through (a slow terminal).
     #[derive(Clone)]
     struct Slow {
+        text: Arc<Mutex<Vec<u8>>>,
         writes: Arc<Mutex<Vec<usize>>>,
         gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
     }
@@ -846,6 +847,7 @@ mod tests {
     impl Write for Slow {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             let _ = self.gate.lock().unwrap().recv();
+            self.text.lock().unwrap().extend_from_slice(b);
             self.writes.lock().unwrap().push(b.len());
             Ok(b.len())
         }
@@ -859,6 +861,7 @@ mod tests {
         let (open, gate) = std::sync::mpsc::channel();
         let writes = Arc::new(Mutex::new(Vec::new()));
         let slow = Slow {
+            text: Arc::default(),
             writes: writes.clone(),
             gate: Arc::new(Mutex::new(gate)),
         };
@@ -898,30 +901,10 @@ mod tests {
         assert_eq!(writes.len(), 2, "the rest in a second write: {writes:?}");
     }
 
-    /// Keeps what is written, each write call's length apart, once the test opens the gate.
-    #[derive(Clone)]
-    struct Gated {
-        text: Arc<Mutex<Vec<u8>>>,
-        writes: Arc<Mutex<Vec<usize>>>,
-        gate: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
-    }
-
-    impl Write for Gated {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            let _ = self.gate.lock().unwrap().recv();
-            self.text.lock().unwrap().extend_from_slice(b);
-            self.writes.lock().unwrap().push(b.len());
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn what_queued_behind_a_write_goes_out_a_gather_at_a_time_in_order() {
         let (open, gate) = std::sync::mpsc::channel();
-        let out = Gated {
+        let out = Slow {
             text: Arc::default(),
             writes: Arc::default(),
             gate: Arc::new(Mutex::new(gate)),
