@@ -11,6 +11,7 @@ mod cluster;
 mod lease;
 mod output;
 mod schedule;
+mod text;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

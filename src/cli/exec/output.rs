@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use crate::backend::{Step, WorkflowConfig};
 use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
 
+use super::text::Text;
+
 const COLORS: &[&str] = &["36", "33", "35", "32", "34", "91", "96", "93"];
 
 /// Bytes held for the terminal before steps' log readers wait for room. A queued line counts
@@ -698,7 +700,7 @@ impl Drop for Printer {
 /// closed.
 fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
     let mut taken = Vec::new();
-    let mut text = Vec::new();
+    let mut text = Text::default();
     let mut s = shared.lock();
     loop {
         while s.out.is_empty() && !s.closed {
@@ -732,11 +734,11 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
         for piece in taken.drain(..) {
             format_into(&mut text, piece);
             if text.len() >= GATHER {
-                let _ = out.write_all(&text);
+                let _ = out.write_all(text.as_slice());
                 text.clear();
             }
         }
-        let _ = out.write_all(&text).and_then(|()| out.flush());
+        let _ = out.write_all(text.as_slice()).and_then(|()| out.flush());
         text.clear();
         text.shrink_to(2 * GATHER);
         s = shared.lock();
@@ -748,24 +750,20 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
 }
 
 /// Appends `piece` as it is printed: each line after its prefix, invalid UTF-8 replaced.
-fn format_into(text: &mut Vec<u8>, piece: Out) {
+fn format_into(text: &mut Text, piece: Out) {
     match piece {
-        Out::Text(bytes) => text.extend_from_slice(&bytes),
+        Out::Text(bytes) => text.put(&bytes),
         Out::Lines { prefix, lines } => {
             // The batch as it came, checked once (one pass over the whole batch costs less
             // than one per line); again line by line only if something in it is not UTF-8.
             let start = text.len();
             for line in &lines {
-                text.extend_from_slice(&prefix);
-                text.extend_from_slice(&line.data);
-                text.push(b'\n');
+                text.put_line(&prefix, &line.data);
             }
-            if std::str::from_utf8(&text[start..]).is_err() {
+            if std::str::from_utf8(&text.as_slice()[start..]).is_err() {
                 text.truncate(start);
                 for line in &lines {
-                    text.extend_from_slice(&prefix);
-                    text.extend_from_slice(String::from_utf8_lossy(&line.data).as_bytes());
-                    text.push(b'\n');
+                    text.put_line(&prefix, String::from_utf8_lossy(&line.data).as_bytes());
                 }
             }
         }
