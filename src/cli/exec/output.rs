@@ -41,8 +41,10 @@ const GATHER_WAIT: Duration = Duration::from_millis(1);
 /// What the writer thread is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Writer {
-    /// Taking and writing (or about to).
+    /// Woken (or just done writing): about to take what is queued.
     Busy,
+    /// Writing what it took, without the lock.
+    Writing,
     /// Waiting for something to write.
     Idle,
     /// Has something, waits up to [`GATHER_WAIT`] for [`GATHER`] bytes.
@@ -119,8 +121,6 @@ struct State {
     out: Vec<Out>,
     /// What `out` holds, in bytes (see [`OUT_BOUND`]).
     queued: usize,
-    /// The writer thread is writing what it took.
-    writing: bool,
     /// What the writer thread does; whoever adds bytes wakes it only when it waits for them
     /// (a wake-up is a system call, and a busy log adds bytes far more often than the writer
     /// writes).
@@ -224,7 +224,6 @@ impl Printer {
             state: Mutex::new(State {
                 out: Vec::new(),
                 queued: 0,
-                writing: false,
                 writer: Writer::Busy,
                 wake_writer: false,
                 drainers: 0,
@@ -260,7 +259,7 @@ impl Printer {
         let wake = match s.writer {
             Writer::Idle => !s.out.is_empty(),
             Writer::Gathering => s.queued >= GATHER || s.drainers > 0,
-            Writer::Busy => false,
+            Writer::Busy | Writer::Writing => false,
         };
         if wake {
             s.writer = Writer::Busy;
@@ -272,7 +271,7 @@ impl Printer {
     fn drain(&self) {
         let mut s = self.shared.lock();
         s.drainers += 1;
-        while (!s.out.is_empty() || s.writing) && self.writer.is_some() {
+        while (!s.out.is_empty() || s.writer == Writer::Writing) && self.writer.is_some() {
             self.kick(&mut s);
             if std::mem::take(&mut s.wake_writer) {
                 self.shared.wake.notify_one();
@@ -722,7 +721,7 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
         std::mem::swap(&mut s.out, &mut taken);
         let full = s.queued > OUT_BOUND;
         s.queued = 0;
-        s.writing = true;
+        s.writer = Writer::Writing;
         drop(s);
         // Steps wait only while more than the bound is queued, and it was all just taken.
         if full {
@@ -742,7 +741,7 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
         text.clear();
         text.shrink_to(2 * GATHER);
         s = shared.lock();
-        s.writing = false;
+        s.writer = Writer::Busy;
         if s.drainers > 0 {
             shared.idle.notify_all();
         }
@@ -869,7 +868,7 @@ mod tests {
         let batch = |n: usize, text: &str| (0..n).map(|_| line(text)).collect::<Vec<_>>();
         // The writer takes this batch and blocks in its write.
         p.log_lines(&a, batch(100, "x"));
-        while !p.lock().writing {
+        while p.lock().writer != Writer::Writing {
             std::thread::yield_now();
         }
         assert!(p.backlog().is_none(), "room while under the bound");
@@ -918,7 +917,7 @@ mod tests {
             lines
         };
         p.log_lines(&a, batch(1));
-        while !p.lock().writing {
+        while p.lock().writer != Writer::Writing {
             std::thread::yield_now();
         }
         // Three batches of about 100 KB each wait behind the blocked write (under the bound).
