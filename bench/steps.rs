@@ -381,14 +381,13 @@ async fn run(args: Vec<String>) {
     // The agent and `exec` run the backend on a single-threaded runtime, in a process apart
     // from the apiserver: so does this reader, on a thread of its own, not on the sim's pool.
     let s = sim.clone();
-    let reader = std::thread::spawn(move || {
+    tokio::task::spawn_blocking(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("tokio runtime")
             .block_on(throughput(&s))
-    });
-    tokio::task::spawn_blocking(move || reader.join().expect("the throughput run"))
-        .await
-        .expect("the throughput thread");
+    })
+    .await
+    .expect("the throughput run");
 }

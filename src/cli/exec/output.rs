@@ -7,11 +7,11 @@
 //! All output goes through one queue that a thread of its own writes out, everything that
 //! gathered since its last write in system calls of about [`GATHER`] bytes, never flushed per
 //! line. The steps' log lines are queued as they come (a batch of a step is one entry, its
-//! lines not copied) and the writer thread formats them (prefix, invalid UTF-8 replaced), so a busy log costs the steps'
-//! task a move per batch and the formatting runs beside it. A slow terminal does not stall the
-//! run: the queue holds up to [`OUT_BOUND`] bytes, then the steps whose lines arrive wait for
-//! room ([`Tracer::backlog`]), each on its own (its log reader waits, so its follower stops
-//! reading; other steps go on).
+//! lines not copied) and the writer thread formats them (prefix, invalid UTF-8 replaced), so a
+//! busy log costs the steps' task a move per batch and the formatting runs beside it. A slow
+//! terminal does not stall the run: the queue holds up to [`OUT_BOUND`] bytes, then the steps
+//! whose lines arrive wait for room ([`Tracer::backlog`]), each on its own (its log reader
+//! waits, so its follower stops reading; other steps go on).
 
 use std::collections::HashMap;
 use std::io::Write;
