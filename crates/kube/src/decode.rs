@@ -88,6 +88,35 @@ impl LineSplitter {
         self.in_cut_line = false;
     }
 
+    /// The fast path for a caller that takes whole lines as they are: while nothing is carried
+    /// over from an earlier chunk and no line is being cut, hands each whole line at the front
+    /// of the input (without its newline, within the bound) to `take` as a range of the input,
+    /// and consumes it if `take` returns true. Stops at the first line `take` refuses (it is
+    /// left for [`Iterator::next`]) or when no whole line is left. A line costs one newline
+    /// search here and whatever `take` does: no [`Piece`] is made.
+    pub fn take_whole(&mut self, mut take: impl FnMut(&Bytes, std::ops::Range<usize>) -> bool) {
+        if !self.carry.is_empty() || self.in_cut_line {
+            return;
+        }
+        let input = &self.input;
+        let mut at = 0;
+        while at < input.len() {
+            let window = (input.len() - at).min(self.max + 1);
+            let Some(i) = memchr::memchr(b'\n', &input[at..at + window]) else {
+                break;
+            };
+            if !take(input, at..at + i) {
+                break;
+            }
+            at += i + 1;
+        }
+        if at == self.input.len() {
+            self.input = Bytes::new();
+        } else {
+            bytes::Buf::advance(&mut self.input, at);
+        }
+    }
+
     fn take_with_carry(&mut self, tail: Bytes) -> Bytes {
         if self.carry.is_empty() {
             tail
@@ -313,6 +342,56 @@ mod tests {
                 rebuilt.pop();
             }
             assert_eq!(rebuilt, data, "seed {seed}");
+        }
+    }
+
+    /// The same random input split by [`LineSplitter::next`] alone and by `take_whole` taking
+    /// what a random caller accepts (the rest left to `next`): the same pieces in the same
+    /// order, each whole line taken being one piece `next` would have made.
+    #[test]
+    fn whole_lines_taken_fast_are_the_pieces_next_makes() {
+        for seed in 1..200u64 {
+            let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+            let max = 1 + rng.below(64);
+            let mut data = Vec::new();
+            for _ in 0..rng.below(60) {
+                let len = rng.below(2 * max);
+                data.extend((0..len).map(|_| b'a' + rng.below(26) as u8));
+                data.push(b'\n');
+            }
+            data.extend_from_slice(b"tail");
+            let chunks = random_chunks(&mut rng, &data);
+            let split = |fast: bool, rng: &mut XorShift| {
+                let mut s = LineSplitter::new(max);
+                let mut out = Vec::new();
+                for chunk in &chunks {
+                    s.push(chunk.clone());
+                    loop {
+                        if fast {
+                            s.take_whole(|input, line| {
+                                let take = rng.below(4) != 0;
+                                if take {
+                                    assert!(line.len() <= max, "seed {seed}: a whole line over the bound");
+                                    out.push(Piece {
+                                        data: input.slice(line),
+                                        cont: false,
+                                        cut: false,
+                                    });
+                                }
+                                take
+                            });
+                        }
+                        match s.next() {
+                            Some(p) => out.push(p),
+                            None => break,
+                        }
+                    }
+                }
+                out.extend(s.finish());
+                out
+            };
+            let slow = split(false, &mut rng);
+            assert_eq!(split(true, &mut rng), slow, "seed {seed}");
         }
     }
 

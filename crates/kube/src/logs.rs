@@ -303,7 +303,14 @@ impl LogFollower {
     /// stream). True when it took anything from the splitter.
     fn split_some(&mut self) -> bool {
         let mut took = false;
-        while self.ready.len() < SPLIT_AHEAD {
+        loop {
+            // Whole lines the fast way as far as they go, then one piece the general way (the
+            // line carried over from the last chunk, a piece of a cut line, a tail's line),
+            // then the fast way again.
+            took |= self.split_whole();
+            if self.ready.len() >= SPLIT_AHEAD {
+                break;
+            }
             let Some(piece) = self.lines.next() else { break };
             took = true;
             if std::mem::take(&mut self.tail_check) && !self.dedup.before_last(&piece.data) {
@@ -326,6 +333,34 @@ impl LogFollower {
                 None => self.accept(piece),
             }
         }
+        took
+    }
+
+    /// [`Self::split_some`]'s fast path, for a stream in its steady state (no tail held or to
+    /// check, no line being cut): each whole line goes from the chunk to `ready` as one slice of
+    /// it past its stamp, as [`Self::accept`] would put it there, without the piece and the
+    /// re-cut in between (a busy log splits a million lines). Stops where a line needs more
+    /// (too long to pass the re-cut unchanged) and leaves it to the general path.
+    fn split_whole(&mut self) -> bool {
+        if self.held.is_some() || self.tail_check || !self.recut.is_idle() {
+            return false;
+        }
+        let (ready, dedup) = (&mut self.ready, &mut self.dedup);
+        // A stream line no longer than this has no more text than the re-cut passes whole.
+        let max = self.recut.max();
+        let (mut took, mut new) = (false, false);
+        self.lines.take_whole(|input, line| {
+            if ready.len() >= SPLIT_AHEAD || line.len() > max {
+                return false;
+            }
+            took = true;
+            if let Some(at) = dedup.accept_head(&input[line.clone()]) {
+                new = true;
+                ready.push(input.slice(line.start + at..line.end));
+            }
+            true
+        });
+        self.got_lines |= new;
         took
     }
 

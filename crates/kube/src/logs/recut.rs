@@ -25,6 +25,16 @@ impl Recut {
         }
     }
 
+    /// Holds no part of a line: a whole line of at most `max` bytes would pass as it is.
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && !self.emitted
+    }
+
+    /// The bound: the most bytes of text in one piece.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     /// Takes the text of one piece; `more`: the line goes on in the next piece. Complete pieces
     /// go to `out`.
     pub fn push(&mut self, text: Bytes, more: bool, out: &mut Vec<Bytes>) {

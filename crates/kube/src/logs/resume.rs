@@ -47,10 +47,20 @@ impl Dedup {
         if piece.cont {
             return self.head_delivered.then_some(piece.data);
         }
-        let Some((stamp, at)) = stamp_end(&mut self.parser, &piece.data) else {
-            // No timestamp (should not happen with timestamps=true): pass it on as is.
+        let at = self.accept_head(&piece.data)?;
+        // The piece itself, moved past its stamp: no new reference to the buffer.
+        let mut text = piece.data;
+        text.advance(at);
+        Some(text)
+    }
+
+    /// For the head of a stream line (the whole line, or the first piece of a cut one), stamp
+    /// included: where its text starts if the line is new, `None` if it repeats. A line without
+    /// a timestamp (which should not happen with timestamps=true) is new, all of it text.
+    pub fn accept_head(&mut self, line: &[u8]) -> Option<usize> {
+        let Some((stamp, at)) = stamp_end(&mut self.parser, line) else {
             self.head_delivered = true;
-            return Some(piece.data);
+            return Some(0);
         };
         if let Some((t, n)) = &mut self.skip {
             if stamp < *t || (stamp == *t && *n > 0) {
@@ -67,10 +77,7 @@ impl Dedup {
             _ => Some((stamp, 1)),
         };
         self.head_delivered = true;
-        // The piece itself, moved past its stamp: no new reference to the buffer.
-        let mut text = piece.data;
-        text.advance(at);
-        Some(text)
+        Some(at)
     }
 }
 
@@ -89,9 +96,10 @@ fn stamp_end(parser: &mut StampParser, line: &[u8]) -> Option<(Stamp, usize)> {
     // The kubelet's usual stamp (nine fraction digits, `Z`) and its space, without a search:
     // a stamp that parses has no space before it when its date and time are split by a `T`,
     // so the search below would have found this space too.
-    if line.get(30) == Some(&b' ')
-        && line[10] == b'T'
-        && let Some(stamp) = parser.parse(&line[..30])
+    if let Some(usual) = line.first_chunk::<31>()
+        && usual[30] == b' '
+        && usual[10] == b'T'
+        && let Some(stamp) = parser.parse_usual(usual.first_chunk::<30>().unwrap_or(&[0; 30]))
     {
         return Some((stamp, 31));
     }
