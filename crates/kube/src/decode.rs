@@ -100,15 +100,12 @@ impl LineSplitter {
         }
         let input = &self.input;
         let mut at = 0;
-        while at < input.len() {
-            let window = (input.len() - at).min(self.max + 1);
-            let Some(i) = memchr::memchr(b'\n', &input[at..at + window]) else {
-                break;
-            };
-            if !take(input, at..at + i) {
+        // One search over the chunk, not one set up per line.
+        for end in memchr::memchr_iter(b'\n', input) {
+            if end - at > self.max || !take(input, at..end) {
                 break;
             }
-            at += i + 1;
+            at = end + 1;
         }
         if at == self.input.len() {
             self.input = Bytes::new();
