@@ -30,6 +30,33 @@ pub struct LogLine {
     pub data: bytes::Bytes,
 }
 
+/// A run of a step's stdout lines as a container log gave them: numbered `first`, `first + 1`,
+/// and so on, all at `time`, each item one line without its newline (masked already). A tracer
+/// that prints them takes them as they are instead of a [`LogLine`] each
+/// ([`Tracer::log_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineBatch {
+    pub first: u32,
+    pub time: i64,
+    pub lines: Vec<bytes::Bytes>,
+}
+
+impl LineBatch {
+    /// The batch as [`LogLine`]s.
+    pub fn into_lines(self) -> Vec<LogLine> {
+        let time = self.time;
+        let lines = self.lines.into_iter().zip(self.first..);
+        lines
+            .map(|(data, line)| LogLine {
+                line,
+                time,
+                kind: LogKind::Stdout,
+                data,
+            })
+            .collect()
+    }
+}
+
 /// A step's state as the server's `Update` carries it (`rpc.StepState`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepState {
@@ -57,6 +84,11 @@ pub trait Tracer: Send + Sync + 'static {
         for line in lines {
             self.log_line(step, line);
         }
+    }
+    /// A run of stdout lines as a container log gave them (the usual case of a busy log); by
+    /// default made into [`LogLine`]s for [`Self::log_lines`].
+    fn log_batch(&self, step: &Step, batch: LineBatch) {
+        self.log_lines(step, batch.into_lines());
     }
     /// When the tracer holds more than it may (a slow terminal), a wait until it has room:
     /// the step's log reader awaits it, so only that step is held back. `None`: room now.

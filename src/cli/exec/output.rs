@@ -18,8 +18,10 @@ use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use crate::backend::{Step, WorkflowConfig};
-use crate::pipeline::trace::{LogKind, LogLine, StepState, Tracer};
+use crate::pipeline::trace::{LineBatch, LogKind, LogLine, StepState, Tracer};
 
 use super::text::Text;
 
@@ -57,13 +59,16 @@ enum Out {
     Text(Vec<u8>),
     /// A batch of one step's log lines, each to be written after `prefix`.
     Lines { prefix: Arc<[u8]>, lines: Vec<LogLine> },
+    /// The same for a container log's lines as they came ([`LineBatch`]).
+    Batch { prefix: Arc<[u8]>, lines: Vec<Bytes> },
 }
 
 /// What a batch of queued lines counts against [`OUT_BOUND`]: each line's text as printed
-/// and its [`LogLine`].
-fn lines_cost(prefix: &[u8], lines: &[LogLine]) -> usize {
-    let text: usize = lines.iter().map(|l| l.data.len()).sum();
-    text + lines.len() * (prefix.len() + 1 + std::mem::size_of::<LogLine>())
+/// and what holds it in the queue (`item` bytes a line).
+fn lines_cost<'a>(prefix: &[u8], lines: impl ExactSizeIterator<Item = &'a [u8]>, item: usize) -> usize {
+    let n = lines.len();
+    let text: usize = lines.map(<[u8]>::len).sum();
+    text + n * (prefix.len() + 1 + item)
 }
 
 /// How a workflow ended, in Woodpecker's status words.
@@ -255,6 +260,38 @@ impl Printer {
     /// Hands what `s` gathered to the writer thread: wakes it (once the lock is released) if
     /// it waits for bytes, or gathers them and [`GATHER`] is reached or someone waits for the
     /// output (a writer that is writing takes them when it is done).
+    /// Queues a batch of one step's lines (made by `out` from the step's prefix, which counts
+    /// it in) for the writer; `last` is the batch's last line, which sets or clears the step's
+    /// waiting reason.
+    fn queue_lines(&self, step: &Step, last: &[u8], out: impl FnOnce(&Arc<[u8]>, &mut State) -> Out) {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        let row = s.by_uuid.get(&step.uuid).copied();
+        let prefix = match row {
+            Some(i) => match &s.rows[i].prefix {
+                Some(prefix) => prefix.clone(),
+                None => {
+                    let prefix = self.prefix(&s.row_name(&s.rows[i]), s.rows[i].color);
+                    s.rows[i].prefix = Some(prefix.clone());
+                    prefix
+                }
+            },
+            None => self.prefix(&step.name, COLORS[0]),
+        };
+        if let Some(i) = row {
+            // Each line sets or clears the reason: the batch's last one has the last word.
+            s.rows[i].pending = last
+                .starts_with(b"[kubernetes] ")
+                .then(|| pending_reason(&String::from_utf8_lossy(last)))
+                .flatten();
+        }
+        self.clear_status(s);
+        let piece = out(&prefix, s);
+        s.out.push(piece);
+        self.draw_status(s);
+        self.kick(s);
+    }
+
     fn kick(&self, s: &mut State) {
         let wake = match s.writer {
             Writer::Idle => !s.out.is_empty(),
@@ -623,36 +660,32 @@ impl Tracer for Printer {
         if lines.iter().any(|l| l.kind != LogKind::Stdout) {
             lines.retain(|l| l.kind == LogKind::Stdout);
         }
-        if lines.is_empty() {
+        let Some(last) = lines.last().map(|l| l.data.clone()) else {
             return;
-        }
-        let mut guard = self.lock();
-        let s = &mut *guard;
-        let row = s.by_uuid.get(&step.uuid).copied();
-        let prefix = match row {
-            Some(i) => match &s.rows[i].prefix {
-                Some(prefix) => prefix.clone(),
-                None => {
-                    let prefix = self.prefix(&s.row_name(&s.rows[i]), s.rows[i].color);
-                    s.rows[i].prefix = Some(prefix.clone());
-                    prefix
-                }
-            },
-            None => self.prefix(&step.name, COLORS[0]),
         };
-        if let (Some(i), Some(last)) = (row, lines.last()) {
-            // Each line sets or clears the reason: the batch's last one has the last word.
-            let data = &last.data[..];
-            s.rows[i].pending = data
-                .starts_with(b"[kubernetes] ")
-                .then(|| pending_reason(&String::from_utf8_lossy(data)))
-                .flatten();
-        }
-        self.clear_status(s);
-        s.queued += lines_cost(&prefix, &lines);
-        s.out.push(Out::Lines { prefix, lines });
-        self.draw_status(s);
-        self.kick(s);
+        self.queue_lines(step, &last, |prefix, s| {
+            s.queued += lines_cost(prefix, lines.iter().map(|l| &l.data[..]), size_of::<LogLine>());
+            Out::Lines {
+                prefix: prefix.clone(),
+                lines,
+            }
+        });
+    }
+
+    /// [`Self::log_lines`] for a container log's lines as they came: queued as they are, no
+    /// [`LogLine`] made of each.
+    fn log_batch(&self, step: &Step, batch: LineBatch) {
+        let Some(last) = batch.lines.last().cloned() else {
+            return;
+        };
+        let lines = batch.lines;
+        self.queue_lines(step, &last, |prefix, s| {
+            s.queued += lines_cost(prefix, lines.iter().map(|l| &l[..]), size_of::<Bytes>());
+            Out::Batch {
+                prefix: prefix.clone(),
+                lines,
+            }
+        });
     }
 
     fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
@@ -752,19 +785,22 @@ fn write_out(shared: &Shared, mut out: Box<dyn Write + Send>) {
 fn format_into(text: &mut Text, piece: Out) {
     match piece {
         Out::Text(bytes) => text.put(&bytes),
-        Out::Lines { prefix, lines } => {
-            // The batch as it came, checked once (one pass over the whole batch costs less
-            // than one per line); again line by line only if something in it is not UTF-8.
-            let start = text.len();
-            for line in &lines {
-                text.put_line(&prefix, &line.data);
-            }
-            if std::str::from_utf8(&text.as_slice()[start..]).is_err() {
-                text.truncate(start);
-                for line in &lines {
-                    text.put_line(&prefix, String::from_utf8_lossy(&line.data).as_bytes());
-                }
-            }
+        Out::Lines { prefix, lines } => put_lines(text, &prefix, lines.iter().map(|l| &l.data[..])),
+        Out::Batch { prefix, lines } => put_lines(text, &prefix, lines.iter().map(|l| &l[..])),
+    }
+}
+
+/// Each line after `prefix`: the batch as it came, checked once (one pass over the whole batch
+/// costs less than one per line); again line by line only if something in it is not UTF-8.
+fn put_lines<'a>(text: &mut Text, prefix: &[u8], lines: impl Iterator<Item = &'a [u8]> + Clone) {
+    let start = text.len();
+    for line in lines.clone() {
+        text.put_line(prefix, line);
+    }
+    if std::str::from_utf8(&text.as_slice()[start..]).is_err() {
+        text.truncate(start);
+        for line in lines {
+            text.put_line(prefix, String::from_utf8_lossy(line).as_bytes());
         }
     }
 }
@@ -969,6 +1005,73 @@ mod tests {
             text.starts_with("[a] fine\n[a] x\u{fffd}\n[a] \u{fffd}y\n[a] ünï\n[a] ok ✓\n"),
             "{text}"
         );
+    }
+
+    /// A container log's batch as it came prints as its lines would one by one: prefixed,
+    /// invalid UTF-8 replaced, its last line setting the step's waiting reason; counted against
+    /// the bound while queued.
+    #[test]
+    fn a_batch_as_it_came_prints_as_its_lines_would() {
+        let e = "é".as_bytes();
+        let texts: Vec<Vec<u8>> = vec![b"fine".to_vec(), vec![b'x', e[0]], vec![e[1], b'y'], b"".to_vec()];
+        let printed = |batch: bool| {
+            let buf = Buf::default();
+            let p = Printer::new(Box::new(buf.clone()), false);
+            let a = step("a", "fail");
+            p.add_workflow("ci", "ci", &Default::default(), &config(&[&a]));
+            p.step_state(&a, &started(&a));
+            let lines: Vec<Bytes> = texts.iter().map(|t| Bytes::copy_from_slice(t)).collect();
+            let waiting = Bytes::from_static(b"[kubernetes] pod wp-1 is waiting: ErrImagePull: denied");
+            let queued = |p: &Printer| p.lock().queued;
+            let before = queued(&p);
+            if batch {
+                p.log_batch(
+                    &a,
+                    LineBatch {
+                        first: 0,
+                        time: 0,
+                        lines,
+                    },
+                );
+                assert!(queued(&p) >= before + 4 * 4, "the batch counts against the bound");
+                p.log_batch(
+                    &a,
+                    LineBatch {
+                        first: 4,
+                        time: 0,
+                        lines: vec![waiting],
+                    },
+                );
+            } else {
+                let lines = LineBatch {
+                    first: 0,
+                    time: 0,
+                    lines,
+                }
+                .into_lines();
+                p.log_lines(&a, lines);
+                p.log_lines(
+                    &a,
+                    LineBatch {
+                        first: 4,
+                        time: 0,
+                        lines: vec![waiting],
+                    }
+                    .into_lines(),
+                );
+            }
+            let status = status_line(&p.lock());
+            p.finish();
+            let text = String::from_utf8(buf.0.lock().unwrap().clone()).expect("exec writes UTF-8");
+            (text, status)
+        };
+        let (text, status) = printed(true);
+        assert!(
+            text.starts_with("[a] fine\n[a] x\u{fffd}\n[a] \u{fffd}y\n[a] \n[a] [kubernetes] pod wp-1"),
+            "{text}"
+        );
+        assert!(status.contains("(waiting: ErrImagePull)"), "{status}");
+        assert_eq!(printed(true), printed(false));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use bytes::{Buf, Bytes};
 use tokio::time::Instant;
 
 use crate::backend::Batch;
-use crate::pipeline::trace::{LogKind, LogLine};
+use crate::pipeline::trace::{LineBatch, LogKind, LogLine};
 
 /// Lines longer than this are cut into chunks of this size.
 pub const MAX_LINE: usize = 1 << 20;
@@ -102,26 +102,35 @@ impl LineWriter {
         out
     }
 
+    /// The usual batch (a container log's lines, none to cut) numbered as it is, each line
+    /// masked in place when there are secrets; any other batch back as it came, for
+    /// [`Self::batch_into`].
+    pub fn line_batch(&mut self, mut batch: Batch) -> Result<LineBatch, Batch> {
+        if !batch.lines || batch.items.iter().any(|l| l.len() > MAX_LINE) {
+            return Err(batch);
+        }
+        if !self.masker.needles.is_empty() {
+            for line in &mut batch.items {
+                *line = self.masker.mask(std::mem::take(line));
+            }
+        }
+        let first = self.next;
+        self.next += batch.items.len() as u32;
+        Ok(LineBatch {
+            first,
+            time: self.elapsed(),
+            lines: batch.items,
+        })
+    }
+
     /// The lines of a batch of items, appended to `out`, all stamped with the time the batch
     /// arrived (one clock read per batch, not per line).
     pub fn batch_into(&mut self, batch: Batch, out: &mut Vec<LogLine>) {
+        let batch = match self.line_batch(batch) {
+            Ok(lines) => return out.extend(lines.into_lines()),
+            Err(batch) => batch,
+        };
         let time = self.elapsed();
-        out.reserve(batch.items.len());
-        if batch.lines && batch.items.iter().all(|l| l.len() <= MAX_LINE) {
-            // The usual batch (a container log's lines, none to cut): numbered in one pass,
-            // each line masked (when there are secrets) and moved into its entry.
-            let first = self.next;
-            self.next += batch.items.len() as u32;
-            let masker = &self.masker;
-            let mask = !masker.needles.is_empty();
-            out.extend(batch.items.into_iter().zip(first..).map(|(data, line)| LogLine {
-                line,
-                time,
-                kind: LogKind::Stdout,
-                data: if mask { masker.mask(data) } else { data },
-            }));
-            return;
-        }
         for item in batch.items {
             if batch.lines {
                 self.line_into(time, item, out);
@@ -175,6 +184,55 @@ mod tests {
             .iter()
             .map(|l| String::from_utf8_lossy(&l.data).into_owned())
             .collect()
+    }
+
+    /// The usual batch goes out as it came, numbered on from the lines before it and masked;
+    /// the same lines through `batch_into` give the same entries; a batch that needs splitting
+    /// or cutting comes back untouched.
+    #[tokio::test]
+    async fn a_batch_of_lines_is_numbered_and_masked_as_it_is() {
+        let lines = |v: &[&str]| Batch {
+            items: v.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect(),
+            lines: true,
+        };
+        let mut w = LineWriter::new(Masker::new(["hunter22"]));
+        let mut out = Vec::new();
+        w.batch_into(lines(&["zero"]), &mut out);
+        let got = w
+            .line_batch(lines(&["one", "pw hunter22 !", ""]))
+            .expect("the usual batch");
+        assert_eq!(got.first, 1);
+        let texts: Vec<&[u8]> = got.lines.iter().map(|l| &l[..]).collect();
+        assert_eq!(texts, [&b"one"[..], b"pw ******** !", b""]);
+        out.extend(got.into_lines());
+        let mut again = Vec::new();
+        let mut w2 = LineWriter::new(Masker::new(["hunter22"]));
+        w2.batch_into(lines(&["zero"]), &mut again);
+        w2.batch_into(lines(&["one", "pw hunter22 !", ""]), &mut again);
+        assert_eq!(out, again);
+        let numbers: Vec<u32> = out.iter().map(|l| l.line).collect();
+        assert_eq!(numbers, [0, 1, 2, 3]);
+        let not_lines = Batch {
+            items: vec![Bytes::from_static(b"a\nb")],
+            lines: false,
+        };
+        assert_eq!(
+            w.line_batch(not_lines),
+            Err(Batch {
+                items: vec![Bytes::from_static(b"a\nb")],
+                lines: false
+            })
+        );
+        let long = lines(&[&"x".repeat(MAX_LINE + 1)]);
+        assert!(
+            w.line_batch(long).is_err(),
+            "a line over the bound is cut by batch_into"
+        );
+        assert_eq!(
+            w.line_batch(lines(&["next"])).map(|b| b.first),
+            Ok(4),
+            "nothing numbered meanwhile"
+        );
     }
 
     #[test]

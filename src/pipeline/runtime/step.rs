@@ -209,9 +209,14 @@ async fn drain<B>(ctx: &Ctx<B>, step: &Step, logs: &mut LogLines, writer: &mut L
         if let Some(room) = ctx.tracer.backlog() {
             room.await;
         }
-        let mut lines = Vec::new();
-        writer.batch_into(batch, &mut lines);
-        ctx.tracer.log_lines(step, lines);
+        match writer.line_batch(batch) {
+            Ok(lines) => ctx.tracer.log_batch(step, lines),
+            Err(batch) => {
+                let mut lines = Vec::new();
+                writer.batch_into(batch, &mut lines);
+                ctx.tracer.log_lines(step, lines);
+            }
+        }
     }
 }
 
