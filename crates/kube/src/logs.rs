@@ -387,9 +387,10 @@ impl LogFollower {
         }
         let max = max.max(1);
         if self.taken == 0 && self.ready.len() <= max {
-            // The usual case: the lines split together go out together, not moved one by one.
-            let batch = std::mem::replace(&mut self.ready, Vec::with_capacity(SPLIT_AHEAD));
-            return Ok(Some(batch));
+            // The usual case: the lines split together go out together, in a vector of their
+            // number (a batch may wait in the caller's queues a while: one of a few lines must
+            // not hold room for SPLIT_AHEAD), and `ready` keeps its room for the next ones.
+            return Ok(Some(self.ready.drain(..).collect()));
         }
         let end = self.ready.len().min(self.taken + max);
         let batch = self.ready[self.taken..end].iter_mut().map(std::mem::take).collect();
