@@ -249,6 +249,27 @@ mod tests {
         out
     }
 
+    /// For `seed`: the generator, a line bound, and random text of lines up to three times
+    /// that long (any byte but a newline), maybe with an unterminated last line.
+    fn random_lines(seed: u64) -> (XorShift, usize, Vec<u8>) {
+        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let max = 1 + rng.below(64);
+        let mut data = Vec::new();
+        for _ in 0..rng.below(60) {
+            let len = rng.below(3 * max);
+            data.extend(
+                (0..len)
+                    .map(|_| (rng.next() as u8) | 1)
+                    .map(|b| if b == b'\n' { b'x' } else { b }),
+            );
+            data.push(b'\n');
+        }
+        if rng.below(2) == 0 {
+            data.extend_from_slice(b"tail");
+        }
+        (rng, max, data)
+    }
+
     #[test]
     fn joins_lines_across_chunks_and_splits_many_per_chunk() {
         let mut s = LineSplitter::new(100);
@@ -302,21 +323,7 @@ mod tests {
     #[test]
     fn randomized_reassembly_is_exact_and_bounded() {
         for seed in 1..200u64 {
-            let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let max = 1 + rng.below(64);
-            let mut data = Vec::new();
-            for _ in 0..rng.below(60) {
-                let len = rng.below(3 * max);
-                data.extend(
-                    (0..len)
-                        .map(|_| (rng.next() as u8) | 1)
-                        .map(|b| if b == b'\n' { b'x' } else { b }),
-                );
-                data.push(b'\n');
-            }
-            if rng.below(2) == 0 {
-                data.extend_from_slice(b"tail");
-            }
+            let (mut rng, max, data) = random_lines(seed);
             let mut s = LineSplitter::new(max);
             let mut rebuilt = Vec::new();
             let emit = |p: Piece, rebuilt: &mut Vec<u8>| {
@@ -348,15 +355,7 @@ mod tests {
     #[test]
     fn whole_lines_taken_fast_are_the_pieces_next_makes() {
         for seed in 1..200u64 {
-            let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-            let max = 1 + rng.below(64);
-            let mut data = Vec::new();
-            for _ in 0..rng.below(60) {
-                let len = rng.below(2 * max);
-                data.extend((0..len).map(|_| b'a' + rng.below(26) as u8));
-                data.push(b'\n');
-            }
-            data.extend_from_slice(b"tail");
+            let (mut rng, max, data) = random_lines(seed);
             let chunks = random_chunks(&mut rng, &data);
             let split = |fast: bool, rng: &mut XorShift| {
                 let mut s = LineSplitter::new(max);
