@@ -44,9 +44,7 @@ impl StampParser {
         };
         Some((civil - offset, nanos))
     }
-}
 
-impl StampParser {
     /// [`Self::parse`] for the kubelet's own form, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (the 30
     /// bytes of Go's fixed nanosecond layout it writes stamps in): when the date and time are
     /// the last parsed ones, the stamp is those seconds and the nine digits read as one word

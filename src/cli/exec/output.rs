@@ -63,8 +63,19 @@ enum Out {
     Batch { prefix: Arc<[u8]>, lines: Vec<Bytes> },
 }
 
-/// What a batch of queued lines counts against [`OUT_BOUND`]: each line's text as printed
-/// and what holds it in the queue (`item` bytes a line).
+impl Out {
+    /// What the piece counts against [`OUT_BOUND`]: its text as printed and, for lines, what
+    /// holds each of them in the queue.
+    fn cost(&self) -> usize {
+        match self {
+            Out::Text(text) => text.len(),
+            Out::Lines { prefix, lines } => lines_cost(prefix, lines.iter().map(|l| &l.data[..]), size_of::<LogLine>()),
+            Out::Batch { prefix, lines } => lines_cost(prefix, lines.iter().map(|l| &l[..]), size_of::<Bytes>()),
+        }
+    }
+}
+
+/// Each line's text as printed and what holds it in the queue (`item` bytes a line).
 fn lines_cost<'a>(prefix: &[u8], lines: impl ExactSizeIterator<Item = &'a [u8]>, item: usize) -> usize {
     let n = lines.len();
     let text: usize = lines.map(<[u8]>::len).sum();
@@ -257,13 +268,10 @@ impl Printer {
         }
     }
 
-    /// Hands what `s` gathered to the writer thread: wakes it (once the lock is released) if
-    /// it waits for bytes, or gathers them and [`GATHER`] is reached or someone waits for the
-    /// output (a writer that is writing takes them when it is done).
-    /// Queues a batch of one step's lines (made by `out` from the step's prefix, which counts
-    /// it in) for the writer; `last` is the batch's last line, which sets or clears the step's
-    /// waiting reason.
-    fn queue_lines(&self, step: &Step, last: &[u8], out: impl FnOnce(&Arc<[u8]>, &mut State) -> Out) {
+    /// Queues a batch of one step's lines (made by `out` from the step's prefix) for the writer,
+    /// counted against [`OUT_BOUND`]; `last` is the batch's last line, which sets or clears the
+    /// step's waiting reason.
+    fn queue_lines(&self, step: &Step, last: &[u8], out: impl FnOnce(Arc<[u8]>) -> Out) {
         let mut guard = self.lock();
         let s = &mut *guard;
         let row = s.by_uuid.get(&step.uuid).copied();
@@ -286,12 +294,16 @@ impl Printer {
                 .flatten();
         }
         self.clear_status(s);
-        let piece = out(&prefix, s);
+        let piece = out(prefix);
+        s.queued += piece.cost();
         s.out.push(piece);
         self.draw_status(s);
         self.kick(s);
     }
 
+    /// Hands what `s` gathered to the writer thread: wakes it (once the lock is released) if
+    /// it waits for bytes, or gathers them and [`GATHER`] is reached or someone waits for the
+    /// output (a writer that is writing takes them when it is done).
     fn kick(&self, s: &mut State) {
         let wake = match s.writer {
             Writer::Idle => !s.out.is_empty(),
@@ -663,13 +675,7 @@ impl Tracer for Printer {
         let Some(last) = lines.last().map(|l| l.data.clone()) else {
             return;
         };
-        self.queue_lines(step, &last, |prefix, s| {
-            s.queued += lines_cost(prefix, lines.iter().map(|l| &l.data[..]), size_of::<LogLine>());
-            Out::Lines {
-                prefix: prefix.clone(),
-                lines,
-            }
-        });
+        self.queue_lines(step, &last, |prefix| Out::Lines { prefix, lines });
     }
 
     /// [`Self::log_lines`] for a container log's lines as they came: queued as they are, no
@@ -679,13 +685,7 @@ impl Tracer for Printer {
             return;
         };
         let lines = batch.lines;
-        self.queue_lines(step, &last, |prefix, s| {
-            s.queued += lines_cost(prefix, lines.iter().map(|l| &l[..]), size_of::<Bytes>());
-            Out::Batch {
-                prefix: prefix.clone(),
-                lines,
-            }
-        });
+        self.queue_lines(step, &last, |prefix| Out::Batch { prefix, lines });
     }
 
     fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
