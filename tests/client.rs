@@ -5,6 +5,8 @@
 
 // Watch and log streams across cuts, 410s and broken connections.
 mod streams;
+// Log streams on connections of their own: TLS variants, a proxy, credentials, body framings.
+mod log_connections;
 // TLS edges against a tiny server of our own: an X.509 v1 client certificate, final failures.
 mod tls;
 
@@ -261,6 +263,39 @@ async fn through_a_connect_proxy_on_one_reused_connection() {
     // Sequential calls reuse one pooled connection: one tunnel for four requests.
     let lines = seen.lock().unwrap().clone();
     assert_eq!(lines, [format!("CONNECT {} HTTP/1.1", sim.addr())]);
+    sim.shutdown().await;
+}
+
+/// A burst of parallel calls (50 steps creating their pods) opens a connection per call;
+/// afterwards the pool keeps only `POOL_IDLE` of them, not one idle TLS connection (about
+/// 30 KB of buffers) per step of the widest burst for a minute.
+#[tokio::test]
+async fn after_a_burst_of_calls_the_pool_keeps_a_few_connections() {
+    let sim = start_sim().await;
+    let (proxy, seen) = connect_proxy().await;
+    let mut cfg = sim.kube_config();
+    cfg.proxy_url = Some(proxy.parse().unwrap());
+    let api = pods_with(cfg);
+    sim.faults().fail(
+        RequestMatch::path("/pods/slow").method("GET"),
+        FaultReply::Delay(Duration::from_millis(300)),
+        Times::Always,
+    );
+    let burst = 12;
+    for round in 1..=2 {
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..burst {
+            let api = api.clone();
+            calls.spawn(async move { api.get_opt("slow").await.unwrap() });
+        }
+        while let Some(done) = calls.join_next().await {
+            assert!(done.unwrap().is_none());
+        }
+        let opened = seen.lock().unwrap().len();
+        // Each round's calls overlap: one connection each, but for those kept from the last.
+        let want = burst + (round - 1) * (burst - kube::client::POOL_IDLE);
+        assert_eq!(opened, want, "round {round}");
+    }
     sim.shutdown().await;
 }
 

@@ -248,5 +248,111 @@ async fn a_tls_verification_failure_is_final_and_says_why_and_which_ca() {
         );
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "{reason}: one connection, no retry");
         assert!(elapsed < Duration::from_secs(2), "{reason}: {elapsed:?}");
+        // A log, on a connection of its own spoken without hyper, fails the same way.
+        let err = pods.log_stream("x", &kube::LogParams::default()).await.unwrap_err();
+        let text = err.to_string();
+        assert!(err.is_tls() && text.contains(reason) && text.contains(trust), "{text}");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "{reason}: one more connection, no retry"
+        );
     }
+}
+
+/// Serves one log reply over TLS with `config`: `lines` in chunked writes of uneven sizes
+/// (many records), with a TLS 1.3 KeyUpdate (asking for ours) halfway when `key_update`, then
+/// close_notify.
+async fn serve_log(mut config: rustls::ServerConfig, lines: Vec<String>, key_update: bool) -> SocketAddr {
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tls.read_u8().await.unwrap());
+        }
+        tls.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let text = lines.iter().map(|l| format!("{l}\n")).collect::<String>();
+        let mut at = 0;
+        for (i, size) in [1usize, 70, 5000, 16384, 40000, 3, 20000].iter().cycle().enumerate() {
+            if at == text.len() {
+                break;
+            }
+            let end = (at + size).min(text.len());
+            let piece = &text[at..end];
+            at = end;
+            tls.write_all(format!("{:x}\r\n{piece}\r\n", piece.len()).as_bytes())
+                .await
+                .unwrap();
+            if key_update && i == 20 {
+                tls.get_mut().1.refresh_traffic_keys().unwrap();
+            }
+        }
+        tls.write_all(b"0\r\n\r\n").await.unwrap();
+        tls.shutdown().await.unwrap();
+        // The client's answer to the KeyUpdate, then its end.
+        let mut rest = Vec::new();
+        let _ = tls.read_to_end(&mut rest).await;
+    });
+    addr
+}
+
+/// Logs come on a connection spoken with rustls' unbuffered API (kube's `h1`): a long reply
+/// over TLS 1.2 and over TLS 1.3 with a KeyUpdate from the server midway (the client must
+/// answer it while it reads) arrives whole.
+#[tokio::test]
+async fn a_log_arrives_whole_over_tls_12_and_13_across_a_key_update() {
+    let lines: Vec<String> = (0..20_000)
+        .map(|i| format!("line {i:05} of a long log over TLS"))
+        .collect();
+    for (version, key_update) in [(&rustls::version::TLS12, false), (&rustls::version::TLS13, true)] {
+        let (cert, key, pem) = server_identity(localhost_params());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+        let addr = serve_log(config, lines.clone(), key_update).await;
+        let pods: kube::Api<Pod> = kube::Api::namespaced(
+            kube::Client::new(config_for(addr, &pem, "the test server's certificate")).unwrap(),
+            NS,
+        );
+        let mut stream = pods.log_stream("p", &kube::LogParams::default()).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(chunk) = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            got.extend_from_slice(&chunk);
+        }
+        let got = String::from_utf8(got).unwrap();
+        assert_eq!(got.lines().count(), lines.len(), "{version:?}");
+        assert!(got.lines().eq(lines.iter().map(String::as_str)), "{version:?}");
+    }
+}
+
+/// A certificate chain longer than a TLS record (here one certificate of 40 KB, its names)
+/// comes in a handshake message spanning records, which the log connection joins in its buffer
+/// before the buffer returns to a record's size.
+#[tokio::test]
+async fn a_certificate_longer_than_a_record_is_taken_on_a_log_connection() {
+    let mut names = vec!["127.0.0.1".to_string()];
+    names.extend((0..1500).map(|i| format!("name-{i:04}.cluster.example.invalid")));
+    let (cert, key, pem) = server_identity(rcgen::CertificateParams::new(names).unwrap());
+    assert!(cert.len() > 40_000, "{}", cert.len());
+    let addr = serve(plain_server_config(cert, key)).await;
+    let pods: kube::Api<Pod> = kube::Api::namespaced(
+        kube::Client::new(config_for(addr, &pem, "the test server's certificate")).unwrap(),
+        NS,
+    );
+    let err = pods.log_stream("x", &kube::LogParams::default()).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
 }

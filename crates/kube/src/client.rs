@@ -1,8 +1,10 @@
 //! HTTPS transport to one apiserver: hyper-util's pooled client over hyper-rustls (ring) over
-//! our TCP/CONNECT connector. Adds credentials (re-asked once after a 401), retries by
-//! [`RetryPolicy`], a connect timeout and a request timeout for ordinary calls, and a
-//! read-idle limit (no overall deadline) for watch and log streams. Turns non-2xx replies into
-//! typed [`Error::Api`]. Knows paths only as strings; which resource they name is `api`'s job.
+//! our TCP/CONNECT connector, and for container logs a connection of their own spoken by `h1`
+//! (no hyper, rustls' unbuffered API: a fraction of the buffers, see there). Adds credentials
+//! (re-asked once after a 401), retries by [`RetryPolicy`], a connect timeout and a request
+//! timeout for ordinary calls, and a read-idle limit (no overall deadline) for watch and log
+//! streams, the same on both transports. Turns non-2xx replies into typed [`Error::Api`].
+//! Knows paths only as strings; which resource they name is `api`'s job.
 //!
 //! HTTP/1.1 only, on purpose: each watch or log stream gets its own connection, so one stuck
 //! stream cannot stall the others, and dead connections are found by TCP keepalive and the
@@ -19,11 +21,13 @@ use hyper::body::Incoming;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::ServerName;
 
 use super::auth::Credentials;
 use super::config::{Config, TlsConfig};
 use super::connector::{Connector, Proxy};
-use super::error::{Error, Result, status_from_body};
+use super::error::{BoxError, Error, Result, status_from_body};
+use super::h1;
 use super::retry::{Backoff, Outcome, RetryPolicy, retry_after};
 use super::tls;
 
@@ -31,6 +35,11 @@ use super::tls;
 const MAX_BODY: usize = 64 << 20;
 /// The most hyper buffers of one connection's incoming bytes (see `Client::new`).
 pub const HTTP_READ_BUF: usize = 16 << 10;
+/// The most idle connections the pool keeps. A burst of parallel calls (every step of a wide
+/// workflow creating its pod at once) opens one connection per call; without a cap each stayed
+/// for the idle timeout with its buffers (about 30 KB of heap each: hyper's write buffer and
+/// dispatch channel, rustls' state). Calls outside such bursts need a few at most.
+pub const POOL_IDLE: usize = 4;
 
 /// Timeouts and retries. The defaults suit the agent; tests shorten them.
 #[derive(Debug, Clone)]
@@ -97,6 +106,14 @@ struct Inner {
     connects: Arc<AtomicU64>,
     /// Which CA the server's certificate is checked against, for TLS errors.
     ca: String,
+    own: OwnConnections,
+}
+
+/// What a connection of its own (a log stream, see `h1`) is made with.
+struct OwnConnections {
+    connector: Connector,
+    /// For https: the TLS configuration and the `tls-server-name` override, if any.
+    tls: Option<(Arc<rustls::ClientConfig>, Option<ServerName<'static>>)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -183,21 +200,28 @@ impl Client {
             connects: connects.clone(),
         };
         let ca = trust_description(&config.tls);
+        let server_name = config.tls.server_name.as_deref().map(tls::server_name).transpose()?;
+        let own = OwnConnections {
+            connector: connector.clone(),
+            tls: (scheme == "https").then(|| (Arc::new(tls_config.clone()), server_name.clone())),
+        };
         let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config)
             .https_or_http();
-        if let Some(name) = &config.tls.server_name {
-            builder = builder.with_server_name_resolver(FixedServerNameResolver::new(tls::server_name(name)?));
+        if let Some(name) = server_name {
+            builder = builder.with_server_name_resolver(FixedServerNameResolver::new(name));
         }
         let https = builder.enable_http1().wrap_connector(connector);
         let http = HyperClient::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(POOL_IDLE)
             // hyper's read buffer otherwise grows to ~400 KiB per connection while a server
-            // keeps it full (a busy log): 16 KiB bounds memory per stream (each chunk a log
-            // reader holds pins one such buffer; 32 KiB cost ~70 KiB more per stream at the
-            // same CPU and throughput, README "Logs under load"), and keeps each buffer below
-            // musl's mmap threshold (128 KiB), so it is not mapped and unmapped per chunk.
+            // keeps it full (a busy watch, a big LIST): 16 KiB bounds it (each chunk a reader
+            // holds pins one such buffer; for logs, which went through here until `h1`, 32 KiB
+            // cost ~70 KiB more per stream at the same CPU and throughput, README "Logs under
+            // load"), and keeps each buffer below musl's mmap threshold (128 KiB), so it is not
+            // mapped and unmapped per chunk.
             .http1_max_buf_size(HTTP_READ_BUF)
             .build(https);
         let prefix = config.server.path().trim_end_matches('/');
@@ -216,6 +240,7 @@ impl Client {
                 counters: Counters::default(),
                 connects,
                 ca,
+                own,
             }),
         })
     }
@@ -229,9 +254,87 @@ impl Client {
         &self.inner.options
     }
 
-    /// Sends one request through auth, retries and the request timeout, and returns the reply
-    /// head once it is 2xx; any other reply becomes [`Error::Api`].
+    /// Sends one request on the pooled client through auth, retries and the request timeout,
+    /// and returns the reply head once it is 2xx; any other reply becomes [`Error::Api`].
     pub(crate) async fn send(&self, req: &Req) -> Result<Response<Incoming>> {
+        let what = req.what();
+        self.send_with(req, |request| self.pooled_attempt(request, &what)).await
+    }
+
+    /// One attempt on the pooled client.
+    async fn pooled_attempt(&self, request: Request<Full<Bytes>>, what: &str) -> Attempt<Response<Incoming>> {
+        let connects_before = self.inner.connects.load(Ordering::SeqCst);
+        self.inner.http.request(request).await.map_err(|e| {
+            let reused = self.inner.connects.load(Ordering::SeqCst) == connects_before;
+            self.transport_error(what, e, reused)
+        })
+    }
+
+    /// One attempt on a connection of its own (see `h1`). A failure before the request was
+    /// written (connecting, the TLS handshake) is `NotSent`, as hyper's connector errors are.
+    async fn own_attempt(&self, request: Request<Full<Bytes>>, what: &str) -> Attempt<h1::Response> {
+        let own = &self.inner.own;
+        let not_sent = |e: BoxError| {
+            let err = Error::Transport {
+                what: what.to_owned(),
+                source: e,
+            };
+            (err, Outcome::NotSent)
+        };
+        let tcp = own.connector.connect(request.uri()).await.map_err(not_sent)?;
+        let conn = match &own.tls {
+            None => h1::Conn::plain(tcp),
+            Some((config, name)) => {
+                let name = match name {
+                    Some(name) => name.clone(),
+                    None => {
+                        tls::server_name(request.uri().host().unwrap_or_default()).map_err(|e| (e, Outcome::Final))?
+                    }
+                };
+                match h1::Conn::tls(tcp, config.clone(), name).await {
+                    Ok(conn) => conn,
+                    Err(e) => return Err(self.tls_failure(what, e).unwrap_or_else(not_sent)),
+                }
+            }
+        };
+        match h1::exchange(conn, &h1::request_head(&request)).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => Err(self.tls_failure(what, e).unwrap_or_else(|e| {
+                let err = Error::Transport {
+                    what: what.to_owned(),
+                    source: e,
+                };
+                (err, Outcome::TransportError)
+            })),
+        }
+    }
+
+    /// A TLS verification failure in `e` as the final error it is; otherwise `e` back.
+    fn tls_failure(&self, what: &str, e: impl Into<BoxError>) -> std::result::Result<(Error, Outcome), BoxError> {
+        let e: BoxError = e.into();
+        match tls::final_failure(e.as_ref()) {
+            Some(reason) => {
+                let err = Error::Tls {
+                    what: what.to_owned(),
+                    reason,
+                    ca: self.inner.ca.clone(),
+                    source: e,
+                };
+                Ok((err, Outcome::Final))
+            }
+            None => Err(e),
+        }
+    }
+
+    /// The attempt loop under [`Client::send`]: builds the request (asking for credentials),
+    /// runs `attempt` within the request timeout, re-authenticates once after a 401, turns
+    /// other non-2xx replies into [`Error::Api`], and retries by the policy.
+    async fn send_with<R, F, Fut>(&self, req: &Req, attempt_on: F) -> Result<R>
+    where
+        R: Reply,
+        F: Fn(Request<Full<Bytes>>) -> Fut,
+        Fut: Future<Output = Attempt<R>>,
+    {
         let opts = &self.inner.options;
         let what = req.what();
         let mut backoff = Backoff::new(opts.retry.backoff);
@@ -240,8 +343,7 @@ impl Client {
         loop {
             attempt += 1;
             let request = self.build(req).await?;
-            let connects_before = self.inner.connects.load(Ordering::SeqCst);
-            let outcome = tokio::time::timeout(opts.request_timeout, self.inner.http.request(request)).await;
+            let outcome = tokio::time::timeout(opts.request_timeout, attempt_on(request)).await;
             let ok = matches!(&outcome, Ok(Ok(r)) if r.status().is_success());
             self.inner.counters.requests.fetch_add(1, Relaxed);
             if !ok {
@@ -259,7 +361,7 @@ impl Client {
                         continue;
                     }
                     let after = retry_after(resp.headers());
-                    let body = self.read_error_body(resp).await;
+                    let body = resp.error_body(opts.request_timeout).await;
                     let status = status_from_body(code.as_u16(), req.method == Method::POST, &body);
                     let err = Error::Api {
                         what: what.clone(),
@@ -273,10 +375,7 @@ impl Client {
                         },
                     )
                 }
-                Ok(Err(e)) => {
-                    let reused = self.inner.connects.load(Ordering::SeqCst) == connects_before;
-                    self.transport_error(&what, e, reused)
-                }
+                Ok(Err(failed)) => failed,
                 Err(_) => (
                     Error::Timeout {
                         what: what.clone(),
@@ -297,14 +396,10 @@ impl Client {
     /// gave it back unsent, or a reused connection was closed before a byte of the reply) may
     /// be retried for every verb; anything else is an ordinary transport error.
     fn transport_error(&self, what: &str, e: hyper_util::client::legacy::Error, reused: bool) -> (Error, Outcome) {
-        if let Some(reason) = tls::final_failure(&e) {
-            let err = Error::Tls {
-                what: what.to_owned(),
-                reason,
-                ca: self.inner.ca.clone(),
-                source: Box::new(e),
-            };
-            return (err, Outcome::Final);
+        if tls::final_failure(&e).is_some() {
+            return self
+                .tls_failure(what, e)
+                .unwrap_or_else(|_| unreachable!("a final TLS failure"));
         }
         let hyper_err = {
             let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -367,15 +462,6 @@ impl Client {
             })
     }
 
-    /// The body of an error reply, bounded in size and time; failures yield an empty body.
-    async fn read_error_body(&self, resp: Response<Incoming>) -> Bytes {
-        let read = Limited::new(resp.into_body(), 1 << 20).collect();
-        match tokio::time::timeout(self.inner.options.request_timeout, read).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            _ => Bytes::new(),
-        }
-    }
-
     /// An ordinary call: the whole reply body, within the request timeout.
     pub(crate) async fn request_bytes(&self, req: &Req) -> Result<Bytes> {
         let what = req.what();
@@ -402,32 +488,136 @@ impl Client {
         })
     }
 
-    /// A streamed reply (watch, follow logs): no overall deadline, but `idle` between chunks.
+    /// A streamed reply on the pooled client (a watch): no overall deadline, but `idle`
+    /// between chunks.
     pub(crate) async fn request_stream(&self, req: &Req, idle: Duration) -> Result<BodyStream> {
         let resp = self.send(req).await?;
         Ok(BodyStream {
-            body: resp.into_body(),
+            body: Source::Pooled(resp.into_body()),
             idle,
             what: req.what(),
             ended: false,
         })
     }
+
+    /// A streamed GET on a connection of its own (a container log, see `h1`), with the same
+    /// credentials, retries and errors as [`Client::send`].
+    pub(crate) async fn request_own_stream(&self, req: &Req, idle: Duration) -> Result<BodyStream> {
+        let what = req.what();
+        let resp = self.send_with(req, |request| self.own_attempt(request, &what)).await?;
+        Ok(BodyStream {
+            body: Source::Own(resp.body),
+            idle,
+            what,
+            ended: false,
+        })
+    }
+}
+
+/// One attempt's reply head, or its failure and how the retry policy sees it.
+type Attempt<R> = std::result::Result<R, (Error, Outcome)>;
+
+/// A reply head from either transport.
+trait Reply {
+    fn status(&self) -> StatusCode;
+    fn headers(&self) -> &http::HeaderMap;
+    /// The body of an error reply, bounded in size and time; failures yield an empty body.
+    fn error_body(self, timeout: Duration) -> impl Future<Output = Bytes>;
+}
+
+/// The most of an error reply's body that is read.
+const MAX_ERROR_BODY: usize = 1 << 20;
+
+impl Reply for Response<Incoming> {
+    fn status(&self) -> StatusCode {
+        Response::status(self)
+    }
+
+    fn headers(&self) -> &http::HeaderMap {
+        Response::headers(self)
+    }
+
+    async fn error_body(self, timeout: Duration) -> Bytes {
+        let read = Limited::new(self.into_body(), MAX_ERROR_BODY).collect();
+        match tokio::time::timeout(timeout, read).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            _ => Bytes::new(),
+        }
+    }
+}
+
+impl Reply for h1::Response {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn headers(&self) -> &http::HeaderMap {
+        &self.headers
+    }
+
+    async fn error_body(self, timeout: Duration) -> Bytes {
+        tokio::time::timeout(timeout, self.body.collect(MAX_ERROR_BODY))
+            .await
+            .unwrap_or_default()
+    }
 }
 
 /// The body of a streamed reply, read chunk by chunk under a read-idle limit.
-#[derive(Debug)]
 pub struct BodyStream {
-    body: Incoming,
+    body: Source,
     idle: Duration,
     what: String,
     ended: bool,
 }
 
+enum Source {
+    Pooled(Incoming),
+    Own(h1::Body),
+}
+
+impl std::fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = match self.body {
+            Source::Pooled(_) => "pooled",
+            Source::Own(_) => "own",
+        };
+        f.debug_struct("BodyStream")
+            .field("what", &self.what)
+            .field("connection", &on)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BodyStream {
-    /// The next chunk, or `None` at a clean end. An error ends the stream too.
+    /// The next chunk, or `None` at a clean end. An error ends the stream too. Cancel safe.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>> {
+        let body = match &mut self.body {
+            Source::Pooled(body) => body,
+            Source::Own(body) => {
+                if self.ended {
+                    return Ok(None);
+                }
+                let next = match tokio::time::timeout(self.idle, body.data()).await {
+                    Ok(Ok(next)) => {
+                        self.ended = next.is_none();
+                        return Ok(next);
+                    }
+                    Ok(Err(e)) => Error::Transport {
+                        what: self.what.clone(),
+                        source: Box::new(e),
+                    },
+                    Err(_) => Error::Timeout {
+                        what: self.what.clone(),
+                        after: self.idle,
+                    },
+                };
+                self.ended = true;
+                return Err(next);
+            }
+        };
         while !self.ended {
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+            let frame = match tokio::time::timeout(self.idle, body.frame()).await {
                 Err(_) => {
                     self.ended = true;
                     return Err(Error::Timeout {

@@ -1,6 +1,6 @@
 //! TCP connections for the transport: direct, or tunnelled through an HTTP CONNECT proxy
 //! (`proxy-url`), with a connect timeout, TCP_NODELAY and TCP keepalive. TLS is layered on top
-//! by hyper-rustls; this file knows nothing of TLS or of Kubernetes.
+//! by hyper-rustls, or for log streams by `h1`; this file knows nothing of TLS or of Kubernetes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -90,24 +90,29 @@ impl tower_service::Service<Uri> for Connector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let this = self.clone();
-        this.connects.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Box::pin(async move {
-            let (host, port) = target(&dst)?;
-            let connect = async {
-                match &this.proxy {
-                    None => tcp(&host, port).await,
-                    Some(proxy) => {
-                        let mut stream = tcp(&proxy.host, proxy.port).await?;
-                        tunnel(&mut stream, &host, port, proxy.authorization.as_deref()).await?;
-                        Ok(stream)
-                    }
+        Box::pin(async move { Ok(TokioIo::new(this.connect(&dst).await?)) })
+    }
+}
+
+impl Connector {
+    /// A TCP stream to `dst`'s host and port, through the proxy if there is one.
+    pub async fn connect(&self, dst: &Uri) -> Result<TcpStream, BoxError> {
+        self.connects.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let (host, port) = target(dst)?;
+        let connect = async {
+            match &self.proxy {
+                None => tcp(&host, port).await,
+                Some(proxy) => {
+                    let mut stream = tcp(&proxy.host, proxy.port).await?;
+                    tunnel(&mut stream, &host, port, proxy.authorization.as_deref()).await?;
+                    Ok(stream)
                 }
-            };
-            match tokio::time::timeout(this.connect_timeout, connect).await {
-                Ok(stream) => Ok(TokioIo::new(stream?)),
-                Err(_) => Err(format!("connecting to {host}:{port} timed out after {:?}", this.connect_timeout).into()),
             }
-        })
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(stream) => stream,
+            Err(_) => Err(format!("connecting to {host}:{port} timed out after {:?}", self.connect_timeout).into()),
+        }
     }
 }
 

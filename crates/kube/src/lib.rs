@@ -5,7 +5,8 @@
 //! - [`auth`]: credentials at run time: static tokens, re-read token files, cached exec plugin
 //!   output, basic auth.
 //! - [`client`]: HTTPS transport (hyper + rustls/ring), retries, timeouts; with
-//!   `tls` (rustls setup) and `connector` (TCP, CONNECT proxy) beside it.
+//!   `tls` (rustls setup) and `connector` (TCP, CONNECT proxy) beside it, and `h1`, the
+//!   hyper-less HTTP/1.1 GET that log streams use, each on a connection of its own.
 //! - [`retry`]: when to retry and how long to wait. [`params`]: query strings and bodies.
 //! - [`decode`]: incremental line splitters for watch and log bodies.
 //! - [`error`]: the typed error every call returns, built from the apiserver's `Status`.
@@ -21,6 +22,7 @@ pub mod config;
 mod connector;
 pub mod decode;
 pub mod error;
+mod h1;
 pub mod logs;
 pub mod params;
 pub mod retry;

@@ -47,9 +47,9 @@ pub use resume::{Dedup, Stamp, format_seconds, parse_rfc3339, split_stamp};
 
 /// A raw log body: bytes as the kubelet sends them.
 ///
-/// Read straight from the connection: hyper's connection task already reads one chunk ahead of
-/// its body (TLS and HTTP work on the next chunk while the caller splits this one), so a
-/// read-ahead task of our own only added a hop per chunk and pinned one more read buffer per
+/// Read straight from a connection of its own (`h1`: decrypted records are handed out as they
+/// are, framing removed, with no task or buffer between the socket and the caller); a
+/// read-ahead task of ours once only added a hop per chunk and pinned one more read buffer per
 /// stream (README "Logs under load"). Dropping the stream closes the connection.
 #[derive(Debug)]
 pub struct LogStream {
@@ -84,14 +84,14 @@ impl Api<Pod> {
     pub async fn log_stream(&self, name: &str, params: &LogParams) -> Result<LogStream> {
         let path = format!("{}/log{}", self.item_path(name), params.query().as_str());
         let idle = self.client.options().log_idle_timeout;
-        let body = self.client.request_stream(&Req::get(path), idle).await?;
+        let body = self.client.request_own_stream(&Req::get(path), idle).await?;
         Ok(LogStream::new(body, Arc::default()))
     }
 
     async fn log_stream_counted(&self, name: &str, params: &LogParams, received: &Arc<AtomicU64>) -> Result<LogStream> {
         let path = format!("{}/log{}", self.item_path(name), params.query().as_str());
         let idle = self.client.options().log_idle_timeout;
-        let body = self.client.request_stream(&Req::get(path), idle).await?;
+        let body = self.client.request_own_stream(&Req::get(path), idle).await?;
         Ok(LogStream::new(body, received.clone()))
     }
 
