@@ -257,8 +257,20 @@ impl Client {
     /// Sends one request on the pooled client through auth, retries and the request timeout,
     /// and returns the reply head once it is 2xx; any other reply becomes [`Error::Api`].
     pub(crate) async fn send(&self, req: &Req) -> Result<Response<Incoming>> {
-        let what = req.what();
-        self.send_with(req, |request| self.pooled_attempt(request, &what)).await
+        match self.send_via(req, Via::Pool).await? {
+            Reply::Pooled(resp) => Ok(resp),
+            Reply::Own(_) => unreachable!("asked for the pool"),
+        }
+    }
+
+    /// One attempt on the transport `via`.
+    async fn attempt(&self, request: Request<Full<Bytes>>, via: Via, what: &str) -> Attempt<Reply> {
+        match via {
+            Via::Pool => self.pooled_attempt(request, what).await.map(Reply::Pooled),
+            // Boxed: every ordinary call's future would otherwise carry room for the state of
+            // a connect, a TLS handshake and a reply head.
+            Via::Own => Box::pin(self.own_attempt(request, what)).await.map(Reply::Own),
+        }
     }
 
     /// One attempt on the pooled client.
@@ -327,14 +339,10 @@ impl Client {
     }
 
     /// The attempt loop under [`Client::send`]: builds the request (asking for credentials),
-    /// runs `attempt` within the request timeout, re-authenticates once after a 401, turns
-    /// other non-2xx replies into [`Error::Api`], and retries by the policy.
-    async fn send_with<R, F, Fut>(&self, req: &Req, attempt_on: F) -> Result<R>
-    where
-        R: Reply,
-        F: Fn(Request<Full<Bytes>>) -> Fut,
-        Fut: Future<Output = Attempt<R>>,
-    {
+    /// makes an attempt `via` a transport within the request timeout, re-authenticates once
+    /// after a 401, turns other non-2xx replies into [`Error::Api`], and retries by the policy.
+    /// Not generic over the transport: the loop is large, and one copy of it serves both.
+    async fn send_via(&self, req: &Req, via: Via) -> Result<Reply> {
         let opts = &self.inner.options;
         let what = req.what();
         let mut backoff = Backoff::new(opts.retry.backoff);
@@ -343,7 +351,7 @@ impl Client {
         loop {
             attempt += 1;
             let request = self.build(req).await?;
-            let outcome = tokio::time::timeout(opts.request_timeout, attempt_on(request)).await;
+            let outcome = tokio::time::timeout(opts.request_timeout, self.attempt(request, via, &what)).await;
             let ok = matches!(&outcome, Ok(Ok(r)) if r.status().is_success());
             self.inner.counters.requests.fetch_add(1, Relaxed);
             if !ok {
@@ -503,12 +511,13 @@ impl Client {
     /// A streamed GET on a connection of its own (a container log, see `h1`), with the same
     /// credentials, retries and errors as [`Client::send`].
     pub(crate) async fn request_own_stream(&self, req: &Req, idle: Duration) -> Result<BodyStream> {
-        let what = req.what();
-        let resp = self.send_with(req, |request| self.own_attempt(request, &what)).await?;
+        let Reply::Own(resp) = self.send_via(req, Via::Own).await? else {
+            unreachable!("asked for a connection of its own")
+        };
         Ok(BodyStream {
             body: Source::Own(resp.body),
             idle,
-            what,
+            what: req.what(),
             ended: false,
         })
     }
@@ -517,48 +526,53 @@ impl Client {
 /// One attempt's reply head, or its failure and how the retry policy sees it.
 type Attempt<R> = std::result::Result<R, (Error, Outcome)>;
 
+/// Which transport an attempt goes by.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    /// hyper's pooled client.
+    Pool,
+    /// A connection of its own (`h1`).
+    Own,
+}
+
 /// A reply head from either transport.
-trait Reply {
-    fn status(&self) -> StatusCode;
-    fn headers(&self) -> &http::HeaderMap;
-    /// The body of an error reply, bounded in size and time; failures yield an empty body.
-    fn error_body(self, timeout: Duration) -> impl Future<Output = Bytes>;
+enum Reply {
+    Pooled(Response<Incoming>),
+    Own(h1::Response),
 }
 
 /// The most of an error reply's body that is read.
 const MAX_ERROR_BODY: usize = 1 << 20;
 
-impl Reply for Response<Incoming> {
+impl Reply {
     fn status(&self) -> StatusCode {
-        Response::status(self)
-    }
-
-    fn headers(&self) -> &http::HeaderMap {
-        Response::headers(self)
-    }
-
-    async fn error_body(self, timeout: Duration) -> Bytes {
-        let read = Limited::new(self.into_body(), MAX_ERROR_BODY).collect();
-        match tokio::time::timeout(timeout, read).await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            _ => Bytes::new(),
+        match self {
+            Reply::Pooled(resp) => resp.status(),
+            Reply::Own(resp) => resp.status,
         }
     }
-}
-
-impl Reply for h1::Response {
-    fn status(&self) -> StatusCode {
-        self.status
-    }
 
     fn headers(&self) -> &http::HeaderMap {
-        &self.headers
+        match self {
+            Reply::Pooled(resp) => resp.headers(),
+            Reply::Own(resp) => &resp.headers,
+        }
     }
 
+    /// The body of an error reply, bounded in size and time; failures yield an empty body.
     async fn error_body(self, timeout: Duration) -> Bytes {
-        tokio::time::timeout(timeout, self.body.collect(MAX_ERROR_BODY))
-            .await
-            .unwrap_or_default()
+        match self {
+            Reply::Pooled(resp) => {
+                let read = Limited::new(resp.into_body(), MAX_ERROR_BODY).collect();
+                match tokio::time::timeout(timeout, read).await {
+                    Ok(Ok(collected)) => collected.to_bytes(),
+                    _ => Bytes::new(),
+                }
+            }
+            Reply::Own(resp) => tokio::time::timeout(timeout, resp.body.collect(MAX_ERROR_BODY))
+                .await
+                .unwrap_or_default(),
+        }
     }
 }
 
