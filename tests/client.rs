@@ -169,6 +169,24 @@ async fn every_request_acts_as_the_impersonated_user() {
     sim.shutdown().await;
 }
 
+/// Follows `name`'s log (container `step`) to its end, each line within `within`.
+async fn follow_to_end(api: &Api<Pod>, name: &str, within: Duration) -> Vec<String> {
+    let options = kube::logs::FollowOptions {
+        backoff: FAST_BACKOFF,
+        ..Default::default()
+    };
+    let mut follower = api.follow_log(name, "step", options);
+    let mut got = Vec::new();
+    while let Some(line) = tokio::time::timeout(within, follower.next_line())
+        .await
+        .expect("the follower stalled")
+        .unwrap()
+    {
+        got.push(String::from_utf8(line.to_vec()).unwrap());
+    }
+    got
+}
+
 fn pods_with(cfg: Config) -> Api<Pod> {
     Api::namespaced(Client::with_options(cfg, fast_options()).unwrap(), NS)
 }
@@ -249,13 +267,18 @@ async fn connect_proxy() -> (String, Arc<Mutex<Vec<String>>>) {
     (format!("http://{addr}"), seen)
 }
 
-#[tokio::test]
-async fn through_a_connect_proxy_on_one_reused_connection() {
-    let sim = start_sim().await;
+/// Pods of `sim` through a CONNECT proxy, and the proxy's record of its tunnels.
+async fn proxied_pods(sim: &Sim) -> (Api<Pod>, Arc<Mutex<Vec<String>>>) {
     let (proxy, seen) = connect_proxy().await;
     let mut cfg = sim.kube_config();
     cfg.proxy_url = Some(proxy.parse().unwrap());
-    let api = pods_with(cfg);
+    (pods_with(cfg), seen)
+}
+
+#[tokio::test]
+async fn through_a_connect_proxy_on_one_reused_connection() {
+    let sim = start_sim().await;
+    let (api, seen) = proxied_pods(&sim).await;
     api.create(&pod("via-proxy", "p")).await.unwrap();
     assert_eq!(api.get("via-proxy").await.unwrap().metadata.name, "via-proxy");
     api.list(&ListParams::labels("app=p")).await.unwrap();
@@ -272,10 +295,7 @@ async fn through_a_connect_proxy_on_one_reused_connection() {
 #[tokio::test]
 async fn after_a_burst_of_calls_the_pool_keeps_a_few_connections() {
     let sim = start_sim().await;
-    let (proxy, seen) = connect_proxy().await;
-    let mut cfg = sim.kube_config();
-    cfg.proxy_url = Some(proxy.parse().unwrap());
-    let api = pods_with(cfg);
+    let (api, seen) = proxied_pods(&sim).await;
     sim.faults().fail(
         RequestMatch::path("/pods/slow").method("GET"),
         FaultReply::Delay(Duration::from_millis(300)),
@@ -491,13 +511,13 @@ async fn closing_server(answered: usize) -> (String, Arc<Mutex<Vec<(usize, Strin
     (format!("http://{addr}"), log)
 }
 
-fn plain_http_pods(server: &str) -> Api<Pod> {
+fn plain_http_pods(server: &str, auth: AuthConfig) -> Api<Pod> {
     let config = Config {
         server: server.parse().unwrap(),
         namespace: NS.into(),
         tls: Default::default(),
         proxy_url: None,
-        auth: AuthConfig::None,
+        auth,
         impersonate: Impersonation::default(),
         origin: Default::default(),
     };
@@ -510,7 +530,7 @@ fn plain_http_pods(server: &str) -> Api<Pod> {
 #[tokio::test]
 async fn a_request_on_a_reused_connection_the_server_closed_is_retried_for_every_verb() {
     let (server, log) = closing_server(1).await;
-    let pods = plain_http_pods(&server);
+    let pods = plain_http_pods(&server, AuthConfig::None);
     pods.get("p").await.unwrap();
     pods.delete("p", &DeleteParams::default()).await.unwrap();
     pods.create(&pod("p", "a")).await.unwrap();
@@ -530,7 +550,7 @@ async fn a_request_on_a_reused_connection_the_server_closed_is_retried_for_every
     // On a fresh connection the same silence may mean the server took the request: a DELETE
     // is not retried (a GET still is, like any transport error).
     let (server, log) = closing_server(0).await;
-    let pods = plain_http_pods(&server);
+    let pods = plain_http_pods(&server, AuthConfig::None);
     let err = pods.delete("p", &DeleteParams::default()).await.unwrap_err();
     assert!(err.is_transport(), "{err}");
     assert_eq!(log.lock().unwrap().len(), 1);

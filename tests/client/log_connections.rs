@@ -6,34 +6,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kube::Secret;
 use kube::config::AuthConfig;
-use kube::logs::FollowOptions;
 use kube::params::LogParams;
-use kube::types::Pod;
-use kube::{Api, Client, Secret};
 use sim::ScriptRule;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{FAST_BACKOFF, NS, connect_proxy, fast_options, pod, pods_with};
+use super::{connect_proxy, follow_to_end, plain_http_pods, pod, pods_with};
 use crate::common::start_sim;
-
-/// Follows `name`'s log to its end.
-async fn follow(api: &Api<Pod>, name: &str) -> Vec<String> {
-    let options = FollowOptions {
-        backoff: FAST_BACKOFF,
-        ..FollowOptions::default()
-    };
-    let mut follower = api.follow_log(name, "step", options);
-    let mut got = Vec::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(10), follower.next_line())
-        .await
-        .expect("the follower stalled")
-        .unwrap()
-    {
-        got.push(String::from_utf8(line.to_vec()).unwrap());
-    }
-    got
-}
 
 #[tokio::test]
 async fn a_log_is_read_over_every_tls_variant_and_through_a_proxy() {
@@ -66,7 +46,8 @@ async fn a_log_is_read_over_every_tls_variant_and_through_a_proxy() {
         ("a client certificate", mtls),
         ("a CONNECT proxy", proxied),
     ] {
-        assert_eq!(follow(&pods_with(cfg), "own").await, want, "{what}");
+        let got = follow_to_end(&pods_with(cfg), "own", Duration::from_secs(10)).await;
+        assert_eq!(got, want, "{what}");
     }
     let tunnels = tunnels.lock().unwrap().clone();
     assert!(!tunnels.is_empty(), "the log went around the proxy");
@@ -130,24 +111,11 @@ async fn scripted_server(replies: Vec<Vec<u8>>, piece: usize) -> (String, Arc<Mu
     (format!("http://{addr}"), heads)
 }
 
-fn plain_pods(server: &str, auth: AuthConfig) -> Api<Pod> {
-    let config = kube::Config {
-        server: server.parse().unwrap(),
-        namespace: NS.into(),
-        tls: Default::default(),
-        proxy_url: None,
-        auth,
-        impersonate: Default::default(),
-        origin: Default::default(),
-    };
-    Api::namespaced(Client::with_options(config, fast_options()).unwrap(), NS)
-}
-
 /// Reads the whole body of `p`'s log from a server that replies `reply`: the bytes read
 /// before an error, the error, the request heads the server saw and its address.
 async fn read_reply(reply: &[u8], piece: usize) -> (String, Option<kube::Error>, Vec<String>, String) {
     let (server, heads) = scripted_server(vec![reply.to_vec()], piece).await;
-    let api = plain_pods(&server, AuthConfig::None);
+    let api = plain_http_pods(&server, AuthConfig::None);
     let params = LogParams {
         container: Some("step".into()),
         ..Default::default()
@@ -248,7 +216,7 @@ async fn a_log_refused_keeps_the_servers_reason_and_a_401_asks_for_credentials_a
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n".to_vec(),
     ];
     let (server, heads) = scripted_server(replies, 4).await;
-    let api = plain_pods(&server, AuthConfig::Token(Secret::new("a-token")));
+    let api = plain_http_pods(&server, AuthConfig::Token(Secret::new("a-token")));
     let mut stream = api.log_stream("p", &LogParams::default()).await.unwrap();
     let mut got = Vec::new();
     while let Some(chunk) = stream.chunk().await.unwrap() {

@@ -13,7 +13,7 @@ use kube::{Api, ListParams, WatchParams};
 use sim::faults::{FaultReply, LogFault, RequestMatch, Times};
 use sim::{ScriptRule, SimConfig};
 
-use super::{FAST_BACKOFF, NS, pod, pods};
+use super::{FAST_BACKOFF, NS, follow_to_end, pod, pods};
 use crate::common::{assert_lines_exactly, fast_config, start_sim, start_sim_with};
 #[tokio::test]
 async fn a_raw_watch_sees_changes_after_the_list() {
@@ -339,19 +339,7 @@ async fn follow_through(
     }
     let api = pods(sim);
     api.create(&pod(name, "f")).await.unwrap();
-    let options = FollowOptions {
-        backoff: FAST_BACKOFF,
-        ..FollowOptions::default()
-    };
-    let mut follower = api.follow_log(name, "step", options);
-    let mut got = Vec::new();
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(20), follower.next_line())
-        .await
-        .expect("the follower stalled")
-        .unwrap()
-    {
-        got.push(String::from_utf8(line.to_vec()).unwrap());
-    }
+    let got = follow_to_end(&api, name, Duration::from_secs(20)).await;
     assert_lines_exactly(name, &got, want);
     sim.requests()
         .into_iter()
