@@ -202,7 +202,13 @@ impl Client {
         let ca = trust_description(&config.tls);
         let server_name = config.tls.server_name.as_deref().map(tls::server_name).transpose()?;
         let own = OwnConnections {
-            connector: connector.clone(),
+            // A counter of its own: the pool's counts only its own connections (see
+            // `pooled_attempt`), and a log's connection opening beside a pooled call must not
+            // make that call's reused connection look new.
+            connector: Connector {
+                connects: Arc::default(),
+                ..connector.clone()
+            },
             tls: (scheme == "https").then(|| (Arc::new(tls_config.clone()), server_name.clone())),
         };
         let mut builder = hyper_rustls::HttpsConnectorBuilder::new()
