@@ -29,7 +29,9 @@ use woodpecker_k8s_agent::agent::{Agent, proto};
 fn workflow(id: usize, steps: usize, lines: usize, sleep_ms: u64) -> proto::WorkflowMessage {
     let stages: Vec<_> = (0..steps)
         .map(|s| {
-            let mut cmds: Vec<String> = (0..lines)
+            // The fake backend echoes each command; the sim plays its own LINES lines. A log
+            // of thousands of lines (an agent's CPU per line) needs no payload that long.
+            let mut cmds: Vec<String> = (0..lines.min(1000))
                 .map(|l| format!("echo workflow {id} step {s} line {l} of output"))
                 .collect();
             cmds.push(format!("sleep {sleep_ms}"));

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Agent-mode measurements: idle RSS, RSS with 20 workflows running, CPU time per step.
+# Agent-mode measurements: idle RSS, RSS with 20 workflows running, CPU time per step, and one
+# step printing a million lines (CPU per line, peak RSS).
 # bench/agent/main.rs (release) plays the Woodpecker server and a simulated cluster in one
 # process; the agent under test runs in its own process and is measured from /proc:
 #   kube: the shipped binary (`woodpecker-k8s-agent agent`) with the real Kubernetes backend
@@ -75,3 +76,20 @@ echo "| agent | idle RSS | RSS, 20 workflows running | CPU per step (50 lines) |
 echo "| --- | --- | --- | --- |"
 measure kube
 measure fake
+
+# 4. One step printing a million lines at full speed (kube only: the fake backend echoes its
+#    commands): agent CPU per line and peak RSS, the cost of the log path and the reporter's
+#    queue (which makes the step's log reader wait past its backlog instead of growing).
+big_log() {
+  local lines=1000000 t0 t1 hwm
+  start kube big-kube 1 1 "$lines" 0 300 1
+  while ! grep -q queued "$TMP/big-kube.server"; do sleep 0.01; done
+  t0=$(cpu_us "$APID")
+  wait "$SPID"
+  t1=$(cpu_us "$APID")
+  hwm=$(hwm_kb "$APID")
+  stop big-kube
+  echo
+  echo "One step printing $lines lines at full speed (kube): $(awk -v c=$((t1 - t0)) -v l=$lines 'BEGIN { printf "%.2f", c / l }') µs of agent CPU a line ($(( (t1 - t0) / 1000 )) ms), peak RSS $(mib "$hwm"), $(awk '/^done/ {print $2}' "$TMP/big-kube.server") ms wall"
+}
+big_log

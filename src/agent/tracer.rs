@@ -43,13 +43,7 @@ impl Tracer for AgentTracer {
     }
 
     fn log_line(&self, step: &Step, line: LogLine) {
-        self.reporter.log(proto::LogEntry {
-            step_uuid: step.uuid.clone(),
-            time: line.time,
-            line: line.line as i32,
-            r#type: entry_type(line.kind),
-            data: line.data,
-        });
+        self.reporter.log(log_entry(step, line));
     }
 
     /// The batch's text is first copied into one buffer of its own: a container log's lines
@@ -63,10 +57,27 @@ impl Tracer for AgentTracer {
             text.extend_from_slice(&line.data);
         }
         let mut text = text.freeze();
-        for mut line in lines {
+        self.reporter.log_many(lines.into_iter().map(|mut line| {
             line.data = text.split_to(line.data.len());
-            self.log_line(step, line);
-        }
+            log_entry(step, line)
+        }));
+    }
+
+    /// The reporter's back-pressure: past its backlog the step's log reader waits for room,
+    /// and the kubelet's log file holds the lines meanwhile.
+    fn backlog(&self) -> Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> {
+        let wait = self.reporter.backlog()?;
+        Some(Box::pin(wait))
+    }
+}
+
+fn log_entry(step: &Step, line: LogLine) -> proto::LogEntry {
+    proto::LogEntry {
+        step_uuid: step.uuid.clone(),
+        time: line.time,
+        line: line.line as i32,
+        r#type: entry_type(line.kind),
+        data: line.data,
     }
 }
 
@@ -102,5 +113,30 @@ mod tests {
             chunk.try_into_mut().is_ok(),
             "a queued line still holds the read buffer"
         );
+    }
+
+    #[test]
+    fn a_step_waits_while_the_reporter_is_past_its_backlog() {
+        let reporter = Arc::new(Reporter::new(64 << 20));
+        let tracer = AgentTracer {
+            workflow: "w".into(),
+            reporter: reporter.clone(),
+        };
+        let step = Step {
+            uuid: "U".into(),
+            ..Default::default()
+        };
+        assert!(tracer.backlog().is_none());
+        let line = |n: u32| LogLine {
+            line: n,
+            time: 0,
+            kind: LogKind::Stdout,
+            data: bytes::Bytes::from(vec![b'x'; 64 << 10]),
+        };
+        let lines: Vec<LogLine> = (0..(crate::agent::reporter::LOG_BACKLOG >> 16) as u32 + 1)
+            .map(line)
+            .collect();
+        tracer.log_lines(&step, lines);
+        assert!(tracer.backlog().is_some(), "past the reporter's backlog the step waits");
     }
 }

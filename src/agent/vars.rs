@@ -42,7 +42,7 @@ pub const GO_AGENT_VARS: &[(&str, Use)] = &[
     ("WOODPECKER_RETRY_TIMEOUT", Use::Honoured),
     (
         "WOODPECKER_LOG_ENTRY_STREAM_BUFFER_SIZE",
-        Use::Ignored("the log queue is bounded by bytes (64 MiB), not by entries"),
+        Use::Ignored("the log queue is bounded by bytes (steps wait past 4 MiB), not by entries"),
     ),
     ("WOODPECKER_HOSTNAME", Use::Honoured),
     ("WOODPECKER_AGENT_CONFIG_FILE", Use::Honoured),
@@ -219,7 +219,7 @@ mod tests {
         assert_eq!(
             line,
             "ignoring WOODPECKER_LOG_ENTRY_STREAM_BUFFER_SIZE (the log queue is bounded by bytes \
-             (64 MiB), not by entries), WOODPECKER_BACKEND_DOCKER_NETWORK (a Docker backend \
+             (steps wait past 4 MiB), not by entries), WOODPECKER_BACKEND_DOCKER_NETWORK (a Docker backend \
              setting; this agent has only the Kubernetes backend)"
         );
         assert_eq!(ignored_line(&vars(&[])), None);
