@@ -86,23 +86,29 @@ mod tests {
     use super::*;
     use crate::pipeline::trace::LogKind;
 
-    #[test]
-    fn queued_lines_do_not_keep_their_read_buffer() {
-        let reporter = Arc::new(Reporter::new(1 << 20));
+    /// A tracer on a reporter of `bound` bytes, and a step `U`.
+    fn tracer(bound: usize) -> (AgentTracer, Arc<Reporter>, Step) {
+        let reporter = Arc::new(Reporter::new(bound));
         let tracer = AgentTracer {
             workflow: "w".into(),
             reporter: reporter.clone(),
         };
+        let step = Step {
+            uuid: "U".into(),
+            ..Default::default()
+        };
+        (tracer, reporter, step)
+    }
+
+    #[test]
+    fn queued_lines_do_not_keep_their_read_buffer() {
+        let (tracer, reporter, step) = tracer(1 << 20);
         let chunk = bytes::Bytes::from(b"2024-01-01T00:00:00Z one\n2024-01-01T00:00:00Z two\n".to_vec());
         let line = |at: usize, n: u32| LogLine {
             line: n,
             time: 0,
             kind: LogKind::Stdout,
             data: chunk.slice(at..at + 3),
-        };
-        let step = Step {
-            uuid: "U".into(),
-            ..Default::default()
         };
         tracer.log_lines(&step, vec![line(21, 0), line(46, 1)]);
         let queued = reporter.queued_logs();
@@ -117,15 +123,7 @@ mod tests {
 
     #[test]
     fn a_step_waits_while_the_reporter_is_past_its_backlog() {
-        let reporter = Arc::new(Reporter::new(64 << 20));
-        let tracer = AgentTracer {
-            workflow: "w".into(),
-            reporter: reporter.clone(),
-        };
-        let step = Step {
-            uuid: "U".into(),
-            ..Default::default()
-        };
+        let (tracer, _, step) = tracer(64 << 20);
         assert!(tracer.backlog().is_none());
         let line = |n: u32| LogLine {
             line: n,
