@@ -5,10 +5,10 @@
 //! before its final state.
 //!
 //! The queue is bounded by what its lines cost in memory (text, step uuid and queue slot: a
-//! 40-byte line of a step with a 26-character uuid costs 162 bytes, four times its text). Past [`LOG_BACKLOG`] a step's log reader
-//! waits for room ([`Reporter::backlog`], the runtime's back-pressure): a log faster than the
-//! server, or a server that is down, holds the lines in the kubelet's log file, not here, and
-//! none is lost. Past the hard bound given to [`Reporter::new`] (which only many steps' last
+//! 40-byte line of a step with a 26-character uuid costs 162 bytes, four times its text). Past
+//! [`LOG_BACKLOG`] a step's log reader waits for room ([`Reporter::backlog`], the runtime's
+//! back-pressure): a log faster than the server, or a server that is down, holds the lines in
+//! the kubelet's log file, not here, and none is lost. Past the hard bound given to [`Reporter::new`] (which only many steps' last
 //! batches reach) lines are dropped and counted; updates are small and never dropped.
 
 use std::collections::VecDeque;

@@ -292,13 +292,7 @@ impl Client {
     /// written (connecting, the TLS handshake) is `NotSent`, as hyper's connector errors are.
     async fn own_attempt(&self, request: Request<Full<Bytes>>, what: &str) -> Attempt<h1::Response> {
         let own = &self.inner.own;
-        let not_sent = |e: BoxError| {
-            let err = Error::Transport {
-                what: what.to_owned(),
-                source: e,
-            };
-            (err, Outcome::NotSent)
-        };
+        let not_sent = |e: BoxError| transport(what, e, Outcome::NotSent);
         let tcp = own.connector.connect(request.uri()).await.map_err(not_sent)?;
         let conn = match &own.tls {
             None => h1::Conn::plain(tcp),
@@ -317,13 +311,9 @@ impl Client {
         };
         match h1::exchange(conn, &h1::request_head(&request)).await {
             Ok(resp) => Ok(resp),
-            Err(e) => Err(self.tls_failure(what, e).unwrap_or_else(|e| {
-                let err = Error::Transport {
-                    what: what.to_owned(),
-                    source: e,
-                };
-                (err, Outcome::TransportError)
-            })),
+            Err(e) => Err(self
+                .tls_failure(what, e)
+                .unwrap_or_else(|e| transport(what, e, Outcome::TransportError))),
         }
     }
 
@@ -410,11 +400,6 @@ impl Client {
     /// gave it back unsent, or a reused connection was closed before a byte of the reply) may
     /// be retried for every verb; anything else is an ordinary transport error.
     fn transport_error(&self, what: &str, e: hyper_util::client::legacy::Error, reused: bool) -> (Error, Outcome) {
-        if tls::final_failure(&e).is_some() {
-            return self
-                .tls_failure(what, e)
-                .unwrap_or_else(|_| unreachable!("a final TLS failure"));
-        }
         let hyper_err = {
             let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&e);
             let mut found = None;
@@ -434,11 +419,8 @@ impl Client {
         } else {
             Outcome::TransportError
         };
-        let err = Error::Transport {
-            what: what.to_owned(),
-            source: Box::new(e),
-        };
-        (err, outcome)
+        self.tls_failure(what, e)
+            .unwrap_or_else(|source| transport(what, source, outcome))
     }
 
     async fn build(&self, req: &Req) -> Result<Request<Full<Bytes>>> {
@@ -531,6 +513,15 @@ impl Client {
 
 /// One attempt's reply head, or its failure and how the retry policy sees it.
 type Attempt<R> = std::result::Result<R, (Error, Outcome)>;
+
+/// A failed attempt that is not a final TLS failure, as the retry policy sees it.
+fn transport(what: &str, source: BoxError, outcome: Outcome) -> (Error, Outcome) {
+    let err = Error::Transport {
+        what: what.to_owned(),
+        source,
+    };
+    (err, outcome)
+}
 
 /// Which transport an attempt goes by.
 #[derive(Debug, Clone, Copy)]

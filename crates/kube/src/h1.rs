@@ -4,9 +4,10 @@
 //! dozens at once), and hyper's pooled client keeps per connection a read buffer, a write
 //! buffer, a dispatch channel and, under it, rustls' deframer and queue of unread plaintext
 //! (about 180 KB of heap per stream at full speed, README "Logs under load"). Here a
-//! connection is the TCP stream, for TLS one record-sized buffer ([`tls`]), and the pieces of
-//! plaintext as they were decrypted, which the body hands out as slices ([`chunked`]): no
-//! byte is copied between the decryption and the log reader.
+//! connection is the TCP stream, for TLS one record-sized buffer ([`tls`]), and each record's
+//! plaintext in a buffer of its exact size (one copy out of rustls' own vector, as many copies
+//! as through hyper), which the body hands out as slices with the framing cut out
+//! ([`chunked`]): nothing is copied between the record and the log reader.
 //!
 //! Only what a log GET needs: one request without a body, the reply head, and the body framed
 //! by `Transfer-Encoding: chunked`, `Content-Length` or the connection's end. Not pooled: the

@@ -82,9 +82,7 @@ impl TlsStream {
                 }
                 Next::Input { handshaking: false } => {
                     if tls.incoming.len() > MAX_RECORD && tls.used <= MAX_RECORD {
-                        let mut incoming = vec![0; MAX_RECORD].into_boxed_slice();
-                        incoming[..tls.used].copy_from_slice(&tls.incoming[..tls.used]);
-                        tls.incoming = incoming;
+                        tls.resize_incoming(MAX_RECORD);
                     }
                     return Ok(tls);
                 }
@@ -216,6 +214,13 @@ impl TlsStream {
         Ok(())
     }
 
+    /// A new `incoming` of `len` bytes (at least `used`) holding the unprocessed bytes.
+    fn resize_incoming(&mut self, len: usize) {
+        let mut resized = vec![0; len].into_boxed_slice();
+        resized[..self.used].copy_from_slice(&self.incoming[..self.used]);
+        self.incoming = resized;
+    }
+
     /// Reads what the socket has into `incoming`, first growing it up to `max` bytes if it is
     /// full; `false` at the end of the TCP stream.
     async fn fill(&mut self, max: usize) -> io::Result<bool> {
@@ -226,9 +231,7 @@ impl TlsStream {
                     "a TLS record or handshake message is larger than the largest allowed",
                 ));
             }
-            let mut grown = vec![0; (self.used * 2).min(max)].into_boxed_slice();
-            grown[..self.used].copy_from_slice(&self.incoming[..self.used]);
-            self.incoming = grown;
+            self.resize_incoming((self.used * 2).min(max));
         }
         let n = self.tcp.read(&mut self.incoming[self.used..]).await?;
         self.used += n;
